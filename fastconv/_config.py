@@ -1,0 +1,150 @@
+"""Every FASTCONV_* environment variable and the thread-count setting, read in one place.
+
+A bad value never breaks an import: it warns once and falls back to the default.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import warnings
+from dataclasses import dataclass, replace
+
+import numba
+
+__all__ = [
+    "Config", "get", "override", "get_num_threads", "set_num_threads", "threads",
+    "resolve_workers", "workers_scope",
+]
+
+TUNE_VALUES = ("off", "model", "measure")
+DEVICE_VALUES = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Config:
+    cache_dir: str | None = None      # FASTCONV_CACHE_DIR: the tuner's cache folder
+    tune: str = "model"               # FASTCONV_TUNE: off | model | measure
+    device: str = "cpu"               # FASTCONV_DEVICE: default device for method="auto"
+    tune_budget_s: float = 2.0        # FASTCONV_TUNE_BUDGET: seconds of measuring per signature
+
+
+def _from_env() -> Config:
+    env = os.environ
+    cfg = Config(cache_dir=env.get("FASTCONV_CACHE_DIR") or None)
+    tune = env.get("FASTCONV_TUNE", "").strip().lower()
+    if tune:
+        if tune in TUNE_VALUES:
+            cfg = replace(cfg, tune=tune)
+        else:
+            warnings.warn(f"FASTCONV_TUNE={tune!r} is not one of {TUNE_VALUES}; using "
+                          f"{cfg.tune!r}", RuntimeWarning, stacklevel=3)
+    device = env.get("FASTCONV_DEVICE", "").strip().lower()
+    if device:
+        if device in DEVICE_VALUES:
+            cfg = replace(cfg, device=device)
+        else:
+            warnings.warn(f"FASTCONV_DEVICE={device!r} is not one of {DEVICE_VALUES}; "
+                          f"using 'cpu'", RuntimeWarning, stacklevel=3)
+    budget = env.get("FASTCONV_TUNE_BUDGET", "").strip()
+    if budget:
+        try:
+            value = float(budget)
+            if not value > 0:
+                raise ValueError
+            cfg = replace(cfg, tune_budget_s=value)
+        except ValueError:
+            warnings.warn(f"FASTCONV_TUNE_BUDGET={budget!r} is not a positive number; "
+                          f"using {cfg.tune_budget_s}", RuntimeWarning, stacklevel=3)
+    return cfg
+
+
+_CONFIG = _from_env()
+_CONFIG_LOCK = threading.Lock()
+
+
+def get() -> Config:
+    """The configuration in force."""
+    return _CONFIG
+
+
+@contextlib.contextmanager
+def override(**changes):
+    """Temporarily replace configuration fields (for tests and benchmarks)."""
+    global _CONFIG
+    with _CONFIG_LOCK:
+        old = _CONFIG
+        new = replace(old, **changes)
+        if new.tune not in TUNE_VALUES:
+            raise ValueError(f"tune must be one of {TUNE_VALUES}, got {new.tune!r}")
+        _CONFIG = new
+    try:
+        yield new
+    finally:
+        with _CONFIG_LOCK:
+            _CONFIG = old
+
+
+# -- threads -----------------------------------------------------------------------------
+# numba.set_num_threads is per calling thread, so a context manager in one Python thread
+# never changes the thread count another Python thread sees.
+
+def get_num_threads() -> int:
+    """Threads that fastconv's parallel kernels and scipy.fft use in this Python thread."""
+    return numba.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the thread count for this Python thread (1 <= n <= numba.config.NUMBA_NUM_THREADS)."""
+    numba.set_num_threads(_check_threads(n))
+
+
+def _check_threads(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+        raise TypeError(f"number of threads must be an integer, got {type(n).__name__}")
+    n = int(n)
+    top = numba.config.NUMBA_NUM_THREADS
+    if not 1 <= n <= top:
+        raise ValueError(f"number of threads must be in [1, {top}], got {n}")
+    return n
+
+
+def resolve_workers(workers) -> int:
+    """scipy.fft's ``workers=`` convention: None keeps the current count; a negative value
+    counts back from the number of CPUs (-1 = all of them)."""
+    if workers is None:
+        return get_num_threads()
+    if isinstance(workers, bool) or not hasattr(workers, "__index__"):
+        raise TypeError(f"workers must be an integer or None, got {type(workers).__name__}")
+    workers = int(workers)
+    top = numba.config.NUMBA_NUM_THREADS
+    if workers == 0:
+        raise ValueError("workers must not be 0")
+    if workers < 0:
+        workers = top + 1 + workers
+        if workers < 1:
+            raise ValueError(f"workers value out of range; got a negative count past "
+                             f"-{top}")
+    return min(workers, top)
+
+
+@contextlib.contextmanager
+def threads(n):
+    """Context manager: run fastconv calls in this Python thread on ``n`` threads."""
+    n = _check_threads(n)
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        numba.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def workers_scope(workers):
+    """Apply a public function's ``workers=`` argument for the duration of one call."""
+    if workers is None:
+        yield get_num_threads()
+        return
+    with threads(resolve_workers(workers)) as n:
+        yield n

@@ -1,0 +1,15 @@
+"""Kernels: plain loops compiled by numba, and the launchers (plain Python) that call them.
+
+Kernels never validate user input: they receive arrays of a supported dtype
+(``KERNEL_DTYPES``) and plain ints, prepared by the public layer.
+"""
+import numpy as np
+
+# The dtypes every kernel is compiled for. Integer and bool inputs are computed in int64
+# (exact, and wrap-around modulo 2**bits matches computing in the narrower type), other
+# real types in float32/float64.
+KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.complex64),
+                 np.dtype(np.complex128), np.dtype(np.int64))
+
+# numpy.pad names are the internal boundary names (see docs/guide/boundaries).
+BOUNDARIES = ("constant", "wrap", "symmetric", "reflect", "edge")

@@ -1,0 +1,11 @@
+import os
+import tempfile
+
+# Tests never touch the user's tuner cache.
+os.environ.setdefault("FASTCONV_CACHE_DIR", tempfile.mkdtemp(prefix="fastconv-test-cache-"))
+
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", max_examples=40, deadline=None)
+settings.register_profile("dev", max_examples=20, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
