@@ -1,0 +1,11 @@
+"""The benchmark harness behind ``python -m fastconv bench`` and the asv suite.
+
+A :class:`Case` builds zero-argument callables, one per contender (``"fastconv"`` first,
+then the peers installed here). :func:`measure` warms every callable once (JIT compile
+excluded from the steady state), then times them interleaved, ``repeat`` rounds, and
+reports medians; speed is quoted as ratios against the peers timed in the same run.
+Case tables live beside this module, one per area (``cases_direct.py``, ...).
+"""
+from ._harness import Case, Result, measure, run_cases, format_table, peer_threads
+
+__all__ = ["Case", "Result", "measure", "run_cases", "format_table", "peer_threads"]
