@@ -13,3 +13,19 @@ KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.complex
 
 # numpy.pad names are the internal boundary names (see docs/guide/boundaries).
 BOUNDARIES = ("constant", "wrap", "symmetric", "reflect", "edge")
+
+# (method, device) -> (module, launcher name). Modules are imported on first use, so a
+# CUDA module is only imported when a CUDA path runs.
+REGISTRY = {
+    ("direct", "cpu"): ("fastconv.kernels.cpu.direct", "correlate"),
+}
+
+
+def get_launcher(method: str, device: str = "cpu"):
+    """The launcher ``f(x, w, out, start, boundary, cval, **params)`` of a method."""
+    import importlib
+    try:
+        module, name = REGISTRY[(method, device)]
+    except KeyError:
+        raise ValueError(f"method {method!r} is not available on device {device!r}") from None
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,132 @@
+"""Reusable plans (``fastconv.plan``) and ``fastconv.explain``: validation, tuning and the
+prepared kernel paid once for a fixed call signature, like an FFTW plan."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _execute, tuner
+from ._config import workers_scope
+from ._validate import as_array, check_boundary, check_method, check_mode, swap_needed
+
+_OPS = ("convolve", "correlate")
+
+
+def _spec_for(op, x, w, mode, boundary, fillvalue):
+    from .signal import _spec
+    if op not in _OPS:
+        raise ValueError(f"op must be one of {_OPS}, got {op!r}")
+    if x.ndim != w.ndim or x.ndim == 0:
+        raise ValueError("in1 and in2 should have the same, non-zero, dimensionality")
+    mode = check_mode(mode)
+    bnd = check_boundary(boundary)
+    if swap_needed(mode, x.shape, w.shape):
+        raise ValueError("a plan needs in1 at least as large as in2 in 'valid' mode")
+    if op == "convolve":
+        return _spec(op, x, w, mode, flip=True, conj=False, boundary=bnd,
+                     fillvalue=fillvalue)
+    return _spec(op, x, w, mode, flip=False, conj=True, boundary=bnd, fillvalue=fillvalue)
+
+
+class Plan:
+    """A convolution with a fixed input shape/dtype and a fixed kernel.
+
+    Calling it runs the chosen method directly: no validation beyond a shape/dtype check,
+    no tuner lookup, the kernel already flipped, cast and factored.
+    """
+
+    def __init__(self, spec, w, decision):
+        self.spec = spec
+        self.decision = decision
+        self.method = decision.method
+        self._params = decision.params
+        self._wk = _execute.prepare_kernel(spec, w)
+        from .kernels import get_launcher
+        self._launcher = get_launcher(self.method)
+
+    def __call__(self, in1, out=None):
+        x = np.asarray(in1)
+        if x.shape != self.spec.x_shape:
+            raise ValueError(f"in1 has shape {x.shape}; this plan was made for "
+                             f"{self.spec.x_shape}")
+        if np.result_type(x.dtype, self.spec.result_dtype) != self.spec.result_dtype:
+            raise TypeError(f"in1 has dtype {x.dtype}; this plan computes "
+                            f"{self.spec.result_dtype}")
+        spec = self.spec
+        direct_out = (out is not None and spec.result_dtype == spec.compute_dtype
+                      and not spec.reverse_out)
+        if out is not None and (out.shape != spec.out_shape or out.dtype != spec.result_dtype):
+            raise ValueError(f"out must have shape {spec.out_shape} and dtype "
+                             f"{spec.result_dtype}")
+        buf = out if direct_out and out.flags.c_contiguous else np.empty(
+            spec.out_shape, spec.compute_dtype)
+        self._launcher(_execute.prepare_input(spec, x), self._wk, buf, spec.start,
+                       spec.boundary, spec.cval, **self._params)
+        result = _execute.finish(spec, buf)
+        if out is not None and result is not out:
+            out[...] = result
+            return out
+        return result
+
+    def explain(self) -> str:
+        return str(self.decision)
+
+    def __repr__(self) -> str:
+        s = self.spec
+        return (f"<fastconv.Plan {s.op} x={s.x_shape} w={s.w_shape} mode={s.mode} "
+                f"dtype={s.result_dtype} method={self.method}>")
+
+
+def plan(in1, in2, mode="full", *, op="convolve", method="auto", boundary="fill",
+         fillvalue=0, workers=None):
+    """Make a :class:`Plan` for ``op(in1, in2, mode)`` with fixed shapes and kernel.
+
+    `in1` is an example input (its values are used only for tuning measurements) or a
+    ``(shape, dtype)`` pair. The plan holds the chosen method and the prepared kernel.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> p = fastconv.plan(np.zeros((64, 64), np.float32), np.ones((3, 3), np.float32),
+    ...                   mode="same")
+    >>> p(np.ones((64, 64), np.float32))[1, 1]
+    np.float32(9.0)
+    """
+    if isinstance(in1, tuple) and len(in1) == 2 and not np.isscalar(in1[0]):
+        shape, dtype = in1
+        x = np.zeros(shape, dtype)
+    else:
+        x = as_array(in1, "in1")
+    w = as_array(in2, "in2")
+    method = check_method(method)
+    spec = _spec_for(op, x, w, mode, boundary, fillvalue)
+    with workers_scope(workers):
+        if method == "auto":
+            decision = tuner.decide(spec, x, w)
+        else:
+            m, params, reason = tuner.resolve_explicit(spec, x, w, method)
+            decision = tuner.Decision(m, params, reason)
+    return Plan(spec, w, decision)
+
+
+def explain(in1, in2, mode="full", *, op="convolve", method="auto", boundary="fill",
+            fillvalue=0):
+    """Which method ``op(in1, in2, mode, method)`` runs, and why.
+
+    Returns a :class:`fastconv.tuner.Decision`: ``.method``, ``.reason`` (explicit,
+    guard, cache, measured or model), the measured and predicted times behind it, and the
+    methods a guard excluded. ``print()`` it for a readable summary.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.explain(np.ones(1000), np.ones(3)).method
+    'direct'
+    """
+    x = as_array(in1, "in1")
+    w = as_array(in2, "in2")
+    method = check_method(method)
+    spec = _spec_for(op, x, w, mode, boundary, fillvalue)
+    if method != "auto":
+        m, params, reason = tuner.resolve_explicit(spec, x, w, method)
+        return tuner.Decision(m, params, reason, tuner._key(spec, x, {}))
+    return tuner.decide(spec, x, w)

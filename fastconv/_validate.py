@@ -1,0 +1,162 @@
+"""Every check on user input, turning a public call into a frozen :class:`ConvSpec`.
+
+Kernels never validate: whatever reaches them was accepted here. Messages follow
+scipy.signal's where scipy has one, and name the argument otherwise.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+MODES = ("full", "same", "valid")
+METHODS = ("auto", "direct", "fft", "oa", "separable")
+
+# scipy.signal's boundary names (convolve2d), plus scipy.ndimage's and numpy.pad's, mapped
+# to the internal numpy.pad names. "reflect" follows scipy.ndimage (= numpy "symmetric");
+# see docs/guide/boundaries.md for the full map between libraries.
+BOUNDARY_ALIASES = {
+    "fill": "constant", "pad": "constant", "constant": "constant",
+    "grid-constant": "constant",
+    "wrap": "wrap", "circular": "wrap", "grid-wrap": "wrap",
+    "symm": "symmetric", "symmetric": "symmetric", "reflect": "symmetric",
+    "grid-mirror": "symmetric",
+    "mirror": "reflect",
+    "nearest": "edge", "edge": "edge",
+}
+SIGNAL2D_BOUNDARIES = ("fill", "pad", "wrap", "circular", "symm", "symmetric")
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A validated convolution, reduced to one correlation:
+
+    out[i] = sum_j W[j] * X[start + i + j]   (W = the kernel, flipped and/or conjugated)
+
+    computed in ``compute_dtype`` and returned as ``result_dtype``.
+    """
+    op: str                      # public operation, for the tuner key: "convolve", ...
+    x_shape: tuple
+    w_shape: tuple
+    out_shape: tuple
+    start: tuple
+    compute_dtype: np.dtype
+    result_dtype: np.dtype
+    boundary: str = "constant"   # numpy.pad name
+    cval: object = 0
+    flip: bool = False           # convolution: correlate with the reversed kernel
+    conj: bool = False           # correlation of complex data: conjugate the kernel
+    reverse_out: bool = False    # scipy's swapped-input correlation: reverse the result...
+    conj_out: bool = False       # ... and conjugate it (correlate does, correlate2d not)
+    mode: str = "full"
+
+    @property
+    def ndim(self) -> int:
+        return len(self.x_shape)
+
+
+def as_array(value, name: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype == object or arr.dtype.kind in "SUVMmO":
+        raise ValueError(f"{name} has unsupported dtype {arr.dtype}; fastconv convolves "
+                         f"bool, integer, floating and complex arrays")
+    return arr
+
+
+def result_dtype(*arrays) -> np.dtype:
+    return np.result_type(*arrays)
+
+
+def compute_dtype(dt: np.dtype) -> np.dtype:
+    """The kernel dtype a result dtype is computed in (see KERNEL_DTYPES)."""
+    if dt.kind in "biu":
+        return np.dtype(np.int64)      # exact; wrap-around matches the narrower type
+    if dt.kind == "c":
+        return np.dtype(np.complex64) if dt.itemsize <= 8 else np.dtype(np.complex128)
+    if dt.kind == "f":
+        return np.dtype(np.float32) if dt.itemsize <= 4 else np.dtype(np.float64)
+    raise ValueError(f"unsupported dtype {dt}")
+
+
+def check_mode(mode) -> str:
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError("Acceptable mode flags are 'valid', 'same', or 'full'.")
+    return mode
+
+
+def check_method(method) -> str:
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError("Acceptable method flags are 'auto', 'direct', 'fft', 'oa', "
+                         "or 'separable'.")
+    return method
+
+
+def check_boundary(boundary, allowed=None) -> str:
+    if isinstance(boundary, str):
+        if allowed is not None and boundary in allowed:
+            return BOUNDARY_ALIASES[boundary]
+        if allowed is None and boundary in BOUNDARY_ALIASES:
+            return BOUNDARY_ALIASES[boundary]
+    if allowed is not None:
+        raise ValueError("Acceptable boundary flags are 'fill', 'circular' "
+                         "(or 'wrap'), and 'symmetric' (or 'symm').")
+    raise ValueError(f"boundary must be one of {sorted(BOUNDARY_ALIASES)}, got {boundary!r}")
+
+
+def check_fillvalue(fillvalue, dt: np.dtype):
+    fv = np.asarray(fillvalue)
+    if fv.size != 1:
+        raise ValueError("`fillvalue` must be scalar or an array with one element.")
+    fv = fv.reshape(()).item() if fv.dtype != object else fv.reshape(()).item()
+    if fv is None:
+        return float("nan") if dt.kind in "fc" else 0
+    try:
+        value = complex(fv)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"fillvalue must be a number, got {fillvalue!r}") from exc
+    if dt.kind != "c" and value.imag != 0:
+        raise ValueError("could not cast `fillvalue` directly to the output type (it was "
+                         "first converted to complex).")
+    if dt.kind == "c":
+        return value
+    if dt.kind in "biu":
+        return int(value.real)
+    return value.real
+
+
+def swap_needed(mode: str, shape1, shape2, axes=None) -> bool:
+    """scipy's rule: in 'valid' mode the larger input goes first (raises if neither is)."""
+    if mode != "valid" or not shape1:
+        return False
+    axes = range(len(shape1)) if axes is None else axes
+    ok1 = all(shape1[i] >= shape2[i] for i in axes)
+    ok2 = all(shape2[i] >= shape1[i] for i in axes)
+    if not (ok1 or ok2):
+        raise ValueError("For 'valid' mode, one must be at least as large as the other in "
+                         "every dimension")
+    return not ok1
+
+
+def window(mode: str, x_shape, w_shape, centre: str = "convolve"):
+    """(out_shape, start) of the correlation with the (already flipped) kernel.
+
+    'same' centring follows scipy: ``convolve``/``correlate`` crop the full result at
+    (k-1)//2, which puts the window start at -(k//2); ``correlate2d`` centres at
+    -((k-1)//2).
+    """
+    if mode == "full":
+        return (tuple(n + k - 1 for n, k in zip(x_shape, w_shape)),
+                tuple(-(k - 1) for k in w_shape))
+    if mode == "valid":
+        return tuple(max(n - k + 1, 0) for n, k in zip(x_shape, w_shape)), (0,) * len(x_shape)
+    if centre == "correlate2d":
+        return tuple(x_shape), tuple(-((k - 1) // 2) for k in w_shape)
+    return tuple(x_shape), tuple(-(k // 2) for k in w_shape)
+
+
+def index_int(value, name: str) -> int:
+    try:
+        return operator.index(value)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from exc

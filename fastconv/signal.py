@@ -1,0 +1,211 @@
+"""scipy.signal drop-ins: same signatures, results, output dtypes and exceptions.
+
+Beyond scipy: ``method`` also takes ``"oa"`` and ``"separable"``; ``convolve``/``correlate``
+take keyword-only ``boundary``/``fillvalue`` (the boundary names of
+docs/guide/boundaries.md) and ``workers`` (threads, scipy.fft's convention).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _execute, _plan
+from ._config import workers_scope
+from ._validate import (
+    SIGNAL2D_BOUNDARIES, ConvSpec, as_array, check_boundary, check_fillvalue, check_method,
+    check_mode, compute_dtype, result_dtype, swap_needed, window,
+)
+
+__all__ = ["convolve", "correlate", "convolve2d", "correlate2d", "choose_conv_method"]
+
+
+def _spec(op, x, w, mode, *, flip, conj, boundary="constant", fillvalue=0,
+          reverse_out=False, conj_out=False, centre="convolve"):
+    rt = result_dtype(x, w)
+    out_shape, start = window(mode, x.shape, w.shape, centre)
+    return ConvSpec(op=op, x_shape=x.shape, w_shape=w.shape, out_shape=out_shape,
+                    start=start, compute_dtype=compute_dtype(rt), result_dtype=rt,
+                    boundary=boundary, cval=check_fillvalue(fillvalue, rt), flip=flip,
+                    conj=conj, reverse_out=reverse_out, conj_out=conj_out, mode=mode)
+
+
+def _check_not_empty(x, w, mode):
+    if w.size == 0:
+        raise ValueError("in2 cannot be empty")
+    if x.size == 0 and mode != "same":
+        raise ValueError("in1 cannot be empty")
+
+
+def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers):
+    x = as_array(in1, "in1")
+    w = as_array(in2, "in2")
+    if x.ndim == w.ndim == 0:
+        return x * (np.conj(w) if op == "correlate" and w.dtype.kind == "c" else w)
+    if x.ndim != w.ndim:
+        raise ValueError("volume and kernel should have the same dimensionality"
+                         if op == "convolve" else
+                         "in1 and in2 should have the same dimensionality")
+    mode = check_mode(mode)
+    method = check_method(method)
+    bnd = check_boundary(boundary)
+    swapped = swap_needed(mode, x.shape, w.shape)
+    if swapped:
+        x, w = w, x
+    _check_not_empty(x, w, mode)
+    if op == "convolve":
+        spec = _spec(op, x, w, mode, flip=True, conj=False, boundary=bnd, fillvalue=fillvalue)
+    else:
+        # correlate(a, b) with b larger (valid mode): scipy computes correlate(b, a) and
+        # reverses and conjugates the result.
+        spec = _spec(op, x, w, mode, flip=False, conj=True, boundary=bnd,
+                     fillvalue=fillvalue, reverse_out=swapped, conj_out=swapped)
+    with workers_scope(workers):
+        chosen, params, _ = _plan.choose(spec, x, w, method)
+        return _execute.run(spec, x, w, chosen, params)
+
+
+def convolve(in1, in2, mode="full", method="auto", *, boundary="fill", fillvalue=0,
+             workers=None):
+    """Convolve two N-dimensional arrays, as :func:`scipy.signal.convolve`.
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        Input and kernel, of the same number of dimensions. In 'valid' mode the larger
+        one (in every dimension) is used as the input, as scipy does.
+    mode : {'full', 'valid', 'same'}
+        Output size: the full linear convolution, the part computed without the
+        boundary, or the size of `in1` centred on the full output.
+    method : {'auto', 'direct', 'fft', 'oa', 'separable'}
+        'auto' lets fastconv's tuner choose the fastest correct method.
+    boundary : str, keyword-only
+        How `in1` is extended past its edges (default 'fill', zeros as scipy). Also
+        'wrap', 'symm', 'mirror', 'nearest', ... (fastconv extension).
+    fillvalue : scalar, keyword-only
+        The value used with ``boundary='fill'``.
+    workers : int, optional, keyword-only
+        Threads for this call (None: the current setting; negative counts from the CPUs).
+
+    Returns
+    -------
+    ndarray
+        The convolution, of dtype ``np.result_type(in1, in2)``; integer inputs are exact.
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> fastconv.convolve([1, 2, 3], [0, 1, 0.5])
+    array([0. , 1. , 2.5, 4. , 1.5])
+    """
+    return _nd_call("convolve", in1, in2, mode, method, boundary, fillvalue, workers)
+
+
+def correlate(in1, in2, mode="full", method="auto", *, boundary="fill", fillvalue=0,
+              workers=None):
+    """Cross-correlate two N-dimensional arrays, as :func:`scipy.signal.correlate`.
+
+    ``z[k] = sum_l in1[l + k] * conj(in2[l])`` (with the offsets of `mode`). Parameters
+    as :func:`convolve`.
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> fastconv.correlate([1, 2, 3], [0, 1, 0.5])
+    array([0.5, 2. , 3.5, 3. , 0. ])
+    """
+    return _nd_call("correlate", in1, in2, mode, method, boundary, fillvalue, workers)
+
+
+def _2d_call(op, in1, in2, mode, boundary, fillvalue):
+    x = as_array(in1, "in1")
+    w = as_array(in2, "in2")
+    if not x.ndim == w.ndim == 2:
+        raise ValueError(f"{op} inputs must both be 2-D arrays")
+    swapped = swap_needed(mode, x.shape, w.shape)
+    if swapped:
+        x, w = w, x
+    mode = check_mode(mode)
+    bnd = check_boundary(boundary, SIGNAL2D_BOUNDARIES)
+    if op == "convolve2d":
+        spec = _spec(op, x, w, mode, flip=True, conj=False, boundary=bnd,
+                     fillvalue=fillvalue)
+    else:
+        spec = _spec(op, x, w, mode, flip=False, conj=True, boundary=bnd,
+                     fillvalue=fillvalue, reverse_out=swapped, centre="correlate2d")
+    if x.size == 0 or w.size == 0:
+        return _execute.finish(spec, np.zeros(spec.out_shape, spec.compute_dtype))
+    chosen, params, _ = _plan.choose(spec, x, w, "auto")
+    return _execute.run(spec, x, w, chosen, params)
+
+
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
+    """Convolve two 2-D arrays with a boundary rule, as :func:`scipy.signal.convolve2d`.
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        2-D input and kernel.
+    mode : {'full', 'valid', 'same'}
+    boundary : {'fill', 'wrap', 'symm'}
+        'fill' pads with `fillvalue`; 'wrap' (or 'circular') is periodic; 'symm'
+        (or 'symmetric') mirrors with the edge sample repeated.
+    fillvalue : scalar
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.convolve2d(np.eye(3), [[1, 1]], mode="same")
+    array([[1., 0., 0.],
+           [1., 1., 0.],
+           [0., 1., 1.]])
+    """
+    return _2d_call("convolve2d", in1, in2, mode, boundary, fillvalue)
+
+
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
+    """Cross-correlate two 2-D arrays, as :func:`scipy.signal.correlate2d`.
+
+    Note scipy's 'same' centring here differs from :func:`correlate` for even kernels
+    (the window starts at ``-((k - 1) // 2)``, not ``-(k // 2)``); fastconv follows it.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.correlate2d(np.eye(3), [[1, 2]], mode="same")
+    array([[1., 0., 0.],
+           [2., 1., 0.],
+           [0., 2., 1.]])
+    """
+    return _2d_call("correlate2d", in1, in2, mode, boundary, fillvalue)
+
+
+def choose_conv_method(in1, in2, mode="full", measure=False):
+    """The method fastconv's ``method='auto'`` runs for ``convolve(in1, in2, mode)``.
+
+    As :func:`scipy.signal.choose_conv_method`, but the answer is fastconv's own choice,
+    one of 'direct', 'fft', 'oa', 'separable' (each valid for ``method=``). With
+    ``measure=True`` every applicable method is timed and ``(method, times)`` returned,
+    times in seconds per call, JIT compile excluded.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> fastconv.choose_conv_method(np.ones(1000), np.ones(3))
+    'direct'
+    """
+    from . import tuner
+
+    x = as_array(in1, "in1")
+    w = as_array(in2, "in2")
+    if x.ndim != w.ndim:
+        raise ValueError("volume and kernel should have the same dimensionality")
+    mode = check_mode(mode)
+    if x.ndim == 0:
+        return ("direct", {}) if measure else "direct"
+    if swap_needed(mode, x.shape, w.shape):
+        x, w = w, x
+    _check_not_empty(x, w, mode)
+    spec = _spec("convolve", x, w, mode, flip=True, conj=False)
+    if measure:
+        times = tuner.measure_all(spec, x, w)
+        return min(times, key=times.get), times
+    return _plan.choose(spec, x, w, "auto")[0]

@@ -1,0 +1,322 @@
+"""The auto-tuner behind ``method="auto"``.
+
+Choice order for one call (``choose``):
+
+1. **Guards** decide which methods may run at all: integer inputs take FFT/OA only inside
+   scipy's exactness bound, never the (floating) separable path; a kernel must factor to
+   run separably; non-finite inputs never run through FFT/OA (a NaN would reach every
+   output). A guard always beats a timing.
+2. **Cache**: the in-process memo, then this machine's tuning file (``_store``).
+3. **Measure** (``FASTCONV_TUNE=measure``, the default): when the cost model cannot
+   separate the best candidates (within ``MEASURE_MARGIN``) and the call is expensive
+   enough to be worth it (``MEASURE_MIN_S``), the plausible candidates are timed (warm-up
+   excluded, bounded by ``FASTCONV_TUNE_BUDGET``) and the result is stored on disk.
+4. **Model**: otherwise the cost model's prediction.
+
+``FASTCONV_TUNE=model`` uses the cache and the model but never measures; ``off`` uses the
+model alone (no cache reads or writes).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import _config, _execute
+from ..kernels import REGISTRY
+from . import _model
+from ._bench import time_call
+from ._key import fingerprint, fingerprint_id, layout, make_key
+from ._store import store
+
+__all__ = ["choose", "explain", "Decision", "cache_info", "clear_cache", "export",
+           "import_", "calibrate", "measure_all", "resolve_explicit"]
+
+MEASURE_MARGIN = 3.0     # measure when the runner-up is predicted within 3x of the best
+MEASURE_MIN_S = 2e-3     # ... and the best is predicted to take at least 2 ms
+FLOAT_METHODS = ("separable", "fft", "oa")
+
+
+@dataclass
+class Decision:
+    """Which method runs for a call, and why."""
+    method: str
+    params: dict
+    reason: str                  # explicit | guard | cache | measured | model
+    key: str = ""
+    times: dict = field(default_factory=dict)       # measured medians (seconds)
+    predicted: dict = field(default_factory=dict)   # cost-model seconds
+    excluded: dict = field(default_factory=dict)    # method -> guard that ruled it out
+    tuning_s: float = 0.0
+
+    def __str__(self) -> str:
+        lines = [f"method: {self.method} ({self.reason})", f"key: {self.key}"]
+        for m in sorted(set(self.times) | set(self.predicted)):
+            t = self.times.get(m)
+            p = self.predicted.get(m)
+            lines.append(f"  {m:<10} measured {t * 1e3:9.3f} ms" if t is not None else
+                         f"  {m:<10} measured         -   ")
+            if p is not None:
+                lines[-1] += f"   model {p * 1e3:9.3f} ms"
+        for m, why in self.excluded.items():
+            lines.append(f"  {m:<10} excluded: {why}")
+        if self.tuning_s:
+            lines.append(f"tuning time: {self.tuning_s:.3f} s")
+        return "\n".join(lines)
+
+
+# ---- guards ------------------------------------------------------------------------------
+
+def _available(method: str) -> bool:
+    return (method, "cpu") in REGISTRY
+
+
+_FACTOR_MEMO: OrderedDict = OrderedDict()
+_FACTOR_LOCK = threading.Lock()
+
+
+def separable_params(wk: np.ndarray):
+    """Separable factors of a prepared kernel (memoised by its bytes), or None."""
+    if wk.ndim < 2 or not _available("separable") or wk.dtype.kind not in "fc":
+        return None
+    key = (wk.shape, wk.dtype.str, wk.tobytes())
+    with _FACTOR_LOCK:
+        if key in _FACTOR_MEMO:
+            _FACTOR_MEMO.move_to_end(key)
+            return _FACTOR_MEMO[key]
+    from .._separable import separable_factors
+    factors = separable_factors(wk)
+    params = None if factors is None else {"factors": factors}
+    with _FACTOR_LOCK:
+        _FACTOR_MEMO[key] = params
+        while len(_FACTOR_MEMO) > 64:
+            _FACTOR_MEMO.popitem(last=False)
+    return params
+
+
+def candidates(spec, x, w, wk=None) -> tuple[dict, dict]:
+    """({method: params} that may run, {method: why not}) for this call."""
+    from .._plan import fft_exact
+    allowed, excluded = {"direct": {}}, {}
+    integer = spec.compute_dtype.kind in "iu"
+    for m in ("fft", "oa"):
+        if not _available(m):
+            excluded[m] = "not available"
+        elif spec.result_dtype == np.bool_:
+            excluded[m] = "bool input (scipy computes it directly)"
+        elif integer and not fft_exact(x, w):
+            excluded[m] = "integer input beyond the float64 exactness bound"
+        elif m == "oa" and spec.boundary != "constant":
+            excluded[m] = "overlap-add pads with zeros only"
+        else:
+            allowed[m] = {}
+    if integer:
+        excluded["separable"] = "integer input (factors are floating point)"
+    elif spec.ndim < 2:
+        excluded["separable"] = "1-D kernel"
+    else:
+        if wk is None:
+            wk = _execute.prepare_kernel(spec, w)
+        params = separable_params(wk)
+        if params is None:
+            excluded["separable"] = ("not available" if not _available("separable")
+                                     else "kernel does not factor cheaply")
+        else:
+            allowed["separable"] = params
+    return allowed, excluded
+
+
+def _nonfinite(*arrays) -> bool:
+    for a in arrays:
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            return True
+    return False
+
+
+# ---- choice ------------------------------------------------------------------------------
+
+_MEMO: dict = {}           # key -> {"times": {...}, "predicted": {...}, "reason": ...}
+_MEMO_LOCK = threading.Lock()
+_TUNE_LOCKS: dict = {}     # key -> lock, so two threads never tune one key at once
+
+
+def _key(spec, x, allowed) -> str:
+    sep = allowed.get("separable")
+    tag = f"sep{len(sep['factors'])}" if sep else "nosep"
+    return make_key(spec, layout(x)) + "|" + tag
+
+
+def choose(spec, x, w, wk=None) -> tuple:
+    d = decide(spec, x, w, wk)
+    return d.method, d.params, d.reason
+
+
+def decide(spec, x, w, wk=None, force_measure: bool = False) -> Decision:
+    cfg = _config.get()
+    allowed, excluded = candidates(spec, x, w, wk)
+    key = _key(spec, x, allowed)
+    if len(allowed) == 1:
+        m = next(iter(allowed))
+        return Decision(m, allowed[m], "guard", key, excluded=excluded)
+    info = None if force_measure else _MEMO.get(key)
+    if info is None:
+        info = _lookup_or_tune(spec, x, w, allowed, key, cfg, force_measure)
+    scores = info["times"] or info["predicted"]
+    usable = {m: t for m, t in scores.items() if m in allowed}
+    if not usable:      # cached methods all guarded out: fall back to the model
+        usable = {m: _model.predict(spec, m, allowed[m], _constants()) for m in allowed}
+    ranked = sorted(usable, key=usable.get)
+    method = ranked[0]
+    reason = info["reason"]
+    if method in ("fft", "oa") and _nonfinite(x, w):
+        excluded[method] = "non-finite input (FFT would spread NaN/Inf everywhere)"
+        ranked = [m for m in ranked if m not in ("fft", "oa")] or ["direct"]
+        method, reason = ranked[0], "guard"
+    return Decision(method, allowed.get(method, {}), reason, key, dict(info["times"]),
+                    dict(info["predicted"]), excluded, info.get("tuning_s", 0.0))
+
+
+def _constants():
+    if _config.get().tune == "off":
+        return None
+    return store().model() or None
+
+
+def _lookup_or_tune(spec, x, w, allowed, key, cfg, force_measure):
+    with _MEMO_LOCK:
+        lock = _TUNE_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        if not force_measure and key in _MEMO:
+            return _MEMO[key]
+        predicted = {m: _model.predict(spec, m, p, _constants()) for m, p in allowed.items()}
+        info = None
+        if cfg.tune != "off" and not force_measure:
+            entry = store().get(key)
+            if entry is not None:
+                info = {"times": dict(entry.get("times", {})), "predicted": predicted,
+                        "reason": "cache", "tuning_s": entry.get("tuning_s", 0.0)}
+        if info is None:
+            if force_measure or (cfg.tune == "measure" and _worth_measuring(predicted)):
+                info = _measure(spec, x, w, allowed, predicted, key, cfg.tune_budget_s,
+                                everything=force_measure)
+            else:
+                info = {"times": {}, "predicted": predicted, "reason": "model"}
+        _MEMO[key] = info
+        return info
+
+
+def _worth_measuring(predicted: dict) -> bool:
+    ranked = sorted(predicted.values())
+    return ranked[0] >= MEASURE_MIN_S and ranked[1] <= MEASURE_MARGIN * ranked[0]
+
+
+def _measure(spec, x, w, allowed, predicted, key, budget_s, everything=False):
+    t_start = time.perf_counter()
+    best = min(predicted.values())
+    contenders = [m for m in sorted(predicted, key=predicted.get)
+                  if everything or predicted[m] <= MEASURE_MARGIN * best]
+    wk = _execute.prepare_kernel(spec, w)
+    times = {}
+    per_method = budget_s / max(len(contenders), 1)
+    for m in contenders:
+        # A contender predicted far slower than the best measured so far is skipped.
+        if times and predicted[m] > 10 * min(times.values()) and not everything:
+            continue
+        times[m], _ = time_call(
+            lambda m=m: _execute.run(spec, x, w, m, allowed[m], wk=wk), per_method)
+    tuning_s = time.perf_counter() - t_start
+    choice = min(times, key=times.get)
+    store().put(key, {"times": times, "choice": choice, "tuning_s": round(tuning_s, 4)})
+    return {"times": times, "predicted": predicted, "reason": "measured",
+            "tuning_s": tuning_s}
+
+
+def resolve_explicit(spec, x, w, method: str):
+    """An explicit ``method=``: run it, except where a correctness guard forbids it."""
+    if method == "direct":
+        return "direct", {}, "explicit"
+    if not _available(method):
+        raise ValueError(f"method {method!r} is not available in this build")
+    allowed, excluded = candidates(spec, x, w)
+    if method == "separable":
+        if "separable" not in allowed:
+            why = excluded.get("separable", "")
+            raise ValueError(f"method='separable' needs a kernel that is a product of 1-D "
+                             f"kernels (or of low rank); this one is not usable: {why}")
+        return "separable", allowed["separable"], "explicit"
+    if method not in allowed:
+        # Integers beyond the exactness bound stay exact through the direct method.
+        return "direct", {}, f"guard: {excluded.get(method)}"
+    return method, allowed[method], "explicit"
+
+
+def measure_all(spec, x, w) -> dict:
+    """Time every allowed method for this call (choose_conv_method(measure=True))."""
+    d = decide(spec, x, w, force_measure=True)
+    return dict(d.times)
+
+
+def explain_spec(spec, x, w) -> Decision:
+    return decide(spec, x, w)
+
+
+# ---- cache management ----------------------------------------------------------------------
+
+def cache_info() -> dict:
+    s = store()
+    import os
+    size = os.path.getsize(s.path) if os.path.exists(s.path) else 0
+    return {"path": s.path, "directory": s.directory, "entries": len(s.entries()),
+            "bytes": size, "fingerprint": fingerprint(), "fingerprint_id": fingerprint_id(),
+            "calibrated": bool(s.model()), "memo_entries": len(_MEMO)}
+
+
+def clear_cache(memory_only: bool = False) -> int:
+    with _MEMO_LOCK:
+        _MEMO.clear()
+    return 0 if memory_only else store().clear()
+
+
+def export(path: str) -> int:
+    """Write this machine's tuning results to ``path``; returns the entry count."""
+    return store().export(path)
+
+
+def import_(path: str) -> dict:
+    """Merge tuning results exported on a machine of the same fingerprint; returns
+    ``{"accepted": n, "rejected": n, "reasons": [...]}``."""
+    report = store().import_(path)
+    with _MEMO_LOCK:
+        _MEMO.clear()
+    return report
+
+
+def calibrate(progress=None) -> dict:
+    """Fit the cost model's constants to this machine from a short micro-benchmark and
+    store them. Returns the fitted constants."""
+    from .. import signal
+    rng = np.random.default_rng(0)
+    samples = []
+    cases = [((512, 512), (3, 3)), ((512, 512), (9, 9)), ((1024, 1024), (5, 5)),
+             ((512, 512), (31, 31)), ((100_000,), (255,)), ((200_000,), (63,))]
+    for i, (xs, ws) in enumerate(cases):
+        if progress:
+            progress(i, len(cases), f"{xs} * {ws}")
+        x = rng.standard_normal(xs).astype(np.float32)
+        w = rng.standard_normal(ws).astype(np.float32)
+        if len(ws) == 2:
+            w = np.outer(w[:, 0], w[0]).astype(np.float32)   # separable, so all methods run
+        spec = signal._spec("convolve", x, w, "same", flip=True, conj=False)
+        allowed, _ = candidates(spec, x, w)
+        wk = _execute.prepare_kernel(spec, w)
+        for m, p in allowed.items():
+            t, _ = time_call(lambda: _execute.run(spec, x, w, m, p, wk=wk), 0.2)
+            samples.append((m, _model.work(spec, m, p), t))
+    fitted = _model.fit(samples)
+    store().put_model(fitted)
+    with _MEMO_LOCK:
+        _MEMO.clear()
+    return fitted

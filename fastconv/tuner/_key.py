@@ -1,0 +1,111 @@
+"""What a tuning key holds, and the machine fingerprint that names the cache file.
+
+A key identifies everything that changes which method is fastest for one call: the
+operation, shapes, compute dtype, mode/window, boundary, memory layout, thread count and
+device. What the machine is (CPU, ISA, cores, threading layer, versions) goes into the
+fingerprint instead: one cache file per fingerprint, so results never cross machines.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from functools import lru_cache
+
+import numba
+import numpy as np
+
+SCHEMA = 1
+
+
+def layout(a: np.ndarray) -> str:
+    if a.flags.c_contiguous:
+        return "C"
+    if a.flags.f_contiguous:
+        return "F"
+    return "S"          # strided view
+
+
+def _dims(shape) -> str:
+    return "x".join(str(int(n)) for n in shape) or "scalar"
+
+
+def make_key(spec, x_layout: str = "C", threads: int | None = None,
+             device: str = "cpu") -> str:
+    """A stable, human-readable string; equal specs give equal keys across processes."""
+    threads = numba.get_num_threads() if threads is None else threads
+    parts = [
+        spec.op,
+        f"x={_dims(spec.x_shape)}",
+        f"w={_dims(spec.w_shape)}",
+        f"out={_dims(spec.out_shape)}",
+        "start=" + ",".join(str(int(s)) for s in spec.start),
+        np.dtype(spec.compute_dtype).name,
+        spec.mode,
+        spec.boundary,
+        x_layout,
+        f"t{threads}",
+        device,
+    ]
+    return "|".join(parts)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _isa() -> list:
+    try:
+        import llvmlite.binding as llvm
+        features = llvm.get_host_cpu_features()
+        wanted = ("avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl",
+                  "neon", "sve", "asimd")
+        return sorted(f for f in wanted if features.get(f, False))
+    except Exception:
+        return []
+
+
+def requested_threading_layer() -> str:
+    env = os.environ.get("NUMBA_THREADING_LAYER")
+    if env:
+        return env
+    try:
+        return numba.threading_layer()
+    except ValueError:
+        return str(numba.config.THREADING_LAYER)
+
+
+@lru_cache(maxsize=1)
+def fingerprint() -> dict:
+    from .. import __version__
+    try:
+        cpu_name = numba.config.CPU_NAME or __import__("llvmlite.binding", fromlist=["x"]).get_host_cpu_name()
+    except Exception:
+        cpu_name = "unknown"
+    return {
+        "schema": SCHEMA,
+        "fastconv": __version__,
+        "numba": numba.__version__,
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "llvm_cpu": cpu_name,
+        "isa": _isa(),
+        "cores": os.cpu_count(),
+        "max_threads": numba.config.NUMBA_NUM_THREADS,
+        "threading_layer": requested_threading_layer(),
+    }
+
+
+def fingerprint_id(fp: dict | None = None) -> str:
+    fp = fingerprint() if fp is None else fp
+    blob = json.dumps(fp, sort_keys=True).encode()
+    return hashlib.sha1(blob).hexdigest()[:16]
