@@ -158,7 +158,7 @@ def decide(spec, x, w, wk=None, force_measure: bool = False) -> Decision:
     cfg = _config.get()
     allowed, excluded = candidates(spec, x, w, wk)
     key = _key(spec, x, allowed)
-    if len(allowed) == 1:
+    if len(allowed) == 1 and not force_measure:
         m = next(iter(allowed))
         return Decision(m, allowed[m], "guard", key, excluded=excluded)
     info = None if force_measure else _MEMO.get(key)
