@@ -24,7 +24,7 @@ DEVICE_VALUES = ("cpu", "cuda")
 @dataclass(frozen=True)
 class Config:
     cache_dir: str | None = None      # FASTCONV_CACHE_DIR: the tuner's cache folder
-    tune: str = "model"               # FASTCONV_TUNE: off | model | measure
+    tune: str = "measure"             # FASTCONV_TUNE: off | model | measure
     device: str = "cpu"               # FASTCONV_DEVICE: default device for method="auto"
     tune_budget_s: float = 2.0        # FASTCONV_TUNE_BUDGET: seconds of measuring per signature
 

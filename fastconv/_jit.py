@@ -39,14 +39,16 @@ def _preload_tbb() -> bool:
     return False
 
 
-def _choose_threading_layer() -> None:
+def _choose_threading_layer() -> str:
+    """The layer asked for, as a stable string (it goes into the tuner's fingerprint)."""
     if "NUMBA_THREADING_LAYER" in os.environ:
-        return  # the user's choice stands
-    _preload_tbb()
+        return os.environ["NUMBA_THREADING_LAYER"]  # the user's choice stands
+    tbb = _preload_tbb()
     numba.config.THREADING_LAYER = "threadsafe"
+    return "threadsafe(tbb)" if tbb else "threadsafe"
 
 
-_choose_threading_layer()
+REQUESTED_LAYER = _choose_threading_layer()
 
 _PARALLEL_LOCK = threading.Lock()
 _serialise: bool | None = None   # None until the layer is known (after the first call)

@@ -3,6 +3,8 @@ import tempfile
 
 # Tests never touch the user's tuner cache.
 os.environ.setdefault("FASTCONV_CACHE_DIR", tempfile.mkdtemp(prefix="fastconv-test-cache-"))
+# Deterministic method choice in tests (the tuner tests switch measuring on themselves).
+os.environ.setdefault("FASTCONV_TUNE", "model")
 
 from hypothesis import settings  # noqa: E402
 

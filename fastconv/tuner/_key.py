@@ -74,13 +74,10 @@ def _isa() -> list:
 
 
 def requested_threading_layer() -> str:
-    env = os.environ.get("NUMBA_THREADING_LAYER")
-    if env:
-        return env
-    try:
-        return numba.threading_layer()
-    except ValueError:
-        return str(numba.config.THREADING_LAYER)
+    # What was asked for at import, not numba.threading_layer(): that one is only known
+    # after the first parallel call, and the fingerprint must not change mid-process.
+    from .._jit import REQUESTED_LAYER
+    return REQUESTED_LAYER
 
 
 @lru_cache(maxsize=1)

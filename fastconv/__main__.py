@@ -1,0 +1,192 @@
+"""``python -m fastconv``: info, bench, tune, cache (and demo, the README's main job)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+BENCH_GROUPS = ("direct", "fft", "ndimage", "nn", "auto")
+
+
+def _progress(i, n, label):
+    width = 30
+    done = int(width * i / max(n, 1))
+    sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {i}/{n} {str(label)[:50]:<50}")
+    sys.stderr.flush()
+    if i == n:
+        sys.stderr.write("\n")
+
+
+def cmd_info(args) -> int:
+    import numba
+    import numpy as np
+    import scipy
+
+    import fastconv
+    from fastconv import _jit, tuner
+
+    # One tiny parallel call so the threading layer in force is known.
+    fastconv.convolve(np.ones((8, 8), np.float32), np.ones((3, 3), np.float32), "same",
+                      method="direct")
+    info = tuner.cache_info()
+    rows = [
+        ("fastconv", fastconv.__version__),
+        ("numba", numba.__version__),
+        ("numpy", np.__version__),
+        ("scipy", scipy.__version__),
+        ("threading layer", _jit.threading_layer()),
+        ("threads", f"{fastconv.get_num_threads()} (max {numba.config.NUMBA_NUM_THREADS})"),
+        ("tuning mode", fastconv._config.get().tune),
+        ("tuning cache", info["path"]),
+        ("cache entries", f"{info['entries']} ({info['bytes']} bytes), calibrated: "
+                          f"{info['calibrated']}"),
+        ("machine", f"{info['fingerprint']['cpu']} | {', '.join(info['fingerprint']['isa'])}"),
+        ("CUDA", _cuda_status()),
+        ("peers", ", ".join(_peers()) or "none installed"),
+    ]
+    for k, v in rows:
+        print(f"{k:>16}: {v}")
+    return 0
+
+
+def _cuda_status() -> str:
+    try:
+        from numba import cuda
+        return "available" if cuda.is_available() else "not available (no GPU or driver)"
+    except Exception as exc:  # numba-cuda missing or broken
+        return f"not available ({type(exc).__name__})"
+
+
+def _peers():
+    found = []
+    for mod, name in [("cv2", "opencv"), ("torch", "torch"), ("scipy", "scipy")]:
+        try:
+            m = importlib.import_module(mod)
+            found.append(f"{name} {getattr(m, '__version__', '')}")
+        except ImportError:
+            pass
+    return found
+
+
+def cmd_bench(args) -> int:
+    from fastconv.bench import format_table, run_cases
+    groups = args.group.split(",") if args.group else list(BENCH_GROUPS)
+    cases = []
+    for g in groups:
+        try:
+            mod = importlib.import_module(f"fastconv.bench.cases_{g}")
+        except ImportError as exc:
+            print(f"(skipping {g}: {exc})", file=sys.stderr)
+            continue
+        group_cases = mod.CASES if not args.quick else mod.CASES[:2]
+        cases.extend(group_cases)
+    results = run_cases(cases, threads=args.threads, repeat=args.repeat,
+                        progress=None if args.no_progress else _progress)
+    if not args.no_progress:
+        _progress(len(cases), len(cases), "done")
+    print(format_table(results))
+    return 0
+
+
+def _parse_case(text: str):
+    """'2048x2048:5x5' -> ((2048, 2048), (5, 5))."""
+    try:
+        xs, ws = text.split(":")
+        x = tuple(int(n) for n in xs.lower().split("x"))
+        w = tuple(int(n) for n in ws.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"cannot parse shape pair {text!r}; expected e.g. 2048x2048:5x5")
+    if len(x) != len(w):
+        raise SystemExit(f"{text!r}: input and kernel need the same number of dimensions")
+    return x, w
+
+
+def cmd_tune(args) -> int:
+    import numpy as np
+
+    from fastconv import _config, signal, tuner
+    if args.calibrate:
+        fitted = tuner.calibrate(progress=_progress)
+        _progress(1, 1, "calibrated")
+        print(json.dumps(fitted, indent=1))
+        if not args.shapes and not args.file:
+            return 0
+    pairs = [_parse_case(s) for s in args.shapes]
+    if args.file:
+        with open(args.file) as f:
+            pairs += [_parse_case(line.strip()) for line in f
+                      if line.strip() and not line.startswith("#")]
+    if not pairs:
+        print("nothing to tune: give shape pairs like 2048x2048:5x5 or --file", file=sys.stderr)
+        return 2
+    rng = np.random.default_rng(0)
+    with _config.override(tune="measure"):
+        for i, (xs, ws) in enumerate(pairs):
+            _progress(i, len(pairs), f"{xs} * {ws}")
+            x = rng.standard_normal(xs).astype(args.dtype)
+            w = rng.standard_normal(ws).astype(args.dtype)
+            spec = signal._spec(args.op, x, w, args.mode, flip=args.op == "convolve",
+                                conj=args.op == "correlate")
+            d = tuner.decide(spec, x, w, force_measure=True)
+            sys.stderr.write("\n")
+            print(f"{'x'.join(map(str, xs))}:{'x'.join(map(str, ws))} -> {d.method}  " +
+                  "  ".join(f"{m} {t * 1e3:.3g} ms" for m, t in sorted(d.times.items())) +
+                  f"  (tuning {d.tuning_s:.2f} s)")
+    _progress(len(pairs), len(pairs), "done")
+    return 0
+
+
+def cmd_cache(args) -> int:
+    from fastconv import tuner
+    if args.action == "info":
+        print(json.dumps(tuner.cache_info(), indent=1))
+    elif args.action == "clear":
+        print(f"removed {tuner.clear_cache()} entries")
+    elif args.action == "export":
+        if not args.path:
+            raise SystemExit("cache export needs a PATH")
+        print(f"exported {tuner.export(args.path)} entries to {args.path}")
+    elif args.action == "import":
+        if not args.path:
+            raise SystemExit("cache import needs a PATH")
+        print(json.dumps(tuner.import_(args.path), indent=1))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from fastconv import demo
+    return demo.main(args)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fastconv", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("info", help="versions, threading layer, threads, cache, CUDA")
+    b = sub.add_parser("bench", help="compare fastconv with the installed peers")
+    b.add_argument("--group", help=f"comma-separated subset of {','.join(BENCH_GROUPS)}")
+    b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--repeat", type=int, default=7)
+    b.add_argument("--quick", action="store_true", help="two cases per group")
+    b.add_argument("--no-progress", action="store_true")
+    t = sub.add_parser("tune", help="pre-tune shapes into this machine's cache")
+    t.add_argument("shapes", nargs="*", help="input:kernel shapes, e.g. 2048x2048:5x5")
+    t.add_argument("--file", help="a file with one input:kernel pair per line")
+    t.add_argument("--dtype", default="float32")
+    t.add_argument("--mode", default="same", choices=("full", "same", "valid"))
+    t.add_argument("--op", default="convolve", choices=("convolve", "correlate"))
+    t.add_argument("--calibrate", action="store_true",
+                   help="fit the cost model's constants to this machine first")
+    c = sub.add_parser("cache", help="the tuning cache: info, clear, export, import")
+    c.add_argument("action", choices=("info", "clear", "export", "import"))
+    c.add_argument("path", nargs="?")
+    d = sub.add_parser("demo", help="the classic examples, pictures and a timing table")
+    d.add_argument("--out", default="fastconv-demo-output")
+    d.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    return {"info": cmd_info, "bench": cmd_bench, "tune": cmd_tune, "cache": cmd_cache,
+            "demo": cmd_demo}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
