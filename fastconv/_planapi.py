@@ -128,5 +128,5 @@ def explain(in1, in2, mode="full", *, op="convolve", method="auto", boundary="fi
     spec = _spec_for(op, x, w, mode, boundary, fillvalue)
     if method != "auto":
         m, params, reason = tuner.resolve_explicit(spec, x, w, method)
-        return tuner.Decision(m, params, reason, tuner._key(spec, x, {}))
+        return tuner.Decision(m, params, reason, tuner.key_for(spec, x, {}))
     return tuner.decide(spec, x, w)

@@ -143,7 +143,7 @@ _MEMO_LOCK = threading.Lock()
 _TUNE_LOCKS: dict = {}     # key -> lock, so two threads never tune one key at once
 
 
-def _key(spec, x, allowed) -> str:
+def key_for(spec, x, allowed) -> str:
     sep = allowed.get("separable")
     tag = f"sep{len(sep['factors'])}" if sep else "nosep"
     return make_key(spec, layout(x)) + "|" + tag
@@ -157,7 +157,7 @@ def choose(spec, x, w, wk=None) -> tuple:
 def decide(spec, x, w, wk=None, force_measure: bool = False) -> Decision:
     cfg = _config.get()
     allowed, excluded = candidates(spec, x, w, wk)
-    key = _key(spec, x, allowed)
+    key = key_for(spec, x, allowed)
     if len(allowed) == 1 and not force_measure:
         m = next(iter(allowed))
         return Decision(m, allowed[m], "guard", key, excluded=excluded)

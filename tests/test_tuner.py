@@ -1,0 +1,251 @@
+"""The auto-tuner: keys, the on-disk store, guards, the cost model, plans and explain."""
+import json
+import multiprocessing as mp
+import os
+import stat
+import warnings
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _config, signal, tuner
+from fastconv.tuner import _key, _model, _store
+
+
+@pytest.fixture
+def cache(tmp_path):
+    """A private cache directory, a fresh store and memo, measuring switched on."""
+    with _config.override(cache_dir=str(tmp_path), tune="measure", tune_budget_s=0.05):
+        tuner.clear_cache(memory_only=True)
+        _store._warned.clear()
+        yield tmp_path
+        tuner.clear_cache(memory_only=True)
+
+
+def spec_of(x, w, mode="same", op="convolve"):
+    return signal._spec(op, x, w, mode, flip=op == "convolve", conj=op == "correlate")
+
+
+def test_key_is_stable_and_complete():
+    x = np.zeros((64, 48), np.float32)
+    w = np.zeros((5, 3), np.float32)
+    k1 = _key.make_key(spec_of(x, w), "C", threads=2)
+    k2 = _key.make_key(spec_of(x.copy(), w.copy()), "C", threads=2)
+    assert k1 == k2
+    assert k1 == "convolve|x=64x48|w=5x3|out=64x48|start=-2,-1|float32|same|constant|C|t2|cpu"
+    assert _key.make_key(spec_of(x, w), "C", threads=1) != k1
+    assert _key.make_key(spec_of(x.astype(np.float64), w), "C", threads=2) != k1
+    assert _key.make_key(spec_of(x, w, "full"), "C", threads=2) != k1
+    assert _key.layout(np.asfortranarray(np.zeros((3, 4)))) == "F"
+    assert _key.layout(np.zeros((4, 4))[::2]) == "S"
+    fp = _key.fingerprint()
+    for field in ("cpu", "isa", "cores", "threading_layer", "fastconv", "numba", "schema"):
+        assert field in fp
+    assert len(_key.fingerprint_id()) == 16
+
+
+def test_store_round_trip(cache):
+    s = _store.Store(str(cache))
+    s.put("k1", {"times": {"direct": 1e-3, "fft": 2e-3}, "choice": "direct"})
+    again = _store.Store(str(cache))
+    assert again.get("k1")["choice"] == "direct"
+    assert again.get("k1")["times"]["fft"] == 2e-3
+    data = json.loads(open(s.path).read())
+    assert data["header"] == _key.fingerprint()
+
+
+def test_corrupt_truncated_and_foreign_files_are_ignored(cache):
+    s = _store.Store(str(cache))
+    s.put("k", {"times": {"direct": 1.0}, "choice": "direct"})
+    text = open(s.path).read()
+    for bad in [text[: len(text) // 2], "not json", json.dumps({"header": {"schema": 999}}),
+                json.dumps({"header": dict(_key.fingerprint(), cpu="other"), "entries": {}})]:
+        with open(s.path, "w") as f:
+            f.write(bad)
+        _store._warned.clear()
+        fresh = _store.Store(str(cache))
+        with pytest.warns(RuntimeWarning, match="fastconv"):
+            assert fresh.get("k") is None
+        # ... and the next write rebuilds a valid file
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fresh.put("k2", {"times": {"direct": 1.0}, "choice": "direct"})
+        assert _store.Store(str(cache)).get("k2")["choice"] == "direct"
+    # a call through the public API never breaks on a corrupt cache
+    with open(s.path, "w") as f:
+        f.write("{{{")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = fastconv.convolve(np.ones((50, 50), np.float32), np.ones((3, 3), np.float32))
+    assert out.shape == (52, 52)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_read_only_cache_dir(cache):
+    os.chmod(cache, stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        s = _store.Store(str(cache))
+        with pytest.warns(RuntimeWarning, match="kept in memory"):
+            s.put("k", {"times": {"direct": 1.0}, "choice": "direct"})
+        assert s.get("k")["choice"] == "direct"
+    finally:
+        os.chmod(cache, stat.S_IRWXU)
+
+
+def test_unwritable_cache_path_never_breaks_a_call(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")          # a file where the cache folder should be
+    with _config.override(cache_dir=str(blocker / "sub"), tune="measure",
+                          tune_budget_s=0.02):
+        tuner.clear_cache(memory_only=True)
+        _store._warned.clear()
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            out = fastconv.convolve(np.ones((300, 300), np.float32),
+                                    np.ones((9, 9), np.float32), "same")
+        assert out.shape == (300, 300)
+        assert all("fastconv" in str(r.message) for r in rec)
+        tuner.clear_cache(memory_only=True)
+
+
+def _tune_in_process(args):
+    cache_dir, n = args
+    from fastconv import _config as cfg, signal as sig, tuner as tn
+    x = np.ones((64, 64 + n % 2), np.float32)       # two processes share each key
+    w = np.ones((3, 3), np.float32)
+    spec = sig._spec("convolve", x, w, "same", flip=True, conj=False)
+    with cfg.override(cache_dir=cache_dir, tune="measure", tune_budget_s=0.02):
+        return tn.decide(spec, x, w, force_measure=True).key
+
+
+def test_four_processes_tune_at_once(tmp_path):
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        keys = pool.map(_tune_in_process, [(str(tmp_path), n) for n in range(4)])
+    assert len(set(keys)) == 2
+    with _config.override(cache_dir=str(tmp_path)):
+        entries = _store.Store(str(tmp_path)).entries()
+    assert set(keys) <= set(entries)          # nobody's write was lost
+    files = [p for p in os.listdir(tmp_path) if p.endswith(".json")]
+    assert len(files) == 1
+
+
+def test_replay_cache_file(cache):
+    """A stored decision is replayed without measuring: tests/data holds a cache file
+    whose header is rewritten to this machine's fingerprint (the entries are the point)."""
+    here = os.path.dirname(__file__)
+    with open(os.path.join(here, "data", "tuning-replay.json")) as f:
+        data = json.load(f)
+    data["header"] = _key.fingerprint()
+    path = cache / f"tuning-{_key.fingerprint_id()}.json"
+    path.write_text(json.dumps(data))
+    x = np.ones((256, 256), np.float32)
+    w = np.ones((7, 7), np.float32)
+    w[0, 0] = 2                                         # not separable
+    with fastconv.threads(2):
+        key = tuner.key_for(spec_of(x, w), x, {"direct": {}})
+        assert key in data["entries"], key
+        d = tuner.decide(spec_of(x, w), x, w)
+    assert d.reason == "cache"
+    assert d.method == data["entries"][key]["choice"]
+
+
+def test_guard_beats_cached_timing(cache):
+    x = np.arange(200 * 200, dtype=np.int64).reshape(200, 200) * 10**6
+    w = np.full((5, 5), 10**6, np.int64)
+    spec = spec_of(x, w)
+    allowed, excluded = tuner.candidates(spec, x, w)
+    assert set(allowed) == {"direct"}
+    assert "exactness" in excluded.get("fft", "") or excluded.get("fft") == "not available"
+    # a forged cache entry that says fft won is ignored for this input
+    key = tuner.key_for(spec, x, allowed)
+    _store.store().put(key, {"times": {"fft": 1e-9, "direct": 1.0}, "choice": "fft"})
+    tuner.clear_cache(memory_only=True)
+    assert tuner.decide(spec, x, w).method == "direct"
+    xb = np.ones((20, 20), bool)
+    assert set(tuner.candidates(spec_of(xb, xb[:3, :3]), xb, xb[:3, :3])[0]) == {"direct"}
+
+
+def test_model_is_monotone():
+    x = np.zeros((256, 256), np.float32)
+    prev = {}
+    for k in (3, 5, 9, 17, 33):
+        w = np.zeros((k, k), np.float32)
+        spec = spec_of(x, w)
+        for m in ("direct", "fft", "separable"):
+            t = _model.predict(spec, m, {"factors": [[0]]} if m == "separable" else {})
+            if m in ("direct", "separable"):
+                assert t > prev.get(m, 0)
+            prev[m] = t
+    small = _model.predict(spec_of(np.zeros((64, 64), np.float32), np.zeros((5, 5))), "direct", {})
+    big = _model.predict(spec_of(np.zeros((512, 512), np.float32), np.zeros((5, 5))), "direct", {})
+    assert big > small
+    # direct beats fft for tiny kernels, fft beats direct for huge ones
+    tiny = spec_of(np.zeros((1024, 1024), np.float32), np.zeros((3, 3), np.float32))
+    huge = spec_of(np.zeros((1024, 1024), np.float32), np.zeros((63, 63), np.float32))
+    assert _model.predict(tiny, "direct", {}) < _model.predict(tiny, "fft", {})
+    assert _model.predict(huge, "direct", {}) > _model.predict(huge, "fft", {})
+
+
+def test_measurement_is_cached_and_never_repeated(cache):
+    x = np.random.default_rng(0).standard_normal((400, 400)).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal((15, 15)).astype(np.float32)
+    spec = spec_of(x, w)
+    d1 = tuner.decide(spec, x, w, force_measure=True)
+    assert d1.reason == "measured" and d1.times
+    d2 = tuner.decide(spec, x, w)
+    assert d2.reason == "measured"          # the in-process memo
+    tuner.clear_cache(memory_only=True)
+    d3 = tuner.decide(spec, x, w)
+    assert d3.reason == "cache" and d3.method == d1.method
+
+
+def test_tune_off_uses_the_model(cache):
+    with _config.override(tune="off"):
+        tuner.clear_cache(memory_only=True)
+        d = fastconv.explain(np.ones((500, 500), np.float32), np.ones((9, 9), np.float32))
+    assert d.reason in ("model", "guard")
+
+
+def test_export_import(cache, tmp_path_factory):
+    s = _store.store()
+    s.put("kA", {"times": {"direct": 1.0}, "choice": "direct"})
+    path = str(tmp_path_factory.mktemp("x") / "export.json")
+    assert tuner.export(path) >= 1
+    s.clear()
+    report = tuner.import_(path)
+    assert report["accepted"] >= 1 and report["rejected"] == 0
+    assert _store.store().get("kA")["choice"] == "direct"
+    data = json.loads(open(path).read())
+    data["header"]["cpu"] = "another cpu"
+    open(path, "w").write(json.dumps(data))
+    report = tuner.import_(path)
+    assert report["accepted"] == 0 and "cpu" in report["reasons"][0]
+
+
+def test_explain_and_plan():
+    x = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal((5, 5)).astype(np.float32)
+    d = fastconv.explain(x, w, "same")
+    assert d.method in ("direct", "fft", "oa", "separable")
+    assert "method:" in str(d)
+    assert fastconv.explain(x, w, method="direct").reason == "explicit"
+    p = fastconv.plan(x, w, "same")
+    np.testing.assert_allclose(p(x), fastconv.convolve(x, w, "same"), rtol=1e-5, atol=1e-5)
+    out = np.empty((64, 64), np.float32)
+    assert p(x * 2, out=out) is out
+    np.testing.assert_allclose(out, 2 * fastconv.convolve(x, w, "same"), rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="shape"):
+        p(np.zeros((10, 10), np.float32))
+    pc = fastconv.plan(((64, 64), np.float32), w, "full", op="correlate")
+    np.testing.assert_allclose(pc(x), fastconv.correlate(x, w), rtol=1e-5, atol=1e-4)
+
+
+def test_cli_cache_and_tune(cache, capsys):
+    from fastconv.__main__ import main
+    assert main(["tune", "128x128:5x5", "--dtype", "float32"]) == 0
+    assert "128x128:5x5 ->" in capsys.readouterr().out
+    assert main(["cache", "info"]) == 0
+    assert '"entries": 1' in capsys.readouterr().out
+    assert main(["cache", "clear"]) == 0
