@@ -18,8 +18,30 @@ from ._validate import (
 __all__ = ["convolve", "correlate", "convolve2d", "correlate2d", "choose_conv_method"]
 
 
+_SPEC_MEMO: dict = {}
+
+
 def _spec(op, x, w, mode, *, flip, conj, boundary="constant", fillvalue=0,
           reverse_out=False, conj_out=False, centre="convolve"):
+    """The ConvSpec of a call, memoised by everything it is computed from (the hot path
+    of repeated calls with one signature)."""
+    try:
+        memo_key = (op, x.shape, w.shape, x.dtype, w.dtype, mode, flip, conj, boundary,
+                    fillvalue, type(fillvalue), reverse_out, conj_out, centre)
+        hit = _SPEC_MEMO.get(memo_key)
+    except TypeError:            # an unhashable fillvalue (an array): no memo
+        memo_key, hit = None, None
+    if hit is not None:
+        return hit
+    spec = _make_spec(op, x, w, mode, flip, conj, boundary, fillvalue, reverse_out,
+                      conj_out, centre)
+    if memo_key is not None and len(_SPEC_MEMO) < 4096:
+        _SPEC_MEMO[memo_key] = spec
+    return spec
+
+
+def _make_spec(op, x, w, mode, flip, conj, boundary, fillvalue, reverse_out, conj_out,
+               centre):
     rt = result_dtype(x, w)
     out_shape, start = window(mode, x.shape, w.shape, centre)
     return ConvSpec(op=op, x_shape=x.shape, w_shape=w.shape, out_shape=out_shape,

@@ -21,11 +21,18 @@ REGISTRY = {
 }
 
 
+_LOADED: dict = {}
+
+
 def get_launcher(method: str, device: str = "cpu"):
     """The launcher ``f(x, w, out, start, boundary, cval, **params)`` of a method."""
+    fn = _LOADED.get((method, device))
+    if fn is not None:
+        return fn
     import importlib
     try:
         module, name = REGISTRY[(method, device)]
     except KeyError:
         raise ValueError(f"method {method!r} is not available on device {device!r}") from None
-    return getattr(importlib.import_module(module), name)
+    fn = _LOADED[(method, device)] = getattr(importlib.import_module(module), name)
+    return fn

@@ -23,6 +23,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from .. import _config, _execute
@@ -150,33 +151,61 @@ def key_for(spec, x, allowed) -> str:
 
 
 def choose(spec, x, w, wk=None) -> tuple:
-    d = decide(spec, x, w, wk)
-    return d.method, d.params, d.reason
+    """(method, params, reason) for a call: the hot path of ``method="auto"``."""
+    method, params, reason, *_ = _decide(spec, x, w, wk, False)
+    return method, params, reason
 
 
 def decide(spec, x, w, wk=None, force_measure: bool = False) -> Decision:
+    """The full :class:`Decision` (what ``fastconv.explain`` shows)."""
+    method, params, reason, info, key, excluded = _decide(spec, x, w, wk, force_measure)
+    if key is None:
+        key = key_for(spec, x, candidates(spec, x, w, wk)[0])
+    return Decision(method, params, reason, key, dict(info.get("times", {})),
+                    dict(info.get("predicted", {})), excluded, info.get("tuning_s", 0.0))
+
+
+_CANDIDATE_MEMO: dict = {}    # value-independent candidate sets, by spec
+
+
+def _candidates_fast(spec, x, w, wk):
+    """candidates(), memoised where the answer cannot depend on the values: floating
+    inputs whose kernel cannot be separable (1-D) or when no separable method exists."""
+    if spec.compute_dtype.kind in "fc" and (spec.ndim < 2 or not _available("separable")):
+        hit = _CANDIDATE_MEMO.get(spec)
+        if hit is None:
+            hit = _CANDIDATE_MEMO[spec] = candidates(spec, x, w, wk)
+        return hit
+    return candidates(spec, x, w, wk)
+
+
+def _decide(spec, x, w, wk, force_measure):
     cfg = _config.get()
-    allowed, excluded = candidates(spec, x, w, wk)
-    key = key_for(spec, x, allowed)
+    allowed, excluded = _candidates_fast(spec, x, w, wk)
+    sep = allowed.get("separable")
+    fast_key = (spec, layout(x), numba.get_num_threads(),
+                len(sep["factors"]) if sep else 0, cfg.tune, cfg.cache_dir)
     if len(allowed) == 1 and not force_measure:
         m = next(iter(allowed))
-        return Decision(m, allowed[m], "guard", key, excluded=excluded)
-    info = None if force_measure else _MEMO.get(key)
+        return m, allowed[m], "guard", {}, None, excluded
+    info = None if force_measure else _MEMO.get(fast_key)
     if info is None:
-        info = _lookup_or_tune(spec, x, w, allowed, key, cfg, force_measure)
+        key = key_for(spec, x, allowed)
+        info = _lookup_or_tune(spec, x, w, allowed, key, fast_key, cfg, force_measure)
     scores = info["times"] or info["predicted"]
-    usable = {m: t for m, t in scores.items() if m in allowed}
-    if not usable:      # cached methods all guarded out: fall back to the model
-        usable = {m: _model.predict(spec, m, allowed[m], _constants()) for m in allowed}
-    ranked = sorted(usable, key=usable.get)
-    method = ranked[0]
+    method = min(scores, key=scores.get)
     reason = info["reason"]
+    if method not in allowed:     # cached winner guarded out: best allowed one
+        usable = {m: t for m, t in scores.items() if m in allowed} or {
+            m: _model.predict(spec, m, allowed[m], _constants()) for m in allowed}
+        method = min(usable, key=usable.get)
     if method in ("fft", "oa") and _nonfinite(x, w):
+        excluded = dict(excluded)
         excluded[method] = "non-finite input (FFT would spread NaN/Inf everywhere)"
-        ranked = [m for m in ranked if m not in ("fft", "oa")] or ["direct"]
-        method, reason = ranked[0], "guard"
-    return Decision(method, allowed.get(method, {}), reason, key, dict(info["times"]),
-                    dict(info["predicted"]), excluded, info.get("tuning_s", 0.0))
+        rest = {m: t for m, t in scores.items() if m in allowed and m not in ("fft", "oa")}
+        method = min(rest, key=rest.get) if rest else "direct"
+        reason = "guard"
+    return method, allowed.get(method, {}), reason, info, info.get("key", ""), excluded
 
 
 def _constants():
@@ -185,12 +214,12 @@ def _constants():
     return store().model() or None
 
 
-def _lookup_or_tune(spec, x, w, allowed, key, cfg, force_measure):
+def _lookup_or_tune(spec, x, w, allowed, key, fast_key, cfg, force_measure):
     with _MEMO_LOCK:
         lock = _TUNE_LOCKS.setdefault(key, threading.Lock())
     with lock:
-        if not force_measure and key in _MEMO:
-            return _MEMO[key]
+        if not force_measure and fast_key in _MEMO:
+            return _MEMO[fast_key]
         predicted = {m: _model.predict(spec, m, p, _constants()) for m, p in allowed.items()}
         info = None
         if cfg.tune != "off" and not force_measure:
@@ -204,7 +233,8 @@ def _lookup_or_tune(spec, x, w, allowed, key, cfg, force_measure):
                                 everything=force_measure)
             else:
                 info = {"times": {}, "predicted": predicted, "reason": "model"}
-        _MEMO[key] = info
+        info["key"] = key
+        _MEMO[fast_key] = info
         return info
 
 
@@ -277,6 +307,7 @@ def cache_info() -> dict:
 def clear_cache(memory_only: bool = False) -> int:
     with _MEMO_LOCK:
         _MEMO.clear()
+        _CANDIDATE_MEMO.clear()
     return 0 if memory_only else store().clear()
 
 
