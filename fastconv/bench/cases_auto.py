@@ -1,0 +1,143 @@
+"""Choice quality of ``method="auto"``: over a suite of shapes, the time of auto against
+the best fixed method, measured in the same run.
+
+regret = sum(auto time) / sum(best fixed time); also the worst single case. Run
+``python -m fastconv.bench.cases_auto [--tune measure|model|off]``. Methods the cost model
+predicts to be more than ``SKIP_FACTOR`` times slower than the best prediction are not
+timed (they cannot be the best fixed method by a wide margin; the table says so).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+
+import numpy as np
+
+SKIP_FACTOR = 30.0
+
+
+def _gauss(taps):
+    g = np.exp(-0.5 * ((np.arange(taps) - taps // 2) / max(taps / 6, 0.5)) ** 2)
+    return g / g.sum()
+
+
+def suite(quick: bool = False):
+    """[(label, x_shape, kernel factory, dtype)] — 1-D/2-D/3-D, kernels 3..1023."""
+    cases = []
+    for n in (10_000, 100_000, 1_000_000):
+        for k in (3, 15, 63, 255, 1023):
+            cases.append((f"1d {n} k{k}", (n,), (k,), "float32", "random"))
+    for size, ks in ((256, (3, 9, 31)), (1024, (3, 5, 9, 15, 31, 63)), (2048, (3, 7, 31, 63))):
+        for k in ks:
+            cases.append((f"2d {size}^2 k{k}", (size, size), (k, k), "float32", "random"))
+    for size, k in ((1024, 7), (2048, 19), (2048, 31), (512, 15)):
+        cases.append((f"2d {size}^2 gauss{k}", (size, size), (k, k), "float32", "gauss"))
+    for size, k in ((64, 3), (64, 5), (64, 7), (128, 3), (128, 7)):
+        cases.append((f"3d {size}^3 k{k}", (size,) * 3, (k,) * 3, "float32", "random"))
+    for label, xs, ks in (("1d 100000 k63", (100_000,), (63,)),
+                          ("1d 1000000 k1023", (1_000_000,), (1023,)),
+                          ("2d 1024^2 k5", (1024, 1024), (5, 5)),
+                          ("2d 1024^2 k31", (1024, 1024), (31, 31)),
+                          ("3d 64^3 k5", (64,) * 3, (5,) * 3)):
+        cases.append((label + " f64", xs, ks, "float64", "random"))
+    if quick:
+        cases = cases[::6]
+    return cases
+
+
+def _make(case, rng):
+    label, xs, ks, dtype, kind = case
+    x = rng.standard_normal(xs).astype(dtype)
+    if kind == "gauss":
+        g = _gauss(ks[0])
+        w = np.multiply.outer(g, g).astype(dtype)
+    else:
+        w = rng.standard_normal(ks).astype(dtype)
+    return x, w
+
+
+def _median_time(fn, repeat):
+    fn()
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def run(tune: str = "measure", quick: bool = False, repeat: int = 5, threads: int = 2,
+        cache_dir: str | None = None, progress=None):
+    """Rows of (label, auto method, auto s, best method, best s, ratio, tuning s)."""
+    import fastconv
+    from fastconv import _config, signal, tuner
+    from fastconv.tuner import _model
+
+    cache_dir = cache_dir or tempfile.mkdtemp(prefix="fastconv-auto-")
+    rng = np.random.default_rng(0)
+    rows = []
+    cases = suite(quick)
+    with _config.override(cache_dir=cache_dir, tune=tune), fastconv.threads(threads):
+        tuner.clear_cache(memory_only=True)
+        for i, case in enumerate(cases):
+            if progress:
+                progress(i, len(cases), case[0])
+            x, w = _make(case, rng)
+            spec = signal._spec("convolve", x, w, "same", flip=True, conj=False)
+            allowed, _ = tuner.candidates(spec, x, w)
+            pred = {m: _model.predict(spec, m, p) for m, p in allowed.items()}
+            best_pred = min(pred.values())
+            fixed = {}
+            for m in allowed:
+                if pred[m] > SKIP_FACTOR * best_pred:
+                    continue
+                fixed[m] = _median_time(
+                    lambda m=m: fastconv.convolve(x, w, "same", method=m), repeat)
+            t0 = time.perf_counter()
+            d = fastconv.explain(x, w, "same")          # pays tuning, if any
+            tuning = time.perf_counter() - t0
+            auto = _median_time(lambda: fastconv.convolve(x, w, "same"), repeat)
+            best = min(fixed, key=fixed.get)
+            rows.append((case[0], d.method, auto, best, fixed[best], auto / fixed[best],
+                         tuning, fixed))
+    return rows
+
+
+def summarize(rows) -> dict:
+    total_auto = sum(r[2] for r in rows)
+    total_best = sum(r[4] for r in rows)
+    worst = max(rows, key=lambda r: r[5])
+    return {"regret": total_auto / total_best, "worst": worst[5], "worst_case": worst[0],
+            "geomean": math.exp(sum(math.log(r[5]) for r in rows) / len(rows)),
+            "cases": len(rows)}
+
+
+def format_rows(rows) -> str:
+    lines = [f"{'case':<26} {'auto':>9} {'auto ms':>9} {'best':>9} {'best ms':>9} "
+             f"{'ratio':>6} {'tune s':>7}  all fixed (ms)"]
+    for label, am, at, bm, bt, ratio, tune_s, fixed in rows:
+        allf = " ".join(f"{m}={t * 1e3:.3g}" for m, t in sorted(fixed.items()))
+        lines.append(f"{label:<26} {am:>9} {at * 1e3:9.3f} {bm:>9} {bt * 1e3:9.3f} "
+                     f"{ratio:6.2f} {tune_s:7.3f}  {allf}")
+    s = summarize(rows)
+    lines.append(f"regret (sum auto / sum best) = {s['regret']:.3f}; worst case "
+                 f"{s['worst']:.2f}x ({s['worst_case']}); geometric mean {s['geomean']:.3f}; "
+                 f"{s['cases']} cases")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--tune", default="measure", choices=("measure", "model", "off"))
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--repeat", type=int, default=5)
+    args = p.parse_args(argv)
+    rows = run(args.tune, args.quick, args.repeat)
+    print(f"tuning mode: {args.tune}")
+    print(format_rows(rows))
+
+
+if __name__ == "__main__":
+    main()
