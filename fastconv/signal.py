@@ -176,9 +176,9 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
     --------
     >>> import numpy as np, fastconv
     >>> fastconv.convolve2d(np.eye(3), [[1, 1]], mode="same")
-    array([[1., 0., 0.],
-           [1., 1., 0.],
-           [0., 1., 1.]])
+    array([[1., 1., 0.],
+           [0., 1., 1.],
+           [0., 0., 1.]])
     """
     return _2d_call("convolve2d", in1, in2, mode, boundary, fillvalue)
 
