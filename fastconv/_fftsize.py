@@ -1,0 +1,143 @@
+"""FFT lengths, overlap-add block sizes and flop-like cost estimates (shared by CPU and CUDA).
+
+Conventions (per convolved axis): ``n`` input length, ``k`` kernel length, ``m`` output
+length.  A single FFT of length ``L`` computes ``L - k + 1`` correct outputs of a sliding
+window (overlap-save); the whole-array FFT method needs ``L >= min(c, m) + k - 1`` where
+``c`` is the part of the input that the output reads.
+
+The cost functions return "flop-like" units: one unit ~ one real multiply-add of a
+vectorised inner loop.  The constants were fitted on the 2-core AVX-512 development
+machine (see the crossover table in the package docs); the auto-tuner only compares them
+with each other, so only their ratios matter.
+"""
+from __future__ import annotations
+
+import math
+
+import scipy.fft as sp_fft
+
+__all__ = ["fast_len", "fft_shape", "oa_block_len", "oa_block_shape",
+           "cost_direct", "cost_separable", "cost_fft", "cost_oa", "OA_CHUNK_BYTES"]
+
+# Bytes of spectra one overlap-add batch may hold: keeps a batch in L2/L3 and bounds
+# the extra memory of overlap-add by O(block) whatever the input size.
+OA_CHUNK_BYTES = 8 << 20
+
+# Flop-like weight of one complex butterfly relative to a real multiply-add in a
+# vectorised direct loop (pocketfft reaches ~1/3 of the direct kernel's throughput).
+_FFT_WEIGHT = 2.5
+# Per-output overhead of the FFT path (pad/crop copies, spectral product), in units.
+_FFT_PER_ELEMENT = 6.0
+
+
+def fast_len(n: int, real: bool = True) -> int:
+    """The smallest length >= n that pocketfft transforms fast (5-smooth, 11 allowed)."""
+    return sp_fft.next_fast_len(max(int(n), 1), real)
+
+
+def fft_shape(core_shape, kshape, out_shape, real=True):
+    """Per-axis FFT lengths of the single-transform method: the smaller of the linear
+    convolution support (c + k - 1) and the output window span (m + k - 1)."""
+    return tuple(fast_len(min(c, m) + k - 1, real)
+                 for c, k, m in zip(core_shape, kshape, out_shape))
+
+
+def _oa_cost_per_output(L: int, k: int) -> float:
+    # FFT work per block ~ L log2(2L), shared by the L - k + 1 outputs the block yields.
+    return L * math.log2(2 * L) / (L - k + 1)
+
+
+def oa_block_len(m: int, k: int, real: bool = True, max_len: int | None = None) -> int:
+    """FFT length of one overlap-add (overlap-save) block along one axis.
+
+    Starts from scipy's optimum ``L = -K W_{-1}(-1/(2 e K))`` (K = k - 1) and searches the
+    fast lengths around it for the lowest cost per output, never past what one block over
+    the whole output would need.
+    """
+    full = fast_len(m + k - 1, real)
+    if k <= 1:
+        return min(full, fast_len(max_len or 4096, real))
+    lo = fast_len(2 * k, real)
+    hi = full if max_len is None else min(full, max(lo, fast_len(max_len, real)))
+    best, best_cost = hi, _oa_cost_per_output(hi, k) if hi > k - 1 else math.inf
+    L = lo
+    while L < hi:
+        c = _oa_cost_per_output(L, k)
+        # Blocks that do not divide the output evenly waste part of the last block.
+        nb = math.ceil(m / (L - k + 1))
+        c *= nb * (L - k + 1) / m
+        if c < best_cost:
+            best, best_cost = L, c
+        L = fast_len(L + 1, real)
+    return best
+
+
+def oa_block_shape(out_shape, kshape, real=True, max_block_elems=None):
+    """Per-axis FFT lengths of overlap-add blocks.
+
+    ``max_block_elems`` caps the elements of one block (cache size); by default 1-D blocks
+    may grow up to scipy's optimum, N-d blocks to ~256 per axis, which measured fastest
+    for 2-D images here (cache-resident transforms, no full-size spectra).
+    """
+    nd = len(out_shape)
+    if max_block_elems is None:
+        per_axis = None if nd == 1 else (512 if nd == 2 else 64)
+    else:
+        per_axis = max(2, int(round(max_block_elems ** (1.0 / nd))))
+    shape = []
+    for m, k in zip(out_shape, kshape):
+        r = real
+        cap = None if per_axis is None else max(per_axis, 2 * k)
+        shape.append(oa_block_len(m, k, r, cap))
+    return tuple(shape)
+
+
+# -- cost model ---------------------------------------------------------------------------
+
+def _prod(xs):
+    p = 1
+    for v in xs:
+        p *= int(v)
+    return p
+
+
+def cost_direct(out_shape, kshape) -> float:
+    """Multiply-adds of the sliding-window method."""
+    return float(_prod(out_shape) * _prod(kshape))
+
+
+def cost_separable(out_shape, kshape, rank: int = 1) -> float:
+    """Multiply-adds of ``rank`` fused separable passes (one 1-D pass per axis each)."""
+    return float(rank * _prod(out_shape) * sum(int(k) for k in kshape)) + _prod(out_shape)
+
+
+def _fft_units(shape) -> float:
+    n = _prod(shape)
+    return n * math.log2(max(n, 2))
+
+
+def cost_fft(shape, kshape, out_shape=None, real=True) -> float:
+    """Flop-like cost of the whole-array FFT method (3 transforms + product + copies).
+
+    ``shape`` is the input shape; ``out_shape`` defaults to the 'full' output.
+    """
+    if out_shape is None:
+        out_shape = tuple(n + k - 1 for n, k in zip(shape, kshape))
+    L = fft_shape(shape, kshape, out_shape, real)
+    scale = 0.5 if real else 1.0
+    return (_FFT_WEIGHT * 3 * scale * _fft_units(L)
+            + _FFT_PER_ELEMENT * scale * _prod(L))
+
+
+def cost_oa(shape, kshape, out_shape=None, block=None, real=True) -> float:
+    """Flop-like cost of overlap-add with per-axis FFT lengths ``block``."""
+    if out_shape is None:
+        out_shape = tuple(n + k - 1 for n, k in zip(shape, kshape))
+    if block is None:
+        block = oa_block_shape(out_shape, kshape, real)
+    nblocks = _prod(math.ceil(m / max(L - k + 1, 1)) for m, L, k in
+                    zip(out_shape, block, kshape))
+    scale = 0.5 if real else 1.0
+    # Two transforms per block (input and inverse); the kernel spectrum is paid once.
+    per_block = _FFT_WEIGHT * 2 * scale * _fft_units(block) + _FFT_PER_ELEMENT * scale * _prod(block)
+    return nblocks * per_block + _FFT_WEIGHT * scale * _fft_units(block)
