@@ -82,11 +82,12 @@ def fft_is_exact(x, w, cval=0) -> bool:
     return bound <= 2 ** np.finfo(np.float64).nmant - 1
 
 
-def fft_error_bound(x, w, dtype=None):
+def fft_error_bound(x, w, dtype=None, cval=0, out_shape=None):
     """Documented elementwise error bound of FFT/OA correlation against the exact result.
 
-    ``eps * (4 + 2 * log2(L)) * ||w||_2 * sqrt(k) * max|x|`` with L the transform size,
-    k = w.size and eps the dtype's machine epsilon: the rounding of the forward and
+    ``eps * (4 + 2 * log2(L)) * ||w||_2 * sqrt(k) * max(|x|, |cval|)`` with L the
+    transform size (from x's and w's shapes, or the output's if larger), k = w.size and
+    eps the dtype's machine epsilon: the rounding of the forward and
     inverse transforms grows like log2(L) relative to the data's L2 norm (Higham,
     "Accuracy and Stability of Numerical Algorithms", 24.1), measured against the largest
     possible output magnitude of a window.  float32: about 1e-5 of max|x| * sum|w| for
@@ -98,8 +99,9 @@ def fft_error_bound(x, w, dtype=None):
     if dt.kind in "biu":
         return 0.0
     eps = np.finfo(dt).eps
-    L = max(int(np.prod([n + k - 1 for n, k in zip(x.shape, w.shape)])), 2)
-    xmax = float(np.max(np.abs(x))) if x.size else 0.0
+    shape = x.shape if out_shape is None else np.maximum(x.shape, out_shape)
+    L = max(int(np.prod([n + k - 1 for n, k in zip(shape, w.shape)])), 2)
+    xmax = max(float(np.max(np.abs(x))) if x.size else 0.0, abs(complex(cval)))
     wnorm = float(np.linalg.norm(w.ravel().astype(np.complex128)))
     return eps * (4 + 2 * math.log2(L)) * wnorm * math.sqrt(w.size) * xmax
 
