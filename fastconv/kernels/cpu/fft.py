@@ -179,10 +179,7 @@ def _correlate(x, w, out, start, boundary, cval, block, nonfinite):
         if block == "auto":
             block = oa_block_shape(sub.shape, w.shape, real)
         block = tuple(max(int(L), int(k)) for L, k in zip(block, w.shape))
-        if all(L - k + 1 >= m for L, k, m in zip(block, w.shape, sub.shape)):
-            _fft_whole(dcore, w, sub, offset, real, bad is not None)
-        else:
-            _oa_blocks(dcore, w, sub, offset, block, real, bad is not None)
+        _blocked(dcore, w, sub, offset, block, real, bad is not None)
     if bad is not None:
         _add_nonfinite(dcore, bad, w, sub, offset)
     return out
@@ -235,12 +232,51 @@ def _kernel_spectrum(w, L, offset, real):
     return spec
 
 
-def _fft_whole(dcore, w, sub, offset, real, has_bad):
+def _blocked(dcore, w, sub, offset, L, real, has_bad):
+    """Overlap-save with FFT lengths L: per axis, the outputs split into a main run of
+    whole blocks (L - k + 1 outputs each) and a tail that gets its own, shorter transform,
+    so block lengths can stay on pocketfft's fastest sizes (powers of two) without a
+    mostly wasted last block.  A region that is one block along every axis is a single
+    transform of a view of the data."""
+    segs = []
+    for Lb, k, m in zip(L, w.shape, sub.shape):
+        b = Lb - k + 1
+        if b >= m:
+            segs.append([(0, m, None)])
+            continue
+        main = (m // b) * b
+        segs.append([(0, main, Lb)] + ([(main, m, None)] if main < m else []))
+    for combo in itertools.product(*segs):
+        sub_r = sub[tuple(slice(r0, r1) for r0, r1, _ in combo)]
+        off_r = tuple(o + r0 for o, (r0, _, _) in zip(offset, combo))
+        if all(Lb is None or Lb - k + 1 >= r1 - r0
+               for (r0, r1, Lb), k in zip(combo, w.shape)):
+            _fft_whole(dcore, w, sub_r, off_r, real, has_bad,
+                       tuple(Lb for _, _, Lb in combo))
+        else:
+            Lr = tuple(Lb if Lb is not None else fast_len(r1 - r0 + k - 1, real)
+                       for (r0, r1, Lb), k in zip(combo, w.shape))
+            _oa_blocks(dcore, w, sub_r, off_r, Lr, real, has_bad)
+
+
+def _fft_whole(dcore, w, sub, offset, real, has_bad, L=None):
+    """One transform for all of ``sub``: output i reads data [offset+i, offset+i+k).
+    ``L`` (per axis, None = choose) must be >= min(c, m) + k - 1."""
     nd = w.ndim
+    core, off = [], []
+    for n, k, m, o in zip(dcore.shape, w.shape, sub.shape, offset):
+        lo, hi = max(0, o), min(n, o + m + k - 1)
+        core.append(slice(lo, max(lo, hi)))
+        off.append(o - lo)
+    dcore = dcore[tuple(core)]
+    offset = tuple(off)
+    if dcore.size == 0:
+        sub[...] = 0
+        return
     # 5-smooth lengths on every axis of a real transform (scipy's choice): pocketfft's
     # radix-7/11 passes are markedly slower for the column transforms.
-    L = tuple(fast_len(min(c, m) + k - 1, real)
-              for c, k, m in zip(dcore.shape, w.shape, sub.shape))
+    L = tuple(Lg if Lg is not None else fast_len(min(c, m) + k - 1, real)
+              for Lg, c, k, m in zip(L or (None,) * nd, dcore.shape, w.shape, sub.shape))
     axes = tuple(range(nd))
     workers = get_num_threads()
     src = dcore
