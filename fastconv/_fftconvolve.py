@@ -1,0 +1,177 @@
+"""Drop-ins for ``scipy.signal.fftconvolve`` and ``scipy.signal.oaconvolve``.
+
+Same signature, validation, error messages, output shapes and dtypes as scipy (``axes=``
+with broadcasting over the other axes, length-1 axes, 'same'/'valid' cropping); the work
+runs through fastconv's FFT / overlap-add launchers, which add two things scipy lacks:
+transforms on fastconv's thread count, and NaN/Inf that stay local to the outputs whose
+window holds them (scipy's FFT smears them over the whole result).
+"""
+from __future__ import annotations
+
+import itertools
+import operator
+from numbers import Number
+
+import numpy as np
+
+from .kernels.cpu import fft as _fft
+
+__all__ = ["fftconvolve", "oaconvolve"]
+
+_MODES = ("full", "same", "valid")
+
+
+def fftconvolve(in1, in2, mode="full", axes=None):
+    """Convolve two N-dimensional arrays using FFT (``scipy.signal.fftconvolve``).
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        Inputs, with the same number of dimensions.
+    mode : {'full', 'valid', 'same'}
+        Output size, as in scipy.
+    axes : int or sequence of ints or None
+        Axes to convolve over (default: all); other axes broadcast.
+
+    Returns
+    -------
+    ndarray
+        Float (or complex) result; float32 inputs give float32.  Non-finite input values
+        only affect the outputs whose window contains them.
+    """
+    return _convolve(in1, in2, mode, axes, oa=False)
+
+
+def oaconvolve(in1, in2, mode="full", axes=None):
+    """Convolve two N-dimensional arrays using overlap-add (``scipy.signal.oaconvolve``).
+
+    Same parameters and results as :func:`fftconvolve`; the transform runs in blocks
+    whose size minimises the cost, with O(block) extra memory.
+    """
+    return _convolve(in1, in2, mode, axes, oa=True)
+
+
+def _convolve(in1, in2, mode, axes, oa):
+    in1 = np.asarray(in1)
+    in2 = np.asarray(in2)
+    if in1.ndim == in2.ndim == 0:  # scalar inputs
+        return in1 * in2
+    if in1.ndim != in2.ndim:
+        raise ValueError("in1 and in2 should have the same dimensionality")
+    if in1.size == 0 or in2.size == 0:
+        return np.asarray([])
+    if mode not in _MODES:
+        raise ValueError("acceptable mode flags are 'valid', 'same', or 'full'")
+    in1, in2, axes = _init_freq_conv_axes(in1, in2, mode, axes)
+    s1, s2 = in1.shape, in2.shape
+    if not axes:
+        return _apply_conv_mode(in1 * in2, s1, s2, mode, axes)
+
+    dtype = _result_dtype(in1.dtype, in2.dtype)
+    x = in1.astype(dtype, copy=False)
+    out_shape, start, batch = [], [], []
+    for a in range(in1.ndim):
+        n, k = s1[a], s2[a]
+        if a in axes or n == 1 or k == 1:
+            # A length-1 axis convolves like a broadcast; scipy keeps its full length
+            # in 'valid' mode (it is not a convolved axis there).
+            eff = mode if a in axes or mode != "valid" else "full"
+            if eff == "full":
+                out_shape.append(n + k - 1)
+                start.append(-(k - 1))
+            elif eff == "same":
+                out_shape.append(n)
+                start.append(-(k - 1) + (k - 1) // 2)
+            else:
+                out_shape.append(n - k + 1)
+                start.append(0)
+        else:
+            batch.append(a)                     # equal lengths: elementwise
+            out_shape.append(n)
+            start.append(0)
+    # Convolution = correlation with the kernel flipped along the convolved axes.
+    w = in2[tuple(slice(None) if a in batch else slice(None, None, -1)
+                  for a in range(in2.ndim))].astype(dtype, copy=False)
+    out = np.empty(out_shape, dtype)
+    launcher = _fft.correlate_oa if oa else _fft.correlate_fft
+    if not batch:
+        launcher(x, w, out, tuple(start))
+        return out
+    # Non-convolved axes of equal length: one transform per index along them.
+    conv = [a for a in range(in1.ndim) if a not in batch]
+    cstart = tuple(start[a] for a in conv)
+    for idx in itertools.product(*(range(out_shape[a]) for a in batch)):
+        sel = [slice(None)] * in1.ndim
+        for a, i in zip(batch, idx):
+            sel[a] = i
+        sel = tuple(sel)
+        launcher(x[sel], w[sel], out[sel], cstart)
+    return out
+
+
+def _result_dtype(d1, d2):
+    """scipy.fft's promotion: integers and bools compute in float64, float16 in float32,
+    long double in double (fastconv's kernels stop at 64-bit floats)."""
+    def floated(d):
+        if d.kind in "biu":
+            return np.dtype(np.float64)
+        if d.kind == "f":
+            return np.dtype(np.float32) if d.itemsize <= 4 else np.dtype(np.float64)
+        if d.kind == "c":
+            return np.dtype(np.complex64) if d.itemsize <= 8 else np.dtype(np.complex128)
+        raise TypeError(f"unsupported input dtype {d} for FFT convolution")
+    return np.result_type(floated(d1), floated(d2))
+
+
+def _iterable_of_int(x, name):
+    if isinstance(x, Number):
+        x = (x,)
+    try:
+        return [operator.index(a) for a in x]
+    except TypeError as e:
+        raise ValueError(f"{name} must be a scalar or iterable of integers") from e
+
+
+def _init_freq_conv_axes(in1, in2, mode, axes):
+    """scipy's checks, messages and input swap for frequency-domain convolution."""
+    s1, s2 = in1.shape, in2.shape
+    if axes is None:
+        axes = list(range(in1.ndim))
+    else:
+        axes = _iterable_of_int(axes, "axes")
+        axes = [a + in1.ndim if a < 0 else a for a in axes]
+        if any(a >= in1.ndim or a < 0 for a in axes):
+            raise ValueError("axes exceeds dimensionality of input")
+        if len(set(axes)) != len(axes):
+            raise ValueError("all axes must be unique")
+        if not axes:
+            raise ValueError("when provided, axes cannot be empty")
+    # Axes of length 1 rely on broadcasting; no transform needed.
+    axes = [a for a in axes if s1[a] != 1 and s2[a] != 1]
+    if not all(s1[a] == s2[a] or s1[a] == 1 or s2[a] == 1
+               for a in range(in1.ndim) if a not in axes):
+        raise ValueError(f"incompatible shapes for in1 and in2: {s1} and {s2}")
+    if mode == "valid" and s1:
+        ok1 = all(s1[i] >= s2[i] for i in axes)
+        ok2 = all(s2[i] >= s1[i] for i in axes)
+        if not (ok1 or ok2):
+            raise ValueError("For 'valid' mode, one must be at least "
+                             "as large as the other in every dimension")
+        if not ok1:
+            in1, in2 = in2, in1
+    return in1, in2, axes
+
+
+def _apply_conv_mode(ret, s1, s2, mode, axes):
+    if mode == "full":
+        return ret.copy()
+    if mode == "same":
+        return _centered(ret, s1).copy()
+    shape_valid = [ret.shape[a] if a not in axes else s1[a] - s2[a] + 1
+                   for a in range(ret.ndim)]
+    return _centered(ret, shape_valid).copy()
+
+
+def _centered(arr, newshape):
+    start = [(c - n) // 2 for c, n in zip(arr.shape, newshape)]
+    return arr[tuple(slice(s, s + n) for s, n in zip(start, newshape))]

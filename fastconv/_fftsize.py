@@ -1,0 +1,155 @@
+"""FFT lengths, overlap-add block sizes and flop-like cost estimates (shared by CPU and CUDA).
+
+Conventions (per convolved axis): ``n`` input length, ``k`` kernel length, ``m`` output
+length.  A single FFT of length ``L`` computes ``L - k + 1`` correct outputs of a sliding
+window (overlap-save); the whole-array FFT method needs ``L >= min(c, m) + k - 1`` where
+``c`` is the part of the input that the output reads.
+
+The cost functions return "flop-like" units: one unit ~ one real multiply-add of a
+vectorised inner loop.  The constants were fitted on the 2-core AVX-512 development
+machine (see the crossover table in the package docs); the auto-tuner only compares them
+with each other, so only their ratios matter.
+"""
+from __future__ import annotations
+
+import math
+
+import scipy.fft as sp_fft
+
+__all__ = ["fast_len", "fft_shape", "oa_block_len", "block_len", "oa_block_shape",
+           "cost_direct", "cost_separable", "cost_fft", "cost_oa", "OA_CHUNK_BYTES"]
+
+# Bytes of spectra one overlap-add batch may hold: keeps a batch in L2/L3 and bounds
+# the extra memory of overlap-add by O(block) whatever the input size.
+OA_CHUNK_BYTES = 8 << 20
+
+# Flop-like weight of one complex butterfly relative to a real multiply-add in a
+# vectorised direct loop (pocketfft reaches ~1/3 of the direct kernel's throughput).
+_FFT_WEIGHT = 2.5
+# Per-output overhead of the FFT path (pad/crop copies, spectral product), in units.
+_FFT_PER_ELEMENT = 6.0
+
+
+def fast_len(n: int, real: bool = True) -> int:
+    """The smallest length >= n that pocketfft transforms fast (5-smooth, 11 allowed)."""
+    return sp_fft.next_fast_len(max(int(n), 1), real)
+
+
+def fft_shape(core_shape, kshape, out_shape, real=True):
+    """Per-axis FFT lengths of the single-transform method: the smaller of the linear
+    convolution support (c + k - 1) and the output window span (m + k - 1)."""
+    return tuple(fast_len(min(c, m) + k - 1, real)
+                 for c, k, m in zip(core_shape, kshape, out_shape))
+
+
+def _oa_cost_per_output(L: int, k: int) -> float:
+    # FFT work per block ~ L log2(2L), shared by the L - k + 1 outputs the block yields.
+    return L * math.log2(2 * L) / (L - k + 1)
+
+
+def oa_block_len(m: int, k: int, real: bool = True, max_len: int | None = None) -> int:
+    """FFT length of one overlap-add (overlap-save) block along one axis.
+
+    Starts from scipy's optimum ``L = -K W_{-1}(-1/(2 e K))`` (K = k - 1) and searches the
+    fast lengths around it for the lowest cost per output, never past what one block over
+    the whole output would need.
+    """
+    full = fast_len(m + k - 1, real)
+    if k <= 1:
+        return min(full, fast_len(max_len or 4096, real))
+    lo = fast_len(2 * k, real)
+    hi = full if max_len is None else min(full, max(lo, fast_len(max_len, real)))
+    best, best_cost = hi, _oa_cost_per_output(hi, k) if hi > k - 1 else math.inf
+    L = lo
+    while L < hi:
+        c = _oa_cost_per_output(L, k)
+        # Blocks that do not divide the output evenly waste part of the last block.
+        nb = math.ceil(m / (L - k + 1))
+        c *= nb * (L - k + 1) / m
+        if c < best_cost:
+            best, best_cost = L, c
+        L = fast_len(L + 1, real)
+    return best
+
+
+# pocketfft is fastest on powers of two and 3 * 2**p (measured: a 2048-point float32 rfft
+# ran 2-3x faster than 2080-, 2100- or 2160-point ones); blocks use only those lengths.
+_BLOCK_LENS = sorted({2 ** p for p in range(3, 27)} | {3 * 2 ** p for p in range(2, 26)})
+# Per rank: (block length / kernel length, smallest block length).  Measured on 2-core
+# AVX-512 (2 threads, float32): 1-D 1e6 samples 255-4095 taps best at 8-16 k;
+# 2-D 2048^2 31^2 and 63^2 best at 384-512 (cache-resident 2-D transforms; whole-image
+# FFTs were 2-3x slower); 3-D 128^3 7^3: one whole transform (96-blocks no faster).
+_BLOCK_RULE = {1: (8, 1024), 2: (6, 384), 3: (8, 192)}
+
+
+def block_len(k: int, ndim: int) -> int:
+    """FFT length of an overlap-add block along an axis with k kernel taps."""
+    factor, smallest = _BLOCK_RULE.get(ndim, (8, 32))
+    want = max(factor * int(k), smallest)
+    for L in _BLOCK_LENS:
+        if L >= want:
+            return L
+    return fast_len(want)
+
+
+def oa_block_shape(out_shape, kshape, real=True):
+    """Per-axis FFT lengths of overlap-add blocks (see ``_BLOCK_RULE``); an axis whose
+    whole output fits one block gets the single-transform length instead."""
+    nd = len(out_shape)
+    shape = []
+    for m, k in zip(out_shape, kshape):
+        whole = fast_len(m + k - 1, real)
+        L = block_len(k, nd)
+        shape.append(whole if L >= m + k - 1 else L)
+    return tuple(shape)
+
+
+# -- cost model ---------------------------------------------------------------------------
+
+def _prod(xs):
+    p = 1
+    for v in xs:
+        p *= int(v)
+    return p
+
+
+def cost_direct(out_shape, kshape) -> float:
+    """Multiply-adds of the sliding-window method."""
+    return float(_prod(out_shape) * _prod(kshape))
+
+
+def cost_separable(out_shape, kshape, rank: int = 1) -> float:
+    """Multiply-adds of ``rank`` fused separable passes (one 1-D pass per axis each)."""
+    return float(rank * _prod(out_shape) * sum(int(k) for k in kshape)) + _prod(out_shape)
+
+
+def _fft_units(shape) -> float:
+    n = _prod(shape)
+    return n * math.log2(max(n, 2))
+
+
+def cost_fft(shape, kshape, out_shape=None, real=True) -> float:
+    """Flop-like cost of the whole-array FFT method (3 transforms + product + copies).
+
+    ``shape`` is the input shape; ``out_shape`` defaults to the 'full' output.
+    """
+    if out_shape is None:
+        out_shape = tuple(n + k - 1 for n, k in zip(shape, kshape))
+    L = fft_shape(shape, kshape, out_shape, real)
+    scale = 0.5 if real else 1.0
+    return (_FFT_WEIGHT * 3 * scale * _fft_units(L)
+            + _FFT_PER_ELEMENT * scale * _prod(L))
+
+
+def cost_oa(shape, kshape, out_shape=None, block=None, real=True) -> float:
+    """Flop-like cost of overlap-add with per-axis FFT lengths ``block``."""
+    if out_shape is None:
+        out_shape = tuple(n + k - 1 for n, k in zip(shape, kshape))
+    if block is None:
+        block = oa_block_shape(out_shape, kshape, real)
+    nblocks = _prod(math.ceil(m / max(L - k + 1, 1)) for m, L, k in
+                    zip(out_shape, block, kshape))
+    scale = 0.5 if real else 1.0
+    # Two transforms per block (input and inverse); the kernel spectrum is paid once.
+    per_block = _FFT_WEIGHT * 2 * scale * _fft_units(block) + _FFT_PER_ELEMENT * scale * _prod(block)
+    return nblocks * per_block + _FFT_WEIGHT * scale * _fft_units(block)

@@ -1,0 +1,446 @@
+"""FFT and overlap-add (overlap-save) correlation on the CPU, through scipy.fft.
+
+Launcher contract (as ``direct.correlate``)::
+
+    correlate_fft(x, w, out, start, boundary="constant", cval=0, *, nonfinite="local")
+    correlate_oa(x, w, out, start, boundary="constant", cval=0, *, block=None,
+                 nonfinite="local")
+
+compute out[i] = sum_j w[j] * X[start + i + j], X being ``x`` extended by ``boundary``.
+
+How (per axis: n input, k taps, m outputs, s start):
+
+* Only the outputs whose window touches the data are transformed; the rest are the
+  constant fill (zero).  The data those outputs read, ``core``, is a view of ``x``.
+* The kernel is placed in a length-L buffer at circular positions ``-(r + j) mod L``
+  (r = offset of the first window inside ``core``), so the circular convolution's
+  outputs 0..m-1 are the wanted ones: no shift, no wrap-around in the crop, and the input
+  needs no explicit padding (scipy.fft's ``s=`` zero-pads it inside pocketfft).
+  L >= min(c, m) + k - 1 makes this exact ('valid' needs only L >= n).
+* Real input uses rfftn/irfftn (float32 stays complex64 end to end); the kernel spectrum
+  is a pruned transform (the last axis over the k nonzero rows only); the spectral
+  product is in place; the only full-size arrays are the input spectrum and the inverse.
+* Overlap-add works in blocks of FFT length L (overlap-save: each block computes
+  L - k + 1 outputs from an input window of L samples, so outputs are written once, never
+  accumulated).  Interior windows are strided views of ``x`` (no copy); blocks are
+  transformed in batches of at most ``OA_CHUNK_BYTES`` of spectra, so the extra memory is
+  O(block), not O(input).
+* Non-constant boundaries (and a nonzero ``cval``) materialise the extended window first.
+
+Numerical contract:
+
+* Non-finite inputs stay local (``nonfinite="local"``, the default).  A cheap check (the
+  sum of the data is finite iff every value is) finds them; then the transform runs on the
+  data with non-finite values replaced by 0 and each non-finite sample's contribution
+  ``w[j] * x[p]`` is added back to the outputs whose window holds it, so exactly those
+  outputs become Inf/NaN, as with the direct method.  Non-finite kernel taps (every output
+  is affected) and inputs that are mostly non-finite go to the direct method.
+  ``nonfinite="ignore"`` skips the check (NaN then spreads over the transform).
+* int64 runs in float64 and is rounded back; it is exact only inside ``fft_is_exact``
+  (scipy's guard); outside it the launcher uses the direct method.
+* Error bound of float data against the exact result (tested):
+  ``|fft - exact| <= fft_error_bound(x, w, dtype)`` elementwise, see that function.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import scipy.fft as sp_fft
+from numpy.lib.stride_tricks import as_strided
+
+from ..._config import get_num_threads
+from ..._fftsize import OA_CHUNK_BYTES, fast_len, oa_block_shape
+from . import direct
+
+__all__ = ["correlate_fft", "correlate_oa", "fft_is_exact", "fft_error_bound",
+           "NONFINITE_POLICIES"]
+
+NONFINITE_POLICIES = ("local", "ignore")
+
+
+# -- guards and error bounds ----------------------------------------------------------------
+
+def fft_is_exact(x, w, cval=0) -> bool:
+    """Whether FFT correlation of integer data rounds back to the exact result.
+
+    scipy's rule (``choose_conv_method``): with integer inputs the largest possible
+    output magnitude, max|x| * max|w| * min(x.size, w.size), must stay below 2**52
+    (float64's mantissa).  ``cval`` counts as an input value.  Non-integer data always
+    passes (float results are approximate anyway, see ``fft_error_bound``).
+    """
+    x = np.asarray(x)
+    w = np.asarray(w)
+    if x.dtype.kind not in "biu" and w.dtype.kind not in "biu":
+        return True
+    if x.size == 0 or w.size == 0:
+        return True
+    xmax = max(abs(int(x.max())), abs(int(x.min())), abs(int(cval)))
+    wmax = max(abs(int(w.max())), abs(int(w.min())))
+    bound = xmax * wmax * min(x.size, w.size)
+    return bound <= 2 ** np.finfo(np.float64).nmant - 1
+
+
+def fft_error_bound(x, w, dtype=None, cval=0, out_shape=None):
+    """Documented elementwise error bound of FFT/OA correlation against the exact result.
+
+    ``eps * (4 + 2 * log2(L)) * ||w||_2 * sqrt(k) * max(|x|, |cval|)`` with L the
+    transform size (from x's and w's shapes, or the output's if larger), k = w.size and
+    eps the dtype's machine epsilon: the rounding of the forward and
+    inverse transforms grows like log2(L) relative to the data's L2 norm (Higham,
+    "Accuracy and Stability of Numerical Algorithms", 24.1), measured against the largest
+    possible output magnitude of a window.  float32: about 1e-5 of max|x| * sum|w| for
+    typical images; float64: about 1e-14.
+    """
+    x = np.asarray(x)
+    w = np.asarray(w)
+    dt = np.dtype(dtype) if dtype is not None else np.result_type(x, w)
+    if dt.kind in "biu":
+        return 0.0
+    eps = np.finfo(dt).eps
+    shape = x.shape if out_shape is None else np.maximum(x.shape, out_shape)
+    L = max(int(np.prod([n + k - 1 for n, k in zip(shape, w.shape)])), 2)
+    xmax = max(float(np.max(np.abs(x))) if x.size else 0.0, abs(complex(cval)))
+    wnorm = float(np.linalg.norm(w.ravel().astype(np.complex128)))
+    return eps * (4 + 2 * math.log2(L)) * wnorm * math.sqrt(w.size) * xmax
+
+
+# -- launchers --------------------------------------------------------------------------------
+
+def correlate_fft(x, w, out, start, boundary="constant", cval=0, *, nonfinite="local"):
+    """Whole-array FFT correlation; see the module docstring for the contract."""
+    return _correlate(x, w, out, start, boundary, cval, None, nonfinite)
+
+
+def correlate_oa(x, w, out, start, boundary="constant", cval=0, *, block=None,
+                 nonfinite="local"):
+    """Overlap-add (overlap-save) correlation in blocks of FFT shape ``block`` (per axis;
+    None chooses by ``_fftsize.oa_block_shape``); see the module docstring."""
+    return _correlate(x, w, out, start, boundary, cval, "auto" if block is None else block,
+                      nonfinite)
+
+
+def _correlate(x, w, out, start, boundary, cval, block, nonfinite):
+    if out.size == 0:
+        return out
+    if w.size == 0 or x.size == 0 and boundary != "constant":
+        out[...] = 0
+        return out
+    if out.dtype.kind in "iu":
+        if not fft_is_exact(x, w, cval):
+            return direct.correlate(x, w, out, start, boundary, cval)
+        tmp = np.empty(out.shape, np.float64)
+        _correlate(x.astype(np.float64), w.astype(np.float64), tmp, start, boundary,
+                   float(cval), block, "ignore")
+        np.rint(tmp, out=tmp)
+        out[...] = tmp
+        return out
+
+    # The data the outputs read (D) and where output 0's window starts in it.
+    start = tuple(int(s) for s in start)
+    if boundary == "constant" and cval == 0:
+        data = x
+    else:
+        data = direct._window(x, w.shape, out.shape, start, boundary, cval)
+        start = (0,) * x.ndim
+
+    # Outputs whose window misses the data entirely are zero; trim them away.
+    keep, core, offset = [], [], []
+    for n, k, m, s in zip(data.shape, w.shape, out.shape, start):
+        lo_i, hi_i = max(0, -(s + k - 1)), min(m, n - s)
+        if hi_i <= lo_i:
+            out[...] = 0
+            return out
+        keep.append(slice(lo_i, hi_i))
+        st = s + lo_i
+        lo, hi = max(0, st), min(n, st + (hi_i - lo_i) + k - 1)
+        core.append(slice(lo, hi))
+        offset.append(st - lo)              # in [-(k-1), 0]
+    keep, core = tuple(keep), tuple(core)
+    if any(sl != slice(0, m) for sl, m in zip(keep, out.shape)):
+        _zero_outside(out, keep)
+    sub = out[keep]
+    dcore = data[core]
+
+    bad = None
+    if nonfinite != "ignore":
+        if not _all_finite(w):
+            return _direct_all(x, w, out, start, data, boundary, cval)
+        if not _all_finite(dcore):
+            bad = np.nonzero(~np.isfinite(dcore))
+            if len(bad[0]) * 4 > sub.size:   # mostly non-finite: the fix would cost more
+                return _direct_all(x, w, out, start, data, boundary, cval)
+
+    real = out.dtype.kind != "c"
+    if block is None:
+        _fft_whole(dcore, w, sub, offset, real, bad is not None)
+    else:
+        if block == "auto":
+            block = oa_block_shape(sub.shape, w.shape, real)
+        block = tuple(max(int(L), int(k)) for L, k in zip(block, w.shape))
+        _blocked(dcore, w, sub, offset, block, real, bad is not None)
+    if bad is not None:
+        _add_nonfinite(dcore, bad, w, sub, offset)
+    return out
+
+
+def _direct_all(x, w, out, start, data, boundary, cval):
+    # ``data`` is either x itself (constant 0) or the materialised window (start 0).
+    if data is x:
+        return direct.correlate(x, w, out, start, boundary, cval)
+    return direct.correlate(data, w, out, (0,) * x.ndim, "constant", 0)
+
+
+def _zero_outside(out, keep):
+    """Zero the slabs of ``out`` outside the box ``keep`` (no full-size temporary)."""
+    for a, sl in enumerate(keep):
+        pre = (slice(None),) * a
+        out[pre + (slice(0, sl.start),)] = 0
+        out[pre + (slice(sl.stop, None),)] = 0
+
+
+def _all_finite(a) -> bool:
+    """True iff every value is finite: the sum of finite values is finite unless it
+    overflows, and any Inf/NaN makes it non-finite; an overflow is settled exactly."""
+    if a.dtype.kind not in "fc" or a.size == 0:
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = a.sum(dtype=np.complex128 if a.dtype.kind == "c" else np.float64)
+    if np.isfinite(total):
+        return True
+    return bool(np.isfinite(a).all())
+
+
+# -- whole-array FFT ---------------------------------------------------------------------------
+
+def _kernel_spectrum(w, L, offset, real):
+    """Spectrum of the length-L buffer v with v[-(r + j) mod L] = w[j] per axis (pruned: each
+    axis is transformed after the later axes, only over the rows that are nonzero so far)."""
+    workers = get_num_threads()
+    nd = w.ndim
+    idx = [(-(r + np.arange(k))) % n for r, k, n in zip(offset, w.shape, L)]
+    last = np.zeros(w.shape[:-1] + (L[-1],), w.dtype)
+    last[..., idx[-1]] = w
+    spec = (sp_fft.rfft if real else sp_fft.fft)(last, axis=-1, workers=workers,
+                                                  overwrite_x=True)
+    for a in range(nd - 2, -1, -1):
+        shape = spec.shape[:a] + (L[a],) + spec.shape[a + 1:]
+        grown = np.zeros(shape, spec.dtype)
+        grown[(slice(None),) * a + (idx[a],)] = spec
+        spec = sp_fft.fft(grown, axis=a, workers=workers, overwrite_x=True)
+    return spec
+
+
+def _blocked(dcore, w, sub, offset, L, real, has_bad):
+    """Overlap-save with FFT lengths L: per axis, the outputs split into a main run of
+    whole blocks (L - k + 1 outputs each) and a tail that gets its own, shorter transform,
+    so block lengths can stay on pocketfft's fastest sizes (powers of two) without a
+    mostly wasted last block.  A region that is one block along every axis is a single
+    transform of a view of the data."""
+    segs = []
+    for Lb, k, m in zip(L, w.shape, sub.shape):
+        b = Lb - k + 1
+        if b >= m:
+            segs.append([(0, m, None)])
+            continue
+        main = (m // b) * b
+        segs.append([(0, main, Lb)] + ([(main, m, None)] if main < m else []))
+    for combo in itertools.product(*segs):
+        sub_r = sub[tuple(slice(r0, r1) for r0, r1, _ in combo)]
+        off_r = tuple(o + r0 for o, (r0, _, _) in zip(offset, combo))
+        if all(Lb is None or Lb - k + 1 >= r1 - r0
+               for (r0, r1, Lb), k in zip(combo, w.shape)):
+            _fft_whole(dcore, w, sub_r, off_r, real, has_bad,
+                       tuple(Lb for _, _, Lb in combo))
+        else:
+            Lr = tuple(Lb if Lb is not None else fast_len(r1 - r0 + k - 1, real)
+                       for (r0, r1, Lb), k in zip(combo, w.shape))
+            _oa_blocks(dcore, w, sub_r, off_r, Lr, real, has_bad)
+
+
+def _fft_whole(dcore, w, sub, offset, real, has_bad, L=None):
+    """One transform for all of ``sub``: output i reads data [offset+i, offset+i+k).
+    ``L`` (per axis, None = choose) must be >= min(c, m) + k - 1."""
+    nd = w.ndim
+    core, off = [], []
+    for n, k, m, o in zip(dcore.shape, w.shape, sub.shape, offset):
+        lo, hi = max(0, o), min(n, o + m + k - 1)
+        core.append(slice(lo, max(lo, hi)))
+        off.append(o - lo)
+    dcore = dcore[tuple(core)]
+    offset = tuple(off)
+    if dcore.size == 0:
+        sub[...] = 0
+        return
+    # 5-smooth lengths on every axis of a real transform (scipy's choice): pocketfft's
+    # radix-7/11 passes are markedly slower for the column transforms.
+    L = tuple(Lg if Lg is not None else fast_len(min(c, m) + k - 1, real)
+              for Lg, c, k, m in zip(L or (None,) * nd, dcore.shape, w.shape, sub.shape))
+    axes = tuple(range(nd))
+    workers = get_num_threads()
+    src = dcore
+    if has_bad:
+        src = np.where(np.isfinite(dcore), dcore, 0).astype(dcore.dtype, copy=False)
+    if real:
+        spec = sp_fft.rfftn(src, s=L, axes=axes, workers=workers)
+    else:
+        spec = sp_fft.fftn(src, s=L, axes=axes, workers=workers)
+    spec *= _kernel_spectrum(w, L, offset, real)
+    res = _inverse_cropped(spec, L, sub.shape, real, workers)
+    sub[...] = res
+
+
+def _inverse_cropped(spec, L, m, real, workers):
+    """Inverse transform of ``spec`` keeping outputs [0, m) per axis, transforming the
+    leading axes first so the last (real) stage runs only over the kept rows."""
+    nd = len(L)
+    lead = spec.ndim - nd
+    for a in range(nd - 1):
+        ax = lead + a
+        spec = sp_fft.ifft(spec, axis=ax, workers=workers, overwrite_x=True)
+        if m[a] < L[a]:
+            spec = spec[(slice(None),) * ax + (slice(0, m[a]),)]
+    if real:
+        res = sp_fft.irfft(spec, n=L[-1], axis=-1, workers=workers,
+                           overwrite_x=spec.base is None)
+    else:
+        res = sp_fft.ifft(spec, axis=-1, workers=workers, overwrite_x=spec.base is None)
+    return res[..., :m[-1]]
+
+
+# -- overlap-add (overlap-save blocks) ---------------------------------------------------------
+
+def _oa_blocks(dcore, w, sub, offset, L, real, has_bad):
+    nd = w.ndim
+    workers = get_num_threads()
+    B = tuple(Lb - k + 1 for Lb, k in zip(L, w.shape))
+    nb = tuple(-(-m // b) for m, b in zip(sub.shape, B))
+    spec_k = _kernel_spectrum(w, L, (0,) * nd, real)
+    # Block b's window starts at data index offset + b*B (may reach past the data);
+    # interior blocks along an axis: full output block and window inside the data.
+    lo_b, hi_b = [], []
+    for n, r, b, Lb, m in zip(dcore.shape, offset, B, L, sub.shape):
+        first = max(0, -(-(-r) // b))                      # r + i*b >= 0
+        last = min((n - Lb - r) // b + 1, m // b)         # r + i*b + Lb <= n, full block
+        lo_b.append(min(first, last) if last > first else 0)
+        hi_b.append(last if last > first else 0)
+    spec_bytes = int(np.prod([Lb for Lb in L[:-1]])) * (L[-1] // 2 + 1 if real else L[-1]) \
+        * np.dtype(spec_k.dtype).itemsize
+    per_chunk = max(1, OA_CHUNK_BYTES // max(spec_bytes, 1))
+
+    # 1) interior blocks: strided views of the data, batched along block axis 0
+    if all(h > l for l, h in zip(lo_b, hi_b)):
+        counts = [h - l for l, h in zip(lo_b, hi_b)]
+        row = int(np.prod(counts[1:]))
+        rows_per_chunk = max(1, per_chunk // max(row, 1))
+        st = dcore.strides
+        ost = sub.strides
+        for c0 in range(lo_b[0], hi_b[0], rows_per_chunk):
+            c1 = min(hi_b[0], c0 + rows_per_chunk)
+            cnt = [c1 - c0] + counts[1:]
+            first = [c0] + lo_b[1:]
+            base = tuple(r + f * b for r, f, b in zip(offset, first, B))
+            view = as_strided(dcore[tuple(slice(v, None) for v in base)], shape=tuple(cnt) + tuple(L),
+                              strides=tuple(s * b for s, b in zip(st, B)) + st,
+                              writeable=False)
+            obase = tuple(f * b for f, b in zip(first, B))
+            oview = as_strided(sub[tuple(slice(v, None) for v in obase)], shape=tuple(cnt) + B,
+                               strides=tuple(s * b for s, b in zip(ost, B)) + ost)
+            _blocks_transform(view, spec_k, L, B, oview, real, workers, has_bad)
+
+    # 2) the remaining (edge) blocks, gathered into zero-padded buffers in batches
+    edge = _edge_blocks(nb, lo_b, hi_b)
+    for i in range(0, len(edge), per_chunk):
+        chunk = edge[i:i + per_chunk]
+        buf = np.zeros((len(chunk),) + tuple(L), dcore.dtype)
+        for t, bidx in enumerate(chunk):
+            src, dst = [], []
+            for a in range(nd):
+                p0 = offset[a] + bidx[a] * B[a]
+                lo, hi = max(0, p0), min(dcore.shape[a], p0 + L[a])
+                src.append(slice(lo, hi))
+                dst.append(slice(lo - p0, hi - p0))
+            if all(s.stop > s.start for s in src):
+                buf[(t,) + tuple(dst)] = dcore[tuple(src)]
+        res = _blocks_spectra_inverse(buf, spec_k, L, B, real, workers, has_bad)
+        for t, bidx in enumerate(chunk):
+            osl = tuple(slice(b * Bb, min((b + 1) * Bb, m))
+                        for b, Bb, m in zip(bidx, B, sub.shape))
+            sub[osl] = res[(t,) + tuple(slice(0, s.stop - s.start) for s in osl)]
+
+
+def _edge_blocks(nb, lo_b, hi_b):
+    """Block indices outside the interior box [lo_b, hi_b), without visiting the box."""
+    nd = len(nb)
+    if any(h <= l for l, h in zip(lo_b, hi_b)):
+        return list(itertools.product(*(range(n) for n in nb)))
+    out = []
+    for a in range(nd):
+        ranges = []
+        for d in range(nd):
+            if d < a:
+                ranges.append(range(lo_b[d], hi_b[d]))
+            elif d == a:
+                ranges.append([i for i in range(nb[d]) if not lo_b[d] <= i < hi_b[d]])
+            else:
+                ranges.append(range(nb[d]))
+        out.extend(itertools.product(*ranges))
+    return out
+
+
+def _blocks_spectra_inverse(buf, spec_k, L, B, real, workers, has_bad):
+    nd = len(L)
+    if has_bad:
+        buf[~np.isfinite(buf)] = 0
+    axes = tuple(range(buf.ndim - nd, buf.ndim))
+    if real:
+        spec = sp_fft.rfftn(buf, s=L, axes=axes, workers=workers)
+    else:
+        spec = sp_fft.fftn(buf, s=L, axes=axes, workers=workers)
+    spec *= spec_k
+    return _inverse_cropped(spec, L, B, real, workers)
+
+
+def _blocks_transform(view, spec_k, L, B, oview, real, workers, has_bad):
+    # Non-finite samples must be zeroed in a copy; otherwise pocketfft reads the strided
+    # windows directly (it copies each line into its own scratch anyway).
+    src = np.array(view) if has_bad else view
+    oview[...] = _blocks_spectra_inverse(src, spec_k, L, B, real, workers, has_bad)
+
+
+# -- non-finite repair --------------------------------------------------------------------------
+
+def _add_nonfinite(dcore, bad, w, sub, offset):
+    """Add w[j] * d[p] for every non-finite sample d[p] to the outputs whose window holds
+    it: out[i] with i = p - offset - j.  Loops over whichever is fewer, samples or taps."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        _add_nonfinite_terms(dcore, bad, w, sub, offset)
+
+
+def _add_nonfinite_terms(dcore, bad, w, sub, offset):
+    nd = w.ndim
+    pos = np.stack(bad, axis=1)
+    vals = dcore[bad]
+    if len(vals) <= w.size:
+        for p, v in zip(pos, vals):
+            o_sl, w_sl = [], []
+            for a in range(nd):
+                # outputs i in [p - r - (k-1), p - r], tap j = p - r - i
+                hi = p[a] - offset[a]
+                lo = hi - (w.shape[a] - 1)
+                i0, i1 = max(lo, 0), min(hi, sub.shape[a] - 1)
+                if i1 < i0:
+                    break
+                o_sl.append(slice(i0, i1 + 1))
+                # taps j = hi - i for i in [i0, i1], descending
+                j_hi, j_lo = hi - i0, hi - i1
+                w_sl.append(slice(j_hi, j_lo - 1 if j_lo > 0 else None, -1))
+            else:
+                sub[tuple(o_sl)] += w[tuple(w_sl)] * v
+        return
+    for j in np.ndindex(*w.shape):
+        i = pos - np.asarray(offset) - np.asarray(j)
+        ok = np.all((i >= 0) & (i < np.asarray(sub.shape)), axis=1)
+        if ok.any():
+            np.add.at(sub, tuple(i[ok].T), w[j] * vals[ok])
