@@ -15,7 +15,10 @@ from ._validate import (
     check_mode, compute_dtype, result_dtype, swap_needed, window,
 )
 
-__all__ = ["convolve", "correlate", "convolve2d", "correlate2d", "choose_conv_method"]
+from ._fftconvolve import fftconvolve, oaconvolve
+
+__all__ = ["convolve", "correlate", "fftconvolve", "oaconvolve", "convolve2d", "correlate2d",
+           "choose_conv_method"]
 
 
 _SPEC_MEMO: dict = {}
@@ -80,6 +83,8 @@ def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers):
         # reverses and conjugates the result.
         spec = _spec(op, x, w, mode, flip=False, conj=True, boundary=bnd,
                      fillvalue=fillvalue, reverse_out=swapped, conj_out=swapped)
+    if 0 in spec.out_shape:
+        return _execute.finish(spec, np.empty(spec.out_shape, spec.compute_dtype))
     with workers_scope(workers):
         chosen, params, _ = _plan.choose(spec, x, w, method)
         return _execute.run(spec, x, w, chosen, params)

@@ -18,6 +18,9 @@ BOUNDARIES = ("constant", "wrap", "symmetric", "reflect", "edge")
 # CUDA module is only imported when a CUDA path runs.
 REGISTRY = {
     ("direct", "cpu"): ("fastconv.kernels.cpu.direct", "correlate"),
+    ("fft", "cpu"): ("fastconv.kernels.cpu.fft", "correlate_fft"),
+    ("oa", "cpu"): ("fastconv.kernels.cpu.fft", "correlate_oa"),
+    ("separable", "cpu"): ("fastconv.kernels.cpu.separable", "correlate_separable"),
 }
 
 

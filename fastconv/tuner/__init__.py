@@ -2,10 +2,11 @@
 
 Choice order for one call (``choose``):
 
-1. **Guards** decide which methods may run at all: integer inputs take FFT/OA only inside
-   scipy's exactness bound, never the (floating) separable path; a kernel must factor to
-   run separably; non-finite inputs never run through FFT/OA (a NaN would reach every
-   output). A guard always beats a timing.
+1. **Guards** decide which methods may run at all: integer and bool inputs take FFT/OA only
+   inside scipy's exactness bound (bool never), and separable only with exact integer
+   factors; a kernel must factor (or, in 2-D, be of low rank) to run separably. A guard
+   always beats a timing. Non-finite inputs need no guard: the FFT/OA launchers keep
+   NaN/Inf local themselves.
 2. **Cache**: the in-process memo, then this machine's tuning file (``_store``).
 3. **Measure** (``FASTCONV_TUNE=measure``, the default): when the cost model cannot
    separate the best candidates (within ``MEASURE_MARGIN``) and the call is expensive
@@ -80,17 +81,24 @@ _FACTOR_LOCK = threading.Lock()
 
 
 def separable_params(wk: np.ndarray):
-    """Separable factors of a prepared kernel (memoised by its bytes), or None."""
-    if wk.ndim < 2 or not _available("separable") or wk.dtype.kind not in "fc":
+    """``{"factors": [term, ...]}`` for a prepared kernel that is a product of 1-D kernels
+    (one term) or, in 2-D, of low rank cheaper than direct (r terms); None otherwise.
+    Integer kernels need exact integer factors. Memoised by the kernel's bytes."""
+    if wk.ndim < 2 or not _available("separable"):
         return None
     key = (wk.shape, wk.dtype.str, wk.tobytes())
     with _FACTOR_LOCK:
         if key in _FACTOR_MEMO:
             _FACTOR_MEMO.move_to_end(key)
             return _FACTOR_MEMO[key]
-    from .._separable import separable_factors
-    factors = separable_factors(wk)
-    params = None if factors is None else {"factors": factors}
+    from .._separable import low_rank_factors, separable_factors
+    terms = None
+    one = separable_factors(wk, wk.dtype)
+    if one is not None:
+        terms = [one]
+    elif wk.ndim == 2 and wk.dtype.kind in "fc":
+        terms = low_rank_factors(wk, wk.dtype)
+    params = None if terms is None else {"factors": terms}
     with _FACTOR_LOCK:
         _FACTOR_MEMO[key] = params
         while len(_FACTOR_MEMO) > 64:
@@ -99,8 +107,13 @@ def separable_params(wk: np.ndarray):
 
 
 def candidates(spec, x, w, wk=None) -> tuple[dict, dict]:
-    """({method: params} that may run, {method: why not}) for this call."""
-    from .._plan import fft_exact
+    """({method: params} that may run, {method: why not}) for this call.
+
+    Non-finite inputs need no guard here: the FFT/OA launchers keep NaN/Inf local
+    themselves (they transform the finite part and add the non-finite samples'
+    contributions back to exactly the outputs whose window holds them).
+    """
+    from ..kernels.cpu.fft import fft_is_exact
     allowed, excluded = {"direct": {}}, {}
     integer = spec.compute_dtype.kind in "iu"
     for m in ("fft", "oa"):
@@ -108,15 +121,11 @@ def candidates(spec, x, w, wk=None) -> tuple[dict, dict]:
             excluded[m] = "not available"
         elif spec.result_dtype == np.bool_:
             excluded[m] = "bool input (scipy computes it directly)"
-        elif integer and not fft_exact(x, w):
+        elif integer and not fft_is_exact(x, w, spec.cval):
             excluded[m] = "integer input beyond the float64 exactness bound"
-        elif m == "oa" and spec.boundary != "constant":
-            excluded[m] = "overlap-add pads with zeros only"
         else:
             allowed[m] = {}
-    if integer:
-        excluded["separable"] = "integer input (factors are floating point)"
-    elif spec.ndim < 2:
+    if spec.ndim < 2:
         excluded["separable"] = "1-D kernel"
     else:
         if wk is None:
@@ -124,17 +133,11 @@ def candidates(spec, x, w, wk=None) -> tuple[dict, dict]:
         params = separable_params(wk)
         if params is None:
             excluded["separable"] = ("not available" if not _available("separable")
-                                     else "kernel does not factor cheaply")
+                                     else "kernel does not factor (exactly, for integers)"
+                                     if integer else "kernel does not factor cheaply")
         else:
             allowed["separable"] = params
     return allowed, excluded
-
-
-def _nonfinite(*arrays) -> bool:
-    for a in arrays:
-        if a.dtype.kind in "fc" and not np.isfinite(a).all():
-            return True
-    return False
 
 
 # ---- choice ------------------------------------------------------------------------------
@@ -199,12 +202,6 @@ def _decide(spec, x, w, wk, force_measure):
         usable = {m: t for m, t in scores.items() if m in allowed} or {
             m: _model.predict(spec, m, allowed[m], _constants()) for m in allowed}
         method = min(usable, key=usable.get)
-    if method in ("fft", "oa") and _nonfinite(x, w):
-        excluded = dict(excluded)
-        excluded[method] = "non-finite input (FFT would spread NaN/Inf everywhere)"
-        rest = {m: t for m, t in scores.items() if m in allowed and m not in ("fft", "oa")}
-        method = min(rest, key=rest.get) if rest else "direct"
-        reason = "guard"
     return method, allowed.get(method, {}), reason, info, info.get("key", ""), excluded
 
 
