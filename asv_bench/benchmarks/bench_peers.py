@@ -1,4 +1,5 @@
-"""The peers, timed in the same run as fastconv (a parameter, skipped where absent)."""
+"""The peers, timed in the same run as fastconv (a parameter, skipped where absent).
+Conv layers against torch are in bench_nn.py, filters against OpenCV in bench_ndimage.py."""
 import numpy as np
 import scipy.ndimage
 import scipy.signal
@@ -56,29 +57,4 @@ class Signal1D:
         self.fn()
 
     def time_same(self, library, taps):
-        self.fn()
-
-
-class ConvLayer:
-    params = (["fastconv", "torch"],)
-    param_names = ["library"]
-    number = 1
-    repeat = (3, 7, 30.0)
-
-    def setup(self, library):
-        set_threads()
-        r = rng(4)
-        self.x = r.standard_normal((8, 64, 56, 56)).astype(np.float32)
-        self.w = r.standard_normal((64, 64, 3, 3)).astype(np.float32)
-        if library == "torch":
-            torch = require("torch")
-            torch.set_num_threads(2)
-            tx, tw = torch.from_numpy(self.x), torch.from_numpy(self.w)
-            self.fn = lambda: torch.nn.functional.conv2d(tx, tw, padding=1)
-        else:
-            nn = require("fastconv.nn")
-            self.fn = lambda: nn.conv2d(self.x, self.w, padding=1)
-        self.fn()
-
-    def time_conv2d(self, library):
         self.fn()
