@@ -48,73 +48,64 @@ TILE = 4096
 
 @jit()
 def _row_pass(of, ob, xf, xb, wf, wb, k, n, init):
-    """of[ob + i] (+)= sum_c wf[wb + c] * xf[xb + i + c], i < n, c < k (= instead of +=
-    when ``init``). One pass over the output row per group of up to 5 taps, the
-    group's taps in registers; the first group may be shorter so that every later
-    one is full. Indices are unsigned so numba adds no negative-index wraparound
-    and LLVM vectorises the unit-stride loops."""
+    """of[ob + i] (+)= sum_c wf[wb + c] * xf[xb + i + c] for i < n, c < k; the first
+    group of taps writes instead of accumulating when ``init``. One pass over the
+    output row per group of up to 5 taps held in registers; the first group takes
+    the remainder (k - 1) % 5 + 1 so every later group is full. Indices are unsigned
+    so numba emits no negative-index wraparound and LLVM vectorises the loops."""
     o = U(ob)
     n = U(n)
     c = 0
-    g = (k - 1) % 5 + 1          # size of the first group
+    g = (k - 1) % 5 + 1
     if g == 1:
+        u0 = wf[wb + c]
+        b = U(xb + c)
         if init:
-            u0 = wf[wb + c]
-            b = U(xb + c)
             for i in range(U(0), n):
                 s0 = xf[b + i]
                 of[o + i] = u0 * s0
         else:
-            u0 = wf[wb + c]
-            b = U(xb + c)
             for i in range(U(0), n):
                 s0 = xf[b + i]
                 of[o + i] += u0 * s0
     elif g == 2:
+        u0 = wf[wb + c]
+        u1 = wf[wb + c + 1]
+        b = U(xb + c)
         if init:
-            u0 = wf[wb + c]
-            u1 = wf[wb + c + 1]
-            b = U(xb + c)
             for i in range(U(0), n):
                 s0 = xf[b + i]
                 s1 = xf[b + i + U(1)]
                 of[o + i] = u0 * s0 + u1 * s1
         else:
-            u0 = wf[wb + c]
-            u1 = wf[wb + c + 1]
-            b = U(xb + c)
             for i in range(U(0), n):
                 s0 = xf[b + i]
                 s1 = xf[b + i + U(1)]
                 of[o + i] += u0 * s0 + u1 * s1
     elif g == 3:
+        u0 = wf[wb + c]
+        u1 = wf[wb + c + 1]
+        u2 = wf[wb + c + 2]
+        b = U(xb + c)
         if init:
-            u0 = wf[wb + c]
-            u1 = wf[wb + c + 1]
-            u2 = wf[wb + c + 2]
-            b = U(xb + c)
             for i in range(U(0), n):
                 s0 = xf[b + i]
                 s1 = xf[b + i + U(1)]
                 s2 = xf[b + i + U(2)]
                 of[o + i] = u0 * s0 + u1 * s1 + u2 * s2
         else:
-            u0 = wf[wb + c]
-            u1 = wf[wb + c + 1]
-            u2 = wf[wb + c + 2]
-            b = U(xb + c)
             for i in range(U(0), n):
                 s0 = xf[b + i]
                 s1 = xf[b + i + U(1)]
                 s2 = xf[b + i + U(2)]
                 of[o + i] += u0 * s0 + u1 * s1 + u2 * s2
     elif g == 4:
+        u0 = wf[wb + c]
+        u1 = wf[wb + c + 1]
+        u2 = wf[wb + c + 2]
+        u3 = wf[wb + c + 3]
+        b = U(xb + c)
         if init:
-            u0 = wf[wb + c]
-            u1 = wf[wb + c + 1]
-            u2 = wf[wb + c + 2]
-            u3 = wf[wb + c + 3]
-            b = U(xb + c)
             for i in range(U(0), n):
                 s0 = xf[b + i]
                 s1 = xf[b + i + U(1)]
@@ -122,11 +113,6 @@ def _row_pass(of, ob, xf, xb, wf, wb, k, n, init):
                 s3 = xf[b + i + U(3)]
                 of[o + i] = u0 * s0 + u1 * s1 + u2 * s2 + u3 * s3
         else:
-            u0 = wf[wb + c]
-            u1 = wf[wb + c + 1]
-            u2 = wf[wb + c + 2]
-            u3 = wf[wb + c + 3]
-            b = U(xb + c)
             for i in range(U(0), n):
                 s0 = xf[b + i]
                 s1 = xf[b + i + U(1)]
@@ -134,13 +120,13 @@ def _row_pass(of, ob, xf, xb, wf, wb, k, n, init):
                 s3 = xf[b + i + U(3)]
                 of[o + i] += u0 * s0 + u1 * s1 + u2 * s2 + u3 * s3
     elif g == 5:
+        u0 = wf[wb + c]
+        u1 = wf[wb + c + 1]
+        u2 = wf[wb + c + 2]
+        u3 = wf[wb + c + 3]
+        u4 = wf[wb + c + 4]
+        b = U(xb + c)
         if init:
-            u0 = wf[wb + c]
-            u1 = wf[wb + c + 1]
-            u2 = wf[wb + c + 2]
-            u3 = wf[wb + c + 3]
-            u4 = wf[wb + c + 4]
-            b = U(xb + c)
             for i in range(U(0), n):
                 s0 = xf[b + i]
                 s1 = xf[b + i + U(1)]
@@ -149,12 +135,6 @@ def _row_pass(of, ob, xf, xb, wf, wb, k, n, init):
                 s4 = xf[b + i + U(4)]
                 of[o + i] = u0 * s0 + u1 * s1 + u2 * s2 + u3 * s3 + u4 * s4
         else:
-            u0 = wf[wb + c]
-            u1 = wf[wb + c + 1]
-            u2 = wf[wb + c + 2]
-            u3 = wf[wb + c + 3]
-            u4 = wf[wb + c + 4]
-            b = U(xb + c)
             for i in range(U(0), n):
                 s0 = xf[b + i]
                 s1 = xf[b + i + U(1)]
@@ -181,15 +161,128 @@ def _row_pass(of, ob, xf, xb, wf, wb, k, n, init):
 
 
 @jit()
-def _row_pass2(of, ob0, ob1, xf, xb, wf, wb0, wb1, k, n):
+def _row_pass2(of, ob0, ob1, xf, xb, wf, wb0, wb1, k, n, init1):
     """Two output rows that read the same input row through different kernel rows:
-    of[ob0 + i] += sum_c wf[wb0 + c] * s[i + c] and of[ob1 + i] += sum_c wf[wb1 + c] *
-    s[i + c], s = xf[xb:]: each input vector loaded feeds two FMAs."""
+    of[ob0 + i] += sum_c wf[wb0 + c] * s[i + c] and of[ob1 + i] (+)= sum_c wf[wb1 + c] *
+    s[i + c], s = xf[xb:] (the second row's first group writes when ``init1``). Each
+    input vector loaded feeds two FMAs; groups as in _row_pass."""
     o0 = U(ob0)
     o1 = U(ob1)
     n = U(n)
     c = 0
-    while k - c >= 5:
+    g = (k - 1) % 5 + 1
+    if g == 1:
+        u0 = wf[wb0 + c]
+        v0 = wf[wb1 + c]
+        b = U(xb + c)
+        if init1:
+            for i in range(U(0), n):
+                s0 = xf[b + i]
+                of[o0 + i] += u0 * s0
+                of[o1 + i] = v0 * s0
+        else:
+            for i in range(U(0), n):
+                s0 = xf[b + i]
+                of[o0 + i] += u0 * s0
+                of[o1 + i] += v0 * s0
+    elif g == 2:
+        u0 = wf[wb0 + c]
+        u1 = wf[wb0 + c + 1]
+        v0 = wf[wb1 + c]
+        v1 = wf[wb1 + c + 1]
+        b = U(xb + c)
+        if init1:
+            for i in range(U(0), n):
+                s0 = xf[b + i]
+                s1 = xf[b + i + U(1)]
+                of[o0 + i] += u0 * s0 + u1 * s1
+                of[o1 + i] = v0 * s0 + v1 * s1
+        else:
+            for i in range(U(0), n):
+                s0 = xf[b + i]
+                s1 = xf[b + i + U(1)]
+                of[o0 + i] += u0 * s0 + u1 * s1
+                of[o1 + i] += v0 * s0 + v1 * s1
+    elif g == 3:
+        u0 = wf[wb0 + c]
+        u1 = wf[wb0 + c + 1]
+        u2 = wf[wb0 + c + 2]
+        v0 = wf[wb1 + c]
+        v1 = wf[wb1 + c + 1]
+        v2 = wf[wb1 + c + 2]
+        b = U(xb + c)
+        if init1:
+            for i in range(U(0), n):
+                s0 = xf[b + i]
+                s1 = xf[b + i + U(1)]
+                s2 = xf[b + i + U(2)]
+                of[o0 + i] += u0 * s0 + u1 * s1 + u2 * s2
+                of[o1 + i] = v0 * s0 + v1 * s1 + v2 * s2
+        else:
+            for i in range(U(0), n):
+                s0 = xf[b + i]
+                s1 = xf[b + i + U(1)]
+                s2 = xf[b + i + U(2)]
+                of[o0 + i] += u0 * s0 + u1 * s1 + u2 * s2
+                of[o1 + i] += v0 * s0 + v1 * s1 + v2 * s2
+    elif g == 4:
+        u0 = wf[wb0 + c]
+        u1 = wf[wb0 + c + 1]
+        u2 = wf[wb0 + c + 2]
+        u3 = wf[wb0 + c + 3]
+        v0 = wf[wb1 + c]
+        v1 = wf[wb1 + c + 1]
+        v2 = wf[wb1 + c + 2]
+        v3 = wf[wb1 + c + 3]
+        b = U(xb + c)
+        if init1:
+            for i in range(U(0), n):
+                s0 = xf[b + i]
+                s1 = xf[b + i + U(1)]
+                s2 = xf[b + i + U(2)]
+                s3 = xf[b + i + U(3)]
+                of[o0 + i] += u0 * s0 + u1 * s1 + u2 * s2 + u3 * s3
+                of[o1 + i] = v0 * s0 + v1 * s1 + v2 * s2 + v3 * s3
+        else:
+            for i in range(U(0), n):
+                s0 = xf[b + i]
+                s1 = xf[b + i + U(1)]
+                s2 = xf[b + i + U(2)]
+                s3 = xf[b + i + U(3)]
+                of[o0 + i] += u0 * s0 + u1 * s1 + u2 * s2 + u3 * s3
+                of[o1 + i] += v0 * s0 + v1 * s1 + v2 * s2 + v3 * s3
+    elif g == 5:
+        u0 = wf[wb0 + c]
+        u1 = wf[wb0 + c + 1]
+        u2 = wf[wb0 + c + 2]
+        u3 = wf[wb0 + c + 3]
+        u4 = wf[wb0 + c + 4]
+        v0 = wf[wb1 + c]
+        v1 = wf[wb1 + c + 1]
+        v2 = wf[wb1 + c + 2]
+        v3 = wf[wb1 + c + 3]
+        v4 = wf[wb1 + c + 4]
+        b = U(xb + c)
+        if init1:
+            for i in range(U(0), n):
+                s0 = xf[b + i]
+                s1 = xf[b + i + U(1)]
+                s2 = xf[b + i + U(2)]
+                s3 = xf[b + i + U(3)]
+                s4 = xf[b + i + U(4)]
+                of[o0 + i] += u0 * s0 + u1 * s1 + u2 * s2 + u3 * s3 + u4 * s4
+                of[o1 + i] = v0 * s0 + v1 * s1 + v2 * s2 + v3 * s3 + v4 * s4
+        else:
+            for i in range(U(0), n):
+                s0 = xf[b + i]
+                s1 = xf[b + i + U(1)]
+                s2 = xf[b + i + U(2)]
+                s3 = xf[b + i + U(3)]
+                s4 = xf[b + i + U(4)]
+                of[o0 + i] += u0 * s0 + u1 * s1 + u2 * s2 + u3 * s3 + u4 * s4
+                of[o1 + i] += v0 * s0 + v1 * s1 + v2 * s2 + v3 * s3 + v4 * s4
+    c = g
+    while c < k:
         u0 = wf[wb0 + c]
         u1 = wf[wb0 + c + 1]
         u2 = wf[wb0 + c + 2]
@@ -210,93 +303,79 @@ def _row_pass2(of, ob0, ob1, xf, xb, wf, wb0, wb1, k, n):
             of[o0 + i] += u0 * s0 + u1 * s1 + u2 * s2 + u3 * s3 + u4 * s4
             of[o1 + i] += v0 * s0 + v1 * s1 + v2 * s2 + v3 * s3 + v4 * s4
         c += 5
-    r = k - c
-    if r == 4:
-        u0 = wf[wb0 + c]
-        u1 = wf[wb0 + c + 1]
-        u2 = wf[wb0 + c + 2]
-        u3 = wf[wb0 + c + 3]
-        v0 = wf[wb1 + c]
-        v1 = wf[wb1 + c + 1]
-        v2 = wf[wb1 + c + 2]
-        v3 = wf[wb1 + c + 3]
-        b = U(xb + c)
-        for i in range(U(0), n):
-            s0 = xf[b + i]
-            s1 = xf[b + i + U(1)]
-            s2 = xf[b + i + U(2)]
-            s3 = xf[b + i + U(3)]
-            of[o0 + i] += u0 * s0 + u1 * s1 + u2 * s2 + u3 * s3
-            of[o1 + i] += v0 * s0 + v1 * s1 + v2 * s2 + v3 * s3
-    elif r == 3:
-        u0 = wf[wb0 + c]
-        u1 = wf[wb0 + c + 1]
-        u2 = wf[wb0 + c + 2]
-        v0 = wf[wb1 + c]
-        v1 = wf[wb1 + c + 1]
-        v2 = wf[wb1 + c + 2]
-        b = U(xb + c)
-        for i in range(U(0), n):
-            s0 = xf[b + i]
-            s1 = xf[b + i + U(1)]
-            s2 = xf[b + i + U(2)]
-            of[o0 + i] += u0 * s0 + u1 * s1 + u2 * s2
-            of[o1 + i] += v0 * s0 + v1 * s1 + v2 * s2
-    elif r == 2:
-        u0 = wf[wb0 + c]
-        u1 = wf[wb0 + c + 1]
-        v0 = wf[wb1 + c]
-        v1 = wf[wb1 + c + 1]
-        b = U(xb + c)
-        for i in range(U(0), n):
-            s0 = xf[b + i]
-            s1 = xf[b + i + U(1)]
-            of[o0 + i] += u0 * s0 + u1 * s1
-            of[o1 + i] += v0 * s0 + v1 * s1
-    elif r == 1:
-        u0 = wf[wb0 + c]
-        v0 = wf[wb1 + c]
-        b = U(xb + c)
-        for i in range(U(0), n):
-            s0 = xf[b + i]
-            of[o0 + i] += u0 * s0
-            of[o1 + i] += v0 * s0
-
 
 
 @jit()
-def _edge(of, ob, xf, off, mx, wf, wb, k, cval, e0, e1, init):
-    """Output columns [e0, e1) of one row, next to the edges: every tap reads through the
-    column map mx (-1: the constant ``cval``)."""
-    if init:
+def _edge(of, ob, xf, off, mx, wf, wb, k, cval, i0, ilo, ihi, i1, init):
+    """Output columns [i0, ilo) and [ihi, i1) of one row, next to the edges: every tap
+    reads through the column map mx (-1: the constant ``cval``). Scalar: at most k - 1
+    columns each side."""
+    for e0, e1 in ((i0, ilo), (ihi, i1)):
         for i in range(e0, e1):
-            of[ob + i] = 0
-    for i in range(e0, e1):
-        for c in range(k):
-            j = mx[i + c]
+            acc = wf[wb] * cval
+            j = mx[i]
             if j >= 0:
-                of[ob + i] += wf[wb + c] * xf[off + j]
+                acc = wf[wb] * xf[off + j]
+            for c in range(1, k):
+                j = mx[i + c]
+                if j >= 0:
+                    acc += wf[wb + c] * xf[off + j]
+                else:
+                    acc += wf[wb + c] * cval
+            if init:
+                of[ob + i] = acc
             else:
-                of[ob + i] += wf[wb + c] * cval
+                of[ob + i] += acc
 
 
 @jit()
-def _row(of, ob, xf, plane, row, sx, mx, wf, wb, fill, k, cval, i0, i1, ilo, ihi, init):
-    """One output row, columns [i0, i1), from one input row (offsets plane + row into xf;
-    either < 0: the row is constant fill) through kernel row wf[wb:wb + k]; ``fill`` is
-    that kernel row's sum times cval."""
-    if plane < 0 or row < 0:
-        if init:
-            for i in range(i0, i1):
-                of[ob + i] = fill
-        elif fill != 0:
-            for i in range(i0, i1):
-                of[ob + i] += fill
-        return
-    off = plane + row
-    _row_pass(of, ob + ilo, xf, off + sx + ilo, wf, wb, k, ihi - ilo, init)
-    _edge(of, ob, xf, off, mx, wf, wb, k, cval, i0, ilo, init)
-    _edge(of, ob, xf, off, mx, wf, wb, k, cval, ihi, i1, init)
+def _item(xf, pz, py, mx, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z, y0, i0, i1,
+          a, init):
+    """One work item, one kernel plane a: output rows y0 and y0 + 1 (if < ny) of plane z,
+    columns [i0, i1). Input row y0 + t feeds row y0 through kernel row t and row y0 + 1
+    through kernel row t - 1; with ``init`` the first pass into each output row writes it
+    (rows y0 at t = 0, y0 + 1 at t = 1): no zeroing pass over the output."""
+    nr = min(2, ny - y0)
+    ob0 = (z * ny + y0) * nx
+    ob1 = ob0 + nx
+    # this tile's interior columns; edge columns lie in [i0, ilo) and [ihi, i1)
+    ilo = max(i0, min(lo, i1))
+    ihi = min(i1, max(hi, ilo))
+    plane = pz[z + a]
+    for t in range(ky + nr - 1):
+        use0 = t < ky
+        use1 = nr == 2 and t >= 1
+        init0 = init and t == 0
+        init1 = init and t == 1
+        b0 = a * ky + min(t, ky - 1)
+        b1 = a * ky + max(t - 1, 0)
+        row = py[y0 + t]
+        if plane < 0 or row < 0:        # a whole input row of the constant fill
+            for r in range(2):
+                use = use0 if r == 0 else use1
+                ini = init0 if r == 0 else init1
+                f = fills[b0] if r == 0 else fills[b1]
+                ob = ob0 if r == 0 else ob1
+                if use and ini:
+                    for i in range(i0, i1):
+                        of[ob + i] = f
+                elif use and f != 0:
+                    for i in range(i0, i1):
+                        of[ob + i] += f
+            continue
+        off = plane + row
+        if use0 and use1:
+            _row_pass2(of, ob0 + ilo, ob1 + ilo, xf, off + sx + ilo, wf, b0 * kx, b1 * kx,
+                       kx, ihi - ilo, init1)
+        else:
+            _row_pass(of, (ob0 if use0 else ob1) + ilo, xf, off + sx + ilo, wf,
+                      (b0 if use0 else b1) * kx, kx, ihi - ilo, init0 if use0 else init1)
+        if ilo > i0 or ihi < i1:
+            for r in range(2):
+                if use0 if r == 0 else use1:
+                    _edge(of, ob0 if r == 0 else ob1, xf, off, mx, wf,
+                          (b0 if r == 0 else b1) * kx, kx, cval, i0, ilo, ihi, i1,
+                          init0 if r == 0 else init1)
 
 
 @jit(parallel=True)
@@ -305,55 +384,19 @@ def _corr3d(xf, pz, py, mx, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, ky, kx, c
     """of (nz, ny, nx) (+)= correlation of X with w (kz, ky, kx), all flat C-order arrays.
     X is read through the maps: plane offset pz[z + a] and row offset py[y + b] into xf
     (-1: constant fill), column mx[i + c] (-1: constant); for output columns in [lo, hi)
-    every tap reads column sx + i + c directly. fills[a, b] = cval * sum(w[a, b, :])."""
+    every tap reads column sx + i + c directly. fills[a * ky + b] = cval * sum(w[a, b, :]).
+    Work items (plane, pair of rows, column tile) are shared among threads; the loop body
+    is one call (a large prange body costs numba's parfor passes seconds of compile)."""
     ntile = (nx + tile - 1) // tile
     npair = (ny + 1) // 2
-    # run-time bools: literal True/False arguments would compile extra specialisations
-    yes = tile > 0
-    no = not yes
     for item in prange(nz * npair * ntile):
         zp = item // ntile
         i0 = (item - zp * ntile) * tile
-        i1 = min(nx, i0 + tile)
         z = zp // npair
         y0 = (zp - z * npair) * 2
-        nr = min(2, ny - y0)
-        ob0 = (z * ny + y0) * nx
-        ob1 = ob0 + nx
-        # this tile's interior columns; edge columns lie in [i0, ilo) and [ihi, i1)
-        ilo = max(i0, min(lo, i1))
-        ihi = min(i1, max(hi, ilo))
         for a in range(kz):
-            init = a == 0 and not accumulate
-            plane = pz[z + a]
-            wa = a * ky * kx
-            if init and nr == 2:
-                # row y0 + 1 first gets kernel row 0 (input row y0 + 1) on its own, so
-                # that every later pass into it accumulates
-                _row(of, ob1, xf, plane, py[y0 + 1], sx, mx, wf, wa, fills[a * ky], kx,
-                     cval, i0, i1, ilo, ihi, yes)
-            for t in range(ky + nr - 1):
-                # input row y0 + t feeds row y0 as kernel row t and row y0 + 1 as t - 1
-                first = t < ky
-                second = nr == 2 and t >= 1 and not (init and t == 1)
-                row = py[y0 + t]
-                if first and second and plane >= 0 and row >= 0:
-                    off = plane + row
-                    _row_pass2(of, ob0 + ilo, ob1 + ilo, xf, off + sx + ilo, wf,
-                               wa + t * kx, wa + (t - 1) * kx, kx, ihi - ilo)
-                    _edge(of, ob0, xf, off, mx, wf, wa + t * kx, kx, cval, i0, ilo, no)
-                    _edge(of, ob0, xf, off, mx, wf, wa + t * kx, kx, cval, ihi, i1, no)
-                    _edge(of, ob1, xf, off, mx, wf, wa + (t - 1) * kx, kx, cval, i0, ilo,
-                          no)
-                    _edge(of, ob1, xf, off, mx, wf, wa + (t - 1) * kx, kx, cval, ihi, i1,
-                          no)
-                    continue
-                if first:
-                    _row(of, ob0, xf, plane, row, sx, mx, wf, wa + t * kx,
-                         fills[a * ky + t], kx, cval, i0, i1, ilo, ihi, init and t == 0)
-                if second:
-                    _row(of, ob1, xf, plane, row, sx, mx, wf, wa + (t - 1) * kx,
-                         fills[a * ky + t - 1], kx, cval, i0, i1, ilo, ihi, no)
+            _item(xf, pz, py, mx, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z, y0,
+                  i0, min(nx, i0 + tile), a, a == 0 and not accumulate)
 
 
 def _index_map(e, n, boundary):
