@@ -306,22 +306,27 @@ def _row_pass2(of, ob0, ob1, xf, xb, wf, wb0, wb1, k, n, init1):
 
 
 @jit()
-def _edge(of, ob, xf, off, mx, wf, wb, k, cval, i0, ilo, ihi, i1, init):
-    """Output columns [i0, ilo) and [ihi, i1) of one row, next to the edges: every tap
-    reads through the column map mx (-1: the constant ``cval``). Scalar: at most k - 1
-    columns each side."""
+def _col(mx, nl, r0, sx, e):
+    """x column read at extended column e (-1: the constant fill): mx holds the map for
+    e < nl and, from index nl on, for e >= r0; in between e is inside x."""
+    if e < nl:
+        return mx[e]
+    if e >= r0:
+        return mx[nl + e - r0]
+    return sx + e
+
+
+@jit()
+def _edge(of, ob, xf, off, mx, nl, r0, sx, wf, wb, k, cval, i0, ilo, ihi, i1, init):
+    """Output columns [i0, ilo) and [ihi, i1) of one row, next to the edges (scalar: at
+    most k - 1 columns each side); every tap reads through the column map."""
     for e0, e1 in ((i0, ilo), (ihi, i1)):
         for i in range(e0, e1):
-            acc = wf[wb] * cval
-            j = mx[i]
-            if j >= 0:
-                acc = wf[wb] * xf[off + j]
+            j = _col(mx, nl, r0, sx, i)
+            acc = wf[wb] * (xf[off + j] if j >= 0 else cval)
             for c in range(1, k):
-                j = mx[i + c]
-                if j >= 0:
-                    acc += wf[wb + c] * xf[off + j]
-                else:
-                    acc += wf[wb + c] * cval
+                j = _col(mx, nl, r0, sx, i + c)
+                acc += wf[wb + c] * (xf[off + j] if j >= 0 else cval)
             if init:
                 of[ob + i] = acc
             else:
@@ -329,7 +334,7 @@ def _edge(of, ob, xf, off, mx, wf, wb, k, cval, i0, ilo, ihi, i1, init):
 
 
 @jit()
-def _item(xf, pz, py, mx, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z, y0, i0, i1,
+def _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z, y0, i0, i1,
           a, init):
     """One work item, one kernel plane a: output rows y0 and y0 + 1 (if < ny) of plane z,
     columns [i0, i1). Input row y0 + t feeds row y0 through kernel row t and row y0 + 1
@@ -373,18 +378,18 @@ def _item(xf, pz, py, mx, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z, y0
         if ilo > i0 or ihi < i1:
             for r in range(2):
                 if use0 if r == 0 else use1:
-                    _edge(of, ob0 if r == 0 else ob1, xf, off, mx, wf,
+                    _edge(of, ob0 if r == 0 else ob1, xf, off, mx, nl, r0, sx, wf,
                           (b0 if r == 0 else b1) * kx, kx, cval, i0, ilo, ihi, i1,
                           init0 if r == 0 else init1)
 
 
 @jit(parallel=True)
-def _corr3d(xf, pz, py, mx, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, ky, kx, cval,
+def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, ky, kx, cval,
             tile, accumulate):
     """of (nz, ny, nx) (+)= correlation of X with w (kz, ky, kx), all flat C-order arrays.
     X is read through the maps: plane offset pz[z + a] and row offset py[y + b] into xf
-    (-1: constant fill), column mx[i + c] (-1: constant); for output columns in [lo, hi)
-    every tap reads column sx + i + c directly. fills[a * ky + b] = cval * sum(w[a, b, :]).
+    (-1: constant fill), columns through mx, nl, r0 as in _edge; for output columns in
+    [lo, hi) every tap reads column sx + i + c directly. fills[a * ky + b] = cval * sum(w[a, b, :]).
     Work items (plane, pair of rows, column tile) are shared among threads; the loop body
     is one call (a large prange body costs numba's parfor passes seconds of compile)."""
     ntile = (nx + tile - 1) // tile
@@ -395,7 +400,7 @@ def _corr3d(xf, pz, py, mx, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, ky, kx, c
         z = zp // npair
         y0 = (zp - z * npair) * 2
         for a in range(kz):
-            _item(xf, pz, py, mx, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z, y0,
+            _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z, y0,
                   i0, min(nx, i0 + tile), a, a == 0 and not accumulate)
 
 
@@ -456,27 +461,37 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
         out[...] = cv * w.sum(dtype=dtype) if boundary == "constant" else 0
         return out
     xf, flips, steps = _flat_view(x)
-    offsets = []           # per axis: extended index -> element offset in xf, or -1
-    for n, k, m, s, f, st in zip(x.shape, w.shape, out.shape, start, flips, steps):
-        idx = _index_map(np.arange(s, s + m + k - 1, dtype=np.int64), n, boundary)
-        if f:
+
+    def offsets(axis, e0, e1):
+        """Element offsets into xf of extended indices [e0, e1) of ``axis``, or -1."""
+        n = x.shape[axis]
+        idx = _index_map(np.arange(start[axis] + e0, start[axis] + e1, dtype=np.int64), n,
+                         boundary)
+        if flips[axis]:
             idx = np.where(idx >= 0, n - 1 - idx, -1)
-        offsets.append(np.where(idx >= 0, idx * st, -1))
-    # The contiguous axis: output columns [lo, hi) read x at sx + i + c directly.
+        return np.where(idx >= 0, idx * steps[axis], -1)
+
+    # The contiguous axis: output columns [lo, hi) read x at sx + i + c directly; the
+    # column map holds only the extended columns outside x (a 1-D signal of 10**6 would
+    # otherwise cost several passes over a 10**6-entry map per call).
     n, k, m = x.shape[-1], w.shape[-1], out.shape[-1]
     sx = int(start[-1])
-    mx = offsets[-1]
     lo = max(0, -sx)
     hi = min(m, n - k + 1 - sx)
+    span = m + k - 1
+    nl = min(max(0, -sx), span)
+    r0 = max(nl, min(span, n - sx))
+    mx = np.concatenate([offsets(nd - 1, 0, nl), offsets(nd - 1, r0, span)])
+    lead = [offsets(a, 0, out.shape[a] + w.shape[a] - 1) for a in range(nd - 1)]
     tile = m if m <= ROW_MAX else TILE
     one = np.zeros(1, np.int64)
-    py = offsets[-2] if nd >= 2 else one
-    pz = offsets[-3] if nd >= 3 else one
+    py = lead[-1] if nd >= 2 else one
+    pz = lead[-2] if nd >= 3 else one
     if nd <= 3:
         w3 = w.reshape((1,) * (3 - nd) + w.shape)
         o3 = out.reshape((1,) * (3 - nd) + out.shape)
         fills = (w3.sum(axis=2) * cv).reshape(-1)
-        run_parallel(_corr3d, xf, pz, py, mx, sx, lo, hi, w3.reshape(-1), fills,
+        run_parallel(_corr3d, xf, pz, py, mx, nl, r0, sx, lo, hi, w3.reshape(-1), fills,
                      o3.reshape(-1), *o3.shape, *w3.shape, cv, tile, False)
         return out
     # Rank > 3: sum 3-D correlations over the leading output and kernel indices.
@@ -485,12 +500,12 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
         o3 = out[i]
         for j in np.ndindex(*w.shape[:-3]):
             w3 = w[j]
-            lead = [offsets[a][i[a] + j[a]] for a in range(nd - 3)]
-            if min(lead) < 0:                       # a whole 3-D block of the fill
+            base = [lead[a][i[a] + j[a]] for a in range(nd - 3)]
+            if min(base) < 0:                       # a whole 3-D block of the fill
                 o3 += cv * w3.sum(dtype=dtype)
                 continue
             fills = (w3.sum(axis=2) * cv).reshape(-1)
-            run_parallel(_corr3d, xf, np.where(pz >= 0, pz + sum(lead), -1), py, mx, sx,
-                         lo, hi, w3.reshape(-1), fills, o3.reshape(-1), *o3.shape,
+            run_parallel(_corr3d, xf, np.where(pz >= 0, pz + sum(base), -1), py, mx, nl, r0,
+                         sx, lo, hi, w3.reshape(-1), fills, o3.reshape(-1), *o3.shape,
                          *w3.shape, cv, tile, True)
     return out
