@@ -96,7 +96,8 @@ def test_strided_inputs(view):
         start = (-2, -1)
         out = np.empty((x.shape[0] + 1, x.shape[1] - 1))
         direct.correlate(x, w, out, start, boundary, cval=0.5)
-        ref = correlate_ref(np.ascontiguousarray(x), w, start, out.shape, boundary, cval=0.5)
+        ref = correlate_ref(np.ascontiguousarray(x), w, start, out.shape, boundary,
+                            cval=0.5)
         _check(out, ref, np.float64)
 
 

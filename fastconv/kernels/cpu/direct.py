@@ -25,8 +25,10 @@ ranks loop over 3-D slabs):
 * Work items are (plane, pair of output rows, column tile), shared among threads by
   ``prange``; a long 1-D signal is cut into column tiles so it runs in parallel too.
 * Inner loops: one pass over the output row per input row and group of up to 5 taps
-  (taps in registers). A pass updates both rows of the pair that read that input row,
-  so each input vector loaded feeds two FMAs. The first pass into an output row writes
+  (taps in registers; LLVM emits ymm vfmadd loops for float32 and float64, checked with
+  ``inspect_asm``; the groups are written out as plain loops, one per group size). A
+  pass updates both rows of the pair that read that input row, so each input vector
+  loaded feeds two FMAs. The first pass into an output row writes
   instead of accumulating: no zeroing pass (measured: the zeroing pass alone cost ~25 %
   at 3x3 on 2048x2048, where the kernel is memory-bound).
 """
@@ -334,8 +336,8 @@ def _edge(of, ob, xf, off, mx, nl, r0, sx, wf, wb, k, cval, i0, ilo, ihi, i1, in
 
 
 @jit()
-def _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z, y0, i0, i1,
-          a, init):
+def _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z, y0,
+          i0, i1, a, init):
     """One work item, one kernel plane a: output rows y0 and y0 + 1 (if < ny) of plane z,
     columns [i0, i1). Input row y0 + t feeds row y0 through kernel row t and row y0 + 1
     through kernel row t - 1; with ``init`` the first pass into each output row writes it
@@ -388,8 +390,9 @@ def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, k
             tile, accumulate):
     """of (nz, ny, nx) (+)= correlation of X with w (kz, ky, kx), all flat C-order arrays.
     X is read through the maps: plane offset pz[z + a] and row offset py[y + b] into xf
-    (-1: constant fill), columns through mx, nl, r0 as in _edge; for output columns in
-    [lo, hi) every tap reads column sx + i + c directly. fills[a * ky + b] = cval * sum(w[a, b, :]).
+    (-1: constant fill), columns through mx, nl, r0 as in _col; for output columns in
+    [lo, hi) every tap reads column sx + i + c directly; fills[a * ky + b] is
+    cval * sum(w[a, b, :]).
     Work items (plane, pair of rows, column tile) are shared among threads; the loop body
     is one call (a large prange body costs numba's parfor passes seconds of compile)."""
     ntile = (nx + tile - 1) // tile
@@ -400,8 +403,8 @@ def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, k
         z = zp // npair
         y0 = (zp - z * npair) * 2
         for a in range(kz):
-            _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z, y0,
-                  i0, min(nx, i0 + tile), a, a == 0 and not accumulate)
+            _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z,
+                  y0, i0, min(nx, i0 + tile), a, a == 0 and not accumulate)
 
 
 def _index_map(e, n, boundary):
