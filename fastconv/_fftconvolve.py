@@ -97,8 +97,13 @@ def _convolve(in1, in2, mode, axes, oa):
     if not batch:
         launcher(x, w, out, tuple(start))
         return out
-    # Non-convolved axes of equal length: one transform per index along them.
     conv = [a for a in range(in1.ndim) if a not in batch]
+    if _fft._all_finite(x) and _fft._all_finite(w):
+        # Non-convolved axes of equal length: one batched transform (the spectra
+        # multiply elementwise along them).
+        _batched(x, in2.astype(dtype, copy=False), out, conv, start)
+        return out
+    # Non-finite values: one NaN-local launch per index along the batch axes.
     cstart = tuple(start[a] for a in conv)
     for idx in itertools.product(*(range(out_shape[a]) for a in batch)):
         sel = [slice(None)] * in1.ndim
@@ -107,6 +112,27 @@ def _convolve(in1, in2, mode, axes, oa):
         sel = tuple(sel)
         launcher(x[sel], w[sel], out[sel], cstart)
     return out
+
+
+def _batched(x, h, out, conv, start):
+    """Full convolution over the ``conv`` axes by one rfftn/irfftn pair, cropped to the
+    mode's window (output i on axis a is full index i + start + k - 1)."""
+    import scipy.fft as sp_fft
+    from ._config import get_num_threads
+    workers = get_num_threads()
+    L = [sp_fft.next_fast_len(x.shape[a] + h.shape[a] - 1, True) for a in conv]
+    if out.dtype.kind == "c":
+        fwd, inv = sp_fft.fftn, sp_fft.ifftn
+    else:
+        fwd, inv = sp_fft.rfftn, sp_fft.irfftn
+    spec = fwd(x, s=L, axes=conv, workers=workers)
+    spec *= fwd(h, s=L, axes=conv, workers=workers)
+    full = inv(spec, s=L, axes=conv, workers=workers, overwrite_x=True)
+    crop = [slice(None)] * x.ndim
+    for a in conv:
+        lo = start[a] + h.shape[a] - 1
+        crop[a] = slice(lo, lo + out.shape[a])
+    out[...] = full[tuple(crop)]
 
 
 def _result_dtype(d1, d2):
