@@ -23,11 +23,14 @@ __all__ = ["fast_len", "fft_shape", "oa_block_len", "block_len", "oa_block_shape
 # the extra memory of overlap-add by O(block) whatever the input size.
 OA_CHUNK_BYTES = 8 << 20
 
-# Flop-like weight of one complex butterfly relative to a real multiply-add in a
-# vectorised direct loop (pocketfft reaches ~1/3 of the direct kernel's throughput).
-_FFT_WEIGHT = 2.5
-# Per-output overhead of the FFT path (pad/crop copies, spectral product), in units.
-_FFT_PER_ELEMENT = 6.0
+# Flop-like weight of one complex butterfly relative to a multiply-add of the direct
+# kernel, and the per-element overhead of the FFT path (pad/crop copies, spectral product).
+# Fitted so that the model's direct/FFT crossovers match the measured ones (float32,
+# 'same', 1 thread, baseline direct kernel at ~5 GMAC/s): 1-D 1e6 k~48 (oa), 1e5 k~96
+# (oa); 2-D 512^2 k~13 (fft), 2048^2 k~14 (oa); 3-D 64^3 k~6, 128^3 k~7 (fft).  A faster
+# direct kernel moves every crossover up: rescale these two by the speed-up.
+_FFT_WEIGHT = 6.25
+_FFT_PER_ELEMENT = 15.0
 
 
 def fast_len(n: int, real: bool = True) -> int:
