@@ -80,9 +80,9 @@ def oa_block_len(m: int, k: int, real: bool = True, max_len: int | None = None) 
 _BLOCK_LENS = sorted({2 ** p for p in range(3, 27)} | {3 * 2 ** p for p in range(2, 26)})
 # Per rank: (block length / kernel length, smallest block length).  Measured on 2-core
 # AVX-512 (2 threads, float32): 1-D 1e6 samples 255-4095 taps best at 8-16 k;
-# 2-D 2048^2 31^2 and 63^2 best at 384-512 (cache-resident 2-D transforms; whole-image
+# 2-D 2048^2 31^2 and 63^2 best at 384-768 (cache-resident 2-D transforms; whole-image
 # FFTs were 2-3x slower); 3-D 128^3 7^3: one whole transform (96-blocks no faster).
-_BLOCK_RULE = {1: (8, 1024), 2: (6, 384), 3: (8, 192)}
+_BLOCK_RULE = {1: (8, 1024), 2: (6, 512), 3: (8, 192)}
 
 
 def block_len(k: int, ndim: int) -> int:
