@@ -60,9 +60,9 @@ def _convolve(in1, in2, mode, axes, oa):
         raise ValueError("in1 and in2 should have the same dimensionality")
     if in1.size == 0 or in2.size == 0:
         return np.asarray([])
-    if mode not in _MODES:
-        raise ValueError("acceptable mode flags are 'valid', 'same', or 'full'")
     in1, in2, axes = _init_freq_conv_axes(in1, in2, mode, axes)
+    if mode not in _MODES:     # scipy checks the axes first, then the mode
+        raise ValueError("acceptable mode flags are 'valid', 'same', or 'full'")
     s1, s2 = in1.shape, in2.shape
     if not axes:
         return _apply_conv_mode(in1 * in2, s1, s2, mode, axes)
