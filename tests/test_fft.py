@@ -302,3 +302,19 @@ def test_dropin_batch_axes_nan_local_and_batched():
     assert np.isnan(got).sum() == 7 and np.isnan(got[2]).sum() == 7
     rows = [0, 1, 3, 4]
     np.testing.assert_allclose(got[rows], ref[rows], atol=1e-10)
+
+
+def test_kernel_spectra_reused_from_caller_cache():
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((30, 40))
+    w = rng.standard_normal((5, 4))
+    cache = {}
+    a, b, ref = np.empty((30, 40)), np.empty((30, 40)), np.empty((30, 40))
+    fft.correlate_oa(x, w, a, (-2, -2), block=(12, 12), spectra=cache)
+    n = len(cache)
+    assert n > 0
+    fft.correlate_oa(x * 2, w, b, (-2, -2), block=(12, 12), spectra=cache)
+    assert len(cache) == n                                   # all reused
+    direct.correlate(x, w, ref, (-2, -2))
+    np.testing.assert_allclose(a, ref, atol=1e-10)
+    np.testing.assert_allclose(b, 2 * ref, atol=1e-10)

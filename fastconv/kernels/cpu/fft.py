@@ -43,6 +43,7 @@ Numerical contract:
 """
 from __future__ import annotations
 
+import contextvars
 import itertools
 import math
 
@@ -108,17 +109,38 @@ def fft_error_bound(x, w, dtype=None, cval=0, out_shape=None):
 
 # -- launchers --------------------------------------------------------------------------------
 
-def correlate_fft(x, w, out, start, boundary="constant", cval=0, *, nonfinite="local"):
-    """Whole-array FFT correlation; see the module docstring for the contract."""
-    return _correlate(x, w, out, start, boundary, cval, None, nonfinite)
+def correlate_fft(x, w, out, start, boundary="constant", cval=0, *, nonfinite="local",
+                  spectra=None):
+    """Whole-array FFT correlation; see the module docstring for the contract.
+
+    ``spectra``: optional dict owned by the caller for ONE kernel ``w`` (a plan object);
+    kernel spectra are stored there and reused by later calls with the same sizes.
+    """
+    return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval, None,
+                         nonfinite)
 
 
 def correlate_oa(x, w, out, start, boundary="constant", cval=0, *, block=None,
-                 nonfinite="local"):
+                 nonfinite="local", spectra=None):
     """Overlap-add (overlap-save) correlation in blocks of FFT shape ``block`` (per axis;
-    None chooses by ``_fftsize.oa_block_shape``); see the module docstring."""
-    return _correlate(x, w, out, start, boundary, cval, "auto" if block is None else block,
-                      nonfinite)
+    None chooses by ``_fftsize.oa_block_shape``); see the module docstring.
+    ``spectra`` as in :func:`correlate_fft`."""
+    return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval,
+                         "auto" if block is None else block, nonfinite)
+
+
+# The caller's kernel-spectrum cache for the call in progress (per thread/context).
+_SPECTRA = contextvars.ContextVar("fastconv_fft_spectra", default=None)
+
+
+def _with_spectra(spectra, fn, *args):
+    if spectra is None:
+        return fn(*args)
+    token = _SPECTRA.set(spectra)
+    try:
+        return fn(*args)
+    finally:
+        _SPECTRA.reset(token)
 
 
 def _correlate(x, w, out, start, boundary, cval, block, nonfinite):
@@ -216,7 +238,19 @@ def _all_finite(a) -> bool:
 
 def _kernel_spectrum(w, L, offset, real):
     """Spectrum of the length-L buffer v with v[-(r + j) mod L] = w[j] per axis (pruned: each
-    axis is transformed after the later axes, only over the rows that are nonzero so far)."""
+    axis is transformed after the later axes, only over the rows that are nonzero so far).
+    Reused from the caller's ``spectra`` dict when one is in force."""
+    cache = _SPECTRA.get()
+    key = (tuple(L), tuple(offset), real, w.shape, w.dtype.str)
+    if cache is not None and key in cache:
+        return cache[key]
+    spec = _kernel_spectrum_compute(w, L, offset, real)
+    if cache is not None:
+        cache[key] = spec
+    return spec
+
+
+def _kernel_spectrum_compute(w, L, offset, real):
     workers = get_num_threads()
     nd = w.ndim
     idx = [(-(r + np.arange(k))) % n for r, k, n in zip(offset, w.shape, L)]
