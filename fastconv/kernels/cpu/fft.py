@@ -316,6 +316,9 @@ def _fft_whole(dcore, w, sub, offset, real, has_bad, L=None):
     src = dcore
     if has_bad:
         src = np.where(np.isfinite(dcore), dcore, 0).astype(dcore.dtype, copy=False)
+    if nd == 3 and w.shape[0] <= _PLANE_TAPS_MAX and sub.shape[0] > 1:
+        _fft_planes(src, w, sub, offset, L[1:], real, workers)
+        return
     if real:
         spec = sp_fft.rfftn(src, s=L, axes=axes, workers=workers)
     else:
@@ -323,6 +326,39 @@ def _fft_whole(dcore, w, sub, offset, real, has_bad, L=None):
     spec *= _kernel_spectrum(w, L, offset, real)
     res = _inverse_cropped(spec, L, sub.shape, real, workers)
     sub[...] = res
+
+
+# 3-D kernels with at most this many taps along axis 0 run as 2-D transforms of the
+# planes plus a direct sum over the taps in the frequency domain: no transform along
+# axis 0 (forward, inverse, or of the kernel) at all.  Measured 128^3 float32: 2-D
+# transforms of the planes 37 ms + 7-tap sum 15 ms against 54 ms + ~10 ms of kernel
+# spectrum for the 3-D transform.
+_PLANE_TAPS_MAX = 8
+
+
+def _fft_planes(src, w, sub, offset, Lp, real, workers):
+    """out[i] = sum_a W_a * S[offset0 + i + a] with S the 2-D spectra of the data planes
+    and W_a those of the kernel planes; then the inverse 2-D transforms."""
+    k0 = w.shape[0]
+    c0 = src.shape[0]
+    m0 = sub.shape[0]
+    r0 = offset[0]
+    fwd = sp_fft.rfftn if real else sp_fft.fftn
+    spec = fwd(src, s=Lp, axes=(1, 2), workers=workers)
+    wspec = np.stack([_kernel_spectrum(np.ascontiguousarray(w[a]), Lp, offset[1:], real)
+                      for a in range(k0)])
+    acc = np.zeros((m0,) + spec.shape[1:], spec.dtype)
+    tmp = np.empty_like(acc)
+    for a in range(k0):
+        # output i reads plane r0 + i + a, which exists for i in [lo, hi)
+        lo, hi = max(0, -(r0 + a)), min(m0, c0 - r0 - a)
+        if hi <= lo:
+            continue
+        t = tmp[:hi - lo]
+        np.multiply(spec[r0 + a + lo:r0 + a + hi], wspec[a], out=t)
+        acc[lo:hi] += t
+    del spec, tmp
+    sub[...] = _inverse_cropped(acc, Lp, sub.shape[1:], real, workers)
 
 
 def _inverse_cropped(spec, L, m, real, workers):
