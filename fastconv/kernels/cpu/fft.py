@@ -25,6 +25,12 @@ How (per axis: n input, k taps, m outputs, s start):
   accumulated).  Interior windows are strided views of ``x`` (no copy); blocks are
   transformed in batches of at most ``OA_CHUNK_BYTES`` of spectra, so the extra memory is
   O(block), not O(input).
+* Block lengths are powers of two or 3 * 2**p (pocketfft's fastest); per axis the
+  outputs split into whole blocks plus a tail with its own shorter transform.
+* 3-D kernels with <= 8 taps along axis 0 skip the axis-0 transforms: 2-D spectra of the
+  planes, a direct sum over the taps in the frequency domain, inverse 2-D transforms.
+* ``spectra=`` (a dict owned by the caller for one kernel) keeps kernel spectra between
+  calls, for plan objects.
 * Non-constant boundaries (and a nonzero ``cval``) materialise the extended window first.
 
 Numerical contract:
