@@ -23,11 +23,14 @@ __all__ = ["fast_len", "fft_shape", "oa_block_len", "block_len", "oa_block_shape
 # the extra memory of overlap-add by O(block) whatever the input size.
 OA_CHUNK_BYTES = 8 << 20
 
-# Flop-like weight of one complex butterfly relative to a real multiply-add in a
-# vectorised direct loop (pocketfft reaches ~1/3 of the direct kernel's throughput).
-_FFT_WEIGHT = 2.5
-# Per-output overhead of the FFT path (pad/crop copies, spectral product), in units.
-_FFT_PER_ELEMENT = 6.0
+# Flop-like weight of one complex butterfly relative to a multiply-add of the direct
+# kernel, and the per-element overhead of the FFT path (pad/crop copies, spectral product).
+# Fitted so that the model's direct/FFT crossovers match the measured ones (float32,
+# 'same', 1 thread, baseline direct kernel at ~5 GMAC/s): 1-D 1e6 k~48 (oa), 1e5 k~96
+# (oa); 2-D 512^2 k~13 (fft), 2048^2 k~14 (oa); 3-D 64^3 k~6, 128^3 k~7 (fft).  A faster
+# direct kernel moves every crossover up: rescale these two by the speed-up.
+_FFT_WEIGHT = 6.25
+_FFT_PER_ELEMENT = 15.0
 
 
 def fast_len(n: int, real: bool = True) -> int:
@@ -77,9 +80,9 @@ def oa_block_len(m: int, k: int, real: bool = True, max_len: int | None = None) 
 _BLOCK_LENS = sorted({2 ** p for p in range(3, 27)} | {3 * 2 ** p for p in range(2, 26)})
 # Per rank: (block length / kernel length, smallest block length).  Measured on 2-core
 # AVX-512 (2 threads, float32): 1-D 1e6 samples 255-4095 taps best at 8-16 k;
-# 2-D 2048^2 31^2 and 63^2 best at 384-512 (cache-resident 2-D transforms; whole-image
+# 2-D 2048^2 31^2 and 63^2 best at 384-768 (cache-resident 2-D transforms; whole-image
 # FFTs were 2-3x slower); 3-D 128^3 7^3: one whole transform (96-blocks no faster).
-_BLOCK_RULE = {1: (8, 1024), 2: (6, 384), 3: (8, 192)}
+_BLOCK_RULE = {1: (8, 1024), 2: (6, 512), 3: (8, 192)}
 
 
 def block_len(k: int, ndim: int) -> int:

@@ -289,3 +289,32 @@ def test_fft_sizes_and_costs():
     assert _fftsize.cost_direct((2048, 2048), (3, 3)) < _fftsize.cost_fft((2048, 2048), (3, 3))
     assert _fftsize.cost_oa((10**6,), (255,)) < _fftsize.cost_fft((10**6,), (255,))
     assert _fftsize.cost_separable((512, 512), (19, 19)) < _fftsize.cost_direct((512, 512), (19, 19))
+
+
+def test_dropin_batch_axes_nan_local_and_batched():
+    rng = np.random.default_rng(13)
+    a = rng.standard_normal((5, 40))
+    b = rng.standard_normal((5, 7))
+    ref = ss.fftconvolve(a, b, "same", axes=1)
+    np.testing.assert_allclose(fftconvolve(a, b, "same", axes=1), ref, atol=1e-10)
+    a[2, 20] = np.nan
+    got = oaconvolve(a, b, "same", axes=1)
+    assert np.isnan(got).sum() == 7 and np.isnan(got[2]).sum() == 7
+    rows = [0, 1, 3, 4]
+    np.testing.assert_allclose(got[rows], ref[rows], atol=1e-10)
+
+
+def test_kernel_spectra_reused_from_caller_cache():
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((30, 40))
+    w = rng.standard_normal((5, 4))
+    cache = {}
+    a, b, ref = np.empty((30, 40)), np.empty((30, 40)), np.empty((30, 40))
+    fft.correlate_oa(x, w, a, (-2, -2), block=(12, 12), spectra=cache)
+    n = len(cache)
+    assert n > 0
+    fft.correlate_oa(x * 2, w, b, (-2, -2), block=(12, 12), spectra=cache)
+    assert len(cache) == n                                   # all reused
+    direct.correlate(x, w, ref, (-2, -2))
+    np.testing.assert_allclose(a, ref, atol=1e-10)
+    np.testing.assert_allclose(b, 2 * ref, atol=1e-10)

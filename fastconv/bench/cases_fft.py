@@ -148,12 +148,78 @@ CASES = [
 ]
 
 
+def _time(fn, repeat):
+    import statistics
+    import time
+    fn()
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+CROSSOVER_GRID = {
+    1: [((10**5,), [8, 16, 32, 64, 128, 256]), ((10**6,), [16, 32, 64, 128, 256, 512])],
+    2: [((512, 512), [3, 5, 7, 9, 11, 15, 21]), ((2048, 2048), [3, 5, 7, 9, 11, 15, 21])],
+    3: [((64, 64, 64), [3, 5, 7, 9]), ((128, 128, 128), [3, 5, 7])],
+}
+
+
+def crossover(ndims=(1, 2, 3), repeat=3, dtype=np.float32):
+    """Time direct, separable, fft and oa ('same', random kernel; a separable kernel for
+    the separable column) over kernel sizes; prints ms per method and the winner.  A
+    direct method 4x slower than the best stops being timed for larger kernels."""
+    from .._separable import separable_factors
+    from ..kernels.cpu import direct, fft, separable
+    rows = []
+    for nd in ndims:
+        for shape, ks in CROSSOVER_GRID[nd]:
+            x = _rng().standard_normal(shape).astype(dtype)
+            out = np.empty(shape, dtype)
+            dropped = set()
+            for k in ks:
+                w = _rng().standard_normal((k,) * nd).astype(dtype)
+                g = np.exp(-0.5 * (np.arange(k) - k // 2) ** 2 / max(k / 6, 0.5) ** 2)
+                gs = g.astype(dtype)
+                for _ in range(nd - 1):
+                    gs = np.multiply.outer(gs, g.astype(dtype))
+                fac = [separable_factors(gs, dtype)] if nd > 1 else None
+                s = (-(k // 2),) * nd
+                fns = {"direct": lambda: direct.correlate(x, w, out, s),
+                       "fft": lambda: fft.correlate_fft(x, w, out, s),
+                       "oa": lambda: fft.correlate_oa(x, w, out, s)}
+                if fac is not None:
+                    fns["separable"] = lambda: separable.correlate_separable(
+                        x, gs, out, s, factors=fac)
+                times = {}
+                for name, fn in fns.items():
+                    if name not in dropped:
+                        times[name] = _time(fn, repeat)
+                general = {n: t for n, t in times.items() if n != "separable"}
+                best = min(general.values())
+                if general.get("direct", 0) > 4 * best:      # grows with k; FFT does not
+                    dropped.add("direct")
+                rows.append((shape, k, times, min(general, key=general.get)))
+                cells = "  ".join(f"{n} {t * 1e3:8.2f}" for n, t in times.items())
+                print(f"{'x'.join(map(str, shape)):>12} k={k:<4} {cells}   "
+                      f"best(non-separable): {rows[-1][3]}", flush=True)
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--group", default=None, help="only cases of this group")
+    p.add_argument("--crossover", action="store_true",
+                   help="time direct/separable/fft/oa over kernel sizes instead")
     args = p.parse_args(argv)
+    if args.crossover:
+        from .._config import threads
+        with threads(min(args.threads, __import__("numba").config.NUMBA_NUM_THREADS)):
+            return crossover(repeat=max(3, args.repeat // 2))
     cases = [c for c in CASES if args.group in (None, c.group)]
     results = run_cases(cases, threads=args.threads, repeat=args.repeat,
                         progress=lambda i, n, c: print(f"[{i + 1}/{n}] {c.name}", flush=True))

@@ -25,6 +25,12 @@ How (per axis: n input, k taps, m outputs, s start):
   accumulated).  Interior windows are strided views of ``x`` (no copy); blocks are
   transformed in batches of at most ``OA_CHUNK_BYTES`` of spectra, so the extra memory is
   O(block), not O(input).
+* Block lengths are powers of two or 3 * 2**p (pocketfft's fastest); per axis the
+  outputs split into whole blocks plus a tail with its own shorter transform.
+* 3-D kernels with <= 8 taps along axis 0 skip the axis-0 transforms: 2-D spectra of the
+  planes, a direct sum over the taps in the frequency domain, inverse 2-D transforms.
+* ``spectra=`` (a dict owned by the caller for one kernel) keeps kernel spectra between
+  calls, for plan objects.
 * Non-constant boundaries (and a nonzero ``cval``) materialise the extended window first.
 
 Numerical contract:
@@ -43,6 +49,7 @@ Numerical contract:
 """
 from __future__ import annotations
 
+import contextvars
 import itertools
 import math
 
@@ -108,17 +115,38 @@ def fft_error_bound(x, w, dtype=None, cval=0, out_shape=None):
 
 # -- launchers --------------------------------------------------------------------------------
 
-def correlate_fft(x, w, out, start, boundary="constant", cval=0, *, nonfinite="local"):
-    """Whole-array FFT correlation; see the module docstring for the contract."""
-    return _correlate(x, w, out, start, boundary, cval, None, nonfinite)
+def correlate_fft(x, w, out, start, boundary="constant", cval=0, *, nonfinite="local",
+                  spectra=None):
+    """Whole-array FFT correlation; see the module docstring for the contract.
+
+    ``spectra``: optional dict owned by the caller for ONE kernel ``w`` (a plan object);
+    kernel spectra are stored there and reused by later calls with the same sizes.
+    """
+    return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval, None,
+                         nonfinite)
 
 
 def correlate_oa(x, w, out, start, boundary="constant", cval=0, *, block=None,
-                 nonfinite="local"):
+                 nonfinite="local", spectra=None):
     """Overlap-add (overlap-save) correlation in blocks of FFT shape ``block`` (per axis;
-    None chooses by ``_fftsize.oa_block_shape``); see the module docstring."""
-    return _correlate(x, w, out, start, boundary, cval, "auto" if block is None else block,
-                      nonfinite)
+    None chooses by ``_fftsize.oa_block_shape``); see the module docstring.
+    ``spectra`` as in :func:`correlate_fft`."""
+    return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval,
+                         "auto" if block is None else block, nonfinite)
+
+
+# The caller's kernel-spectrum cache for the call in progress (per thread/context).
+_SPECTRA = contextvars.ContextVar("fastconv_fft_spectra", default=None)
+
+
+def _with_spectra(spectra, fn, *args):
+    if spectra is None:
+        return fn(*args)
+    token = _SPECTRA.set(spectra)
+    try:
+        return fn(*args)
+    finally:
+        _SPECTRA.reset(token)
 
 
 def _correlate(x, w, out, start, boundary, cval, block, nonfinite):
@@ -206,7 +234,7 @@ def _all_finite(a) -> bool:
     if a.dtype.kind not in "fc" or a.size == 0:
         return True
     with np.errstate(over="ignore", invalid="ignore"):
-        total = a.sum(dtype=np.complex128 if a.dtype.kind == "c" else np.float64)
+        total = a.sum()          # native dtype: one SIMD pass, no conversion
     if np.isfinite(total):
         return True
     return bool(np.isfinite(a).all())
@@ -216,7 +244,19 @@ def _all_finite(a) -> bool:
 
 def _kernel_spectrum(w, L, offset, real):
     """Spectrum of the length-L buffer v with v[-(r + j) mod L] = w[j] per axis (pruned: each
-    axis is transformed after the later axes, only over the rows that are nonzero so far)."""
+    axis is transformed after the later axes, only over the rows that are nonzero so far).
+    Reused from the caller's ``spectra`` dict when one is in force."""
+    cache = _SPECTRA.get()
+    key = (tuple(L), tuple(offset), real, w.shape, w.dtype.str)
+    if cache is not None and key in cache:
+        return cache[key]
+    spec = _kernel_spectrum_compute(w, L, offset, real)
+    if cache is not None:
+        cache[key] = spec
+    return spec
+
+
+def _kernel_spectrum_compute(w, L, offset, real):
     workers = get_num_threads()
     nd = w.ndim
     idx = [(-(r + np.arange(k))) % n for r, k, n in zip(offset, w.shape, L)]
@@ -282,6 +322,9 @@ def _fft_whole(dcore, w, sub, offset, real, has_bad, L=None):
     src = dcore
     if has_bad:
         src = np.where(np.isfinite(dcore), dcore, 0).astype(dcore.dtype, copy=False)
+    if nd == 3 and w.shape[0] <= _PLANE_TAPS_MAX and sub.shape[0] > 1:
+        _fft_planes(src, w, sub, offset, L[1:], real, workers)
+        return
     if real:
         spec = sp_fft.rfftn(src, s=L, axes=axes, workers=workers)
     else:
@@ -289,6 +332,39 @@ def _fft_whole(dcore, w, sub, offset, real, has_bad, L=None):
     spec *= _kernel_spectrum(w, L, offset, real)
     res = _inverse_cropped(spec, L, sub.shape, real, workers)
     sub[...] = res
+
+
+# 3-D kernels with at most this many taps along axis 0 run as 2-D transforms of the
+# planes plus a direct sum over the taps in the frequency domain: no transform along
+# axis 0 (forward, inverse, or of the kernel) at all.  Measured 128^3 float32: 2-D
+# transforms of the planes 37 ms + 7-tap sum 15 ms against 54 ms + ~10 ms of kernel
+# spectrum for the 3-D transform.
+_PLANE_TAPS_MAX = 8
+
+
+def _fft_planes(src, w, sub, offset, Lp, real, workers):
+    """out[i] = sum_a W_a * S[offset0 + i + a] with S the 2-D spectra of the data planes
+    and W_a those of the kernel planes; then the inverse 2-D transforms."""
+    k0 = w.shape[0]
+    c0 = src.shape[0]
+    m0 = sub.shape[0]
+    r0 = offset[0]
+    fwd = sp_fft.rfftn if real else sp_fft.fftn
+    spec = fwd(src, s=Lp, axes=(1, 2), workers=workers)
+    wspec = np.stack([_kernel_spectrum(np.ascontiguousarray(w[a]), Lp, offset[1:], real)
+                      for a in range(k0)])
+    acc = np.zeros((m0,) + spec.shape[1:], spec.dtype)
+    tmp = np.empty_like(acc)
+    for a in range(k0):
+        # output i reads plane r0 + i + a, which exists for i in [lo, hi)
+        lo, hi = max(0, -(r0 + a)), min(m0, c0 - r0 - a)
+        if hi <= lo:
+            continue
+        t = tmp[:hi - lo]
+        np.multiply(spec[r0 + a + lo:r0 + a + hi], wspec[a], out=t)
+        acc[lo:hi] += t
+    del spec, tmp
+    sub[...] = _inverse_cropped(acc, Lp, sub.shape[1:], real, workers)
 
 
 def _inverse_cropped(spec, L, m, real, workers):
