@@ -190,18 +190,27 @@ def _compute_dtype(in_dtype, out_dtype):
 
 def _store(result, output):
     """Cast a float result into ``output`` as scipy's C cast does: truncation toward zero
-    for integers (through int64, so out-of-range values wrap), nonzero for bool."""
+    for integers (through int64, so out-of-range values wrap), for bool the truncated
+    value's low byte."""
     if result is output:
         return output
     kind = output.dtype.kind
     with np.errstate(invalid="ignore", over="ignore"):
-        if kind == "b":
-            np.not_equal(result, 0, out=output)
+        if kind == "b":      # scipy stores (npy_bool)(double): the truncated byte
+            np.copyto(output.view(np.uint8), result.astype(np.int64), casting="unsafe")
         elif kind in "iu" and output.dtype != np.uint64:
             np.copyto(output, result.astype(np.int64), casting="unsafe")
         else:
             np.copyto(output, result, casting="unsafe")
     return output
+
+
+def _as_compute(a, dt):
+    """``a`` C-contiguous in the compute dtype; bool arrays are read by their bytes, as
+    scipy reads them (a bool output of an earlier pass may hold any byte)."""
+    if a.dtype == np.bool_:
+        a = a.view(np.uint8)
+    return np.ascontiguousarray(a, dtype=dt)
 
 
 def _target(x, output, dt):
@@ -291,12 +300,12 @@ def _separable(input, passes, output, cval):
         current = input
         for p in passes:
             dt = _compute_dtype(current.dtype, output.dtype)
-            x = np.ascontiguousarray(current, dtype=dt)
+            x = _as_compute(current, dt)
             _store(_run_pass(x, p, _target(x, output, dt), cval), output)
             current = output
         return output
     dt = _compute_dtype(input.dtype, output.dtype)
-    x = np.ascontiguousarray(input, dtype=dt)
+    x = _as_compute(input, dt)
     steps = _schedule(passes, cval)
     for n, step in enumerate(steps):
         last = n == len(steps) - 1
@@ -639,7 +648,7 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
     if output.size == 0:
         return output
     dt = _compute_dtype(input.dtype, output.dtype)
-    x = np.ascontiguousarray(input, dtype=dt)
+    x = _as_compute(input, dt)
     w = np.ascontiguousarray(weights, dtype=dt)
     start = tuple(-(k // 2 + int(o)) for k, o in zip(weights.shape, origins))
     if input.ndim == 0:
