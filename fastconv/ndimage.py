@@ -237,12 +237,12 @@ class _Pass:
         return self.size if self.weights is None else self.weights.shape[0]
 
 
-def _run_pass(x, p, out, cval):
-    """One pass, x -> out (C-contiguous, one float dtype), scipy's arithmetic."""
+def _run_pass(x, p, out, cval, exact=True):
+    """One pass, x -> out (C-contiguous, one float dtype); ``exact``: scipy's arithmetic."""
     if p.weights is None:
         _f1d.uniform1d(x, p.size, out, p.axis, p.start, p.boundary, cval)
     else:
-        _f1d.correlate1d(x, p.weights, out, p.axis, p.start, p.boundary, cval)
+        _f1d.correlate1d(x, p.weights, out, p.axis, p.start, p.boundary, cval, exact)
     return out
 
 
@@ -257,6 +257,10 @@ def _run_pair(x, py, px, out, cval):
     return out
 
 
+# Box filters up to this size run as correlations with 1/size taps on floating outputs.
+_BOX_AS_TAPS = 5
+
+
 def _passes_commute(passes, cval):
     """Reordering passes leaves the result unchanged when every pass is linear (cval 0 or
     no constant boundary) or every pass preserves constants (weights summing to one)."""
@@ -266,23 +270,25 @@ def _passes_commute(passes, cval):
 
 
 def _schedule(passes, cval):
-    """Group the passes into steps of one pass or a fused pair (axes a then a + 1)."""
+    """Group the passes into steps of one pass or a fused pair (axes a then a + 1),
+    pairing from the leading axes: a fused pair runs along long rows (every axis after
+    it), where it is fastest."""
     passes = list(passes)
     if _passes_commute(passes, cval):
         passes.sort(key=lambda p: p.axis)
     steps = []
-    i = len(passes) - 1
-    while i >= 0:
+    i = 0
+    while i < len(passes):
         p = passes[i]
-        if i > 0:
-            q = passes[i - 1]
-            if q.axis + 1 == p.axis and (q.weights is None) == (p.weights is None):
-                steps.append((q, p))
-                i -= 2
+        if i + 1 < len(passes):
+            q = passes[i + 1]
+            if p.axis + 1 == q.axis and (q.weights is None) == (p.weights is None):
+                steps.append((p, q))
+                i += 2
                 continue
         steps.append((p,))
-        i -= 1
-    return steps[::-1]
+        i += 1
+    return steps
 
 
 def _separable(input, passes, output, cval):
@@ -306,6 +312,9 @@ def _separable(input, passes, output, cval):
         return output
     dt = _compute_dtype(input.dtype, output.dtype)
     x = _as_compute(input, dt)
+    # Short boxes run faster as plain taps than as running sums.
+    passes = [_Pass(p.axis, p.start, p.boundary, weights=np.full(p.size, 1.0 / p.size))
+              if p.weights is None and p.size <= _BOX_AS_TAPS else p for p in passes]
     steps = _schedule(passes, cval)
     for n, step in enumerate(steps):
         last = n == len(steps) - 1
@@ -313,7 +322,7 @@ def _separable(input, passes, output, cval):
         if len(step) == 2:
             _run_pair(x, step[0], step[1], out, cval)
         else:
-            _run_pass(x, step[0], out, cval)
+            _run_pass(x, step[0], out, cval, exact=len(steps) == 1)
         x = out
     return _store(x, output)
 

@@ -285,6 +285,28 @@ def _acc4(o, r0, r1, r2, r3, w0, w1, w2, w3, first):
 
 
 @jit()
+def _acc3(o, r0, r1, r2, w0, w1, w2, first):
+    n = o.shape[0]
+    if first:
+        for i in range(n):
+            o[i] = w0 * r0[i] + w1 * r1[i] + w2 * r2[i]
+    else:
+        for i in range(n):
+            o[i] += w0 * r0[i] + w1 * r1[i] + w2 * r2[i]
+
+
+@jit()
+def _acc2(o, r0, r1, w0, w1, first):
+    n = o.shape[0]
+    if first:
+        for i in range(n):
+            o[i] = w0 * r0[i] + w1 * r1[i]
+    else:
+        for i in range(n):
+            o[i] += w0 * r0[i] + w1 * r1[i]
+
+
+@jit()
 def _acc1(o, r0, w0, first):
     n = o.shape[0]
     if first:
@@ -295,13 +317,87 @@ def _acc1(o, r0, w0, first):
             o[i] += w0 * r0[i]
 
 
+@jit()
+def _combine_rows(o, xa, tab, i, w, crow):
+    # o = sum_j w[j] * R(tab[i + j]), R(s) = xa[s] (a row) or crow where s < 0; the taps
+    # in groups of four (then three, two, one), one sweep over o per group.
+    k = w.shape[0]
+    j = 0
+    while j + 4 <= k:
+        s0 = tab[i + j]
+        s1 = tab[i + j + 1]
+        s2 = tab[i + j + 2]
+        s3 = tab[i + j + 3]
+        _acc4(o, crow if s0 < 0 else xa[s0], crow if s1 < 0 else xa[s1],
+              crow if s2 < 0 else xa[s2], crow if s3 < 0 else xa[s3],
+              w[j], w[j + 1], w[j + 2], w[j + 3], j == 0)
+        j += 4
+    rem = k - j
+    s0 = tab[i + j]
+    r0 = crow if s0 < 0 else xa[s0]
+    if rem == 3:
+        s1 = tab[i + j + 1]
+        s2 = tab[i + j + 2]
+        _acc3(o, r0, crow if s1 < 0 else xa[s1], crow if s2 < 0 else xa[s2],
+              w[j], w[j + 1], w[j + 2], j == 0)
+    elif rem == 2:
+        s1 = tab[i + j + 1]
+        _acc2(o, r0, crow if s1 < 0 else xa[s1], w[j], w[j + 1], j == 0)
+    elif rem == 1:
+        _acc1(o, r0, w[j], j == 0)
+
+
+@jit()
+def _combine_shifts(o, buf, w, C):
+    # o[i] = sum_j w[j] * buf[i + j*C], taps grouped as in _combine_rows.
+    n = o.shape[0]
+    k = w.shape[0]
+    j = 0
+    while j + 4 <= k:
+        a = j * C
+        _acc4(o, buf[a:a + n], buf[a + C:a + C + n], buf[a + 2 * C:a + 2 * C + n],
+              buf[a + 3 * C:a + 3 * C + n], w[j], w[j + 1], w[j + 2], w[j + 3], j == 0)
+        j += 4
+    rem = k - j
+    a = j * C
+    if rem == 3:
+        _acc3(o, buf[a:a + n], buf[a + C:a + C + n], buf[a + 2 * C:a + 2 * C + n],
+              w[j], w[j + 1], w[j + 2], j == 0)
+    elif rem == 2:
+        _acc2(o, buf[a:a + n], buf[a + C:a + C + n], w[j], w[j + 1], j == 0)
+    elif rem == 1:
+        _acc1(o, buf[a:a + n], w[j], j == 0)
+
+
+@jit(parallel=True)
+def _line_correlate_fast(x, w, tab, cval, C, out):
+    # As _line_correlate_exact, in any summation order (fast-math, taps grouped).
+    R = x.shape[0]
+    L = tab.shape[0]
+    nchunks = min(R, 512)
+    for chunk in prange(nchunks):
+        buf = np.empty(L * C, x.dtype)
+        for r in range(chunk * R // nchunks, (chunk + 1) * R // nchunks):
+            _fill_line(buf, x[r], tab, C, cval)
+            _combine_shifts(out[r], buf, w, C)
+
+
+@jit(parallel=True)
+def _mid_correlate_fast(x, w, tab, cval, out):
+    # As _mid_correlate_exact, in any summation order (fast-math, taps grouped).
+    A, N, B = out.shape
+    crow = np.full(B, cval, x.dtype)
+    for ai in prange(A * N):
+        a = ai // N
+        i = ai - a * N
+        _combine_rows(out[a, i], x[a], tab, i, w, crow)
+
+
 @jit(parallel=True)
 def _sep2d_correlate(x, wy, ty, wx, tx, lox, C, cval, out):
     # x, out: (A, NY, NX*C). Output row (a, y): filter input rows ty[y:y+ky] along y into
     # the middle of an extended row buffer, extend it along x with tx, filter along x.
     A, NY, NC = out.shape
-    ky = wy.shape[0]
-    kx = wx.shape[0]
     LX = tx.shape[0]
     NX = NC // C
     core = lox * C
@@ -313,36 +409,9 @@ def _sep2d_correlate(x, wy, ty, wx, tx, lox, C, cval, out):
         for ay in range(chunk * (A * NY) // nchunks, (chunk + 1) * (A * NY) // nchunks):
             a = ay // NY
             y = ay - a * NY
-            # Pass 1, along y.
-            j = 0
-            while j + 4 <= ky:
-                s0 = ty[y + j]
-                s1 = ty[y + j + 1]
-                s2 = ty[y + j + 2]
-                s3 = ty[y + j + 3]
-                _acc4(mid, crow if s0 < 0 else x[a, s0], crow if s1 < 0 else x[a, s1],
-                      crow if s2 < 0 else x[a, s2], crow if s3 < 0 else x[a, s3],
-                      wy[j], wy[j + 1], wy[j + 2], wy[j + 3], j == 0)
-                j += 4
-            while j < ky:
-                s0 = ty[y + j]
-                _acc1(mid, crow if s0 < 0 else x[a, s0], wy[j], j == 0)
-                j += 1
-            # Extend the filtered row along x (it already sits at its place in buf).
-            _extend_in_place(buf, tx, lox, NX, C, cval)
-            # Pass 2, along x: taps C elements apart.
-            o = out[a, y]
-            j = 0
-            while j + 4 <= kx:
-                o0 = j * C
-                _acc4(o, buf[o0:o0 + NC], buf[o0 + C:o0 + C + NC],
-                      buf[o0 + 2 * C:o0 + 2 * C + NC], buf[o0 + 3 * C:o0 + 3 * C + NC],
-                      wx[j], wx[j + 1], wx[j + 2], wx[j + 3], j == 0)
-                j += 4
-            while j < kx:
-                o0 = j * C
-                _acc1(o, buf[o0:o0 + NC], wx[j], j == 0)
-                j += 1
+            _combine_rows(mid, x[a], ty, y, wy, crow)          # pass 1, along y
+            _extend_in_place(buf, tx, lox, NX, C, cval)        # the row's x extension
+            _combine_shifts(out[a, y], buf, wx, C)             # pass 2, along x
 
 
 @jit()
@@ -468,12 +537,14 @@ def _lines(a, axis):
     return a.reshape(A, shape[axis], B)
 
 
-def correlate1d(x, w, out, axis, start, boundary, cval):
-    """out = correlation of ``x`` with ``w`` along ``axis``, scipy.ndimage's arithmetic:
+def correlate1d(x, w, out, axis, start, boundary, cval, exact=True):
+    """out = correlation of ``x`` with ``w`` along ``axis``:
     out[..., i, ...] = sum_j w[j] * X[..., start + i + j, ...], X extended by ``boundary``.
 
     ``x`` and ``out``: same shape, C-contiguous, one float dtype, not overlapping; ``w``
-    1-D of that dtype; ``-(len(w) - 1) <= start <= 0``.
+    1-D (float64: the symmetry test is scipy's, on float64 weights);
+    ``-(len(w) - 1) <= start <= 0``. ``exact``: scipy.ndimage's operations in scipy's
+    order (bit-identical in float64); otherwise any order (faster on inner axes).
     """
     if out.size == 0:
         return out
@@ -485,11 +556,17 @@ def correlate1d(x, w, out, axis, start, boundary, cval):
     cval = x.dtype.type(cval)
     w = np.ascontiguousarray(w, dtype=x.dtype)
     if x3.shape[2] >= MID_MIN_INNER:
-        run_parallel(_mid_correlate_exact, x3, w, tab, cval, sym, o3)
+        if exact:
+            run_parallel(_mid_correlate_exact, x3, w, tab, cval, sym, o3)
+        else:
+            run_parallel(_mid_correlate_fast, x3, w, tab, cval, o3)
     else:
         B = x3.shape[2]
-        run_parallel(_line_correlate_exact, x3.reshape(x3.shape[0], -1), w, tab, cval, B,
-                     sym, o3.reshape(o3.shape[0], -1))
+        x2, o2 = x3.reshape(x3.shape[0], -1), o3.reshape(o3.shape[0], -1)
+        if exact:
+            run_parallel(_line_correlate_exact, x2, w, tab, cval, B, sym, o2)
+        else:
+            run_parallel(_line_correlate_fast, x2, w, tab, cval, B, o2)
     return out
 
 
