@@ -312,9 +312,11 @@ def _separable(input, passes, output, cval):
         return output
     dt = _compute_dtype(input.dtype, output.dtype)
     x = _as_compute(input, dt)
-    # Short boxes run faster as plain taps than as running sums.
-    passes = [_Pass(p.axis, p.start, p.boundary, weights=np.full(p.size, 1.0 / p.size))
-              if p.weights is None and p.size <= _BOX_AS_TAPS else p for p in passes]
+    if len(passes) > 1:
+        # Short boxes run faster as plain taps than as running sums (a single pass keeps
+        # scipy's running sum, bit for bit).
+        passes = [_Pass(p.axis, p.start, p.boundary, weights=np.full(p.size, 1.0 / p.size))
+                  if p.weights is None and p.size <= _BOX_AS_TAPS else p for p in passes]
     steps = _schedule(passes, cval)
     for n, step in enumerate(steps):
         last = n == len(steps) - 1
