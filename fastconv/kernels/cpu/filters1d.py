@@ -86,16 +86,22 @@ def symmetry(w):
 # -- 1-D correlation, scipy's arithmetic ---------------------------------------------------
 
 @jit(fastmath=False)
-def _fill_line(buf, src, tab, C, cval):
-    # buf[t*C + ch] = src[tab[t]*C + ch], or cval where tab[t] < 0.
-    for t in range(tab.shape[0]):
+def _fill_line(buf, src, tab, lo, C, cval):
+    # buf[t*C + ch] = src[tab[t]*C + ch], or cval where tab[t] < 0. Positions lo .. lo+N-1
+    # are the line itself (one vectorised copy); only the extension goes through tab.
+    NC = src.shape[0]
+    core = buf[lo * C:lo * C + NC]
+    for i in range(NC):
+        core[i] = src[i]
+    N = NC // C
+    for t in range(lo):
         s = tab[t]
-        if s >= 0:
-            for ch in range(C):
-                buf[t * C + ch] = src[s * C + ch]
-        else:
-            for ch in range(C):
-                buf[t * C + ch] = cval
+        for ch in range(C):
+            buf[t * C + ch] = src[s * C + ch] if s >= 0 else cval
+    for t in range(lo + N, tab.shape[0]):
+        s = tab[t]
+        for ch in range(C):
+            buf[t * C + ch] = src[s * C + ch] if s >= 0 else cval
 
 
 @jit(fastmath=False)
@@ -133,7 +139,7 @@ def _correlate_line_exact(o, buf, w, C, sym):
 
 
 @jit(parallel=True, fastmath=False)
-def _line_correlate_exact(x, w, tab, cval, C, sym, out):
+def _line_correlate_exact(x, w, tab, lo, cval, C, sym, out):
     # x, out: (R, N*C) lines of N positions with C interleaved channels; taps C apart.
     R = x.shape[0]
     L = tab.shape[0]
@@ -141,7 +147,7 @@ def _line_correlate_exact(x, w, tab, cval, C, sym, out):
     for chunk in prange(nchunks):
         buf = np.empty(L * C, x.dtype)
         for r in range(chunk * R // nchunks, (chunk + 1) * R // nchunks):
-            _fill_line(buf, x[r], tab, C, cval)
+            _fill_line(buf, x[r], tab, lo, C, cval)
             _correlate_line_exact(out[r], buf, w, C, sym)
 
 
@@ -192,7 +198,7 @@ def _mid_correlate_exact(x, w, tab, cval, sym, out):
 # -- 1-D box filter, scipy's running sum ---------------------------------------------------
 
 @jit(parallel=True, fastmath=False)
-def _line_uniform_exact(x, size, tab, cval, C, out):
+def _line_uniform_exact(x, size, tab, lo, cval, C, out):
     # scipy's recurrence in float64: a running sum (first window summed in order, then
     # += entering - leaving), each output the sum / size; one chain per channel.
     R = x.shape[0]
@@ -205,7 +211,7 @@ def _line_uniform_exact(x, size, tab, cval, C, out):
         buf = np.empty(L * C, np.float64)
         acc = np.empty(C, np.float64)
         for r in range(chunk * R // nchunks, (chunk + 1) * R // nchunks):
-            _fill_line(buf, x[r], tab, C, cval)
+            _fill_line(buf, x[r], tab, lo, C, cval)
             o = out[r]
             for ch in range(C):
                 acc[ch] = 0.0
@@ -317,60 +323,74 @@ def _acc1(o, r0, w0, first):
             o[i] += w0 * r0[i]
 
 
+# Long rows are combined in blocks of this many elements, so that the output block stays
+# in L1 while every tap group sweeps over it.
+BLOCK = 1024
+
+
 @jit()
 def _combine_rows(o, xa, tab, i, w, crow):
     # o = sum_j w[j] * R(tab[i + j]), R(s) = xa[s] (a row) or crow where s < 0; the taps
-    # in groups of four (then three, two, one), one sweep over o per group.
+    # in groups of four (then three, two, one), one sweep over an o block per group.
     k = w.shape[0]
-    j = 0
-    while j + 4 <= k:
+    n = o.shape[0]
+    for b0 in range(0, n, BLOCK):
+        b1 = min(n, b0 + BLOCK)
+        ob = o[b0:b1]
+        j = 0
+        while j + 4 <= k:
+            s0 = tab[i + j]
+            s1 = tab[i + j + 1]
+            s2 = tab[i + j + 2]
+            s3 = tab[i + j + 3]
+            _acc4(ob, crow[b0:b1] if s0 < 0 else xa[s0, b0:b1],
+                  crow[b0:b1] if s1 < 0 else xa[s1, b0:b1],
+                  crow[b0:b1] if s2 < 0 else xa[s2, b0:b1],
+                  crow[b0:b1] if s3 < 0 else xa[s3, b0:b1],
+                  w[j], w[j + 1], w[j + 2], w[j + 3], j == 0)
+            j += 4
+        rem = k - j
         s0 = tab[i + j]
-        s1 = tab[i + j + 1]
-        s2 = tab[i + j + 2]
-        s3 = tab[i + j + 3]
-        _acc4(o, crow if s0 < 0 else xa[s0], crow if s1 < 0 else xa[s1],
-              crow if s2 < 0 else xa[s2], crow if s3 < 0 else xa[s3],
-              w[j], w[j + 1], w[j + 2], w[j + 3], j == 0)
-        j += 4
-    rem = k - j
-    s0 = tab[i + j]
-    r0 = crow if s0 < 0 else xa[s0]
-    if rem == 3:
-        s1 = tab[i + j + 1]
-        s2 = tab[i + j + 2]
-        _acc3(o, r0, crow if s1 < 0 else xa[s1], crow if s2 < 0 else xa[s2],
-              w[j], w[j + 1], w[j + 2], j == 0)
-    elif rem == 2:
-        s1 = tab[i + j + 1]
-        _acc2(o, r0, crow if s1 < 0 else xa[s1], w[j], w[j + 1], j == 0)
-    elif rem == 1:
-        _acc1(o, r0, w[j], j == 0)
+        r0 = crow[b0:b1] if s0 < 0 else xa[s0, b0:b1]
+        if rem == 3:
+            s1 = tab[i + j + 1]
+            s2 = tab[i + j + 2]
+            _acc3(ob, r0, crow[b0:b1] if s1 < 0 else xa[s1, b0:b1],
+                  crow[b0:b1] if s2 < 0 else xa[s2, b0:b1], w[j], w[j + 1], w[j + 2], j == 0)
+        elif rem == 2:
+            s1 = tab[i + j + 1]
+            _acc2(ob, r0, crow[b0:b1] if s1 < 0 else xa[s1, b0:b1], w[j], w[j + 1], j == 0)
+        elif rem == 1:
+            _acc1(ob, r0, w[j], j == 0)
 
 
 @jit()
 def _combine_shifts(o, buf, w, C):
-    # o[i] = sum_j w[j] * buf[i + j*C], taps grouped as in _combine_rows.
+    # o[i] = sum_j w[j] * buf[i + j*C], blocks and tap groups as in _combine_rows.
     n = o.shape[0]
     k = w.shape[0]
-    j = 0
-    while j + 4 <= k:
-        a = j * C
-        _acc4(o, buf[a:a + n], buf[a + C:a + C + n], buf[a + 2 * C:a + 2 * C + n],
-              buf[a + 3 * C:a + 3 * C + n], w[j], w[j + 1], w[j + 2], w[j + 3], j == 0)
-        j += 4
-    rem = k - j
-    a = j * C
-    if rem == 3:
-        _acc3(o, buf[a:a + n], buf[a + C:a + C + n], buf[a + 2 * C:a + 2 * C + n],
-              w[j], w[j + 1], w[j + 2], j == 0)
-    elif rem == 2:
-        _acc2(o, buf[a:a + n], buf[a + C:a + C + n], w[j], w[j + 1], j == 0)
-    elif rem == 1:
-        _acc1(o, buf[a:a + n], w[j], j == 0)
+    for b0 in range(0, n, BLOCK):
+        m = min(n, b0 + BLOCK) - b0
+        ob = o[b0:b0 + m]
+        j = 0
+        while j + 4 <= k:
+            a = b0 + j * C
+            _acc4(ob, buf[a:a + m], buf[a + C:a + C + m], buf[a + 2 * C:a + 2 * C + m],
+                  buf[a + 3 * C:a + 3 * C + m], w[j], w[j + 1], w[j + 2], w[j + 3], j == 0)
+            j += 4
+        rem = k - j
+        a = b0 + j * C
+        if rem == 3:
+            _acc3(ob, buf[a:a + m], buf[a + C:a + C + m], buf[a + 2 * C:a + 2 * C + m],
+                  w[j], w[j + 1], w[j + 2], j == 0)
+        elif rem == 2:
+            _acc2(ob, buf[a:a + m], buf[a + C:a + C + m], w[j], w[j + 1], j == 0)
+        elif rem == 1:
+            _acc1(ob, buf[a:a + m], w[j], j == 0)
 
 
 @jit(parallel=True)
-def _line_correlate_fast(x, w, tab, cval, C, out):
+def _line_correlate_fast(x, w, tab, lo, cval, C, out):
     # As _line_correlate_exact, in any summation order (fast-math, taps grouped).
     R = x.shape[0]
     L = tab.shape[0]
@@ -378,7 +398,7 @@ def _line_correlate_fast(x, w, tab, cval, C, out):
     for chunk in prange(nchunks):
         buf = np.empty(L * C, x.dtype)
         for r in range(chunk * R // nchunks, (chunk + 1) * R // nchunks):
-            _fill_line(buf, x[r], tab, C, cval)
+            _fill_line(buf, x[r], tab, lo, C, cval)
             _combine_shifts(out[r], buf, w, C)
 
 
@@ -564,9 +584,9 @@ def correlate1d(x, w, out, axis, start, boundary, cval, exact=True):
         B = x3.shape[2]
         x2, o2 = x3.reshape(x3.shape[0], -1), o3.reshape(o3.shape[0], -1)
         if exact:
-            run_parallel(_line_correlate_exact, x2, w, tab, cval, B, sym, o2)
+            run_parallel(_line_correlate_exact, x2, w, tab, -start, cval, B, sym, o2)
         else:
-            run_parallel(_line_correlate_fast, x2, w, tab, cval, B, o2)
+            run_parallel(_line_correlate_fast, x2, w, tab, -start, cval, B, o2)
     return out
 
 
@@ -583,8 +603,8 @@ def uniform1d(x, size, out, axis, start, boundary, cval):
         run_parallel(_mid_uniform_exact, x3, size, tab, cval, o3)
     else:
         B = x3.shape[2]
-        run_parallel(_line_uniform_exact, x3.reshape(x3.shape[0], -1), size, tab, cval, B,
-                     o3.reshape(o3.shape[0], -1))
+        run_parallel(_line_uniform_exact, x3.reshape(x3.shape[0], -1), size, tab, -start,
+                     cval, B, o3.reshape(o3.shape[0], -1))
     return out
 
 
