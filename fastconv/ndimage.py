@@ -27,7 +27,11 @@ Precision and dtypes (the policy):
   in another order than scipy, so an integer output may differ by one where the exact
   result is an integer and the weights are not exactly representable.
 * Floating outputs of multi-axis separable filters are computed in fused passes (two
-  axes per sweep over memory) and may differ from scipy in the last bits.
+  axes per sweep over memory) and may differ from scipy in the last bits; boxes of up to
+  5 taps then run as plain taps, longer ones as float64 running sums.
+* Non-finite values stay inside the windows that contain them, except in running sums
+  (uniform filters, as in scipy): a NaN or Inf that entered the running window spoils the
+  rest of its line, and in the fused 2-D box the rest of its block of columns too.
 """
 from __future__ import annotations
 
