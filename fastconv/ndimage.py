@@ -1,0 +1,691 @@
+"""scipy.ndimage-compatible linear filters: same signatures, modes, output dtypes and
+exceptions, computed by fastconv's parallel kernels.
+
+Functions: :func:`convolve`, :func:`correlate`, :func:`convolve1d`, :func:`correlate1d`,
+:func:`gaussian_filter`, :func:`gaussian_filter1d`, :func:`uniform_filter`,
+:func:`uniform_filter1d`, :func:`sobel`, :func:`prewitt`, :func:`laplace`,
+:func:`gaussian_laplace`, :func:`gaussian_gradient_magnitude`.
+
+Modes (scipy.ndimage names; the kernels use numpy.pad's, see docs/guide/boundaries.md):
+``reflect``/``grid-mirror`` -> symmetric, ``mirror`` -> reflect, ``nearest`` -> edge,
+``wrap``/``grid-wrap`` -> wrap, ``constant``/``grid-constant`` -> constant (``cval``).
+Per-axis sequences of modes are accepted where scipy accepts them (gaussian_filter,
+uniform_filter, sobel, prewitt, laplace, gaussian_laplace, gaussian_gradient_magnitude).
+
+Precision and dtypes (the policy):
+
+* The output dtype is scipy's: ``output=None`` gives the input's dtype; an array or a
+  dtype may be passed. Complex inputs or weights are filtered as real and imaginary parts,
+  as scipy does.
+* float32 input with a float32 output is computed in float32 (relative error a few
+  float32 ulps, like scipy's own float32 tests allow); every other combination is computed
+  in float64 and cast to the output dtype at the end.
+* Integer and bool outputs reproduce scipy bit for bit in the 1-D filters and every
+  separable filter built from them (gaussian, uniform, sobel, prewitt, laplace): they run
+  scipy's own sequence of float64 operations, pass by pass, truncating to the output
+  dtype between passes exactly as scipy does. N-d :func:`correlate`/:func:`convolve` sum
+  in another order than scipy, so an integer output may differ by one where the exact
+  result is an integer and the weights are not exactly representable.
+* Floating outputs of multi-axis separable filters are computed in fused passes (two
+  axes per sweep over memory) and may differ from scipy in the last bits; boxes of up to
+  5 taps then run as plain taps, longer ones as float64 running sums.
+* Non-finite values stay inside the windows that contain them, except in running sums
+  (uniform filters, as in scipy): a NaN or Inf that entered the running window spoils the
+  rest of its line, and in the fused 2-D box the rest of its block of columns too.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+try:
+    from numpy.lib.array_utils import normalize_axis_index as _normalize_axis_index
+except ImportError:  # numpy < 2
+    from numpy.core.multiarray import normalize_axis_index as _normalize_axis_index
+
+from .kernels.cpu import direct as _direct
+from .kernels.cpu import filters1d as _f1d
+
+__all__ = [
+    "convolve", "correlate", "convolve1d", "correlate1d", "gaussian_filter",
+    "gaussian_filter1d", "uniform_filter", "uniform_filter1d", "sobel", "prewitt",
+    "laplace", "gaussian_laplace", "gaussian_gradient_magnitude",
+]
+
+# scipy.ndimage mode -> numpy.pad name (the kernels' boundary names). For filters the
+# grid-* modes equal their plain counterparts (scipy's _extend_mode_to_code(is_filter)).
+MODES = {
+    "reflect": "symmetric", "grid-mirror": "symmetric",
+    "mirror": "reflect",
+    "nearest": "edge",
+    "wrap": "wrap", "grid-wrap": "wrap",
+    "constant": "constant", "grid-constant": "constant",
+}
+
+_REAL_TYPES = frozenset(np.dtype(t) for t in (
+    np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64,
+    np.uint64, np.float32, np.float64))
+
+
+def _nd_correlate(x, w, out, start, boundary, cval):
+    """The one call that runs an N-d correlation (the launcher contract of
+    fastconv.kernels: out[i] = sum_j w[j] * X[start + i + j]). Method choice goes here."""
+    return _direct.correlate(x, w, out, start, boundary, cval)
+
+
+# -- scipy's argument handling (same rules, same exceptions) ---------------------------------
+
+def _boundary(mode):
+    if isinstance(mode, str) and mode in MODES:
+        return MODES[mode]
+    raise RuntimeError("boundary mode not supported")
+
+
+def _normalize_sequence(value, rank):
+    if not isinstance(value, str) and np.iterable(value):
+        normalized = list(value)
+        if len(normalized) != rank:
+            raise RuntimeError("sequence argument must have length equal to input rank")
+        return normalized
+    return [value] * rank
+
+
+def _get_output(output, input, shape=None, complex_output=False):
+    if shape is None:
+        shape = input.shape
+    if output is None:
+        if not complex_output:
+            return np.zeros(shape, dtype=input.dtype.name)
+        return np.zeros(shape, dtype=np.promote_types(input.dtype, np.complex64))
+    if isinstance(output, (type, np.dtype)):
+        if complex_output and np.dtype(output).kind != "c":
+            warnings.warn("promoting specified output dtype to complex", stacklevel=3)
+            output = np.promote_types(output, np.complex64)
+        return np.zeros(shape, dtype=output)
+    if isinstance(output, str):
+        output = np.dtype(output)
+        if complex_output and output.kind != "c":
+            raise RuntimeError("output must have complex dtype")
+        if not issubclass(output.type, np.number):
+            raise RuntimeError("output must have numeric dtype")
+        return np.zeros(shape, dtype=output)
+    output = np.asarray(output)
+    if output.shape != shape:
+        raise RuntimeError("output shape not correct")
+    if complex_output and output.dtype.kind != "c":
+        raise RuntimeError("output must have complex dtype")
+    return output
+
+
+def _check_axes(axes, ndim):
+    if axes is None:
+        return tuple(range(ndim))
+    if np.isscalar(axes):
+        axes = (operator.index(axes),)
+    elif isinstance(axes, Iterable):
+        axes = tuple(operator.index(ax) for ax in axes)
+        for ax in axes:
+            if ax < -ndim or ax > ndim - 1:
+                raise ValueError(f"specified axis: {ax} is out of range")
+        axes = tuple(ax % ndim if ax < 0 else ax for ax in axes)
+    else:
+        raise ValueError("axes must be an integer, iterable of integers, or None")
+    if len(set(axes)) != len(axes):
+        raise ValueError("axes must be unique")
+    return axes
+
+
+def _normalize_axis(axis, ndim):
+    return _normalize_axis_index(operator.index(axis), ndim)
+
+
+def _invalid_origin(origin, lenw):
+    return (origin < -(lenw // 2)) or (origin > (lenw - 1) // 2)
+
+
+def _check_real_dtypes(*arrays):
+    for a in arrays:
+        if a.dtype not in _REAL_TYPES:
+            raise RuntimeError(f"array type {a.dtype!r} not supported")
+
+
+def _check_real_cval(cval):
+    if np.iscomplexobj(cval):
+        raise TypeError("must be real number, not complex")
+    return float(cval)
+
+
+def _complex_via_real_components(func, input, weights, output, cval, **kwargs):
+    """Complex filtering as real filterings (scipy's rule: the real and imaginary parts of
+    the input and of the weights, cval's parts with the input's)."""
+    complex_input = input.dtype.kind == "c"
+    complex_weights = weights.dtype.kind == "c"
+    if complex_input and complex_weights:
+        func(input.real, weights.real, output=output.real, cval=np.real(cval), **kwargs)
+        output.real -= func(input.imag, weights.imag, output=None, cval=np.imag(cval),
+                            **kwargs)
+        func(input.real, weights.imag, output=output.imag, cval=np.real(cval), **kwargs)
+        output.imag += func(input.imag, weights.real, output=None, cval=np.imag(cval),
+                            **kwargs)
+    elif complex_input:
+        func(input.real, weights, output=output.real, cval=np.real(cval), **kwargs)
+        func(input.imag, weights, output=output.imag, cval=np.imag(cval), **kwargs)
+    else:
+        if np.iscomplexobj(cval):
+            raise ValueError("Cannot provide a complex-valued cval when the input is real.")
+        func(input, weights.real, output=output.real, cval=cval, **kwargs)
+        func(input, weights.imag, output=output.imag, cval=cval, **kwargs)
+    return output
+
+
+# -- running the kernels ------------------------------------------------------------------------
+
+def _compute_dtype(in_dtype, out_dtype):
+    """float32 only when both ends are float32; float64 otherwise (scipy's arithmetic)."""
+    if in_dtype == np.float32 and out_dtype == np.float32:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _store(result, output):
+    """Cast a float result into ``output`` as scipy's C cast does: truncation toward zero
+    for integers (through int64, so out-of-range values wrap), for bool the truncated
+    value's low byte."""
+    if result is output:
+        return output
+    kind = output.dtype.kind
+    with np.errstate(invalid="ignore", over="ignore"):
+        if kind == "b":      # scipy stores (npy_bool)(double): the truncated byte
+            np.copyto(output.view(np.uint8), result.astype(np.int64), casting="unsafe")
+        elif kind in "iu" and output.dtype != np.uint64:
+            np.copyto(output, result.astype(np.int64), casting="unsafe")
+        else:
+            np.copyto(output, result, casting="unsafe")
+    return output
+
+
+def _as_compute(a, dt):
+    """``a`` C-contiguous in the compute dtype; bool arrays are read by their bytes, as
+    scipy reads them (a bool output of an earlier pass may hold any byte)."""
+    if a.dtype == np.bool_:
+        a = a.view(np.uint8)
+    return np.ascontiguousarray(a, dtype=dt)
+
+
+def _target(x, output, dt):
+    """Where a kernel writes: ``output`` itself when it is C-contiguous in the compute
+    dtype and does not overlap the kernel's input, else a new array."""
+    if (output.dtype == dt and output.flags.c_contiguous
+            and not np.may_share_memory(output, x)):
+        return output
+    return np.empty(x.shape, dt)
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One 1-D pass: weights (float64) or, when ``weights`` is None, a box of ``size``;
+    ``start`` is the extended index read by output 0's first tap."""
+    axis: int
+    start: int
+    boundary: str
+    weights: np.ndarray | None = None
+    size: int = 0
+
+    @property
+    def taps(self):
+        return self.size if self.weights is None else self.weights.shape[0]
+
+
+def _run_pass(x, p, out, cval, exact=True):
+    """One pass, x -> out (C-contiguous, one float dtype); ``exact``: scipy's arithmetic."""
+    if p.weights is None:
+        _f1d.uniform1d(x, p.size, out, p.axis, p.start, p.boundary, cval)
+    else:
+        _f1d.correlate1d(x, p.weights, out, p.axis, p.start, p.boundary, cval, exact)
+    return out
+
+
+def _run_pair(x, py, px, out, cval):
+    """Two passes on axes a, a + 1 fused in one sweep."""
+    if py.weights is None:
+        _f1d.uniform2d(x, py.size, px.size, out, py.axis, py.start, px.start, py.boundary,
+                       px.boundary, cval)
+    else:
+        _f1d.correlate2d_separable(x, py.weights, px.weights, out, py.axis, py.start,
+                                   px.start, py.boundary, px.boundary, cval)
+    return out
+
+
+# Box filters up to this size run as correlations with 1/size taps on floating outputs.
+_BOX_AS_TAPS = 5
+
+
+def _passes_commute(passes, cval):
+    """Reordering passes leaves the result unchanged when every pass is linear (cval 0 or
+    no constant boundary) or every pass preserves constants (weights summing to one)."""
+    if cval == 0 or all(p.boundary != "constant" for p in passes):
+        return True
+    return all(p.weights is None or abs(p.weights.sum() - 1.0) <= 1e-12 for p in passes)
+
+
+def _schedule(passes, cval):
+    """Group the passes into steps of one pass or a fused pair (axes a then a + 1),
+    pairing from the leading axes: a fused pair runs along long rows (every axis after
+    it), where it is fastest."""
+    passes = list(passes)
+    if _passes_commute(passes, cval):
+        passes.sort(key=lambda p: p.axis)
+    steps = []
+    i = 0
+    while i < len(passes):
+        p = passes[i]
+        if i + 1 < len(passes):
+            q = passes[i + 1]
+            if p.axis + 1 == q.axis and (q.weights is None) == (p.weights is None):
+                steps.append((p, q))
+                i += 2
+                continue
+        steps.append((p,))
+        i += 1
+    return steps
+
+
+def _separable(input, passes, output, cval):
+    """Apply 1-D ``passes`` in order to real ``input``, result in real ``output``.
+
+    Integer or bool outputs: pass by pass, each result cast to the output dtype before
+    the next pass reads it (scipy's semantics, bit for bit). Floating outputs: in the
+    compute dtype, fusing pairs of axes, one cast at the end."""
+    if not passes:
+        output[...] = input[...]
+        return output
+    _check_real_dtypes(input, output)
+    cval = _check_real_cval(cval)
+    if output.dtype.kind in "biu":
+        current = input
+        for p in passes:
+            dt = _compute_dtype(current.dtype, output.dtype)
+            x = _as_compute(current, dt)
+            _store(_run_pass(x, p, _target(x, output, dt), cval), output)
+            current = output
+        return output
+    dt = _compute_dtype(input.dtype, output.dtype)
+    x = _as_compute(input, dt)
+    if len(passes) > 1:
+        # Short boxes run faster as plain taps than as running sums (a single pass keeps
+        # scipy's running sum, bit for bit).
+        passes = [_Pass(p.axis, p.start, p.boundary, weights=np.full(p.size, 1.0 / p.size))
+                  if p.weights is None and p.size <= _BOX_AS_TAPS else p for p in passes]
+    steps = _schedule(passes, cval)
+    for n, step in enumerate(steps):
+        last = n == len(steps) - 1
+        out = _target(x, output, dt) if last else np.empty(x.shape, dt)
+        if len(step) == 2:
+            _run_pair(x, step[0], step[1], out, cval)
+        else:
+            _run_pass(x, step[0], out, cval, exact=len(steps) == 1)
+        x = out
+    return _store(x, output)
+
+
+def _split_complex(func, input, output, cval):
+    """Run a real filter ``func(input, output, cval)`` on complex data part by part."""
+    if input.dtype.kind == "c":
+        if output.dtype.kind != "c":
+            raise RuntimeError("output must have complex dtype")
+        func(input.real, output.real, np.real(cval))
+        func(input.imag, output.imag, np.imag(cval))
+        return output
+    if output.dtype.kind == "c":
+        raise RuntimeError(f"array type {output.dtype!r} not supported")
+    return func(input, output, cval)
+
+
+# -- 1-D filters ----------------------------------------------------------------------------
+
+def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
+    """Calculate a 1-D correlation along the given axis (scipy.ndimage.correlate1d).
+
+    The lines of the array along ``axis`` are correlated with ``weights``. ``mode`` is one
+    of reflect, constant, nearest, mirror, wrap, grid-constant, grid-mirror, grid-wrap;
+    ``cval`` fills past the edges in constant mode; ``origin`` shifts the filter
+    (``-(len(weights) // 2) <= origin <= (len(weights) - 1) // 2``). ``output`` is an
+    array or a dtype; by default the input's dtype.
+    """
+    input = np.asarray(input)
+    weights = np.asarray(weights)
+    if input.dtype.kind == "c" or weights.dtype.kind == "c":
+        if weights.dtype.kind == "c":
+            weights = weights.conj().astype(np.complex128, copy=False)
+        output = _get_output(output, input, complex_output=True)
+        return _complex_via_real_components(correlate1d, input, weights, output, cval,
+                                            axis=axis, mode=mode, origin=origin)
+    output = _get_output(output, input)
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim != 1 or weights.shape[0] < 1:
+        raise RuntimeError("no filter weights given")
+    axis = _normalize_axis(axis, input.ndim)
+    if _invalid_origin(origin, len(weights)):
+        raise ValueError("Invalid origin; origin must satisfy -(len(weights) // 2) <= "
+                         "origin <= (len(weights)-1) // 2")
+    boundary = _boundary(mode)
+    start = -(len(weights) // 2 + int(origin))
+    return _separable(input, [_Pass(axis, start, boundary, weights=weights)], output, cval)
+
+
+def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
+    """Calculate a 1-D convolution along the given axis (scipy.ndimage.convolve1d)."""
+    weights = np.asarray(weights)
+    weights = weights[::-1]
+    origin = -origin
+    if not weights.shape[0] & 1:
+        origin -= 1
+    if weights.dtype.kind == "c":
+        weights = weights.conj()      # undo the conjugation correlate1d applies
+    return correlate1d(input, weights, axis, output, mode, cval, origin)
+
+
+def _gaussian_kernel1d(sigma, order, radius):
+    """The sampled Gaussian (order 0) or its ``order``-th derivative, normalised as scipy
+    does: phi / sum(phi), times the derivative's polynomial."""
+    if order < 0:
+        raise ValueError("order must be non-negative")
+    exponent_range = np.arange(order + 1)
+    sigma2 = sigma * sigma
+    x = np.arange(-radius, radius + 1)
+    phi_x = np.exp(-0.5 / sigma2 * x ** 2)
+    phi_x = phi_x / phi_x.sum()
+    if order == 0:
+        return phi_x
+    # f(x) = q(x) * phi(x); f'(x) = (q'(x) + q(x) * p'(x)) * phi(x), p'(x) = -x / sigma^2:
+    # apply the operator D + P to q's coefficients ``order`` times.
+    q = np.zeros(order + 1)
+    q[0] = 1
+    D = np.diag(exponent_range[1:], 1)
+    P = np.diag(np.ones(order) / -sigma2, -1)
+    Q_deriv = D + P
+    for _ in range(order):
+        q = Q_deriv.dot(q)
+    q = (x[:, None] ** exponent_range).dot(q)
+    return q * phi_x
+
+
+def _gaussian_weights(sigma, order, truncate, radius):
+    """Correlation weights of gaussian_filter1d (the kernel reversed)."""
+    sd = float(sigma)
+    lw = int(truncate * sd + 0.5)
+    if radius is not None:
+        lw = radius
+    if not isinstance(lw, numbers.Integral) or lw < 0:
+        raise ValueError("Radius must be a nonnegative integer.")
+    return _gaussian_kernel1d(sigma, order, lw)[::-1]
+
+
+def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect",
+                      cval=0.0, truncate=4.0, *, radius=None):
+    """1-D Gaussian filter (scipy.ndimage.gaussian_filter1d).
+
+    ``order`` 0 smooths, ``order`` k > 0 convolves with the k-th derivative of a
+    Gaussian. The kernel has radius ``int(truncate * sigma + 0.5)`` unless ``radius``
+    (a nonnegative integer) is given.
+    """
+    weights = _gaussian_weights(sigma, order, truncate, radius)
+    return correlate1d(input, weights, axis, output, mode, cval, 0)
+
+
+def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0,
+                     origin=0):
+    """1-D uniform (box, mean) filter along the given axis (scipy.ndimage.uniform_filter1d),
+    computed as a running sum: O(1) work per element whatever ``size``."""
+    input = np.asarray(input)
+    axis = _normalize_axis(axis, input.ndim)
+    if size < 1:
+        raise RuntimeError("incorrect filter size")
+    complex_output = input.dtype.kind == "c"
+    output = _get_output(output, input, complex_output=complex_output)
+    if (size // 2 + origin < 0) or (size // 2 + origin >= size):
+        raise ValueError("invalid origin")
+    boundary = _boundary(mode)
+    p = _Pass(axis, -(size // 2 + int(origin)), boundary, size=int(size))
+    return _split_complex(lambda i, o, c: _separable(i, [p], o, c), input, output, cval)
+
+
+# -- N-d separable filters --------------------------------------------------------------------
+
+def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0,
+                    truncate=4.0, *, radius=None, axes=None):
+    """Multidimensional Gaussian filter (scipy.ndimage.gaussian_filter).
+
+    ``sigma``, ``order``, ``mode`` and ``radius`` may be sequences, one entry per filtered
+    axis (``axes``, by default all). Axes with sigma <= 1e-15 are left alone. Computed as
+    separable passes, two axes fused per sweep where possible.
+    """
+    input = np.asarray(input)
+    output = _get_output(output, input)
+    axes = _check_axes(axes, input.ndim)
+    num_axes = len(axes)
+    orders = _normalize_sequence(order, num_axes)
+    sigmas = _normalize_sequence(sigma, num_axes)
+    modes = _normalize_sequence(mode, num_axes)
+    radiuses = _normalize_sequence(radius, num_axes)
+    passes = []
+    for ii in range(num_axes):
+        if not sigmas[ii] > 1e-15:
+            continue
+        weights = _gaussian_weights(sigmas[ii], orders[ii], truncate, radiuses[ii])
+        boundary = _boundary(modes[ii])
+        passes.append(_Pass(axes[ii], -(len(weights) // 2), boundary, weights=weights))
+    return _split_complex(lambda i, o, c: _separable(i, passes, o, c), input, output, cval)
+
+
+def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=0, *,
+                   axes=None):
+    """Multidimensional uniform (box, mean) filter (scipy.ndimage.uniform_filter).
+
+    ``size``, ``origin`` and ``mode`` may be sequences, one per filtered axis. Running
+    sums: O(1) work per element whatever the size; two axes fused per sweep.
+    """
+    input = np.asarray(input)
+    output = _get_output(output, input, complex_output=input.dtype.kind == "c")
+    axes = _check_axes(axes, input.ndim)
+    num_axes = len(axes)
+    sizes = _normalize_sequence(size, num_axes)
+    origins = _normalize_sequence(origin, num_axes)
+    modes = _normalize_sequence(mode, num_axes)
+    passes = []
+    for ii in range(num_axes):
+        if not sizes[ii] > 1:
+            continue
+        s, o = int(sizes[ii]), origins[ii]
+        if (s // 2 + o < 0) or (s // 2 + o >= s):
+            raise ValueError("invalid origin")
+        passes.append(_Pass(axes[ii], -(s // 2 + int(o)), _boundary(modes[ii]), size=s))
+    return _split_complex(lambda i, o, c: _separable(i, passes, o, c), input, output, cval)
+
+
+def _derivative_filter(input, axis, output, mode, cval, derivative, smooth):
+    input = np.asarray(input)
+    axis = _normalize_axis(axis, input.ndim)
+    output = _get_output(output, input)
+    modes = _normalize_sequence(mode, input.ndim)
+    d = np.asarray(derivative, dtype=np.float64)
+    s = np.asarray(smooth, dtype=np.float64)
+    passes = [_Pass(axis, -1, _boundary(modes[axis]), weights=d)]
+    passes += [_Pass(ii, -1, _boundary(modes[ii]), weights=s)
+               for ii in range(input.ndim) if ii != axis]
+    return _split_complex(lambda i, o, c: _separable(i, passes, o, c), input, output, cval)
+
+
+def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0):
+    """Sobel filter (scipy.ndimage.sobel): derivative [-1, 0, 1] along ``axis``,
+    smoothing [1, 2, 1] along every other axis, as fused separable passes."""
+    return _derivative_filter(input, axis, output, mode, cval, [-1, 0, 1], [1, 2, 1])
+
+
+def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0):
+    """Prewitt filter (scipy.ndimage.prewitt): derivative [-1, 0, 1] along ``axis``,
+    smoothing [1, 1, 1] along every other axis."""
+    return _derivative_filter(input, axis, output, mode, cval, [-1, 0, 1], [1, 1, 1])
+
+
+def _generic_laplace(input, derivative2, output, mode, cval, extra_arguments=(),
+                     extra_keywords=None, axes=None):
+    extra_keywords = extra_keywords or {}
+    input = np.asarray(input)
+    output = _get_output(output, input)
+    axes = _check_axes(axes, input.ndim)
+    if len(axes) > 0:
+        modes = _normalize_sequence(mode, len(axes))
+        derivative2(input, axes[0], output, modes[0], cval, *extra_arguments,
+                    **extra_keywords)
+        for ii in range(1, len(axes)):
+            tmp = derivative2(input, axes[ii], output.dtype, modes[ii], cval,
+                              *extra_arguments, **extra_keywords)
+            output += tmp
+    else:
+        output[...] = input[...]
+    return output
+
+
+def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None):
+    """N-d Laplace filter from second differences [1, -2, 1] (scipy.ndimage.laplace)."""
+    def derivative2(input, axis, output, mode, cval):
+        return correlate1d(input, [1, -2, 1], axis, output, mode, cval, 0)
+    return _generic_laplace(input, derivative2, output, mode, cval, axes=axes)
+
+
+def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axes=None,
+                     **kwargs):
+    """Laplace filter from Gaussian second derivatives (scipy.ndimage.gaussian_laplace);
+    extra keywords (truncate, radius) go to :func:`gaussian_filter`."""
+    input = np.asarray(input)
+
+    def derivative2(input, axis, output, mode, cval, sigma, **kwargs):
+        order = [0] * input.ndim
+        order[axis] = 2
+        return gaussian_filter(input, sigma, order, output, mode, cval, **kwargs)
+
+    axes = _check_axes(axes, input.ndim)
+    num_axes = len(axes)
+    sigma = _normalize_sequence(sigma, num_axes)
+    if num_axes < input.ndim:
+        sigma_temp = [0] * input.ndim
+        for s, ax in zip(sigma, axes):
+            sigma_temp[ax] = s
+        sigma = sigma_temp
+    return _generic_laplace(input, derivative2, output, mode, cval, extra_arguments=(sigma,),
+                            extra_keywords=kwargs, axes=axes)
+
+
+def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=0.0, *,
+                                axes=None, **kwargs):
+    """Gradient magnitude from Gaussian first derivatives
+    (scipy.ndimage.gaussian_gradient_magnitude)."""
+    input = np.asarray(input)
+
+    def derivative(input, axis, output, mode, cval, sigma, **kwargs):
+        order = [0] * input.ndim
+        order[axis] = 1
+        return gaussian_filter(input, sigma, order, output, mode, cval, **kwargs)
+
+    output = _get_output(output, input)
+    axes = _check_axes(axes, input.ndim)
+    if len(axes) > 0:
+        modes = _normalize_sequence(mode, len(axes))
+        derivative(input, axes[0], output, modes[0], cval, sigma, **kwargs)
+        np.multiply(output, output, output)
+        for ii in range(1, len(axes)):
+            tmp = derivative(input, axes[ii], output.dtype, modes[ii], cval, sigma,
+                             **kwargs)
+            np.multiply(tmp, tmp, tmp)
+            output += tmp
+        np.sqrt(output, output, casting="unsafe")
+    else:
+        output[...] = input[...]
+    return output
+
+
+# -- N-d correlation ------------------------------------------------------------------------
+
+def _expand_origin(ndim_image, axes, origin):
+    origins = _normalize_sequence(origin, len(axes))
+    if len(axes) < ndim_image:
+        full = [0] * ndim_image
+        for o, ax in zip(origins, axes):
+            full[ax] = o
+        origins = full
+    return origins
+
+
+def _correlate_or_convolve(input, weights, output, mode, cval, origin, convolution, axes):
+    input = np.asarray(input)
+    weights = np.asarray(weights)
+    if input.dtype.kind == "c" or weights.dtype.kind == "c":
+        if weights.dtype.kind == "c" and not convolution:
+            weights = weights.conj()      # as np.correlate: conjugate the weights
+        output = _get_output(output, input, complex_output=True)
+        return _complex_via_real_components(_correlate_or_convolve, input, weights, output,
+                                            cval, mode=mode, origin=origin,
+                                            convolution=convolution, axes=axes)
+    axes = _check_axes(axes, input.ndim)
+    weights = np.asarray(weights, dtype=np.float64)
+    if len(axes) < input.ndim:
+        if weights.ndim != len(axes):
+            raise RuntimeError(f"weights.ndim ({weights.ndim}) must match len(axes) "
+                               f"({len(axes)})")
+        weights = np.expand_dims(weights, tuple(ax for ax in range(input.ndim)
+                                                if ax not in axes))
+    origins = _expand_origin(input.ndim, axes, origin)
+    wshape = [ii for ii in weights.shape if ii > 0]
+    if len(wshape) != input.ndim:
+        raise RuntimeError(f"weights.ndim ({len(wshape)}) must match len(axes) ({len(axes)})")
+    if convolution:
+        weights = weights[(slice(None, None, -1),) * weights.ndim]
+        for ii in range(len(origins)):
+            origins[ii] = -origins[ii]
+            if not weights.shape[ii] & 1:
+                origins[ii] -= 1
+    for o, lenw in zip(origins, wshape):
+        if _invalid_origin(o, lenw):
+            raise ValueError("Invalid origin; origin must satisfy -(weights.shape[k] // 2) "
+                             "<= origin[k] <= (weights.shape[k]-1) // 2")
+    output = _get_output(output, input)
+    if not isinstance(mode, str) and isinstance(mode, Iterable):
+        raise RuntimeError("A sequence of modes is not supported")
+    boundary = _boundary(mode)
+    _check_real_dtypes(input, output)
+    cval = _check_real_cval(cval)
+    if output.size == 0:
+        return output
+    dt = _compute_dtype(input.dtype, output.dtype)
+    x = _as_compute(input, dt)
+    w = np.ascontiguousarray(weights, dtype=dt)
+    start = tuple(-(k // 2 + int(o)) for k, o in zip(weights.shape, origins))
+    if input.ndim == 0:
+        result = np.asarray(x * w, dtype=dt)
+    else:
+        result = _nd_correlate(x, w, _target(x, output, dt), start, boundary, cval)
+    return _store(result, output)
+
+
+def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
+              axes=None):
+    """Multidimensional correlation (scipy.ndimage.correlate).
+
+    ``weights`` has one axis per filtered axis (``axes``, by default all); ``origin`` may
+    be a sequence. ``mode`` is a single mode (as in scipy).
+    """
+    return _correlate_or_convolve(input, weights, output, mode, cval, origin, False, axes)
+
+
+def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
+             axes=None):
+    """Multidimensional convolution (scipy.ndimage.convolve): correlation with the
+    weights reversed along every axis and the origin mirrored."""
+    return _correlate_or_convolve(input, weights, output, mode, cval, origin, True, axes)
+
