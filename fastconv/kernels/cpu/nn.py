@@ -1,0 +1,485 @@
+"""Convolution-layer kernels (torch.nn.functional.conv semantics) on the CPU.
+
+Launcher contract, shared by every method in ``METHODS``::
+
+    fn(x, w, out, stride, dilation, groups)
+
+computes the strided, dilated, grouped *valid cross-correlation* of a batch::
+
+    out[n, o, z, y, x] = sum_{c, a, b, e} w[o, c, a, b, e]
+        * x[n, g*Cg + c, z*sz + a*dz, y*sy + b*dy, x*sx + e*dx],   g = o // (O // groups)
+
+in the canonical 3-D layout: ``x`` (N, C, D, H, W) already padded by the caller, ``w``
+(O, C/groups, KD, KH, KW), ``out`` (N, O, OD, OH, OW) C-contiguous with exactly the valid
+output shape; ``stride`` and ``dilation`` are 3-tuples of ints; one real dtype (float32 or
+float64) for all three. 1-D and 2-D layers are 3-D layers with leading spatial sizes of 1.
+The launcher overwrites ``out``. Launchers never validate (the public layer in
+``fastconv.nn`` did) and keep their workspace bounded by ``WORKSPACE_BYTES`` (per chunk).
+
+Methods:
+
+* ``direct``: rows of the output, blocked over output channels, each tap a unit-stride
+  axpy over the output row (strided layers read a polyphase copy of the input, so every
+  inner loop is unit-stride).
+* ``gemm``: im2col into a bounded workspace (chunks of output rows), then BLAS through
+  ``numpy.matmul`` writing straight into the output.
+* ``fft``: each input plane and each (dilated) filter transformed once per chunk, the
+  products summed over channels in the frequency domain, one inverse transform per
+  output plane; strided layers subsample the stride-1 result.
+* ``winograd``: F(4x4, 3x3) for 3x3, stride-1, undilated layers (in H, W): input and
+  output tile transforms in numba, the 36 elementwise products as 36 batched GEMMs.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.fft
+from numba import prange
+
+from ..._config import get_num_threads
+from ..._jit import jit, run_parallel
+
+__all__ = ["METHODS", "APPLICABLE", "applicable", "choose_method", "direct", "gemm",
+           "fft", "winograd", "WORKSPACE_BYTES"]
+
+# Upper bound on the workspace one launcher holds at a time (im2col columns, Winograd
+# tiles, spectra). Chunks are sized to stay below it; a single minimal chunk (one output
+# row for gemm, one tile row for winograd) may exceed it on absurd shapes.
+WORKSPACE_BYTES = 64 * 2**20
+# im2col chunks stay near the last-level cache so BLAS reads the columns from cache.
+GEMM_CHUNK_BYTES = 8 * 2**20
+
+
+# -- shared helpers ---------------------------------------------------------------------
+
+def _polyphase(x, stride):
+    """(N, C, D, H, W) -> (N, C, sz, sy, sx, Dq, Hq, Wq) with
+    xq[..., pz, py, px, i, j, k] = x[..., i*sz + pz, j*sy + py, k*sx + px]: a strided read
+    becomes a unit-stride read of one phase. A view (no copy) when the stride is 1."""
+    n, c = x.shape[:2]
+    if tuple(stride) == (1, 1, 1):
+        return np.ascontiguousarray(x).reshape((n, c, 1, 1, 1) + x.shape[2:])
+    sz, sy, sx = stride
+    dims = x.shape[2:]
+    q = tuple(-(-d // s) for d, s in zip(dims, stride))
+    xq = np.zeros((n, c, sz, sy, sx) + q, x.dtype)
+    for pz in range(sz):
+        for py in range(sy):
+            for px in range(sx):
+                part = x[:, :, pz::sz, py::sy, px::sx]
+                xq[:, :, pz, py, px, :part.shape[2], :part.shape[3], :part.shape[4]] = part
+    return xq
+
+
+# -- direct -----------------------------------------------------------------------------
+
+@jit(parallel=True)
+def _direct_kernel(xq, w, out, sz, sy, sx, dz, dy, dx, groups, ob):
+    # One job = one output row (n, oz, oy) for a block of `ob` output channels: the input
+    # rows it reads stay in L1 while every channel of the block accumulates from them.
+    # Each tap is an axpy over the output row: unit stride, vectorised by LLVM.
+    n_img, n_out, od, oh, ow = out.shape
+    cg, kd, kh, kw = w.shape[1], w.shape[2], w.shape[3], w.shape[4]
+    og = n_out // groups
+    nob = (og + ob - 1) // ob
+    rows = od * oh
+    for job in prange(n_img * groups * nob * rows):
+        r = job % rows
+        u = job // rows
+        blk = u % nob
+        u //= nob
+        g = u % groups
+        n = u // groups
+        oz = r // oh
+        oy = r - oz * oh
+        o0 = g * og + blk * ob
+        o1 = min(o0 + ob, (g + 1) * og)
+        for o in range(o0, o1):
+            orow = out[n, o, oz, oy]
+            for i in range(ow):
+                orow[i] = 0
+        for c in range(cg):
+            ci = g * cg + c
+            for a in range(kd):
+                ez = oz * sz + a * dz
+                for b in range(kh):
+                    ey = oy * sy + b * dy
+                    for e in range(kw):
+                        ex = e * dx
+                        src = xq[n, ci, ez % sz, ey % sy, ex % sx, ez // sz, ey // sy]
+                        off = ex // sx
+                        for o in range(o0, o1):
+                            wv = w[o, c, a, b, e]
+                            orow = out[n, o, oz, oy]
+                            for i in range(ow):
+                                orow[i] += wv * src[off + i]
+
+
+def direct(x, w, out, stride, dilation, groups):
+    """Direct method (see the module docstring for the contract)."""
+    if out.size == 0:
+        return out
+    xq = _polyphase(x, stride)
+    w = np.ascontiguousarray(w)
+    run_parallel(_direct_kernel, xq, w, out, *stride, *dilation, groups, 8)
+    return out
+
+
+# -- im2col + GEMM ----------------------------------------------------------------------
+
+@jit(parallel=True)
+def _im2col(xq, n, c0, cg, kd, kh, kw, sz, sy, sx, dz, dy, dx, oh, ow, r0, r1, cols):
+    # cols[k, (r - r0)*ow + i] = x[n, c0 + c, oz*sz + a*dz, oy*sy + b*dy, i*sx + e*dx] for
+    # output rows r = oz*oh + oy in [r0, r1); k = ((c*kd + a)*kh + b)*kw + e. Every copy is
+    # a unit-stride run of `ow` values from one polyphase plane.
+    taps = kd * kh * kw
+    for k in prange(cg * taps):
+        c = k // taps
+        t = k - c * taps
+        a = t // (kh * kw)
+        t -= a * kh * kw
+        b = t // kw
+        e = t - b * kw
+        ex = e * dx
+        px = ex % sx
+        off = ex // sx
+        dst = cols[k]
+        for r in range(r0, r1):
+            oz = r // oh
+            oy = r - oz * oh
+            ez = oz * sz + a * dz
+            ey = oy * sy + b * dy
+            src = xq[n, c0 + c, ez % sz, ey % sy, px, ez // sz, ey // sy]
+            base = (r - r0) * ow
+            for i in range(ow):
+                dst[base + i] = src[off + i]
+
+
+def gemm(x, w, out, stride, dilation, groups):
+    """im2col + BLAS method (see the module docstring for the contract)."""
+    if out.size == 0:
+        return out
+    n_img, n_out, od, oh, ow = out.shape
+    o_g = n_out // groups
+    cg, kd, kh, kw = w.shape[1:]
+    k = cg * kd * kh * kw
+    rows = od * oh
+    xq = _polyphase(x, stride)
+    wm = np.ascontiguousarray(w).reshape(groups, o_g, k)
+    out_m = out.reshape(n_img, groups, o_g, rows * ow)
+    # Output rows per chunk: the columns stay within GEMM_CHUNK_BYTES where possible.
+    per_row = k * ow * x.itemsize
+    chunk = max(1, min(rows, GEMM_CHUNK_BYTES // max(per_row, 1)))
+    nchunks = -(-rows // chunk)
+    chunk = -(-rows // nchunks)          # even chunks: no tiny tail GEMM
+    cols = np.empty((k, chunk * ow), x.dtype)
+    for n in range(n_img):
+        for g in range(groups):
+            for r0 in range(0, rows, chunk):
+                r1 = min(rows, r0 + chunk)
+                width = (r1 - r0) * ow
+                cv = cols[:, :width]
+                run_parallel(_im2col, xq, n, g * cg, cg, kd, kh, kw, *stride, *dilation,
+                             oh, ow, r0, r1, cv)
+                np.matmul(wm[g], cv, out=out_m[n, g, :, r0 * ow:r1 * ow])
+    return out
+
+
+# -- FFT --------------------------------------------------------------------------------
+
+@jit(parallel=True)
+def _spectral_mac(xf, wf, yf):
+    # yf[n, o, f] = sum_c xf[n, c, f] * conj(wf[o, c, f]): correlation in the frequency
+    # domain, summed over input channels without materialising per-channel products.
+    n_img, cg, nf = xf.shape
+    n_out = wf.shape[0]
+    for job in prange(n_img * n_out):
+        n = job // n_out
+        o = job - n * n_out
+        acc = yf[n, o]
+        for f in range(nf):
+            acc[f] = 0
+        for c in range(cg):
+            xs = xf[n, c]
+            ws = wf[o, c]
+            for f in range(nf):
+                acc[f] += xs[f] * np.conj(ws[f])
+
+
+def _dilate(w, dilation):
+    """Insert dilation-1 zeros between the taps of w (..., KD, KH, KW)."""
+    if tuple(dilation) == (1, 1, 1):
+        return w
+    k = w.shape[-3:]
+    ext = tuple(d * (kk - 1) + 1 for d, kk in zip(dilation, k))
+    wd = np.zeros(w.shape[:-3] + ext, w.dtype)
+    wd[..., ::dilation[0], ::dilation[1], ::dilation[2]] = w
+    return wd
+
+
+def fft(x, w, out, stride, dilation, groups):
+    """FFT method (see the module docstring for the contract)."""
+    if out.size == 0:
+        return out
+    n_img, n_out, od, oh, ow = out.shape
+    o_g = n_out // groups
+    cg = w.shape[1]
+    osz = out.shape[2:]
+    wd = _dilate(w, dilation)
+    kext = wd.shape[2:]
+    # Only the input that some output reads; the transform length needs no extra padding
+    # since a valid correlation never wraps around.
+    ext = tuple((m - 1) * s + k for m, s, k in zip(osz, stride, kext))
+    shape = tuple(scipy.fft.next_fast_len(e, real=True) for e in ext)
+    axes = (-3, -2, -1)
+    nf = shape[0] * shape[1] * (shape[2] // 2 + 1)
+    csize = np.dtype(np.complex64 if x.dtype == np.float32 else np.complex128).itemsize
+    workers = get_num_threads()
+    sel = tuple(slice(0, (m - 1) * s + 1, s) for m, s in zip(osz, stride))
+    budget = WORKSPACE_BYTES // 3
+    # Filter spectra of ob output channels, image spectra of nb images, products of both.
+    ob = max(1, min(o_g, budget // max(1, cg * nf * csize)))
+    nb = max(1, min(n_img, budget // max(1, (cg + ob) * nf * csize)))
+    xs = x[:, :, :ext[0], :ext[1], :ext[2]]
+    for g in range(groups):
+        for o0 in range(0, o_g, ob):
+            o1 = min(o_g, o0 + ob)
+            wf = scipy.fft.rfftn(wd[g * o_g + o0:g * o_g + o1], s=shape, axes=axes,
+                                 workers=workers).reshape(o1 - o0, cg, nf)
+            for n0 in range(0, n_img, nb):
+                n1 = min(n_img, n0 + nb)
+                xf = scipy.fft.rfftn(xs[n0:n1, g * cg:(g + 1) * cg], s=shape, axes=axes,
+                                     workers=workers).reshape(n1 - n0, cg, nf)
+                yf = np.empty((n1 - n0, o1 - o0, nf), xf.dtype)
+                run_parallel(_spectral_mac, xf, wf, yf)
+                del xf
+                y = scipy.fft.irfftn(
+                    yf.reshape((n1 - n0, o1 - o0) + shape[:2] + (shape[2] // 2 + 1,)),
+                    s=shape, axes=axes, workers=workers, overwrite_x=True)
+                del yf
+                out[n0:n1, g * o_g + o0:g * o_g + o1] = y[(Ellipsis,) + sel]
+    return out
+
+
+# -- Winograd F(4x4, 3x3) ---------------------------------------------------------------
+# Lavin & Gray's matrices for correlation: Y = A^T [(G g G^T) * (B^T d B)] A on 6x6 input
+# tiles giving 4x4 output tiles. The transforms below are B^T and A^T written out (their
+# zeros skipped) so each tile costs a few dozen adds instead of two dense 6x6 products.
+
+_WINO_G = np.array([[1 / 4, 0, 0],
+                    [-1 / 6, -1 / 6, -1 / 6],
+                    [-1 / 6, 1 / 6, -1 / 6],
+                    [1 / 24, 1 / 12, 1 / 6],
+                    [1 / 24, -1 / 12, 1 / 6],
+                    [0, 0, 1]])
+
+
+@jit(parallel=True)
+def _wino_input(x, v, sz, u0, u1, th, tw, od):
+    # v[a*6 + b, c, (u - u0)*tw + tx] = (B^T d B)[a, b] for the 6x6 tile of x[n, c, oz*sz]
+    # at rows 4*ty.., columns 4*tx..; u = (n*od + oz)*th + ty indexes tile rows.
+    n_ch = x.shape[1]
+    nu = u1 - u0
+    for job in prange(n_ch * nu):
+        c = job // nu
+        uu = job - c * nu
+        u = u0 + uu
+        b_ = u // th
+        ty = u - b_ * th
+        n = b_ // od
+        oz = b_ - n * od
+        plane = x[n, c, oz * sz]
+        tmp = np.empty((6, 6), x.dtype)
+        y0 = 4 * ty
+        base = uu * tw
+        for tx in range(tw):
+            x0 = 4 * tx
+            for j in range(6):
+                d0 = plane[y0, x0 + j]
+                d1 = plane[y0 + 1, x0 + j]
+                d2 = plane[y0 + 2, x0 + j]
+                d3 = plane[y0 + 3, x0 + j]
+                d4 = plane[y0 + 4, x0 + j]
+                d5 = plane[y0 + 5, x0 + j]
+                tmp[0, j] = 4 * d0 - 5 * d2 + d4
+                tmp[1, j] = -4 * (d1 + d2) + d3 + d4
+                tmp[2, j] = 4 * (d1 - d2) - d3 + d4
+                tmp[3, j] = 2 * (d3 - d1) - d2 + d4
+                tmp[4, j] = 2 * (d1 - d3) - d2 + d4
+                tmp[5, j] = 4 * d1 - 5 * d3 + d5
+            t = base + tx
+            for a in range(6):
+                e0 = tmp[a, 0]
+                e1 = tmp[a, 1]
+                e2 = tmp[a, 2]
+                e3 = tmp[a, 3]
+                e4 = tmp[a, 4]
+                e5 = tmp[a, 5]
+                r = 6 * a
+                v[r, c, t] = 4 * e0 - 5 * e2 + e4
+                v[r + 1, c, t] = -4 * (e1 + e2) + e3 + e4
+                v[r + 2, c, t] = 4 * (e1 - e2) - e3 + e4
+                v[r + 3, c, t] = 2 * (e3 - e1) - e2 + e4
+                v[r + 4, c, t] = 2 * (e1 - e3) - e2 + e4
+                v[r + 5, c, t] = 4 * e1 - 5 * e3 + e5
+
+
+@jit(parallel=True)
+def _wino_output(m, out, u0, u1, th, tw, od):
+    # out tile (4x4) = A^T M A for each output channel and tile, clipped at the edges.
+    n_out = out.shape[1]
+    oh = out.shape[3]
+    ow = out.shape[4]
+    nu = u1 - u0
+    for job in prange(n_out * nu):
+        o = job // nu
+        uu = job - o * nu
+        u = u0 + uu
+        b_ = u // th
+        ty = u - b_ * th
+        n = b_ // od
+        oz = b_ - n * od
+        plane = out[n, o, oz]
+        tmp = np.empty((6, 4), m.dtype)
+        base = uu * tw
+        for tx in range(tw):
+            t = base + tx
+            for a in range(6):
+                r = 6 * a
+                m0 = m[r, o, t]
+                m1 = m[r + 1, o, t]
+                m2 = m[r + 2, o, t]
+                m3 = m[r + 3, o, t]
+                m4 = m[r + 4, o, t]
+                m5 = m[r + 5, o, t]
+                tmp[a, 0] = m0 + m1 + m2 + m3 + m4
+                tmp[a, 1] = m1 - m2 + 2 * (m3 - m4)
+                tmp[a, 2] = m1 + m2 + 4 * (m3 + m4)
+                tmp[a, 3] = m1 - m2 + 8 * (m3 - m4) + m5
+            for j in range(4):
+                xx = 4 * tx + j
+                if xx >= ow:
+                    break
+                e0 = tmp[0, j]
+                e1 = tmp[1, j]
+                e2 = tmp[2, j]
+                e3 = tmp[3, j]
+                e4 = tmp[4, j]
+                e5 = tmp[5, j]
+                y0 = 4 * ty
+                plane[y0, xx] = e0 + e1 + e2 + e3 + e4
+                if y0 + 1 < oh:
+                    plane[y0 + 1, xx] = e1 - e2 + 2 * (e3 - e4)
+                if y0 + 2 < oh:
+                    plane[y0 + 2, xx] = e1 + e2 + 4 * (e3 + e4)
+                if y0 + 3 < oh:
+                    plane[y0 + 3, xx] = e1 - e2 + 8 * (e3 - e4) + e5
+
+
+def winograd(x, w, out, stride, dilation, groups):
+    """Winograd F(4x4, 3x3) method (see the module docstring); needs ``applicable``."""
+    if out.size == 0:
+        return out
+    n_img, n_out, od, oh, ow = out.shape
+    n_ch = x.shape[1]
+    o_g = n_out // groups
+    cg = w.shape[1]
+    th, tw = -(-oh // 4), -(-ow // 4)
+    need_h, need_w = 4 * th + 2, 4 * tw + 2
+    sz = stride[0]
+    if x.shape[3] < need_h or x.shape[4] < need_w:
+        # Ragged last tiles read zeros past the input (their outputs are clipped).
+        xp = np.zeros(x.shape[:3] + (need_h, need_w), x.dtype)
+        xp[:, :, :, :x.shape[3], :x.shape[4]] = x[:, :, :, :need_h, :need_w]
+        x = xp
+    # Filter transform U = G g G^T, in float64 then rounded once: (36, groups, Og, Cg).
+    g2 = w[:, :, 0].astype(np.float64)
+    u = _WINO_G @ g2 @ _WINO_G.T                               # (O, Cg, 6, 6)
+    u = np.ascontiguousarray(u.transpose(2, 3, 0, 1).reshape(36, groups, o_g, cg),
+                             dtype=x.dtype)
+    total = n_img * od * th
+    per_u = 36 * (n_ch + n_out) * tw * x.itemsize
+    chunk = max(1, min(total, WORKSPACE_BYTES // per_u))
+    v = np.empty((36, n_ch, chunk * tw), x.dtype)
+    m = np.empty((36, n_out, chunk * tw), x.dtype)
+    for u0 in range(0, total, chunk):
+        u1 = min(total, u0 + chunk)
+        nt = (u1 - u0) * tw
+        vv = v[:, :, :nt]
+        mm = m[:, :, :nt]
+        run_parallel(_wino_input, x, vv, sz, u0, u1, th, tw, od)
+        np.matmul(u, vv.reshape(36, groups, cg, nt), out=mm.reshape(36, groups, o_g, nt))
+        run_parallel(_wino_output, mm, out, u0, u1, th, tw, od)
+    return out
+
+
+# -- method table, applicability and the default choice ---------------------------------
+
+METHODS = {"direct": direct, "gemm": gemm, "fft": fft, "winograd": winograd}
+
+
+def _winograd_ok(x_shape, w_shape, stride, dilation, groups):
+    return (tuple(w_shape[2:]) == (1, 3, 3) and tuple(stride[1:]) == (1, 1)
+            and tuple(dilation[1:]) == (1, 1))
+
+
+APPLICABLE = {
+    "direct": lambda *a: True,
+    "gemm": lambda *a: True,
+    "fft": lambda *a: True,
+    "winograd": _winograd_ok,
+}
+
+
+def applicable(method, x_shape, w_shape, stride, dilation, groups):
+    """Whether ``method`` can run this layer (canonical 3-D shapes, 3-tuples)."""
+    return APPLICABLE[method](x_shape, w_shape, stride, dilation, groups)
+
+
+def _costs(x_shape, w_shape, stride, dilation, groups, itemsize):
+    """Rough seconds per method on a 2-core AVX2 machine (measured rates, see
+    fastconv/bench/cases_nn.py): flops over each method's sustained rate plus the bytes
+    it moves. Only the ranking matters."""
+    n_img, n_ch = x_shape[:2]
+    n_out, cg = w_shape[:2]
+    k = w_shape[2:]
+    o_g = n_out // groups
+    osz = [(xi - d * (ki - 1) - 1) // s + 1
+           for xi, ki, s, d in zip(x_shape[2:], k, stride, dilation)]
+    p = math.prod(osz)
+    taps = math.prod(k)
+    macs = n_img * n_out * p * cg * taps
+    # Direct: ~12 GF/s on wide rows, less on narrow ones (loop overhead per row).
+    eff_direct = 12e9 * min(1.0, osz[2] / 32)
+    costs = {"direct": 2 * macs / eff_direct}
+    # GEMM: BLAS reaches ~100 GF/s when both the reduction (Cg*taps) and the output
+    # channels per group are wide; im2col writes the columns once.
+    kk = cg * taps
+    eff = 100e9 * min(1.0, kk / 64) * min(1.0, o_g / 32)
+    costs["gemm"] = 2 * macs / eff + n_img * groups * kk * p * itemsize / 5e9
+    # FFT: pocketfft sustains ~6 GF/s at these sizes; the spectral MAC ~2 GF/s (complex).
+    ext = [(m - 1) * s + d * (ki - 1) + 1 for m, s, d, ki in zip(osz, stride, dilation, k)]
+    size = math.prod(ext)
+    planes = n_img * n_ch + n_out * cg + n_img * n_out
+    costs["fft"] = (planes * 2.5 * size * max(1.0, math.log2(size)) / 6e9
+                    + 8 * n_img * n_out * cg * size / 2 / 2e9)
+    if _winograd_ok(x_shape, w_shape, stride, dilation, groups):
+        tiles = n_img * osz[0] * -(-osz[1] // 4) * -(-osz[2] // 4)
+        wmacs = 36 * tiles * n_out * cg
+        costs["winograd"] = (2 * wmacs / (90e9 * min(1.0, cg / 32) * min(1.0, o_g / 32))
+                             + 36 * tiles * (n_ch + n_out) * itemsize * 2 / 4e9)
+    return costs
+
+
+def choose_method(x_shape, w_shape, stride, dilation, groups, dtype=np.float32,
+                  finite=True):
+    """The method ``method="auto"`` runs until the tuner is wired: the cheapest by the
+    cost model in ``_costs``. With ``finite=False`` (the input holds NaN or Inf) only
+    methods whose outputs see just their own window are allowed (direct, gemm): FFT
+    would spread a NaN over the whole plane and Winograd over a 4x4 tile."""
+    costs = _costs(tuple(x_shape), tuple(w_shape), tuple(stride), tuple(dilation), groups,
+                   np.dtype(dtype).itemsize)
+    if not finite:
+        costs = {k: v for k, v in costs.items() if k in ("direct", "gemm")}
+    return min(costs, key=costs.get)
