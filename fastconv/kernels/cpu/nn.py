@@ -273,14 +273,18 @@ _WINO_G = np.array([[1 / 4, 0, 0],
                     [1 / 24, 1 / 12, 1 / 6],
                     [1 / 24, -1 / 12, 1 / 6],
                     [0, 0, 1]])
+_WINO_GG = np.kron(_WINO_G, _WINO_G)          # (36, 9): the 2-D filter transform
 
 
 @jit(parallel=True)
 def _wino_input(x, v, sz, u0, u1, th, tw, od):
     # v[a*6 + b, c, (u - u0)*tw + tx] = (B^T d B)[a, b] for the 6x6 tile of x[n, c, oz*sz]
     # at rows 4*ty.., columns 4*tx..; u = (n*od + oz)*th + ty indexes tile rows.
+    # Two passes, both vectorisable: B^T over the six input rows, unit stride along the
+    # row; then B over each tile's six columns (stride-4 reads, unit-stride writes).
     n_ch = x.shape[1]
     nu = u1 - u0
+    wn = 4 * tw + 2
     for job in prange(n_ch * nu):
         c = job // nu
         uu = job - c * nu
@@ -290,44 +294,64 @@ def _wino_input(x, v, sz, u0, u1, th, tw, od):
         n = b_ // od
         oz = b_ - n * od
         plane = x[n, c, oz * sz]
-        tmp = np.empty((6, 6), x.dtype)
         y0 = 4 * ty
+        r0 = plane[y0]
+        r1 = plane[y0 + 1]
+        r2 = plane[y0 + 2]
+        r3 = plane[y0 + 3]
+        r4 = plane[y0 + 4]
+        r5 = plane[y0 + 5]
+        tmp = np.empty((6, wn), x.dtype)
+        t0 = tmp[0]
+        t1 = tmp[1]
+        t2 = tmp[2]
+        t3 = tmp[3]
+        t4 = tmp[4]
+        t5 = tmp[5]
+        for j in range(wn):
+            d0 = r0[j]
+            d1 = r1[j]
+            d2 = r2[j]
+            d3 = r3[j]
+            d4 = r4[j]
+            d5 = r5[j]
+            t0[j] = 4 * d0 - 5 * d2 + d4
+            t1[j] = -4 * (d1 + d2) + d3 + d4
+            t2[j] = 4 * (d1 - d2) - d3 + d4
+            t3[j] = 2 * (d3 - d1) - d2 + d4
+            t4[j] = 2 * (d1 - d3) - d2 + d4
+            t5[j] = 4 * d1 - 5 * d3 + d5
         base = uu * tw
-        for tx in range(tw):
-            x0 = 4 * tx
-            for j in range(6):
-                d0 = plane[y0, x0 + j]
-                d1 = plane[y0 + 1, x0 + j]
-                d2 = plane[y0 + 2, x0 + j]
-                d3 = plane[y0 + 3, x0 + j]
-                d4 = plane[y0 + 4, x0 + j]
-                d5 = plane[y0 + 5, x0 + j]
-                tmp[0, j] = 4 * d0 - 5 * d2 + d4
-                tmp[1, j] = -4 * (d1 + d2) + d3 + d4
-                tmp[2, j] = 4 * (d1 - d2) - d3 + d4
-                tmp[3, j] = 2 * (d3 - d1) - d2 + d4
-                tmp[4, j] = 2 * (d1 - d3) - d2 + d4
-                tmp[5, j] = 4 * d1 - 5 * d3 + d5
-            t = base + tx
-            for a in range(6):
-                e0 = tmp[a, 0]
-                e1 = tmp[a, 1]
-                e2 = tmp[a, 2]
-                e3 = tmp[a, 3]
-                e4 = tmp[a, 4]
-                e5 = tmp[a, 5]
-                r = 6 * a
-                v[r, c, t] = 4 * e0 - 5 * e2 + e4
-                v[r + 1, c, t] = -4 * (e1 + e2) + e3 + e4
-                v[r + 2, c, t] = 4 * (e1 - e2) - e3 + e4
-                v[r + 3, c, t] = 2 * (e3 - e1) - e2 + e4
-                v[r + 4, c, t] = 2 * (e1 - e3) - e2 + e4
-                v[r + 5, c, t] = 4 * e1 - 5 * e3 + e5
+        for a in range(6):
+            ta = tmp[a]
+            v0 = v[6 * a, c]
+            v1 = v[6 * a + 1, c]
+            v2 = v[6 * a + 2, c]
+            v3 = v[6 * a + 3, c]
+            v4 = v[6 * a + 4, c]
+            v5 = v[6 * a + 5, c]
+            for tx in range(tw):
+                j = 4 * tx
+                e0 = ta[j]
+                e1 = ta[j + 1]
+                e2 = ta[j + 2]
+                e3 = ta[j + 3]
+                e4 = ta[j + 4]
+                e5 = ta[j + 5]
+                t = base + tx
+                v0[t] = 4 * e0 - 5 * e2 + e4
+                v1[t] = -4 * (e1 + e2) + e3 + e4
+                v2[t] = 4 * (e1 - e2) - e3 + e4
+                v3[t] = 2 * (e3 - e1) - e2 + e4
+                v4[t] = 2 * (e1 - e3) - e2 + e4
+                v5[t] = 4 * e1 - 5 * e3 + e5
 
 
 @jit(parallel=True)
 def _wino_output(m, out, u0, u1, th, tw, od):
-    # out tile (4x4) = A^T M A for each output channel and tile, clipped at the edges.
+    # out tile (4x4) = A^T M A for each output channel and tile row, clipped at the
+    # edges. A over each tile's six columns first (unit-stride reads of the 36 GEMM
+    # outputs, stride-4 writes), then A^T down the rows, unit stride along output rows.
     n_out = out.shape[1]
     oh = out.shape[3]
     ow = out.shape[4]
@@ -341,40 +365,51 @@ def _wino_output(m, out, u0, u1, th, tw, od):
         n = b_ // od
         oz = b_ - n * od
         plane = out[n, o, oz]
-        tmp = np.empty((6, 4), m.dtype)
+        tmp = np.empty((6, 4 * tw), m.dtype)
         base = uu * tw
-        for tx in range(tw):
-            t = base + tx
-            for a in range(6):
-                r = 6 * a
-                m0 = m[r, o, t]
-                m1 = m[r + 1, o, t]
-                m2 = m[r + 2, o, t]
-                m3 = m[r + 3, o, t]
-                m4 = m[r + 4, o, t]
-                m5 = m[r + 5, o, t]
-                tmp[a, 0] = m0 + m1 + m2 + m3 + m4
-                tmp[a, 1] = m1 - m2 + 2 * (m3 - m4)
-                tmp[a, 2] = m1 + m2 + 4 * (m3 + m4)
-                tmp[a, 3] = m1 - m2 + 8 * (m3 - m4) + m5
-            for j in range(4):
-                xx = 4 * tx + j
-                if xx >= ow:
-                    break
-                e0 = tmp[0, j]
-                e1 = tmp[1, j]
-                e2 = tmp[2, j]
-                e3 = tmp[3, j]
-                e4 = tmp[4, j]
-                e5 = tmp[5, j]
-                y0 = 4 * ty
-                plane[y0, xx] = e0 + e1 + e2 + e3 + e4
-                if y0 + 1 < oh:
-                    plane[y0 + 1, xx] = e1 - e2 + 2 * (e3 - e4)
-                if y0 + 2 < oh:
-                    plane[y0 + 2, xx] = e1 + e2 + 4 * (e3 + e4)
-                if y0 + 3 < oh:
-                    plane[y0 + 3, xx] = e1 - e2 + 8 * (e3 - e4) + e5
+        for a in range(6):
+            ta = tmp[a]
+            m0 = m[6 * a, o]
+            m1 = m[6 * a + 1, o]
+            m2 = m[6 * a + 2, o]
+            m3 = m[6 * a + 3, o]
+            m4 = m[6 * a + 4, o]
+            m5 = m[6 * a + 5, o]
+            for tx in range(tw):
+                t = base + tx
+                a0 = m0[t]
+                a1 = m1[t]
+                a2 = m2[t]
+                a3 = m3[t]
+                a4 = m4[t]
+                a5 = m5[t]
+                j = 4 * tx
+                ta[j] = a0 + a1 + a2 + a3 + a4
+                ta[j + 1] = a1 - a2 + 2 * (a3 - a4)
+                ta[j + 2] = a1 + a2 + 4 * (a3 + a4)
+                ta[j + 3] = a1 - a2 + 8 * (a3 - a4) + a5
+        t0 = tmp[0]
+        t1 = tmp[1]
+        t2 = tmp[2]
+        t3 = tmp[3]
+        t4 = tmp[4]
+        t5 = tmp[5]
+        y0 = 4 * ty
+        row = plane[y0]
+        for i in range(ow):
+            row[i] = t0[i] + t1[i] + t2[i] + t3[i] + t4[i]
+        if y0 + 1 < oh:
+            row = plane[y0 + 1]
+            for i in range(ow):
+                row[i] = t1[i] - t2[i] + 2 * (t3[i] - t4[i])
+        if y0 + 2 < oh:
+            row = plane[y0 + 2]
+            for i in range(ow):
+                row[i] = t1[i] + t2[i] + 4 * (t3[i] + t4[i])
+        if y0 + 3 < oh:
+            row = plane[y0 + 3]
+            for i in range(ow):
+                row[i] = t1[i] - t2[i] + 8 * (t3[i] - t4[i]) + t5[i]
 
 
 def winograd(x, w, out, stride, dilation, groups):
@@ -394,20 +429,21 @@ def winograd(x, w, out, stride, dilation, groups):
         xp[:, :, :, :x.shape[3], :x.shape[4]] = x[:, :, :, :need_h, :need_w]
         x = xp
     # Filter transform U = G g G^T, in float64 then rounded once: (36, groups, Og, Cg).
-    g2 = w[:, :, 0].astype(np.float64)
-    u = _WINO_G @ g2 @ _WINO_G.T                               # (O, Cg, 6, 6)
-    u = np.ascontiguousarray(u.transpose(2, 3, 0, 1).reshape(36, groups, o_g, cg),
-                             dtype=x.dtype)
+    # u[a*6 + b, o, c] = sum_ij G[a, i] w[o, c, i, j] G[b, j]: one (36 x 9) GEMM.
+    u = _WINO_GG @ w.reshape(n_out * cg, 9).T.astype(np.float64)
+    u = u.astype(x.dtype).reshape(36, groups, o_g, cg)
     total = n_img * od * th
     per_u = 36 * (n_ch + n_out) * tw * x.itemsize
     chunk = max(1, min(total, WORKSPACE_BYTES // per_u))
-    v = np.empty((36, n_ch, chunk * tw), x.dtype)
-    m = np.empty((36, n_out, chunk * tw), x.dtype)
+    # Flat buffers: every chunk's views are C-contiguous (one kernel signature).
+    vbuf = np.empty(36 * n_ch * chunk * tw, x.dtype)
+    mbuf = np.empty(36 * n_out * chunk * tw, x.dtype)
+    x = np.ascontiguousarray(x)
     for u0 in range(0, total, chunk):
         u1 = min(total, u0 + chunk)
         nt = (u1 - u0) * tw
-        vv = v[:, :, :nt]
-        mm = m[:, :, :nt]
+        vv = vbuf[:36 * n_ch * nt].reshape(36, n_ch, nt)
+        mm = mbuf[:36 * n_out * nt].reshape(36, n_out, nt)
         run_parallel(_wino_input, x, vv, sz, u0, u1, th, tw, od)
         np.matmul(u, vv.reshape(36, groups, cg, nt), out=mm.reshape(36, groups, o_g, nt))
         run_parallel(_wino_output, mm, out, u0, u1, th, tw, od)
