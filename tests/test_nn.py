@@ -163,6 +163,7 @@ def test_large_workspace_is_chunked(method, monkeypatch):
     # image block (fft) and per tile row block (winograd).
     monkeypatch.setattr(knn, "WORKSPACE_BYTES", 4096)
     monkeypatch.setattr(knn, "GEMM_CHUNK_BYTES", 2048)
+    monkeypatch.setattr(knn, "WINO_CHUNK_BYTES", 4096)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 4, 12, 10))
     w = rng.standard_normal((6, 2, 3, 3))

@@ -39,6 +39,7 @@ from numba import prange
 
 from ..._config import get_num_threads
 from ..._jit import jit, run_parallel
+from ._chunks import run_chunks, scratch
 
 __all__ = ["METHODS", "APPLICABLE", "applicable", "choose_method", "direct", "gemm",
            "fft", "winograd", "WORKSPACE_BYTES"]
@@ -47,8 +48,10 @@ __all__ = ["METHODS", "APPLICABLE", "applicable", "choose_method", "direct", "ge
 # tiles, spectra). Chunks are sized to stay below it; a single minimal chunk (one output
 # row for gemm, one tile row for winograd) may exceed it on absurd shapes.
 WORKSPACE_BYTES = 64 * 2**20
-# im2col chunks stay near the last-level cache so BLAS reads the columns from cache.
-GEMM_CHUNK_BYTES = 8 * 2**20
+# Per-thread chunk sizes (see _chunks.run_chunks): im2col columns and Winograd tiles are
+# produced and consumed by one thread while they sit in its cache.
+GEMM_CHUNK_BYTES = 2 * 2**20
+WINO_CHUNK_BYTES = 8 * 2**20
 
 
 # -- shared helpers ---------------------------------------------------------------------
@@ -128,13 +131,13 @@ def direct(x, w, out, stride, dilation, groups):
 
 # -- im2col + GEMM ----------------------------------------------------------------------
 
-@jit(parallel=True)
+@jit()
 def _im2col(xq, n, c0, cg, kd, kh, kw, sz, sy, sx, dz, dy, dx, oh, ow, r0, r1, cols):
     # cols[k, (r - r0)*ow + i] = x[n, c0 + c, oz*sz + a*dz, oy*sy + b*dy, i*sx + e*dx] for
     # output rows r = oz*oh + oy in [r0, r1); k = ((c*kd + a)*kh + b)*kw + e. Every copy is
     # a unit-stride run of `ow` values from one polyphase plane.
     taps = kd * kh * kw
-    for k in prange(cg * taps):
+    for k in range(cg * taps):
         c = k // taps
         t = k - c * taps
         a = t // (kh * kw)
@@ -168,21 +171,25 @@ def gemm(x, w, out, stride, dilation, groups):
     xq = _polyphase(x, stride)
     wm = np.ascontiguousarray(w).reshape(groups, o_g, k)
     out_m = out.reshape(n_img, groups, o_g, rows * ow)
-    # Output rows per chunk: the columns stay within GEMM_CHUNK_BYTES where possible.
+    threads = get_num_threads()
+    # Output rows per chunk: columns within GEMM_CHUNK_BYTES (they stay in cache for the
+    # GEMM), at least two chunks per thread when there is enough work, and GEMMs at
+    # least ~256 columns wide.
     per_row = k * ow * x.itemsize
-    chunk = max(1, min(rows, GEMM_CHUNK_BYTES // max(per_row, 1)))
-    nchunks = -(-rows // chunk)
-    chunk = -(-rows // nchunks)          # even chunks: no tiny tail GEMM
-    cols = np.empty((k, chunk * ow), x.dtype)
-    for n in range(n_img):
-        for g in range(groups):
-            for r0 in range(0, rows, chunk):
-                r1 = min(rows, r0 + chunk)
-                width = (r1 - r0) * ow
-                cv = cols[:, :width]
-                run_parallel(_im2col, xq, n, g * cg, cg, kd, kh, kw, *stride, *dilation,
-                             oh, ow, r0, r1, cv)
-                np.matmul(wm[g], cv, out=out_m[n, g, :, r0 * ow:r1 * ow])
+    pieces = max(-(-rows // max(1, GEMM_CHUNK_BYTES // per_row)),
+                 -(-2 * threads // (n_img * groups)))
+    pieces = max(1, min(pieces, rows, rows * ow // 256))
+    chunk = -(-rows // pieces)
+    chunks = [(n, g, r0, min(rows, r0 + chunk))
+              for n in range(n_img) for g in range(groups) for r0 in range(0, rows, chunk)]
+
+    def run(c):
+        n, g, r0, r1 = c
+        cols = scratch("nn.gemm.cols", (k, (r1 - r0) * ow), x.dtype)
+        _im2col(xq, n, g * cg, cg, kd, kh, kw, *stride, *dilation, oh, ow, r0, r1, cols)
+        np.matmul(wm[g], cols, out=out_m[n, g, :, r0 * ow:r1 * ow])
+
+    run_chunks(run, chunks, threads)
     return out
 
 
@@ -276,7 +283,7 @@ _WINO_G = np.array([[1 / 4, 0, 0],
 _WINO_GG = np.kron(_WINO_G, _WINO_G)          # (36, 9): the 2-D filter transform
 
 
-@jit(parallel=True)
+@jit()
 def _wino_input(x, v, sz, u0, u1, th, tw, od):
     # v[a*6 + b, c, (u - u0)*tw + tx] = (B^T d B)[a, b] for the 6x6 tile of x[n, c, oz*sz]
     # at rows 4*ty.., columns 4*tx..; u = (n*od + oz)*th + ty indexes tile rows.
@@ -285,7 +292,7 @@ def _wino_input(x, v, sz, u0, u1, th, tw, od):
     n_ch = x.shape[1]
     nu = u1 - u0
     wn = 4 * tw + 2
-    for job in prange(n_ch * nu):
+    for job in range(n_ch * nu):
         c = job // nu
         uu = job - c * nu
         u = u0 + uu
@@ -347,7 +354,7 @@ def _wino_input(x, v, sz, u0, u1, th, tw, od):
                 v5[t] = 4 * e1 - 5 * e3 + e5
 
 
-@jit(parallel=True)
+@jit()
 def _wino_output(m, out, u0, u1, th, tw, od):
     # out tile (4x4) = A^T M A for each output channel and tile row, clipped at the
     # edges. A over each tile's six columns first (unit-stride reads of the 36 GEMM
@@ -356,7 +363,7 @@ def _wino_output(m, out, u0, u1, th, tw, od):
     oh = out.shape[3]
     ow = out.shape[4]
     nu = u1 - u0
-    for job in prange(n_out * nu):
+    for job in range(n_out * nu):
         o = job // nu
         uu = job - o * nu
         u = u0 + uu
@@ -432,21 +439,27 @@ def winograd(x, w, out, stride, dilation, groups):
     # u[a*6 + b, o, c] = sum_ij G[a, i] w[o, c, i, j] G[b, j]: one (36 x 9) GEMM.
     u = _WINO_GG @ w.reshape(n_out * cg, 9).T.astype(np.float64)
     u = u.astype(x.dtype).reshape(36, groups, o_g, cg)
-    total = n_img * od * th
+    total = n_img * od * th                      # tile rows
+    threads = get_num_threads()
+    # Tile rows per chunk: transformed tiles within WINO_CHUNK_BYTES, at least two
+    # chunks per thread when each GEMM stays at least ~64 tiles wide.
     per_u = 36 * (n_ch + n_out) * tw * x.itemsize
-    chunk = max(1, min(total, WORKSPACE_BYTES // per_u))
-    # Flat buffers: every chunk's views are C-contiguous (one kernel signature).
-    vbuf = np.empty(36 * n_ch * chunk * tw, x.dtype)
-    mbuf = np.empty(36 * n_out * chunk * tw, x.dtype)
+    pieces = max(-(-total // max(1, WINO_CHUNK_BYTES // per_u)),
+                 min(2 * threads, total * tw // 64))
+    pieces = max(1, min(pieces, total))
+    chunk = -(-total // pieces)
     x = np.ascontiguousarray(x)
-    for u0 in range(0, total, chunk):
+
+    def run(u0):
         u1 = min(total, u0 + chunk)
         nt = (u1 - u0) * tw
-        vv = vbuf[:36 * n_ch * nt].reshape(36, n_ch, nt)
-        mm = mbuf[:36 * n_out * nt].reshape(36, n_out, nt)
-        run_parallel(_wino_input, x, vv, sz, u0, u1, th, tw, od)
+        vv = scratch("nn.wino.v", (36, n_ch, nt), x.dtype)
+        mm = scratch("nn.wino.m", (36, n_out, nt), x.dtype)
+        _wino_input(x, vv, sz, u0, u1, th, tw, od)
         np.matmul(u, vv.reshape(36, groups, cg, nt), out=mm.reshape(36, groups, o_g, nt))
-        run_parallel(_wino_output, mm, out, u0, u1, th, tw, od)
+        _wino_output(mm, out, u0, u1, th, tw, od)
+
+    run_chunks(run, range(0, total, chunk), threads)
     return out
 
 
