@@ -50,7 +50,7 @@ __all__ = ["METHODS", "APPLICABLE", "applicable", "choose_method", "direct", "ge
 WORKSPACE_BYTES = 64 * 2**20
 # Per-thread chunk sizes (see _chunks.run_chunks): im2col columns and Winograd tiles are
 # produced and consumed by one thread while they sit in its cache.
-GEMM_CHUNK_BYTES = 2 * 2**20
+GEMM_CHUNK_BYTES = 4 * 2**20
 WINO_CHUNK_BYTES = 8 * 2**20
 
 
@@ -183,10 +183,17 @@ def gemm(x, w, out, stride, dilation, groups):
     chunks = [(n, g, r0, min(rows, r0 + chunk))
               for n in range(n_img) for g in range(groups) for r0 in range(0, rows, chunk)]
 
+    # A 1x1x1 stride-1 layer needs no im2col: the input planes are the columns.
+    pointwise = (kd, kh, kw) == (1, 1, 1) and tuple(stride) == (1, 1, 1)
+
     def run(c):
         n, g, r0, r1 = c
-        cols = scratch("nn.gemm.cols", (k, (r1 - r0) * ow), x.dtype)
-        _im2col(xq, n, g * cg, cg, kd, kh, kw, *stride, *dilation, oh, ow, r0, r1, cols)
+        if pointwise:
+            cols = xq[n, g * cg:(g + 1) * cg].reshape(cg, rows * ow)[:, r0 * ow:r1 * ow]
+        else:
+            cols = scratch("nn.gemm.cols", (k, (r1 - r0) * ow), x.dtype)
+            _im2col(xq, n, g * cg, cg, kd, kh, kw, *stride, *dilation, oh, ow, r0, r1,
+                    cols)
         np.matmul(wm[g], cols, out=out_m[n, g, :, r0 * ow:r1 * ow])
 
     run_chunks(run, chunks, threads)
