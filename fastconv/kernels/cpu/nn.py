@@ -78,14 +78,17 @@ def _polyphase(x, stride):
 # -- direct -----------------------------------------------------------------------------
 
 @jit(parallel=True)
-def _direct_kernel(xq, w, out, sz, sy, sx, dz, dy, dx, groups, ob):
-    # One job = one output row (n, oz, oy) for a block of `ob` output channels: the input
-    # rows it reads stay in L1 while every channel of the block accumulates from them.
-    # Each tap is an axpy over the output row: unit stride, vectorised by LLVM.
+def _direct_kernel(xq, wg, gphase, goff, out, sz, sy, dz, dy, groups):
+    # One job = one output row (n, oz, oy) for a block of 4 output channels. The taps of
+    # each kernel row come in groups of 4 that read one polyphase input row at 4 offsets
+    # (gphase, goff; short groups repeat a tap with weight 0), so the inner loop does 16
+    # FMAs per input position from 4 loads of the input row and 4 load/stores of output
+    # rows that stay in L1: unit stride, vectorised by LLVM, FMA-bound rather than
+    # load/store-bound like a one-tap axpy.
     n_img, n_out, od, oh, ow = out.shape
-    cg, kd, kh, kw = w.shape[1], w.shape[2], w.shape[3], w.shape[4]
+    cg, kd, kh, ng = wg.shape[1], wg.shape[2], wg.shape[3], wg.shape[4]
     og = n_out // groups
-    nob = (og + ob - 1) // ob
+    nob = (og + 3) // 4
     rows = od * oh
     for job in prange(n_img * groups * nob * rows):
         r = job % rows
@@ -96,9 +99,9 @@ def _direct_kernel(xq, w, out, sz, sy, sx, dz, dy, dx, groups, ob):
         n = u // groups
         oz = r // oh
         oy = r - oz * oh
-        o0 = g * og + blk * ob
-        o1 = min(o0 + ob, (g + 1) * og)
-        for o in range(o0, o1):
+        o0 = g * og + blk * 4
+        cnt = min(4, (g + 1) * og - o0)
+        for o in range(o0, o0 + cnt):
             orow = out[n, o, oz, oy]
             for i in range(ow):
                 orow[i] = 0
@@ -108,15 +111,81 @@ def _direct_kernel(xq, w, out, sz, sy, sx, dz, dy, dx, groups, ob):
                 ez = oz * sz + a * dz
                 for b in range(kh):
                     ey = oy * sy + b * dy
-                    for e in range(kw):
-                        ex = e * dx
-                        src = xq[n, ci, ez % sz, ey % sy, ex % sx, ez // sz, ey // sy]
-                        off = ex // sx
-                        for o in range(o0, o1):
-                            wv = w[o, c, a, b, e]
-                            orow = out[n, o, oz, oy]
+                    for q in range(ng):
+                        src = xq[n, ci, ez % sz, ey % sy, gphase[q], ez // sz, ey // sy]
+                        f0 = goff[q, 0]
+                        f1 = goff[q, 1]
+                        f2 = goff[q, 2]
+                        f3 = goff[q, 3]
+                        if cnt == 4:
+                            w00 = wg[o0, c, a, b, q, 0]
+                            w01 = wg[o0, c, a, b, q, 1]
+                            w02 = wg[o0, c, a, b, q, 2]
+                            w03 = wg[o0, c, a, b, q, 3]
+                            w10 = wg[o0 + 1, c, a, b, q, 0]
+                            w11 = wg[o0 + 1, c, a, b, q, 1]
+                            w12 = wg[o0 + 1, c, a, b, q, 2]
+                            w13 = wg[o0 + 1, c, a, b, q, 3]
+                            w20 = wg[o0 + 2, c, a, b, q, 0]
+                            w21 = wg[o0 + 2, c, a, b, q, 1]
+                            w22 = wg[o0 + 2, c, a, b, q, 2]
+                            w23 = wg[o0 + 2, c, a, b, q, 3]
+                            w30 = wg[o0 + 3, c, a, b, q, 0]
+                            w31 = wg[o0 + 3, c, a, b, q, 1]
+                            w32 = wg[o0 + 3, c, a, b, q, 2]
+                            w33 = wg[o0 + 3, c, a, b, q, 3]
+                            r0 = out[n, o0, oz, oy]
+                            r1 = out[n, o0 + 1, oz, oy]
+                            r2 = out[n, o0 + 2, oz, oy]
+                            r3 = out[n, o0 + 3, oz, oy]
                             for i in range(ow):
-                                orow[i] += wv * src[off + i]
+                                s0 = src[f0 + i]
+                                s1 = src[f1 + i]
+                                s2 = src[f2 + i]
+                                s3 = src[f3 + i]
+                                r0[i] += w00 * s0 + w01 * s1 + w02 * s2 + w03 * s3
+                                r1[i] += w10 * s0 + w11 * s1 + w12 * s2 + w13 * s3
+                                r2[i] += w20 * s0 + w21 * s1 + w22 * s2 + w23 * s3
+                                r3[i] += w30 * s0 + w31 * s1 + w32 * s2 + w33 * s3
+                        else:
+                            for o in range(o0, o0 + cnt):
+                                w0 = wg[o, c, a, b, q, 0]
+                                w1 = wg[o, c, a, b, q, 1]
+                                w2 = wg[o, c, a, b, q, 2]
+                                w3 = wg[o, c, a, b, q, 3]
+                                orow = out[n, o, oz, oy]
+                                for i in range(ow):
+                                    orow[i] += (w0 * src[f0 + i] + w1 * src[f1 + i]
+                                                + w2 * src[f2 + i] + w3 * src[f3 + i])
+
+
+def _tap_groups(w, sx, dx):
+    """Group the taps of each kernel row (last axis) by input phase, four at a time.
+
+    Returns (wg, gphase, goff): wg (O, Cg, KD, KH, G, 4) weights, gphase (G,) the
+    polyphase column each group reads, goff (G, 4) each tap's offset in that row. A
+    group short of four repeats its first tap with weight 0: it reads an element the
+    output's window holds anyway, so a NaN there changes nothing."""
+    kw = w.shape[-1]
+    by_phase = {}
+    for e in range(kw):
+        by_phase.setdefault((e * dx) % sx, []).append(e)
+    groups = []
+    for ph in sorted(by_phase):
+        taps = by_phase[ph]
+        for i in range(0, len(taps), 4):
+            groups.append((ph, taps[i:i + 4]))
+    wg = np.zeros(w.shape[:-1] + (len(groups), 4), w.dtype)
+    gphase = np.empty(len(groups), np.int64)
+    goff = np.empty((len(groups), 4), np.int64)
+    for q, (ph, taps) in enumerate(groups):
+        gphase[q] = ph
+        for j in range(4):
+            e = taps[j] if j < len(taps) else taps[0]
+            goff[q, j] = (e * dx) // sx
+            if j < len(taps):
+                wg[..., q, j] = w[..., e]
+    return wg, gphase, goff
 
 
 def direct(x, w, out, stride, dilation, groups):
@@ -124,8 +193,9 @@ def direct(x, w, out, stride, dilation, groups):
     if out.size == 0:
         return out
     xq = _polyphase(x, stride)
-    w = np.ascontiguousarray(w)
-    run_parallel(_direct_kernel, xq, w, out, *stride, *dilation, groups, 8)
+    wg, gphase, goff = _tap_groups(w, stride[2], dilation[2])
+    run_parallel(_direct_kernel, xq, wg, gphase, goff, out, stride[0], stride[1],
+                 dilation[0], dilation[1], groups)
     return out
 
 
