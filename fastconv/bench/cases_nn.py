@@ -22,6 +22,7 @@ import numpy as np
 from . import Case, format_table, run_cases
 from .. import nn as fnn
 from ..kernels.cpu import nn as knn
+from ..kernels.cpu._chunks import clear_scratch
 
 # (name, input shape, weight shape, stride, padding)
 LAYERS = [
@@ -84,9 +85,12 @@ CASES = cases()
 
 
 def peak_extra_bytes(xs, ws, stride, padding, method):
-    """Peak NumPy memory of one conv2d call beyond its inputs and output (tracemalloc)."""
+    """Peak NumPy memory of one conv2d call beyond its inputs and output (tracemalloc:
+    NumPy buffers, including the padded input copy and the workspace; pocketfft's
+    internal scratch is not seen)."""
     x, w = _data(xs, ws)
     fnn.conv2d(x, w, stride=stride, padding=padding, method=method)   # compile first
+    clear_scratch()              # count the workspace as a first call allocates it
     tracemalloc.start()
     try:
         out = fnn.conv2d(x, w, stride=stride, padding=padding, method=method)

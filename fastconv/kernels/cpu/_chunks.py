@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-__all__ = ["run_chunks", "scratch", "parallel_available"]
+__all__ = ["run_chunks", "scratch", "clear_scratch", "parallel_available"]
 
 _LOCK = threading.Lock()
 _POOL: ThreadPoolExecutor | None = None
@@ -32,6 +32,7 @@ _BLAS = None            # list of threadpoolctl lib controllers (BLAS), [] if no
 _LIMIT_DEPTH = 0
 _LIMIT_SAVED: list = []
 _TLS = threading.local()
+_ALL_SCRATCH: list = []            # every thread's buffer dict, for clear_scratch
 SCRATCH_KEEP_BYTES = 64 * 2**20     # larger buffers are not kept between calls
 
 
@@ -87,9 +88,16 @@ def run_chunks(fn, chunks, threads: int) -> None:
     heavy work (numba ``nogil`` kernels, numpy BLAS calls) and write disjoint outputs."""
     chunks = list(chunks)
     threads = min(threads, len(chunks))
-    if threads <= 1 or not parallel_available():
+    if not parallel_available():
         for c in chunks:
             fn(c)
+        return
+    if threads <= 1:
+        # Still one BLAS thread: the caller asked for one thread, and many small
+        # multi-threaded GEMMs are what this module avoids.
+        with _single_threaded_blas():
+            for c in chunks:
+                fn(c)
         return
     it = iter(chunks)
     take = threading.Lock()
@@ -129,9 +137,18 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
     bufs = getattr(_TLS, "bufs", None)
     if bufs is None:
         bufs = _TLS.bufs = {}
+        with _LOCK:
+            _ALL_SCRATCH.append(bufs)
     buf = bufs.get(name)
     if buf is None or buf.nbytes < nbytes:
         buf = np.empty(max(nbytes, 1), np.uint8)
         if nbytes <= SCRATCH_KEEP_BYTES:
             bufs[name] = buf
     return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def clear_scratch() -> None:
+    """Drop every thread's kept workspace buffers (memory measurements, tests)."""
+    with _LOCK:
+        for bufs in _ALL_SCRATCH:
+            bufs.clear()

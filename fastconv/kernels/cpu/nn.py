@@ -361,139 +361,146 @@ _WINO_GG = np.kron(_WINO_G, _WINO_G)          # (36, 9): the 2-D filter transfor
 
 
 @jit()
-def _wino_input(x, v, sz, u0, u1, th, tw, od):
-    # v[a*6 + b, c, (u - u0)*tw + tx] = (B^T d B)[a, b] for the 6x6 tile of x[n, c, oz*sz]
+def _wino_input(x, v, sz, u0, u1, th, tw, od, buf, tmp):
+    # v[a*6 + b, (u - u0)*tw + tx, c] = (B^T d B)[a, b] for the 6x6 tile of x[n, c, oz*sz]
     # at rows 4*ty.., columns 4*tx..; u = (n*od + oz)*th + ty indexes tile rows.
-    # Two passes, both vectorisable: B^T over the six input rows, unit stride along the
-    # row; then B over each tile's six columns (stride-4 reads, unit-stride writes).
+    # Channels go innermost (buf holds the six input rows of a tile row channels-last),
+    # so every transform step is a unit-stride loop over channels that LLVM vectorises,
+    # however small the tiles' planes are.
     n_ch = x.shape[1]
-    nu = u1 - u0
     wn = 4 * tw + 2
-    for job in range(n_ch * nu):
-        c = job // nu
-        uu = job - c * nu
-        u = u0 + uu
+    for u in range(u0, u1):
         b_ = u // th
         ty = u - b_ * th
         n = b_ // od
         oz = b_ - n * od
-        plane = x[n, c, oz * sz]
         y0 = 4 * ty
-        r0 = plane[y0]
-        r1 = plane[y0 + 1]
-        r2 = plane[y0 + 2]
-        r3 = plane[y0 + 3]
-        r4 = plane[y0 + 4]
-        r5 = plane[y0 + 5]
-        tmp = np.empty((6, wn), x.dtype)
-        t0 = tmp[0]
-        t1 = tmp[1]
-        t2 = tmp[2]
-        t3 = tmp[3]
-        t4 = tmp[4]
-        t5 = tmp[5]
-        for j in range(wn):
-            d0 = r0[j]
-            d1 = r1[j]
-            d2 = r2[j]
-            d3 = r3[j]
-            d4 = r4[j]
-            d5 = r5[j]
-            t0[j] = 4 * d0 - 5 * d2 + d4
-            t1[j] = -4 * (d1 + d2) + d3 + d4
-            t2[j] = 4 * (d1 - d2) - d3 + d4
-            t3[j] = 2 * (d3 - d1) - d2 + d4
-            t4[j] = 2 * (d1 - d3) - d2 + d4
-            t5[j] = 4 * d1 - 5 * d3 + d5
-        base = uu * tw
-        for a in range(6):
-            ta = tmp[a]
-            v0 = v[6 * a, c]
-            v1 = v[6 * a + 1, c]
-            v2 = v[6 * a + 2, c]
-            v3 = v[6 * a + 3, c]
-            v4 = v[6 * a + 4, c]
-            v5 = v[6 * a + 5, c]
-            for tx in range(tw):
-                j = 4 * tx
-                e0 = ta[j]
-                e1 = ta[j + 1]
-                e2 = ta[j + 2]
-                e3 = ta[j + 3]
-                e4 = ta[j + 4]
-                e5 = ta[j + 5]
-                t = base + tx
-                v0[t] = 4 * e0 - 5 * e2 + e4
-                v1[t] = -4 * (e1 + e2) + e3 + e4
-                v2[t] = 4 * (e1 - e2) - e3 + e4
-                v3[t] = 2 * (e3 - e1) - e2 + e4
-                v4[t] = 2 * (e1 - e3) - e2 + e4
-                v5[t] = 4 * e1 - 5 * e3 + e5
+        for i in range(6):
+            for c in range(n_ch):
+                row = x[n, c, oz * sz, y0 + i]
+                for col in range(wn):
+                    buf[i, col, c] = row[col]
+        for tx in range(tw):
+            x0 = 4 * tx
+            for j in range(6):
+                r0 = buf[0, x0 + j]
+                r1 = buf[1, x0 + j]
+                r2 = buf[2, x0 + j]
+                r3 = buf[3, x0 + j]
+                r4 = buf[4, x0 + j]
+                r5 = buf[5, x0 + j]
+                t0 = tmp[0, j]
+                t1 = tmp[1, j]
+                t2 = tmp[2, j]
+                t3 = tmp[3, j]
+                t4 = tmp[4, j]
+                t5 = tmp[5, j]
+                for c in range(n_ch):
+                    d0 = r0[c]
+                    d1 = r1[c]
+                    d2 = r2[c]
+                    d3 = r3[c]
+                    d4 = r4[c]
+                    d5 = r5[c]
+                    t0[c] = 4 * d0 - 5 * d2 + d4
+                    t1[c] = -4 * (d1 + d2) + d3 + d4
+                    t2[c] = 4 * (d1 - d2) - d3 + d4
+                    t3[c] = 2 * (d3 - d1) - d2 + d4
+                    t4[c] = 2 * (d1 - d3) - d2 + d4
+                    t5[c] = 4 * d1 - 5 * d3 + d5
+            t = (u - u0) * tw + tx
+            for a in range(6):
+                e0 = tmp[a, 0]
+                e1 = tmp[a, 1]
+                e2 = tmp[a, 2]
+                e3 = tmp[a, 3]
+                e4 = tmp[a, 4]
+                e5 = tmp[a, 5]
+                v0 = v[6 * a, t]
+                v1 = v[6 * a + 1, t]
+                v2 = v[6 * a + 2, t]
+                v3 = v[6 * a + 3, t]
+                v4 = v[6 * a + 4, t]
+                v5 = v[6 * a + 5, t]
+                for c in range(n_ch):
+                    f0 = e0[c]
+                    f1 = e1[c]
+                    f2 = e2[c]
+                    f3 = e3[c]
+                    f4 = e4[c]
+                    f5 = e5[c]
+                    v0[c] = 4 * f0 - 5 * f2 + f4
+                    v1[c] = -4 * (f1 + f2) + f3 + f4
+                    v2[c] = 4 * (f1 - f2) - f3 + f4
+                    v3[c] = 2 * (f3 - f1) - f2 + f4
+                    v4[c] = 2 * (f1 - f3) - f2 + f4
+                    v5[c] = 4 * f1 - 5 * f3 + f5
 
 
 @jit()
-def _wino_output(m, out, u0, u1, th, tw, od):
-    # out tile (4x4) = A^T M A for each output channel and tile row, clipped at the
-    # edges. A over each tile's six columns first (unit-stride reads of the 36 GEMM
-    # outputs, stride-4 writes), then A^T down the rows, unit stride along output rows.
+def _wino_output(m, out, u0, u1, th, tw, od, res, tmp):
+    # out tile (4x4) = A^T M A for every output channel, m (36, T, O) channels-last:
+    # the transform runs vectorised over channels into res (4 rows, 4*tw columns, O),
+    # then each output row is copied out to the (N, O, D, H, W) layout, clipped.
     n_out = out.shape[1]
     oh = out.shape[3]
     ow = out.shape[4]
-    nu = u1 - u0
-    for job in range(n_out * nu):
-        o = job // nu
-        uu = job - o * nu
-        u = u0 + uu
+    for u in range(u0, u1):
         b_ = u // th
         ty = u - b_ * th
         n = b_ // od
         oz = b_ - n * od
-        plane = out[n, o, oz]
-        tmp = np.empty((6, 4 * tw), m.dtype)
-        base = uu * tw
-        for a in range(6):
-            ta = tmp[a]
-            m0 = m[6 * a, o]
-            m1 = m[6 * a + 1, o]
-            m2 = m[6 * a + 2, o]
-            m3 = m[6 * a + 3, o]
-            m4 = m[6 * a + 4, o]
-            m5 = m[6 * a + 5, o]
-            for tx in range(tw):
-                t = base + tx
-                a0 = m0[t]
-                a1 = m1[t]
-                a2 = m2[t]
-                a3 = m3[t]
-                a4 = m4[t]
-                a5 = m5[t]
-                j = 4 * tx
-                ta[j] = a0 + a1 + a2 + a3 + a4
-                ta[j + 1] = a1 - a2 + 2 * (a3 - a4)
-                ta[j + 2] = a1 + a2 + 4 * (a3 + a4)
-                ta[j + 3] = a1 - a2 + 8 * (a3 - a4) + a5
-        t0 = tmp[0]
-        t1 = tmp[1]
-        t2 = tmp[2]
-        t3 = tmp[3]
-        t4 = tmp[4]
-        t5 = tmp[5]
+        for tx in range(tw):
+            t = (u - u0) * tw + tx
+            for a in range(6):
+                m0 = m[6 * a, t]
+                m1 = m[6 * a + 1, t]
+                m2 = m[6 * a + 2, t]
+                m3 = m[6 * a + 3, t]
+                m4 = m[6 * a + 4, t]
+                m5 = m[6 * a + 5, t]
+                q0 = tmp[a, 0]
+                q1 = tmp[a, 1]
+                q2 = tmp[a, 2]
+                q3 = tmp[a, 3]
+                for o in range(n_out):
+                    a1 = m1[o]
+                    a2 = m2[o]
+                    a3 = m3[o]
+                    a4 = m4[o]
+                    q0[o] = m0[o] + a1 + a2 + a3 + a4
+                    q1[o] = a1 - a2 + 2 * (a3 - a4)
+                    q2[o] = a1 + a2 + 4 * (a3 + a4)
+                    q3[o] = a1 - a2 + 8 * (a3 - a4) + m5[o]
+            for j in range(4):
+                e0 = tmp[0, j]
+                e1 = tmp[1, j]
+                e2 = tmp[2, j]
+                e3 = tmp[3, j]
+                e4 = tmp[4, j]
+                e5 = tmp[5, j]
+                d0 = res[0, 4 * tx + j]
+                d1 = res[1, 4 * tx + j]
+                d2 = res[2, 4 * tx + j]
+                d3 = res[3, 4 * tx + j]
+                for o in range(n_out):
+                    f1 = e1[o]
+                    f2 = e2[o]
+                    f3 = e3[o]
+                    f4 = e4[o]
+                    d0[o] = e0[o] + f1 + f2 + f3 + f4
+                    d1[o] = f1 - f2 + 2 * (f3 - f4)
+                    d2[o] = f1 + f2 + 4 * (f3 + f4)
+                    d3[o] = f1 - f2 + 8 * (f3 - f4) + e5[o]
         y0 = 4 * ty
-        row = plane[y0]
-        for i in range(ow):
-            row[i] = t0[i] + t1[i] + t2[i] + t3[i] + t4[i]
-        if y0 + 1 < oh:
-            row = plane[y0 + 1]
-            for i in range(ow):
-                row[i] = t1[i] - t2[i] + 2 * (t3[i] - t4[i])
-        if y0 + 2 < oh:
-            row = plane[y0 + 2]
-            for i in range(ow):
-                row[i] = t1[i] + t2[i] + 4 * (t3[i] + t4[i])
-        if y0 + 3 < oh:
-            row = plane[y0 + 3]
-            for i in range(ow):
-                row[i] = t1[i] - t2[i] + 8 * (t3[i] - t4[i]) + t5[i]
+        for i in range(4):
+            if y0 + i >= oh:
+                break
+            src = res[i]
+            for o in range(n_out):
+                dst = out[n, o, oz, y0 + i]
+                for col in range(ow):
+                    dst[col] = src[col, o]
 
 
 def winograd(x, w, out, stride, dilation, groups):
@@ -512,10 +519,12 @@ def winograd(x, w, out, stride, dilation, groups):
         xp = np.zeros(x.shape[:3] + (need_h, need_w), x.dtype)
         xp[:, :, :, :x.shape[3], :x.shape[4]] = x[:, :, :, :need_h, :need_w]
         x = xp
-    # Filter transform U = G g G^T, in float64 then rounded once: (36, groups, Og, Cg).
-    # u[a*6 + b, o, c] = sum_ij G[a, i] w[o, c, i, j] G[b, j]: one (36 x 9) GEMM.
-    u = _WINO_GG @ w.reshape(n_out * cg, 9).T.astype(np.float64)
-    u = u.astype(x.dtype).reshape(36, groups, o_g, cg)
+    x = np.ascontiguousarray(x)
+    # Filter transform: u[r, g, c, o] = (G w[g*Og + o, c] G^T)[a, b] with r = a*6 + b,
+    # one (36 x 9) GEMM over the filters laid out (9, g, c, o) (a copy of w, 4x smaller
+    # than u), in the input's precision.
+    wt = w.reshape(groups, o_g, cg, 9).transpose(3, 0, 2, 1).reshape(9, -1)
+    u = (_WINO_GG.astype(x.dtype) @ wt).reshape(36, groups, cg, o_g)
     total = n_img * od * th                      # tile rows
     threads = get_num_threads()
     # Tile rows per chunk: transformed tiles within WINO_CHUNK_BYTES, at least two
@@ -525,16 +534,21 @@ def winograd(x, w, out, stride, dilation, groups):
                  min(2 * threads, total * tw // 64))
     pieces = max(1, min(pieces, total))
     chunk = -(-total // pieces)
-    x = np.ascontiguousarray(x)
 
     def run(u0):
         u1 = min(total, u0 + chunk)
         nt = (u1 - u0) * tw
-        vv = scratch("nn.wino.v", (36, n_ch, nt), x.dtype)
-        mm = scratch("nn.wino.m", (36, n_out, nt), x.dtype)
-        _wino_input(x, vv, sz, u0, u1, th, tw, od)
-        np.matmul(u, vv.reshape(36, groups, cg, nt), out=mm.reshape(36, groups, o_g, nt))
-        _wino_output(mm, out, u0, u1, th, tw, od)
+        vv = scratch("nn.wino.v", (36, nt, n_ch), x.dtype)
+        mm = scratch("nn.wino.m", (36, nt, n_out), x.dtype)
+        buf = scratch("nn.wino.buf", (6, 4 * tw + 2, n_ch), x.dtype)
+        tmpi = scratch("nn.wino.tmpi", (6, 6, n_ch), x.dtype)
+        tmpo = scratch("nn.wino.tmpo", (6, 4, n_out), x.dtype)
+        res = scratch("nn.wino.res", (4, 4 * tw, n_out), x.dtype)
+        _wino_input(x, vv, sz, u0, u1, th, tw, od, buf, tmpi)
+        # 36 GEMMs per group: (T x Cg) @ (Cg x Og), written channels-last.
+        np.matmul(vv.reshape(36, nt, groups, cg).transpose(0, 2, 1, 3), u,
+                  out=mm.reshape(36, nt, groups, o_g).transpose(0, 2, 1, 3))
+        _wino_output(mm, out, u0, u1, th, tw, od, res, tmpo)
 
     run_chunks(run, range(0, total, chunk), threads)
     return out
@@ -576,8 +590,11 @@ def _costs(x_shape, w_shape, stride, dilation, groups, itemsize):
     p = math.prod(osz)
     taps = math.prod(k)
     macs = n_img * n_out * p * cg * taps
-    # Direct: ~12 GF/s on wide rows, less on narrow ones (loop overhead per row).
-    eff_direct = 12e9 * min(1.0, osz[2] / 32)
+    # Direct: ~30 GF/s on wide rows with 4+ output channels per group, less on narrow
+    # rows (loop overhead per row) and for kernel rows that leave tap groups part-empty.
+    kw = k[2]
+    tap_use = kw / (4 * -(-kw // 4)) if stride[2] == 1 else 0.8
+    eff_direct = 30e9 * min(1.0, osz[2] / 32) * tap_use * (0.6 if o_g < 4 else 1.0)
     costs = {"direct": 2 * macs / eff_direct}
     # GEMM: BLAS reaches ~100 GF/s when both the reduction (Cg*taps) and the output
     # channels per group are wide; im2col writes the columns once.
