@@ -276,19 +276,51 @@ def gemm(x, w, out, stride, dilation, groups):
 def _spectral_mac(xf, wf, yf):
     # yf[n, o, f] = sum_c xf[n, c, f] * conj(wf[o, c, f]): correlation in the frequency
     # domain, summed over input channels without materialising per-channel products.
-    n_img, cg, nf = xf.shape
+    # The spectra come as float views (re, im interleaved): LLVM vectorises the
+    # real arithmetic, not numba's complex type.
+    n_img, cg, nf2 = xf.shape
     n_out = wf.shape[0]
+    nf = nf2 // 2
     for job in prange(n_img * n_out):
         n = job // n_out
         o = job - n * n_out
         acc = yf[n, o]
-        for f in range(nf):
+        for f in range(nf2):
             acc[f] = 0
         for c in range(cg):
             xs = xf[n, c]
             ws = wf[o, c]
             for f in range(nf):
-                acc[f] += xs[f] * np.conj(ws[f])
+                xr = xs[2 * f]
+                xi = xs[2 * f + 1]
+                wr = ws[2 * f]
+                wi = ws[2 * f + 1]
+                acc[2 * f] += xr * wr + xi * wi
+                acc[2 * f + 1] += xi * wr - xr * wi
+
+
+def _rfft_padded(a, shape, workers):
+    """rfftn of a (..., k0, k1, k2) zero-padded to ``shape`` over the last three axes,
+    axis by axis: the real transform of the last axis over the rows that hold data only,
+    then the complex transforms padding as they go; length-1 axes are skipped."""
+    out = scipy.fft.rfft(a, n=shape[2], axis=-1, workers=workers)
+    for ax in (-2, -3):
+        if shape[ax] > 1:
+            out = scipy.fft.fft(out, n=shape[ax], axis=ax, workers=workers,
+                                overwrite_x=True)
+    return out
+
+
+def _irfft_rows(yf, shape, sel, workers):
+    """Inverse of _rfft_padded restricted to the output rows ``sel`` wants: the complex
+    axes first (in place), then only the kept rows go through the real transform of the
+    last axis (scipy's irfftn would transform and copy every row)."""
+    for ax in (-3, -2):
+        if shape[ax] > 1:
+            yf = scipy.fft.ifft(yf, axis=ax, workers=workers, overwrite_x=True)
+    yf = yf[(Ellipsis, sel[0], sel[1], slice(None))]
+    y = scipy.fft.irfft(yf, n=shape[2], axis=-1, workers=workers)
+    return y[..., sel[2]]
 
 
 def _dilate(w, dilation):
@@ -326,23 +358,23 @@ def fft(x, w, out, stride, dilation, groups):
     ob = max(1, min(o_g, budget // max(1, cg * nf * csize)))
     nb = max(1, min(n_img, budget // max(1, (cg + ob) * nf * csize)))
     xs = x[:, :, :ext[0], :ext[1], :ext[2]]
+    fdim = shape[:2] + (shape[2] // 2 + 1,)
     for g in range(groups):
         for o0 in range(0, o_g, ob):
             o1 = min(o_g, o0 + ob)
-            wf = scipy.fft.rfftn(wd[g * o_g + o0:g * o_g + o1], s=shape, axes=axes,
-                                 workers=workers).reshape(o1 - o0, cg, nf)
+            wf = _rfft_padded(wd[g * o_g + o0:g * o_g + o1], shape, workers)
+            wf = wf.reshape(o1 - o0, cg, nf).view(wf.real.dtype)
             for n0 in range(0, n_img, nb):
                 n1 = min(n_img, n0 + nb)
-                xf = scipy.fft.rfftn(xs[n0:n1, g * cg:(g + 1) * cg], s=shape, axes=axes,
-                                     workers=workers).reshape(n1 - n0, cg, nf)
-                yf = np.empty((n1 - n0, o1 - o0, nf), xf.dtype)
+                xf = _rfft_padded(xs[n0:n1, g * cg:(g + 1) * cg], shape, workers)
+                xf = xf.reshape(n1 - n0, cg, nf).view(xf.real.dtype)
+                yf = np.empty((n1 - n0, o1 - o0, 2 * nf), xf.dtype)
                 run_parallel(_spectral_mac, xf, wf, yf)
                 del xf
-                y = scipy.fft.irfftn(
-                    yf.reshape((n1 - n0, o1 - o0) + shape[:2] + (shape[2] // 2 + 1,)),
-                    s=shape, axes=axes, workers=workers, overwrite_x=True)
-                del yf
-                out[n0:n1, g * o_g + o0:g * o_g + o1] = y[(Ellipsis,) + sel]
+                yc = yf.view(np.complex64 if yf.dtype == np.float32 else np.complex128)
+                y = _irfft_rows(yc.reshape((n1 - n0, o1 - o0) + fdim), shape, sel, workers)
+                del yf, yc
+                out[n0:n1, g * o_g + o0:g * o_g + o1] = y
     return out
 
 
@@ -578,9 +610,10 @@ def applicable(method, x_shape, w_shape, stride, dilation, groups):
 
 
 def _costs(x_shape, w_shape, stride, dilation, groups, itemsize):
-    """Rough seconds per method on a 2-core AVX2 machine (measured rates, see
-    fastconv/bench/cases_nn.py): flops over each method's sustained rate plus the bytes
-    it moves. Only the ranking matters."""
+    """Rough seconds per method for one thread of a 2-core AVX2 machine, calibrated on
+    the benchmark layers (fastconv/bench/cases_nn.py, one thread against torch): flops
+    over each method's sustained rate plus the bytes it moves. Only the ranking matters;
+    the tuner replaces this with measurements."""
     n_img, n_ch = x_shape[:2]
     n_out, cg = w_shape[:2]
     k = w_shape[2:]
@@ -590,27 +623,30 @@ def _costs(x_shape, w_shape, stride, dilation, groups, itemsize):
     p = math.prod(osz)
     taps = math.prod(k)
     macs = n_img * n_out * p * cg * taps
-    # Direct: ~30 GF/s on wide rows with 4+ output channels per group, less on narrow
+    # Direct: ~20 GF/s on wide rows with 4+ output channels per group, less on narrow
     # rows (loop overhead per row) and for kernel rows that leave tap groups part-empty.
     kw = k[2]
     tap_use = kw / (4 * -(-kw // 4)) if stride[2] == 1 else 0.8
-    eff_direct = 30e9 * min(1.0, osz[2] / 32) * tap_use * (0.6 if o_g < 4 else 1.0)
+    eff_direct = 20e9 * min(1.0, osz[2] / 32) * tap_use * (0.6 if o_g < 4 else 1.0)
     costs = {"direct": 2 * macs / eff_direct}
-    # GEMM: BLAS reaches ~100 GF/s when both the reduction (Cg*taps) and the output
-    # channels per group are wide; im2col writes the columns once.
+    # GEMM: BLAS sustains ~45 GF/s (one thread) when both the reduction (Cg*taps) and the output
+    # channels per group are wide; im2col writes the columns once (none for 1x1).
     kk = cg * taps
-    eff = 100e9 * min(1.0, kk / 64) * min(1.0, o_g / 32)
-    costs["gemm"] = 2 * macs / eff + n_img * groups * kk * p * itemsize / 5e9
-    # FFT: pocketfft sustains ~6 GF/s at these sizes; the spectral MAC ~2 GF/s (complex).
+    eff = 45e9 * min(1.0, kk / 64) * min(1.0, o_g / 32)
+    pointwise = taps == 1 and tuple(stride) == (1, 1, 1)
+    costs["gemm"] = (2 * macs / eff
+                     + (0 if pointwise else n_img * groups * kk * p * itemsize / 10e9))
+    # FFT: pocketfft ~7.5 GF/s on the plane transforms (zero-padded filters cost about
+    # 60 % of a full plane), the spectral multiply-accumulate ~4 GF/s.
     ext = [(m - 1) * s + d * (ki - 1) + 1 for m, s, d, ki in zip(osz, stride, dilation, k)]
     size = math.prod(ext)
-    planes = n_img * n_ch + n_out * cg + n_img * n_out
-    costs["fft"] = (planes * 2.5 * size * max(1.0, math.log2(size)) / 6e9
-                    + 8 * n_img * n_out * cg * size / 2 / 2e9)
+    planes = n_img * n_ch + 0.6 * n_out * cg + n_img * n_out
+    costs["fft"] = (planes * 2.5 * size * max(1.0, math.log2(size)) / 7.5e9
+                    + 8 * n_img * n_out * cg * size / 2 / 4e9)
     if _winograd_ok(x_shape, w_shape, stride, dilation, groups):
         tiles = n_img * osz[0] * -(-osz[1] // 4) * -(-osz[2] // 4)
         wmacs = 36 * tiles * n_out * cg
-        costs["winograd"] = (2 * wmacs / (90e9 * min(1.0, cg / 32) * min(1.0, o_g / 32))
+        costs["winograd"] = (2 * wmacs / (50e9 * min(1.0, cg / 32) * min(1.0, o_g / 32))
                              + 36 * tiles * (n_ch + n_out) * itemsize * 2 / 4e9)
     return costs
 
