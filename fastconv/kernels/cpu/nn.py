@@ -1,0 +1,664 @@
+"""Convolution-layer kernels (torch.nn.functional.conv semantics) on the CPU.
+
+Launcher contract, shared by every method in ``METHODS``::
+
+    fn(x, w, out, stride, dilation, groups)
+
+computes the strided, dilated, grouped *valid cross-correlation* of a batch::
+
+    out[n, o, z, y, x] = sum_{c, a, b, e} w[o, c, a, b, e]
+        * x[n, g*Cg + c, z*sz + a*dz, y*sy + b*dy, x*sx + e*dx],   g = o // (O // groups)
+
+in the canonical 3-D layout: ``x`` (N, C, D, H, W) already padded by the caller, ``w``
+(O, C/groups, KD, KH, KW), ``out`` (N, O, OD, OH, OW) C-contiguous with exactly the valid
+output shape; ``stride`` and ``dilation`` are 3-tuples of ints; one real dtype (float32 or
+float64) for all three. 1-D and 2-D layers are 3-D layers with leading spatial sizes of 1.
+The launcher overwrites ``out``. Launchers never validate (the public layer in
+``fastconv.nn`` did) and keep their workspace bounded by ``WORKSPACE_BYTES`` (per chunk).
+
+Methods:
+
+* ``direct``: rows of the output, blocked over output channels, each tap a unit-stride
+  axpy over the output row (strided layers read a polyphase copy of the input, so every
+  inner loop is unit-stride).
+* ``gemm``: im2col into a bounded workspace (chunks of output rows), then BLAS through
+  ``numpy.matmul`` writing straight into the output.
+* ``fft``: each input plane and each (dilated) filter transformed once per chunk, the
+  products summed over channels in the frequency domain, one inverse transform per
+  output plane; strided layers subsample the stride-1 result.
+* ``winograd``: F(4x4, 3x3) for 3x3, stride-1, undilated layers (in H, W): input and
+  output tile transforms in numba, the 36 elementwise products as 36 batched GEMMs.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.fft
+from numba import prange
+
+from ..._config import get_num_threads
+from ..._jit import jit, run_parallel
+from ._chunks import run_chunks, scratch
+
+__all__ = ["METHODS", "APPLICABLE", "applicable", "choose_method", "direct", "gemm",
+           "fft", "winograd", "WORKSPACE_BYTES"]
+
+# Upper bound on the workspace one launcher holds at a time (im2col columns, Winograd
+# tiles, spectra). Chunks are sized to stay below it; a single minimal chunk (one output
+# row for gemm, one tile row for winograd) may exceed it on absurd shapes.
+WORKSPACE_BYTES = 64 * 2**20
+# Per-thread chunk sizes (see _chunks.run_chunks): im2col columns and Winograd tiles are
+# produced and consumed by one thread while they sit in its cache.
+GEMM_CHUNK_BYTES = 4 * 2**20
+WINO_CHUNK_BYTES = 8 * 2**20
+
+
+# -- shared helpers ---------------------------------------------------------------------
+
+def _polyphase(x, stride):
+    """(N, C, D, H, W) -> (N, C, sz, sy, sx, Dq, Hq, Wq) with
+    xq[..., pz, py, px, i, j, k] = x[..., i*sz + pz, j*sy + py, k*sx + px]: a strided read
+    becomes a unit-stride read of one phase. A view (no copy) when the stride is 1."""
+    n, c = x.shape[:2]
+    if tuple(stride) == (1, 1, 1):
+        return np.ascontiguousarray(x).reshape((n, c, 1, 1, 1) + x.shape[2:])
+    sz, sy, sx = stride
+    dims = x.shape[2:]
+    q = tuple(-(-d // s) for d, s in zip(dims, stride))
+    xq = np.zeros((n, c, sz, sy, sx) + q, x.dtype)
+    for pz in range(sz):
+        for py in range(sy):
+            for px in range(sx):
+                part = x[:, :, pz::sz, py::sy, px::sx]
+                xq[:, :, pz, py, px, :part.shape[2], :part.shape[3], :part.shape[4]] = part
+    return xq
+
+
+# -- direct -----------------------------------------------------------------------------
+
+@jit(parallel=True)
+def _direct_kernel(xq, wg, gphase, goff, out, sz, sy, dz, dy, groups):
+    # One job = one output row (n, oz, oy) for a block of 4 output channels. The taps of
+    # each kernel row come in groups of 4 that read one polyphase input row at 4 offsets
+    # (gphase, goff; short groups repeat a tap with weight 0), so the inner loop does 16
+    # FMAs per input position from 4 loads of the input row and 4 load/stores of output
+    # rows that stay in L1: unit stride, vectorised by LLVM, FMA-bound rather than
+    # load/store-bound like a one-tap axpy.
+    n_img, n_out, od, oh, ow = out.shape
+    cg, kd, kh, ng = wg.shape[1], wg.shape[2], wg.shape[3], wg.shape[4]
+    og = n_out // groups
+    nob = (og + 3) // 4
+    rows = od * oh
+    for job in prange(n_img * groups * nob * rows):
+        r = job % rows
+        u = job // rows
+        blk = u % nob
+        u //= nob
+        g = u % groups
+        n = u // groups
+        oz = r // oh
+        oy = r - oz * oh
+        o0 = g * og + blk * 4
+        cnt = min(4, (g + 1) * og - o0)
+        for o in range(o0, o0 + cnt):
+            orow = out[n, o, oz, oy]
+            for i in range(ow):
+                orow[i] = 0
+        for c in range(cg):
+            ci = g * cg + c
+            for a in range(kd):
+                ez = oz * sz + a * dz
+                for b in range(kh):
+                    ey = oy * sy + b * dy
+                    for q in range(ng):
+                        src = xq[n, ci, ez % sz, ey % sy, gphase[q], ez // sz, ey // sy]
+                        f0 = goff[q, 0]
+                        f1 = goff[q, 1]
+                        f2 = goff[q, 2]
+                        f3 = goff[q, 3]
+                        if cnt == 4:
+                            w00 = wg[o0, c, a, b, q, 0]
+                            w01 = wg[o0, c, a, b, q, 1]
+                            w02 = wg[o0, c, a, b, q, 2]
+                            w03 = wg[o0, c, a, b, q, 3]
+                            w10 = wg[o0 + 1, c, a, b, q, 0]
+                            w11 = wg[o0 + 1, c, a, b, q, 1]
+                            w12 = wg[o0 + 1, c, a, b, q, 2]
+                            w13 = wg[o0 + 1, c, a, b, q, 3]
+                            w20 = wg[o0 + 2, c, a, b, q, 0]
+                            w21 = wg[o0 + 2, c, a, b, q, 1]
+                            w22 = wg[o0 + 2, c, a, b, q, 2]
+                            w23 = wg[o0 + 2, c, a, b, q, 3]
+                            w30 = wg[o0 + 3, c, a, b, q, 0]
+                            w31 = wg[o0 + 3, c, a, b, q, 1]
+                            w32 = wg[o0 + 3, c, a, b, q, 2]
+                            w33 = wg[o0 + 3, c, a, b, q, 3]
+                            r0 = out[n, o0, oz, oy]
+                            r1 = out[n, o0 + 1, oz, oy]
+                            r2 = out[n, o0 + 2, oz, oy]
+                            r3 = out[n, o0 + 3, oz, oy]
+                            for i in range(ow):
+                                s0 = src[f0 + i]
+                                s1 = src[f1 + i]
+                                s2 = src[f2 + i]
+                                s3 = src[f3 + i]
+                                r0[i] += w00 * s0 + w01 * s1 + w02 * s2 + w03 * s3
+                                r1[i] += w10 * s0 + w11 * s1 + w12 * s2 + w13 * s3
+                                r2[i] += w20 * s0 + w21 * s1 + w22 * s2 + w23 * s3
+                                r3[i] += w30 * s0 + w31 * s1 + w32 * s2 + w33 * s3
+                        else:
+                            for o in range(o0, o0 + cnt):
+                                w0 = wg[o, c, a, b, q, 0]
+                                w1 = wg[o, c, a, b, q, 1]
+                                w2 = wg[o, c, a, b, q, 2]
+                                w3 = wg[o, c, a, b, q, 3]
+                                orow = out[n, o, oz, oy]
+                                for i in range(ow):
+                                    orow[i] += (w0 * src[f0 + i] + w1 * src[f1 + i]
+                                                + w2 * src[f2 + i] + w3 * src[f3 + i])
+
+
+def _tap_groups(w, sx, dx):
+    """Group the taps of each kernel row (last axis) by input phase, four at a time.
+
+    Returns (wg, gphase, goff): wg (O, Cg, KD, KH, G, 4) weights, gphase (G,) the
+    polyphase column each group reads, goff (G, 4) each tap's offset in that row. A
+    group short of four repeats its first tap with weight 0: it reads an element the
+    output's window holds anyway, so a NaN there changes nothing."""
+    kw = w.shape[-1]
+    by_phase = {}
+    for e in range(kw):
+        by_phase.setdefault((e * dx) % sx, []).append(e)
+    groups = []
+    for ph in sorted(by_phase):
+        taps = by_phase[ph]
+        for i in range(0, len(taps), 4):
+            groups.append((ph, taps[i:i + 4]))
+    wg = np.zeros(w.shape[:-1] + (len(groups), 4), w.dtype)
+    gphase = np.empty(len(groups), np.int64)
+    goff = np.empty((len(groups), 4), np.int64)
+    for q, (ph, taps) in enumerate(groups):
+        gphase[q] = ph
+        for j in range(4):
+            e = taps[j] if j < len(taps) else taps[0]
+            goff[q, j] = (e * dx) // sx
+            if j < len(taps):
+                wg[..., q, j] = w[..., e]
+    return wg, gphase, goff
+
+
+def direct(x, w, out, stride, dilation, groups):
+    """Direct method (see the module docstring for the contract)."""
+    if out.size == 0:
+        return out
+    xq = _polyphase(x, stride)
+    wg, gphase, goff = _tap_groups(w, stride[2], dilation[2])
+    run_parallel(_direct_kernel, xq, wg, gphase, goff, out, stride[0], stride[1],
+                 dilation[0], dilation[1], groups)
+    return out
+
+
+# -- im2col + GEMM ----------------------------------------------------------------------
+
+@jit()
+def _im2col(xq, n, c0, cg, kd, kh, kw, sz, sy, sx, dz, dy, dx, oh, ow, r0, r1, cols):
+    # cols[k, (r - r0)*ow + i] = x[n, c0 + c, oz*sz + a*dz, oy*sy + b*dy, i*sx + e*dx] for
+    # output rows r = oz*oh + oy in [r0, r1); k = ((c*kd + a)*kh + b)*kw + e. Every copy is
+    # a unit-stride run of `ow` values from one polyphase plane.
+    taps = kd * kh * kw
+    for k in range(cg * taps):
+        c = k // taps
+        t = k - c * taps
+        a = t // (kh * kw)
+        t -= a * kh * kw
+        b = t // kw
+        e = t - b * kw
+        ex = e * dx
+        px = ex % sx
+        off = ex // sx
+        dst = cols[k]
+        for r in range(r0, r1):
+            oz = r // oh
+            oy = r - oz * oh
+            ez = oz * sz + a * dz
+            ey = oy * sy + b * dy
+            src = xq[n, c0 + c, ez % sz, ey % sy, px, ez // sz, ey // sy]
+            base = (r - r0) * ow
+            for i in range(ow):
+                dst[base + i] = src[off + i]
+
+
+def gemm(x, w, out, stride, dilation, groups):
+    """im2col + BLAS method (see the module docstring for the contract)."""
+    if out.size == 0:
+        return out
+    n_img, n_out, od, oh, ow = out.shape
+    o_g = n_out // groups
+    cg, kd, kh, kw = w.shape[1:]
+    k = cg * kd * kh * kw
+    rows = od * oh
+    xq = _polyphase(x, stride)
+    wm = np.ascontiguousarray(w).reshape(groups, o_g, k)
+    out_m = out.reshape(n_img, groups, o_g, rows * ow)
+    threads = get_num_threads()
+    # Output rows per chunk: columns within GEMM_CHUNK_BYTES (they stay in cache for the
+    # GEMM), at least two chunks per thread when there is enough work, and GEMMs at
+    # least ~256 columns wide.
+    per_row = k * ow * x.itemsize
+    pieces = max(-(-rows // max(1, GEMM_CHUNK_BYTES // per_row)),
+                 -(-2 * threads // (n_img * groups)))
+    pieces = max(1, min(pieces, rows, rows * ow // 256))
+    chunk = -(-rows // pieces)
+    chunks = [(n, g, r0, min(rows, r0 + chunk))
+              for n in range(n_img) for g in range(groups) for r0 in range(0, rows, chunk)]
+
+    # A 1x1x1 stride-1 layer needs no im2col: the input planes are the columns.
+    pointwise = (kd, kh, kw) == (1, 1, 1) and tuple(stride) == (1, 1, 1)
+
+    def run(c):
+        n, g, r0, r1 = c
+        if pointwise:
+            cols = xq[n, g * cg:(g + 1) * cg].reshape(cg, rows * ow)[:, r0 * ow:r1 * ow]
+        else:
+            cols = scratch("nn.gemm.cols", (k, (r1 - r0) * ow), x.dtype)
+            _im2col(xq, n, g * cg, cg, kd, kh, kw, *stride, *dilation, oh, ow, r0, r1,
+                    cols)
+        np.matmul(wm[g], cols, out=out_m[n, g, :, r0 * ow:r1 * ow])
+
+    run_chunks(run, chunks, threads)
+    return out
+
+
+# -- FFT --------------------------------------------------------------------------------
+
+@jit(parallel=True)
+def _spectral_mac(xf, wf, yf):
+    # yf[n, o, f] = sum_c xf[n, c, f] * conj(wf[o, c, f]): correlation in the frequency
+    # domain, summed over input channels without materialising per-channel products.
+    # The spectra come as float views (re, im interleaved): LLVM vectorises the
+    # real arithmetic, not numba's complex type.
+    n_img, cg, nf2 = xf.shape
+    n_out = wf.shape[0]
+    nf = nf2 // 2
+    for job in prange(n_img * n_out):
+        n = job // n_out
+        o = job - n * n_out
+        acc = yf[n, o]
+        for f in range(nf2):
+            acc[f] = 0
+        for c in range(cg):
+            xs = xf[n, c]
+            ws = wf[o, c]
+            for f in range(nf):
+                xr = xs[2 * f]
+                xi = xs[2 * f + 1]
+                wr = ws[2 * f]
+                wi = ws[2 * f + 1]
+                acc[2 * f] += xr * wr + xi * wi
+                acc[2 * f + 1] += xi * wr - xr * wi
+
+
+def _rfft_padded(a, shape, workers):
+    """rfftn of a (..., k0, k1, k2) zero-padded to ``shape`` over the last three axes,
+    axis by axis: the real transform of the last axis over the rows that hold data only,
+    then the complex transforms padding as they go; length-1 axes are skipped."""
+    out = scipy.fft.rfft(a, n=shape[2], axis=-1, workers=workers)
+    for ax in (-2, -3):
+        if shape[ax] > 1:
+            out = scipy.fft.fft(out, n=shape[ax], axis=ax, workers=workers,
+                                overwrite_x=True)
+    return out
+
+
+def _irfft_rows(yf, shape, sel, workers):
+    """Inverse of _rfft_padded restricted to the output rows ``sel`` wants: the complex
+    axes first (in place), then only the kept rows go through the real transform of the
+    last axis (scipy's irfftn would transform and copy every row)."""
+    for ax in (-3, -2):
+        if shape[ax] > 1:
+            yf = scipy.fft.ifft(yf, axis=ax, workers=workers, overwrite_x=True)
+    yf = yf[(Ellipsis, sel[0], sel[1], slice(None))]
+    y = scipy.fft.irfft(yf, n=shape[2], axis=-1, workers=workers)
+    return y[..., sel[2]]
+
+
+def _dilate(w, dilation):
+    """Insert dilation-1 zeros between the taps of w (..., KD, KH, KW)."""
+    if tuple(dilation) == (1, 1, 1):
+        return w
+    k = w.shape[-3:]
+    ext = tuple(d * (kk - 1) + 1 for d, kk in zip(dilation, k))
+    wd = np.zeros(w.shape[:-3] + ext, w.dtype)
+    wd[..., ::dilation[0], ::dilation[1], ::dilation[2]] = w
+    return wd
+
+
+def fft(x, w, out, stride, dilation, groups):
+    """FFT method (see the module docstring for the contract)."""
+    if out.size == 0:
+        return out
+    n_img, n_out, od, oh, ow = out.shape
+    o_g = n_out // groups
+    cg = w.shape[1]
+    osz = out.shape[2:]
+    wd = _dilate(w, dilation)
+    kext = wd.shape[2:]
+    # Only the input that some output reads; the transform length needs no extra padding
+    # since a valid correlation never wraps around.
+    ext = tuple((m - 1) * s + k for m, s, k in zip(osz, stride, kext))
+    shape = tuple(scipy.fft.next_fast_len(e, real=True) for e in ext)
+    axes = (-3, -2, -1)
+    nf = shape[0] * shape[1] * (shape[2] // 2 + 1)
+    csize = np.dtype(np.complex64 if x.dtype == np.float32 else np.complex128).itemsize
+    workers = get_num_threads()
+    sel = tuple(slice(0, (m - 1) * s + 1, s) for m, s in zip(osz, stride))
+    budget = WORKSPACE_BYTES // 3
+    # Filter spectra of ob output channels, image spectra of nb images, products of both.
+    ob = max(1, min(o_g, budget // max(1, cg * nf * csize)))
+    nb = max(1, min(n_img, budget // max(1, (cg + ob) * nf * csize)))
+    xs = x[:, :, :ext[0], :ext[1], :ext[2]]
+    fdim = shape[:2] + (shape[2] // 2 + 1,)
+    for g in range(groups):
+        for o0 in range(0, o_g, ob):
+            o1 = min(o_g, o0 + ob)
+            wf = _rfft_padded(wd[g * o_g + o0:g * o_g + o1], shape, workers)
+            wf = wf.reshape(o1 - o0, cg, nf).view(wf.real.dtype)
+            for n0 in range(0, n_img, nb):
+                n1 = min(n_img, n0 + nb)
+                xf = _rfft_padded(xs[n0:n1, g * cg:(g + 1) * cg], shape, workers)
+                xf = xf.reshape(n1 - n0, cg, nf).view(xf.real.dtype)
+                yf = np.empty((n1 - n0, o1 - o0, 2 * nf), xf.dtype)
+                run_parallel(_spectral_mac, xf, wf, yf)
+                del xf
+                yc = yf.view(np.complex64 if yf.dtype == np.float32 else np.complex128)
+                y = _irfft_rows(yc.reshape((n1 - n0, o1 - o0) + fdim), shape, sel, workers)
+                del yf, yc
+                out[n0:n1, g * o_g + o0:g * o_g + o1] = y
+    return out
+
+
+# -- Winograd F(4x4, 3x3) ---------------------------------------------------------------
+# Lavin & Gray's matrices for correlation: Y = A^T [(G g G^T) * (B^T d B)] A on 6x6 input
+# tiles giving 4x4 output tiles. The transforms below are B^T and A^T written out (their
+# zeros skipped) so each tile costs a few dozen adds instead of two dense 6x6 products.
+
+_WINO_G = np.array([[1 / 4, 0, 0],
+                    [-1 / 6, -1 / 6, -1 / 6],
+                    [-1 / 6, 1 / 6, -1 / 6],
+                    [1 / 24, 1 / 12, 1 / 6],
+                    [1 / 24, -1 / 12, 1 / 6],
+                    [0, 0, 1]])
+_WINO_GG = np.kron(_WINO_G, _WINO_G)          # (36, 9): the 2-D filter transform
+
+
+@jit()
+def _wino_input(x, v, sz, u0, u1, th, tw, od, buf, tmp):
+    # v[a*6 + b, (u - u0)*tw + tx, c] = (B^T d B)[a, b] for the 6x6 tile of x[n, c, oz*sz]
+    # at rows 4*ty.., columns 4*tx..; u = (n*od + oz)*th + ty indexes tile rows.
+    # Channels go innermost (buf holds the six input rows of a tile row channels-last),
+    # so every transform step is a unit-stride loop over channels that LLVM vectorises,
+    # however small the tiles' planes are.
+    n_ch = x.shape[1]
+    wn = 4 * tw + 2
+    for u in range(u0, u1):
+        b_ = u // th
+        ty = u - b_ * th
+        n = b_ // od
+        oz = b_ - n * od
+        y0 = 4 * ty
+        for i in range(6):
+            for c in range(n_ch):
+                row = x[n, c, oz * sz, y0 + i]
+                for col in range(wn):
+                    buf[i, col, c] = row[col]
+        for tx in range(tw):
+            x0 = 4 * tx
+            for j in range(6):
+                r0 = buf[0, x0 + j]
+                r1 = buf[1, x0 + j]
+                r2 = buf[2, x0 + j]
+                r3 = buf[3, x0 + j]
+                r4 = buf[4, x0 + j]
+                r5 = buf[5, x0 + j]
+                t0 = tmp[0, j]
+                t1 = tmp[1, j]
+                t2 = tmp[2, j]
+                t3 = tmp[3, j]
+                t4 = tmp[4, j]
+                t5 = tmp[5, j]
+                for c in range(n_ch):
+                    d0 = r0[c]
+                    d1 = r1[c]
+                    d2 = r2[c]
+                    d3 = r3[c]
+                    d4 = r4[c]
+                    d5 = r5[c]
+                    t0[c] = 4 * d0 - 5 * d2 + d4
+                    t1[c] = -4 * (d1 + d2) + d3 + d4
+                    t2[c] = 4 * (d1 - d2) - d3 + d4
+                    t3[c] = 2 * (d3 - d1) - d2 + d4
+                    t4[c] = 2 * (d1 - d3) - d2 + d4
+                    t5[c] = 4 * d1 - 5 * d3 + d5
+            t = (u - u0) * tw + tx
+            for a in range(6):
+                e0 = tmp[a, 0]
+                e1 = tmp[a, 1]
+                e2 = tmp[a, 2]
+                e3 = tmp[a, 3]
+                e4 = tmp[a, 4]
+                e5 = tmp[a, 5]
+                v0 = v[6 * a, t]
+                v1 = v[6 * a + 1, t]
+                v2 = v[6 * a + 2, t]
+                v3 = v[6 * a + 3, t]
+                v4 = v[6 * a + 4, t]
+                v5 = v[6 * a + 5, t]
+                for c in range(n_ch):
+                    f0 = e0[c]
+                    f1 = e1[c]
+                    f2 = e2[c]
+                    f3 = e3[c]
+                    f4 = e4[c]
+                    f5 = e5[c]
+                    v0[c] = 4 * f0 - 5 * f2 + f4
+                    v1[c] = -4 * (f1 + f2) + f3 + f4
+                    v2[c] = 4 * (f1 - f2) - f3 + f4
+                    v3[c] = 2 * (f3 - f1) - f2 + f4
+                    v4[c] = 2 * (f1 - f3) - f2 + f4
+                    v5[c] = 4 * f1 - 5 * f3 + f5
+
+
+@jit()
+def _wino_output(m, out, u0, u1, th, tw, od, res, tmp):
+    # out tile (4x4) = A^T M A for every output channel, m (36, T, O) channels-last:
+    # the transform runs vectorised over channels into res (4 rows, 4*tw columns, O),
+    # then each output row is copied out to the (N, O, D, H, W) layout, clipped.
+    n_out = out.shape[1]
+    oh = out.shape[3]
+    ow = out.shape[4]
+    for u in range(u0, u1):
+        b_ = u // th
+        ty = u - b_ * th
+        n = b_ // od
+        oz = b_ - n * od
+        for tx in range(tw):
+            t = (u - u0) * tw + tx
+            for a in range(6):
+                m0 = m[6 * a, t]
+                m1 = m[6 * a + 1, t]
+                m2 = m[6 * a + 2, t]
+                m3 = m[6 * a + 3, t]
+                m4 = m[6 * a + 4, t]
+                m5 = m[6 * a + 5, t]
+                q0 = tmp[a, 0]
+                q1 = tmp[a, 1]
+                q2 = tmp[a, 2]
+                q3 = tmp[a, 3]
+                for o in range(n_out):
+                    a1 = m1[o]
+                    a2 = m2[o]
+                    a3 = m3[o]
+                    a4 = m4[o]
+                    q0[o] = m0[o] + a1 + a2 + a3 + a4
+                    q1[o] = a1 - a2 + 2 * (a3 - a4)
+                    q2[o] = a1 + a2 + 4 * (a3 + a4)
+                    q3[o] = a1 - a2 + 8 * (a3 - a4) + m5[o]
+            for j in range(4):
+                e0 = tmp[0, j]
+                e1 = tmp[1, j]
+                e2 = tmp[2, j]
+                e3 = tmp[3, j]
+                e4 = tmp[4, j]
+                e5 = tmp[5, j]
+                d0 = res[0, 4 * tx + j]
+                d1 = res[1, 4 * tx + j]
+                d2 = res[2, 4 * tx + j]
+                d3 = res[3, 4 * tx + j]
+                for o in range(n_out):
+                    f1 = e1[o]
+                    f2 = e2[o]
+                    f3 = e3[o]
+                    f4 = e4[o]
+                    d0[o] = e0[o] + f1 + f2 + f3 + f4
+                    d1[o] = f1 - f2 + 2 * (f3 - f4)
+                    d2[o] = f1 + f2 + 4 * (f3 + f4)
+                    d3[o] = f1 - f2 + 8 * (f3 - f4) + e5[o]
+        y0 = 4 * ty
+        for i in range(4):
+            if y0 + i >= oh:
+                break
+            src = res[i]
+            for o in range(n_out):
+                dst = out[n, o, oz, y0 + i]
+                for col in range(ow):
+                    dst[col] = src[col, o]
+
+
+def winograd(x, w, out, stride, dilation, groups):
+    """Winograd F(4x4, 3x3) method (see the module docstring); needs ``applicable``."""
+    if out.size == 0:
+        return out
+    n_img, n_out, od, oh, ow = out.shape
+    n_ch = x.shape[1]
+    o_g = n_out // groups
+    cg = w.shape[1]
+    th, tw = -(-oh // 4), -(-ow // 4)
+    need_h, need_w = 4 * th + 2, 4 * tw + 2
+    sz = stride[0]
+    if x.shape[3] < need_h or x.shape[4] < need_w:
+        # Ragged last tiles read zeros past the input (their outputs are clipped).
+        xp = np.zeros(x.shape[:3] + (need_h, need_w), x.dtype)
+        xp[:, :, :, :x.shape[3], :x.shape[4]] = x[:, :, :, :need_h, :need_w]
+        x = xp
+    x = np.ascontiguousarray(x)
+    # Filter transform: u[r, g, c, o] = (G w[g*Og + o, c] G^T)[a, b] with r = a*6 + b,
+    # one (36 x 9) GEMM over the filters laid out (9, g, c, o) (a copy of w, 4x smaller
+    # than u), in the input's precision.
+    wt = w.reshape(groups, o_g, cg, 9).transpose(3, 0, 2, 1).reshape(9, -1)
+    u = (_WINO_GG.astype(x.dtype) @ wt).reshape(36, groups, cg, o_g)
+    total = n_img * od * th                      # tile rows
+    threads = get_num_threads()
+    # Tile rows per chunk: transformed tiles within WINO_CHUNK_BYTES, at least two
+    # chunks per thread when each GEMM stays at least ~64 tiles wide.
+    per_u = 36 * (n_ch + n_out) * tw * x.itemsize
+    pieces = max(-(-total // max(1, WINO_CHUNK_BYTES // per_u)),
+                 min(2 * threads, total * tw // 64))
+    pieces = max(1, min(pieces, total))
+    chunk = -(-total // pieces)
+
+    def run(u0):
+        u1 = min(total, u0 + chunk)
+        nt = (u1 - u0) * tw
+        vv = scratch("nn.wino.v", (36, nt, n_ch), x.dtype)
+        mm = scratch("nn.wino.m", (36, nt, n_out), x.dtype)
+        buf = scratch("nn.wino.buf", (6, 4 * tw + 2, n_ch), x.dtype)
+        tmpi = scratch("nn.wino.tmpi", (6, 6, n_ch), x.dtype)
+        tmpo = scratch("nn.wino.tmpo", (6, 4, n_out), x.dtype)
+        res = scratch("nn.wino.res", (4, 4 * tw, n_out), x.dtype)
+        _wino_input(x, vv, sz, u0, u1, th, tw, od, buf, tmpi)
+        # 36 GEMMs per group: (T x Cg) @ (Cg x Og), written channels-last.
+        np.matmul(vv.reshape(36, nt, groups, cg).transpose(0, 2, 1, 3), u,
+                  out=mm.reshape(36, nt, groups, o_g).transpose(0, 2, 1, 3))
+        _wino_output(mm, out, u0, u1, th, tw, od, res, tmpo)
+
+    run_chunks(run, range(0, total, chunk), threads)
+    return out
+
+
+# -- method table, applicability and the default choice ---------------------------------
+
+METHODS = {"direct": direct, "gemm": gemm, "fft": fft, "winograd": winograd}
+
+
+def _winograd_ok(x_shape, w_shape, stride, dilation, groups):
+    return (tuple(w_shape[2:]) == (1, 3, 3) and tuple(stride[1:]) == (1, 1)
+            and tuple(dilation[1:]) == (1, 1))
+
+
+APPLICABLE = {
+    "direct": lambda *a: True,
+    "gemm": lambda *a: True,
+    "fft": lambda *a: True,
+    "winograd": _winograd_ok,
+}
+
+
+def applicable(method, x_shape, w_shape, stride, dilation, groups):
+    """Whether ``method`` can run this layer (canonical 3-D shapes, 3-tuples)."""
+    return APPLICABLE[method](x_shape, w_shape, stride, dilation, groups)
+
+
+def _costs(x_shape, w_shape, stride, dilation, groups, itemsize):
+    """Rough seconds per method for one thread of a 2-core AVX2 machine, calibrated on
+    the benchmark layers (fastconv/bench/cases_nn.py, one thread against torch): flops
+    over each method's sustained rate plus the bytes it moves. Only the ranking matters;
+    the tuner replaces this with measurements."""
+    n_img, n_ch = x_shape[:2]
+    n_out, cg = w_shape[:2]
+    k = w_shape[2:]
+    o_g = n_out // groups
+    osz = [(xi - d * (ki - 1) - 1) // s + 1
+           for xi, ki, s, d in zip(x_shape[2:], k, stride, dilation)]
+    p = math.prod(osz)
+    taps = math.prod(k)
+    macs = n_img * n_out * p * cg * taps
+    # Direct: ~20 GF/s on wide rows with 4+ output channels per group, less on narrow
+    # rows (loop overhead per row) and for kernel rows that leave tap groups part-empty.
+    kw = k[2]
+    tap_use = kw / (4 * -(-kw // 4)) if stride[2] == 1 else 0.8
+    eff_direct = 20e9 * min(1.0, osz[2] / 32) * tap_use * (0.6 if o_g < 4 else 1.0)
+    costs = {"direct": 2 * macs / eff_direct}
+    # GEMM: BLAS sustains ~45 GF/s (one thread) when both the reduction (Cg*taps) and the output
+    # channels per group are wide; im2col writes the columns once (none for 1x1).
+    kk = cg * taps
+    eff = 45e9 * min(1.0, kk / 64) * min(1.0, o_g / 32)
+    pointwise = taps == 1 and tuple(stride) == (1, 1, 1)
+    costs["gemm"] = (2 * macs / eff
+                     + (0 if pointwise else n_img * groups * kk * p * itemsize / 10e9))
+    # FFT: pocketfft ~7.5 GF/s on the plane transforms (zero-padded filters cost about
+    # 60 % of a full plane), the spectral multiply-accumulate ~4 GF/s.
+    ext = [(m - 1) * s + d * (ki - 1) + 1 for m, s, d, ki in zip(osz, stride, dilation, k)]
+    size = math.prod(ext)
+    planes = n_img * n_ch + 0.6 * n_out * cg + n_img * n_out
+    costs["fft"] = (planes * 2.5 * size * max(1.0, math.log2(size)) / 7.5e9
+                    + 8 * n_img * n_out * cg * size / 2 / 4e9)
+    if _winograd_ok(x_shape, w_shape, stride, dilation, groups):
+        tiles = n_img * osz[0] * -(-osz[1] // 4) * -(-osz[2] // 4)
+        wmacs = 36 * tiles * n_out * cg
+        costs["winograd"] = (2 * wmacs / (50e9 * min(1.0, cg / 32) * min(1.0, o_g / 32))
+                             + 36 * tiles * (n_ch + n_out) * itemsize * 2 / 4e9)
+    return costs
+
+
+def choose_method(x_shape, w_shape, stride, dilation, groups, dtype=np.float32,
+                  finite=True):
+    """The method ``method="auto"`` runs until the tuner is wired: the cheapest by the
+    cost model in ``_costs``. With ``finite=False`` (the input holds NaN or Inf) only
+    methods whose outputs see just their own window are allowed (direct, gemm): FFT
+    would spread a NaN over the whole plane and Winograd over a 4x4 tile."""
+    costs = _costs(tuple(x_shape), tuple(w_shape), tuple(stride), tuple(dilation), groups,
+                   np.dtype(dtype).itemsize)
+    if not finite:
+        costs = {k: v for k, v in costs.items() if k in ("direct", "gemm")}
+    return min(costs, key=costs.get)
