@@ -31,14 +31,19 @@ class Plan:
     """A convolution with a fixed input shape/dtype and a fixed kernel.
 
     Calling it runs the chosen method directly: no validation beyond a shape/dtype check,
-    no tuner lookup, the kernel already flipped, cast and factored.
+    no tuner lookup, the kernel already flipped, cast and factored (separable), or its
+    spectrum kept after the first call (FFT and overlap-add).
     """
 
     def __init__(self, spec, w, decision):
         self.spec = spec
         self.decision = decision
         self.method = decision.method
-        self._params = decision.params
+        self._params = dict(decision.params)
+        if self.method in ("fft", "oa"):
+            # The plan owns its kernel's spectra: transformed on the first call, reused
+            # by every later one (like an FFTW plan's precomputed state).
+            self._params["spectra"] = {}
         self._wk = _execute.prepare_kernel(spec, w)
         from .kernels import get_launcher
         self._launcher = get_launcher(self.method)
