@@ -245,6 +245,11 @@ def test_explain_and_plan():
     np.testing.assert_allclose(out, 2 * fastconv.convolve(x, w, "same"), rtol=1e-5, atol=1e-4)
     with pytest.raises(ValueError, match="shape"):
         p(np.zeros((10, 10), np.float32))
+    pf = fastconv.plan(x, w, "same", method="fft")       # spectrum kept between calls
+    for scale in (1, 3):
+        np.testing.assert_allclose(pf(x * scale), fastconv.convolve(x * scale, w, "same"),
+                                   rtol=1e-4, atol=1e-4 * scale)
+    assert pf._params["spectra"]
     pc = fastconv.plan(((64, 64), np.float32), w, "full", op="correlate")
     np.testing.assert_allclose(pc(x), fastconv.correlate(x, w), rtol=1e-5, atol=1e-4)
 

@@ -38,6 +38,7 @@ import numpy as np
 from numba import prange
 
 from ..._jit import jit, run_parallel
+from ._extend import index_map
 
 U = np.uint64   # unsigned indices: no negative-index wraparound code in the inner loops
 
@@ -407,27 +408,6 @@ def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, k
                   y0, i0, min(nx, i0 + tile), a, a == 0 and not accumulate)
 
 
-def _index_map(e, n, boundary):
-    """Extended indices ``e`` (an int64 array) -> indices of an axis of length n, -1 where
-    the constant fill is read (numpy.pad semantics)."""
-    if boundary == "constant":
-        return np.where((e >= 0) & (e < n), e, -1)
-    if boundary == "wrap":
-        return e % n
-    if boundary == "edge":
-        return np.clip(e, 0, n - 1)
-    if boundary == "symmetric":              # ... b a | a b c | c b ...
-        m = e % (2 * n)
-        return np.where(m < n, m, 2 * n - 1 - m)
-    if boundary == "reflect":                # ... c b | a b c | b a ...
-        if n == 1:
-            return np.zeros_like(e)
-        p = 2 * n - 2
-        m = e % p
-        return np.where(m < n, m, p - m)
-    raise ValueError(f"unknown boundary {boundary!r}")
-
-
 def _flat_view(x):
     """(xf, flips, steps): x with its negative-stride axes reversed (so that it starts at
     its lowest address; ``flips`` marks them), ``xf`` a 1-D unit-stride view of the memory
@@ -468,8 +448,7 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
     def offsets(axis, e0, e1):
         """Element offsets into xf of extended indices [e0, e1) of ``axis``, or -1."""
         n = x.shape[axis]
-        idx = _index_map(np.arange(start[axis] + e0, start[axis] + e1, dtype=np.int64), n,
-                         boundary)
+        idx = index_map(n, start[axis] + e0, e1 - e0, boundary)
         if flips[axis]:
             idx = np.where(idx >= 0, n - 1 - idx, -1)
         return np.where(idx >= 0, idx * steps[axis], -1)

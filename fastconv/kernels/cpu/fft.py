@@ -60,6 +60,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..._config import get_num_threads
 from ..._fftsize import OA_CHUNK_BYTES, fast_len, oa_block_shape
 from . import direct
+from ._extend import window
 
 __all__ = ["correlate_fft", "correlate_oa", "fft_is_exact", "fft_error_bound",
            "NONFINITE_POLICIES"]
@@ -170,7 +171,7 @@ def _correlate(x, w, out, start, boundary, cval, block, nonfinite):
     if boundary == "constant" and cval == 0:
         data = x
     else:
-        data = direct._window(x, w.shape, out.shape, start, boundary, cval)
+        data = window(x, w.shape, out.shape, start, boundary, cval)
         start = (0,) * x.ndim
 
     # Outputs whose window misses the data entirely are zero; trim them away.

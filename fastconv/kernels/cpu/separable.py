@@ -25,34 +25,11 @@ import numpy as np
 from numba import prange
 
 from ..._jit import jit, run_parallel
+from ._extend import index_map
 from ..._separable import require_factors
 from . import direct
 
-__all__ = ["correlate_separable", "index_map"]
-
-
-def index_map(n, start, length, boundary):
-    """Source index of extended indices start .. start+length-1 (numpy.pad's boundary
-    names), -1 where the constant fill applies."""
-    e = np.arange(start, start + length, dtype=np.int64)
-    if n == 0:
-        return np.full(length, -1, np.int64)
-    if boundary == "constant":
-        return np.where((e >= 0) & (e < n), e, -1)
-    if boundary == "wrap":
-        return e % n
-    if boundary == "edge":
-        return np.clip(e, 0, n - 1)
-    if boundary == "symmetric":
-        e = e % (2 * n)
-        return np.where(e < n, e, 2 * n - 1 - e)
-    if boundary == "reflect":
-        if n == 1:
-            return np.zeros(length, np.int64)
-        p = 2 * n - 2
-        e = e % p
-        return np.where(e < n, e, p - e)
-    raise ValueError(f"unknown boundary {boundary!r}")
+__all__ = ["correlate_separable"]
 
 
 @jit()
