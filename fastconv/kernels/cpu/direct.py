@@ -409,8 +409,8 @@ def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, k
         z = zp // npair
         y0 = (zp - z * npair) * 2
         for a in range(kz):
-            _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z,
-                  y0, i0, min(nx, i0 + tile), a, a == 0 and not accumulate)
+            _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval,
+                  z, y0, i0, min(nx, i0 + tile), a, a == 0 and not accumulate)
 
 
 def _index_map(e, n, boundary):
