@@ -34,6 +34,7 @@ ranks loop over 3-D slabs):
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -46,6 +47,10 @@ U = np.uint64   # unsigned indices: no negative-index wraparound code in the inn
 # TILE-sized pieces so that threads share them and the pieces stay in L1/L2.
 ROW_MAX = 8192
 TILE = 4096
+# Work items are handed out in chunks, about this many per thread, instead of one static
+# block per thread, so a thread slowed by another process does not hold up the call
+# (0: static). On the shared 2-core dev machine the two were within its noise.
+CHUNKS_PER_THREAD = 8
 
 
 @jit()
@@ -452,6 +457,20 @@ def _flat_view(x):
     return xf, flips, steps
 
 
+def _run(*args):
+    """_corr3d through run_parallel, its work items handed out in chunks."""
+    nz, ny, nx, tile = args[12], args[13], args[14], args[19]
+    items = nz * ((ny + 1) // 2) * ((nx + tile - 1) // tile)
+    chunk = 0                       # 0: numba's static split
+    if CHUNKS_PER_THREAD:
+        chunk = max(1, items // (CHUNKS_PER_THREAD * numba.get_num_threads()))
+    old = numba.set_parallel_chunksize(chunk)
+    try:
+        run_parallel(_corr3d, *args)
+    finally:
+        numba.set_parallel_chunksize(old)
+
+
 def correlate(x, w, out, start, boundary="constant", cval=0):
     """Direct correlation; see the module docstring for the contract."""
     nd = x.ndim
@@ -500,8 +519,8 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
         w3 = w.reshape((1,) * (3 - nd) + w.shape)
         o3 = out.reshape((1,) * (3 - nd) + out.shape)
         fills = (w3.sum(axis=2) * cv).reshape(-1)
-        run_parallel(_corr3d, xf, pz, py, mx, nl, r0, sx, lo, hi, w3.reshape(-1), fills,
-                     o3.reshape(-1), *o3.shape, *w3.shape, cv, tile, False)
+        _run(xf, pz, py, mx, nl, r0, sx, lo, hi, w3.reshape(-1), fills, o3.reshape(-1),
+             *o3.shape, *w3.shape, cv, tile, False)
         return out
     # Rank > 3: sum 3-D correlations over the leading output and kernel indices.
     out[...] = 0
@@ -514,7 +533,7 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
                 o3 += cv * w3.sum(dtype=dtype)
                 continue
             fills = (w3.sum(axis=2) * cv).reshape(-1)
-            run_parallel(_corr3d, xf, np.where(pz >= 0, pz + sum(base), -1), py, mx, nl, r0,
-                         sx, lo, hi, w3.reshape(-1), fills, o3.reshape(-1), *o3.shape,
-                         *w3.shape, cv, tile, True)
+            _run(xf, np.where(pz >= 0, pz + sum(base), -1), py, mx, nl, r0, sx, lo, hi,
+                 w3.reshape(-1), fills, o3.reshape(-1), *o3.shape, *w3.shape, cv, tile,
+                 True)
     return out
