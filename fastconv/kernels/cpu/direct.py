@@ -34,6 +34,7 @@ ranks loop over 3-D slabs):
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -47,6 +48,10 @@ U = np.uint64   # unsigned indices: no negative-index wraparound code in the inn
 # TILE-sized pieces so that threads share them and the pieces stay in L1/L2.
 ROW_MAX = 8192
 TILE = 4096
+# Work items are handed out in chunks, about this many per thread, instead of one static
+# block per thread, so a thread slowed by another process does not hold up the call
+# (0: static). On the shared 2-core dev machine the two were within its noise.
+CHUNKS_PER_THREAD = 8
 
 
 @jit()
@@ -309,31 +314,38 @@ def _row_pass2(of, ob0, ob1, xf, xb, wf, wb0, wb1, k, n, init1):
 
 
 @jit()
-def _col(mx, nl, r0, sx, e):
-    """x column read at extended column e (-1: the constant fill): mx holds the map for
-    e < nl and, from index nl on, for e >= r0; in between e is inside x."""
-    if e < nl:
-        return mx[e]
-    if e >= r0:
-        return mx[nl + e - r0]
-    return sx + e
-
-
-@jit()
-def _edge(of, ob, xf, off, mx, nl, r0, sx, wf, wb, k, cval, i0, ilo, ihi, i1, init):
-    """Output columns [i0, ilo) and [ihi, i1) of one row, next to the edges (scalar: at
-    most k - 1 columns each side); every tap reads through the column map."""
+def _edges(of, ob0, ob1, use0, use1, init0, init1, xf, off, mx, nl, r0, sx, wf, wb0, wb1,
+           k, cval, i0, ilo, ihi, i1, buf):
+    """Output columns [i0, ilo) and [ihi, i1) (next to the edges) of the pair's rows
+    that use this input row. The extended columns they read are gathered once into
+    ``buf`` through the column map (extended column e: mx[e] for e < nl, mx[nl + e - r0]
+    for e >= r0, -1 the constant ``cval``, x column sx + e in between); the taps then
+    run as branch-free dot products over buf."""
     for e0, e1 in ((i0, ilo), (ihi, i1)):
-        for i in range(e0, e1):
-            j = _col(mx, nl, r0, sx, i)
-            acc = wf[wb] * (xf[off + j] if j >= 0 else cval)
-            for c in range(1, k):
-                j = _col(mx, nl, r0, sx, i + c)
-                acc += wf[wb + c] * (xf[off + j] if j >= 0 else cval)
-            if init:
-                of[ob + i] = acc
+        if e1 <= e0:
+            continue
+        for e in range(e0, e1 + k - 1):
+            if e < nl:
+                j = mx[e]
+            elif e >= r0:
+                j = mx[nl + e - r0]
             else:
-                of[ob + i] += acc
+                j = sx + e
+            buf[e - e0] = xf[off + j] if j >= 0 else cval
+        for r in range(2):
+            if not (use0 if r == 0 else use1):
+                continue
+            ob = ob0 if r == 0 else ob1
+            wb = wb0 if r == 0 else wb1
+            init = init0 if r == 0 else init1
+            for i in range(e0, e1):
+                acc = wf[wb] * buf[i - e0]
+                for c in range(1, k):
+                    acc += wf[wb + c] * buf[i - e0 + c]
+                if init:
+                    of[ob + i] = acc
+                else:
+                    of[ob + i] += acc
 
 
 @jit()
@@ -350,6 +362,8 @@ def _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cva
     ilo = max(i0, min(lo, i1))
     ihi = min(i1, max(hi, ilo))
     plane = pz[z + a]
+    # scratch for the edge columns' extended inputs (see _edges)
+    buf = np.empty(max(ilo - i0, i1 - ihi) + kx - 1, xf.dtype)
     for t in range(ky + nr - 1):
         use0 = t < ky
         use1 = nr == 2 and t >= 1
@@ -379,11 +393,8 @@ def _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cva
             _row_pass(of, (ob0 if use0 else ob1) + ilo, xf, off + sx + ilo, wf,
                       (b0 if use0 else b1) * kx, kx, ihi - ilo, init0 if use0 else init1)
         if ilo > i0 or ihi < i1:
-            for r in range(2):
-                if use0 if r == 0 else use1:
-                    _edge(of, ob0 if r == 0 else ob1, xf, off, mx, nl, r0, sx, wf,
-                          (b0 if r == 0 else b1) * kx, kx, cval, i0, ilo, ihi, i1,
-                          init0 if r == 0 else init1)
+            _edges(of, ob0, ob1, use0, use1, init0, init1, xf, off, mx, nl, r0, sx, wf,
+                   b0 * kx, b1 * kx, kx, cval, i0, ilo, ihi, i1, buf)
 
 
 @jit(parallel=True)
@@ -391,7 +402,7 @@ def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, k
             tile, accumulate):
     """of (nz, ny, nx) (+)= correlation of X with w (kz, ky, kx), all flat C-order arrays.
     X is read through the maps: plane offset pz[z + a] and row offset py[y + b] into xf
-    (-1: constant fill), columns through mx, nl, r0 as in _col; for output columns in
+    (-1: constant fill), columns through mx, nl, r0 as in _edges; for output columns in
     [lo, hi) every tap reads column sx + i + c directly; fills[a * ky + b] is
     cval * sum(w[a, b, :]).
     Work items (plane, pair of rows, column tile) are shared among threads; the loop body
@@ -404,8 +415,8 @@ def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, k
         z = zp // npair
         y0 = (zp - z * npair) * 2
         for a in range(kz):
-            _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z,
-                  y0, i0, min(nx, i0 + tile), a, a == 0 and not accumulate)
+            _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval,
+                  z, y0, i0, min(nx, i0 + tile), a, a == 0 and not accumulate)
 
 
 def _flat_view(x):
@@ -424,6 +435,20 @@ def _flat_view(x):
     span = 1 + sum((n - 1) * s for n, s in zip(x.shape, steps))
     xf = np.lib.stride_tricks.as_strided(x, shape=(span,), strides=(isz,))
     return xf, flips, steps
+
+
+def _run(*args):
+    """_corr3d through run_parallel, its work items handed out in chunks."""
+    nz, ny, nx, tile = args[12], args[13], args[14], args[19]
+    items = nz * ((ny + 1) // 2) * ((nx + tile - 1) // tile)
+    chunk = 0                       # 0: numba's static split
+    if CHUNKS_PER_THREAD:
+        chunk = max(1, items // (CHUNKS_PER_THREAD * numba.get_num_threads()))
+    old = numba.set_parallel_chunksize(chunk)
+    try:
+        run_parallel(_corr3d, *args)
+    finally:
+        numba.set_parallel_chunksize(old)
 
 
 def correlate(x, w, out, start, boundary="constant", cval=0):
@@ -473,8 +498,8 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
         w3 = w.reshape((1,) * (3 - nd) + w.shape)
         o3 = out.reshape((1,) * (3 - nd) + out.shape)
         fills = (w3.sum(axis=2) * cv).reshape(-1)
-        run_parallel(_corr3d, xf, pz, py, mx, nl, r0, sx, lo, hi, w3.reshape(-1), fills,
-                     o3.reshape(-1), *o3.shape, *w3.shape, cv, tile, False)
+        _run(xf, pz, py, mx, nl, r0, sx, lo, hi, w3.reshape(-1), fills, o3.reshape(-1),
+             *o3.shape, *w3.shape, cv, tile, False)
         return out
     # Rank > 3: sum 3-D correlations over the leading output and kernel indices.
     out[...] = 0
@@ -487,7 +512,7 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
                 o3 += cv * w3.sum(dtype=dtype)
                 continue
             fills = (w3.sum(axis=2) * cv).reshape(-1)
-            run_parallel(_corr3d, xf, np.where(pz >= 0, pz + sum(base), -1), py, mx, nl, r0,
-                         sx, lo, hi, w3.reshape(-1), fills, o3.reshape(-1), *o3.shape,
-                         *w3.shape, cv, tile, True)
+            _run(xf, np.where(pz >= 0, pz + sum(base), -1), py, mx, nl, r0, sx, lo, hi,
+                 w3.reshape(-1), fills, o3.reshape(-1), *o3.shape, *w3.shape, cv, tile,
+                 True)
     return out
