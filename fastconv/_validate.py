@@ -55,6 +55,16 @@ class ConvSpec:
     def ndim(self) -> int:
         return len(self.x_shape)
 
+    def __hash__(self) -> int:
+        # Specs are dictionary keys on every call's hot path: hash the fields once.
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.op, self.x_shape, self.w_shape, self.out_shape, self.start,
+                      self.compute_dtype, self.result_dtype, self.boundary, self.cval,
+                      self.flip, self.conj, self.reverse_out, self.conj_out, self.mode))
+            object.__setattr__(self, "_hash", h)
+        return h
+
 
 def as_array(value, name: str) -> np.ndarray:
     arr = np.asarray(value)

@@ -85,6 +85,9 @@ def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers):
                      fillvalue=fillvalue, reverse_out=swapped, conj_out=swapped)
     if 0 in spec.out_shape:
         return _execute.finish(spec, np.empty(spec.out_shape, spec.compute_dtype))
+    if workers is None:            # the hot path: no context manager
+        chosen, params, _ = _plan.choose(spec, x, w, method)
+        return _execute.run(spec, x, w, chosen, params)
     with workers_scope(workers):
         chosen, params, _ = _plan.choose(spec, x, w, method)
         return _execute.run(spec, x, w, chosen, params)

@@ -261,3 +261,14 @@ def test_cli_cache_and_tune(cache, capsys):
     assert main(["cache", "info"]) == 0
     assert '"entries": 1' in capsys.readouterr().out
     assert main(["cache", "clear"]) == 0
+
+
+def test_hot_path_follows_thread_count():
+    x = np.ones((32, 32), np.float32)
+    w = np.ones((3, 3), np.float32)
+    fastconv.convolve(x, w, "same")
+    reader = tuner._num_threads or tuner._thread_count_reader()
+    assert reader() == fastconv.get_num_threads()
+    with fastconv.threads(1):
+        assert reader() == 1
+        np.testing.assert_allclose(fastconv.convolve(x, w, "same")[1:-1, 1:-1], 9)

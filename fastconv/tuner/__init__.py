@@ -168,22 +168,66 @@ def decide(spec, x, w, wk=None, force_measure: bool = False) -> Decision:
                     dict(info.get("predicted", {})), excluded, info.get("tuning_s", 0.0))
 
 
-_CANDIDATE_MEMO: dict = {}    # value-independent candidate sets, by spec
+_CANDIDATE_MEMO: dict = {}    # (spec, kernel bytes) -> candidates() for floating inputs
 
 
 def _candidates_fast(spec, x, w, wk):
-    """candidates(), memoised where the answer cannot depend on the values: floating
-    inputs whose kernel cannot be separable (1-D) or when no separable method exists."""
-    if spec.compute_dtype.kind in "fc" and (spec.ndim < 2 or not _available("separable")):
-        hit = _CANDIDATE_MEMO.get(spec)
+    """candidates(), memoised where the answer depends on nothing but the spec and the
+    kernel's values: floating inputs (integer inputs depend on the input's values through
+    the FFT exactness bound). Kernels are small, so their bytes are part of the key."""
+    if spec.compute_dtype.kind in "fc" and w.size <= 4096:
+        memo_key = (spec, w.tobytes())
+        hit = _CANDIDATE_MEMO.get(memo_key)
         if hit is None:
-            hit = _CANDIDATE_MEMO[spec] = candidates(spec, x, w, wk)
+            hit = candidates(spec, x, w, wk)
+            if len(_CANDIDATE_MEMO) > 1024:
+                _CANDIDATE_MEMO.clear()
+            _CANDIDATE_MEMO[memo_key] = hit
         return hit
     return candidates(spec, x, w, wk)
 
 
+_HOT: dict = {}     # the whole decision of a floating call, by spec, kernel and context
+
+
+def _thread_count_reader():
+    """numba.get_num_threads() costs ~1 us (it re-checks the pool each call); after the
+    pool is up, numba's own per-thread reader is enough."""
+    numba.get_num_threads()                       # starts the pool if needed
+    try:
+        from numba.np.ufunc import parallel as _parallel
+        reader = _parallel._get_num_threads
+        if reader() == numba.get_num_threads():
+            return reader
+    except Exception:       # another numba: use the public function
+        pass
+    return numba.get_num_threads
+
+
+_num_threads = None
+
+
 def _decide(spec, x, w, wk, force_measure):
     cfg = _config.get()
+    hot_key = None
+    if not force_measure and spec.compute_dtype.kind in "fc" and w.size <= 4096:
+        # A cache hit is one dict lookup: nothing else here depends on the input values.
+        global _num_threads
+        if _num_threads is None:
+            _num_threads = _thread_count_reader()
+        hot_key = (spec, w.tobytes(), layout(x), _num_threads(), cfg.tune, cfg.cache_dir)
+        hit = _HOT.get(hot_key)
+        if hit is not None:
+            return hit
+    result = _decide_slow(spec, x, w, wk, force_measure, cfg)
+    if hot_key is not None:
+        if len(_HOT) > 4096:
+            _HOT.clear()
+        _HOT[hot_key] = result
+    return result
+
+
+def _decide_slow(spec, x, w, wk, force_measure, cfg):
     allowed, excluded = _candidates_fast(spec, x, w, wk)
     sep = allowed.get("separable")
     fast_key = (spec, layout(x), numba.get_num_threads(),
@@ -305,6 +349,7 @@ def clear_cache(memory_only: bool = False) -> int:
     with _MEMO_LOCK:
         _MEMO.clear()
         _CANDIDATE_MEMO.clear()
+        _HOT.clear()
     return 0 if memory_only else store().clear()
 
 
@@ -317,8 +362,7 @@ def import_(path: str) -> dict:
     """Merge tuning results exported on a machine of the same fingerprint; returns
     ``{"accepted": n, "rejected": n, "reasons": [...]}``."""
     report = store().import_(path)
-    with _MEMO_LOCK:
-        _MEMO.clear()
+    clear_cache(memory_only=True)
     return report
 
 
@@ -345,6 +389,5 @@ def calibrate(progress=None) -> dict:
             samples.append((m, _model.work(spec, m, p), t))
     fitted = _model.fit(samples)
     store().put_model(fitted)
-    with _MEMO_LOCK:
-        _MEMO.clear()
+    clear_cache(memory_only=True)
     return fitted
