@@ -72,8 +72,13 @@ def _peers():
 def cmd_bench(args) -> int:
     from fastconv.bench import format_table, run_cases
     groups = args.group.split(",") if args.group else list(BENCH_GROUPS)
+    unknown = sorted(set(groups) - set(BENCH_GROUPS))
+    if unknown:
+        raise SystemExit(f"unknown bench group(s) {unknown}; choose from {BENCH_GROUPS}")
     cases = []
     for g in groups:
+        if g == "auto":
+            continue
         try:
             mod = importlib.import_module(f"fastconv.bench.cases_{g}")
         except ImportError as exc:
@@ -86,6 +91,17 @@ def cmd_bench(args) -> int:
     if not args.no_progress:
         _progress(len(cases), len(cases), "done")
     print(format_table(results))
+    if "auto" in groups:
+        from fastconv.bench import cases_auto
+        rows = cases_auto.run("measure", quick=args.quick, threads=args.threads,
+                              progress=None if args.no_progress else _progress)
+        print()
+        print("auto-tuner choice quality (after tuning):")
+        print(cases_auto.format_rows(rows))
+    if args.compile:
+        from fastconv.bench import cases_direct
+        print()
+        print(cases_direct.format_compile_times(cases_direct.compile_times()))
     return 0
 
 
@@ -169,6 +185,8 @@ def main(argv=None) -> int:
     b.add_argument("--repeat", type=int, default=7)
     b.add_argument("--quick", action="store_true", help="two cases per group")
     b.add_argument("--no-progress", action="store_true")
+    b.add_argument("--compile", action="store_true",
+                   help="also first-call JIT times in fresh processes (cold and warm cache)")
     t = sub.add_parser("tune", help="pre-tune shapes into this machine's cache")
     t.add_argument("shapes", nargs="*", help="input:kernel shapes, e.g. 2048x2048:5x5")
     t.add_argument("--file", help="a file with one input:kernel pair per line")
