@@ -408,10 +408,10 @@ def _wino_input(x, v, sz, u0, u1, th, tw, od, buf, tmp):
         oz = b_ - n * od
         y0 = 4 * ty
         for i in range(6):
-            for c in range(n_ch):
-                row = x[n, c, oz * sz, y0 + i]
-                for col in range(wn):
-                    buf[i, col, c] = row[col]
+            for col in range(wn):
+                b = buf[i, col]
+                for c in range(n_ch):
+                    b[c] = x[n, c, oz * sz, y0 + i, col]
         for tx in range(tw):
             x0 = 4 * tx
             for j in range(6):
@@ -427,19 +427,20 @@ def _wino_input(x, v, sz, u0, u1, th, tw, od, buf, tmp):
                 t3 = tmp[3, j]
                 t4 = tmp[4, j]
                 t5 = tmp[5, j]
+                # One output row per loop: few enough pointers for LLVM's overlap checks,
+                # so each loop vectorises (one loop writing six rows does not).
                 for c in range(n_ch):
-                    d0 = r0[c]
-                    d1 = r1[c]
-                    d2 = r2[c]
-                    d3 = r3[c]
-                    d4 = r4[c]
-                    d5 = r5[c]
-                    t0[c] = 4 * d0 - 5 * d2 + d4
-                    t1[c] = -4 * (d1 + d2) + d3 + d4
-                    t2[c] = 4 * (d1 - d2) - d3 + d4
-                    t3[c] = 2 * (d3 - d1) - d2 + d4
-                    t4[c] = 2 * (d1 - d3) - d2 + d4
-                    t5[c] = 4 * d1 - 5 * d3 + d5
+                    t0[c] = 4 * r0[c] - 5 * r2[c] + r4[c]
+                for c in range(n_ch):
+                    t1[c] = -4 * (r1[c] + r2[c]) + r3[c] + r4[c]
+                for c in range(n_ch):
+                    t2[c] = 4 * (r1[c] - r2[c]) - r3[c] + r4[c]
+                for c in range(n_ch):
+                    t3[c] = 2 * (r3[c] - r1[c]) - r2[c] + r4[c]
+                for c in range(n_ch):
+                    t4[c] = 2 * (r1[c] - r3[c]) - r2[c] + r4[c]
+                for c in range(n_ch):
+                    t5[c] = 4 * r1[c] - 5 * r3[c] + r5[c]
             t = (u - u0) * tw + tx
             for a in range(6):
                 e0 = tmp[a, 0]
@@ -455,18 +456,17 @@ def _wino_input(x, v, sz, u0, u1, th, tw, od, buf, tmp):
                 v4 = v[6 * a + 4, t]
                 v5 = v[6 * a + 5, t]
                 for c in range(n_ch):
-                    f0 = e0[c]
-                    f1 = e1[c]
-                    f2 = e2[c]
-                    f3 = e3[c]
-                    f4 = e4[c]
-                    f5 = e5[c]
-                    v0[c] = 4 * f0 - 5 * f2 + f4
-                    v1[c] = -4 * (f1 + f2) + f3 + f4
-                    v2[c] = 4 * (f1 - f2) - f3 + f4
-                    v3[c] = 2 * (f3 - f1) - f2 + f4
-                    v4[c] = 2 * (f1 - f3) - f2 + f4
-                    v5[c] = 4 * f1 - 5 * f3 + f5
+                    v0[c] = 4 * e0[c] - 5 * e2[c] + e4[c]
+                for c in range(n_ch):
+                    v1[c] = -4 * (e1[c] + e2[c]) + e3[c] + e4[c]
+                for c in range(n_ch):
+                    v2[c] = 4 * (e1[c] - e2[c]) - e3[c] + e4[c]
+                for c in range(n_ch):
+                    v3[c] = 2 * (e3[c] - e1[c]) - e2[c] + e4[c]
+                for c in range(n_ch):
+                    v4[c] = 2 * (e1[c] - e3[c]) - e2[c] + e4[c]
+                for c in range(n_ch):
+                    v5[c] = 4 * e1[c] - 5 * e3[c] + e5[c]
 
 
 @jit()
@@ -496,14 +496,13 @@ def _wino_output(m, out, u0, u1, th, tw, od, res, tmp):
                 q2 = tmp[a, 2]
                 q3 = tmp[a, 3]
                 for o in range(n_out):
-                    a1 = m1[o]
-                    a2 = m2[o]
-                    a3 = m3[o]
-                    a4 = m4[o]
-                    q0[o] = m0[o] + a1 + a2 + a3 + a4
-                    q1[o] = a1 - a2 + 2 * (a3 - a4)
-                    q2[o] = a1 + a2 + 4 * (a3 + a4)
-                    q3[o] = a1 - a2 + 8 * (a3 - a4) + m5[o]
+                    q0[o] = m0[o] + m1[o] + m2[o] + m3[o] + m4[o]
+                for o in range(n_out):
+                    q1[o] = m1[o] - m2[o] + 2 * (m3[o] - m4[o])
+                for o in range(n_out):
+                    q2[o] = m1[o] + m2[o] + 4 * (m3[o] + m4[o])
+                for o in range(n_out):
+                    q3[o] = m1[o] - m2[o] + 8 * (m3[o] - m4[o]) + m5[o]
             for j in range(4):
                 e0 = tmp[0, j]
                 e1 = tmp[1, j]
@@ -516,14 +515,13 @@ def _wino_output(m, out, u0, u1, th, tw, od, res, tmp):
                 d2 = res[2, 4 * tx + j]
                 d3 = res[3, 4 * tx + j]
                 for o in range(n_out):
-                    f1 = e1[o]
-                    f2 = e2[o]
-                    f3 = e3[o]
-                    f4 = e4[o]
-                    d0[o] = e0[o] + f1 + f2 + f3 + f4
-                    d1[o] = f1 - f2 + 2 * (f3 - f4)
-                    d2[o] = f1 + f2 + 4 * (f3 + f4)
-                    d3[o] = f1 - f2 + 8 * (f3 - f4) + e5[o]
+                    d0[o] = e0[o] + e1[o] + e2[o] + e3[o] + e4[o]
+                for o in range(n_out):
+                    d1[o] = e1[o] - e2[o] + 2 * (e3[o] - e4[o])
+                for o in range(n_out):
+                    d2[o] = e1[o] + e2[o] + 4 * (e3[o] + e4[o])
+                for o in range(n_out):
+                    d3[o] = e1[o] - e2[o] + 8 * (e3[o] - e4[o]) + e5[o]
         y0 = 4 * ty
         for i in range(4):
             if y0 + i >= oh:
@@ -629,8 +627,9 @@ def _costs(x_shape, w_shape, stride, dilation, groups, itemsize):
     tap_use = kw / (4 * -(-kw // 4)) if stride[2] == 1 else 0.8
     eff_direct = 20e9 * min(1.0, osz[2] / 32) * tap_use * (0.6 if o_g < 4 else 1.0)
     costs = {"direct": 2 * macs / eff_direct}
-    # GEMM: BLAS sustains ~45 GF/s (one thread) when both the reduction (Cg*taps) and the output
-    # channels per group are wide; im2col writes the columns once (none for 1x1).
+    # GEMM: BLAS sustains ~45 GF/s (one thread) when both the reduction (Cg*taps) and
+    # the output channels per group are wide; im2col writes the columns once (none for
+    # 1x1).
     kk = cg * taps
     eff = 45e9 * min(1.0, kk / 64) * min(1.0, o_g / 32)
     pointwise = taps == 1 and tuple(stride) == (1, 1, 1)
