@@ -39,7 +39,7 @@ from numba import prange
 
 from ..._config import get_num_threads
 from ..._jit import jit, run_parallel
-from ._chunks import run_chunks, scratch
+from ._chunks import run_chunks, scratch, single_threaded_blas
 
 __all__ = ["METHODS", "APPLICABLE", "applicable", "choose_method", "direct", "gemm",
            "fft", "winograd", "WORKSPACE_BYTES"]
@@ -554,7 +554,8 @@ def winograd(x, w, out, stride, dilation, groups):
     # one (36 x 9) GEMM over the filters laid out (9, g, c, o) (a copy of w, 4x smaller
     # than u), in the input's precision.
     wt = w.reshape(groups, o_g, cg, 9).transpose(3, 0, 2, 1).reshape(9, -1)
-    u = (_WINO_GG.astype(x.dtype) @ wt).reshape(36, groups, cg, o_g)
+    with single_threaded_blas():
+        u = (_WINO_GG.astype(x.dtype) @ wt).reshape(36, groups, cg, o_g)
     total = n_img * od * th                      # tile rows
     threads = get_num_threads()
     # Tile rows per chunk: transformed tiles within WINO_CHUNK_BYTES, at least two
