@@ -41,8 +41,8 @@ from ..._config import get_num_threads
 from ..._jit import jit, run_parallel
 from ._chunks import run_chunks, scratch, single_threaded_blas
 
-__all__ = ["METHODS", "APPLICABLE", "applicable", "choose_method", "direct", "gemm",
-           "fft", "winograd", "WORKSPACE_BYTES"]
+__all__ = ["METHODS", "APPLICABLE", "applicable", "choose_method", "layer_key", "direct",
+           "gemm", "fft", "winograd", "WORKSPACE_BYTES"]
 
 # Upper bound on the workspace one launcher holds at a time (im2col columns, Winograd
 # tiles, spectra). Chunks are sized to stay below it; a single minimal chunk (one output
@@ -649,6 +649,14 @@ def _costs(x_shape, w_shape, stride, dilation, groups, itemsize):
         costs["winograd"] = (2 * wmacs / (50e9 * min(1.0, cg / 32) * min(1.0, o_g / 32))
                              + 36 * tiles * (n_ch + n_out) * itemsize * 2 / 4e9)
     return costs
+
+
+def layer_key(x_shape, w_shape, stride, dilation, groups, dtype):
+    """What a tuner should key a measurement on: the canonical (padded) shapes, stride,
+    dilation, groups and dtype (the thread count is the tuner's to add)."""
+    return (tuple(int(v) for v in x_shape), tuple(int(v) for v in w_shape),
+            tuple(int(v) for v in stride), tuple(int(v) for v in dilation), int(groups),
+            np.dtype(dtype).name)
 
 
 def choose_method(x_shape, w_shape, stride, dilation, groups, dtype=np.float32,
