@@ -204,9 +204,13 @@ def direct(x, w, out, stride, dilation, groups):
 @jit()
 def _im2col(xq, n, c0, cg, kd, kh, kw, sz, sy, sx, dz, dy, dx, oh, ow, r0, r1, cols):
     # cols[k, (r - r0)*ow + i] = x[n, c0 + c, oz*sz + a*dz, oy*sy + b*dy, i*sx + e*dx] for
-    # output rows r = oz*oh + oy in [r0, r1); k = ((c*kd + a)*kh + b)*kw + e. Every copy is
-    # a unit-stride run of `ow` values from one polyphase plane.
+    # output rows r = oz*oh + oy in [r0, r1); k = ((c*kd + a)*kh + b)*kw + e. A tap reads
+    # one polyphase plane (its phase is fixed by a*dz mod sz, ...), output row (oz, oy)
+    # from plane row (oz + a*dz//sz, oy + b*dy//sy): every copy is a unit-stride run of
+    # `ow` values at an offset kept incrementally (no index arithmetic per element).
     taps = kd * kh * kw
+    hq = xq.shape[6]
+    wq = xq.shape[7]
     for k in range(cg * taps):
         c = k // taps
         t = k - c * taps
@@ -214,19 +218,26 @@ def _im2col(xq, n, c0, cg, kd, kh, kw, sz, sy, sx, dz, dy, dx, oh, ow, r0, r1, c
         t -= a * kh * kw
         b = t // kw
         e = t - b * kw
+        ez = a * dz
+        ey = b * dy
         ex = e * dx
-        px = ex % sx
-        off = ex // sx
+        flat = xq[n, c0 + c, ez % sz, ey % sy, ex % sx].reshape(-1)
+        zb = ez // sz
+        yb = ey // sy
+        xb = ex // sx
         dst = cols[k]
-        for r in range(r0, r1):
-            oz = r // oh
-            oy = r - oz * oh
-            ez = oz * sz + a * dz
-            ey = oy * sy + b * dy
-            src = xq[n, c0 + c, ez % sz, ey % sy, px, ez // sz, ey // sy]
-            base = (r - r0) * ow
+        oz = r0 // oh
+        oy = r0 - oz * oh
+        pos = 0
+        for _ in range(r0, r1):
+            src0 = ((oz + zb) * hq + oy + yb) * wq + xb
             for i in range(ow):
-                dst[base + i] = src[off + i]
+                dst[pos + i] = flat[src0 + i]
+            pos += ow
+            oy += 1
+            if oy == oh:
+                oy = 0
+                oz += 1
 
 
 def gemm(x, w, out, stride, dilation, groups):
