@@ -52,6 +52,9 @@ WORKSPACE_BYTES = 64 * 2**20
 # produced and consumed by one thread while they sit in its cache.
 GEMM_CHUNK_BYTES = 4 * 2**20
 WINO_CHUNK_BYTES = 8 * 2**20
+# Chunks per thread: more than one, so that a thread the OS preempts holds up little
+# (chunks are handed out dynamically).
+CHUNKS_PER_THREAD = 8
 
 
 # -- shared helpers ---------------------------------------------------------------------
@@ -73,6 +76,11 @@ def _polyphase(x, stride):
                 part = x[:, :, pz::sz, py::sy, px::sx]
                 xq[:, :, pz, py, px, :part.shape[2], :part.shape[3], :part.shape[4]] = part
     return xq
+
+
+def _balance_chunks(threads):
+    """Chunks wanted for load balance: none beyond the cache limit on one thread."""
+    return CHUNKS_PER_THREAD * threads if threads > 1 else 1
 
 
 # -- direct -----------------------------------------------------------------------------
@@ -254,11 +262,11 @@ def gemm(x, w, out, stride, dilation, groups):
     out_m = out.reshape(n_img, groups, o_g, rows * ow)
     threads = get_num_threads()
     # Output rows per chunk: columns within GEMM_CHUNK_BYTES (they stay in cache for the
-    # GEMM), at least two chunks per thread when there is enough work, and GEMMs at
-    # least ~256 columns wide.
+    # GEMM), CHUNKS_PER_THREAD chunks per thread when there is enough work, and GEMMs
+    # at least ~256 columns wide.
     per_row = k * ow * x.itemsize
     pieces = max(-(-rows // max(1, GEMM_CHUNK_BYTES // per_row)),
-                 -(-2 * threads // (n_img * groups)))
+                 -(-_balance_chunks(threads) // (n_img * groups)))
     pieces = max(1, min(pieces, rows, rows * ow // 256))
     chunk = -(-rows // pieces)
     chunks = [(n, g, r0, min(rows, r0 + chunk))
@@ -569,11 +577,11 @@ def winograd(x, w, out, stride, dilation, groups):
         u = (_WINO_GG.astype(x.dtype) @ wt).reshape(36, groups, cg, o_g)
     total = n_img * od * th                      # tile rows
     threads = get_num_threads()
-    # Tile rows per chunk: transformed tiles within WINO_CHUNK_BYTES, at least two
-    # chunks per thread when each GEMM stays at least ~64 tiles wide.
+    # Tile rows per chunk: transformed tiles within WINO_CHUNK_BYTES, CHUNKS_PER_THREAD
+    # chunks per thread when each GEMM stays at least ~32 tiles wide.
     per_u = 36 * (n_ch + n_out) * tw * x.itemsize
     pieces = max(-(-total // max(1, WINO_CHUNK_BYTES // per_u)),
-                 min(2 * threads, total * tw // 64))
+                 min(_balance_chunks(threads), total * tw // 32))
     pieces = max(1, min(pieces, total))
     chunk = -(-total // pieces)
 
