@@ -171,8 +171,13 @@ def _run(x, w, stride, dilation, groups, method, out_spatial):
         return out
     out3 = _canon(out, nd)
     if method == "auto":
-        finite = bool(np.isfinite(x3).all() and np.isfinite(w3).all())
-        method = _k.choose_method(x3.shape, w3.shape, st, dl, groups, x.dtype, finite)
+        method = _k.choose_method(x3.shape, w3.shape, st, dl, groups, x.dtype)
+        # Only FFT and Winograd spread a NaN or Inf past its window: check for them
+        # (a pass over the input) only when one of those was chosen.
+        if method in ("fft", "winograd") and not (np.isfinite(x3).all()
+                                                  and np.isfinite(w3).all()):
+            method = _k.choose_method(x3.shape, w3.shape, st, dl, groups, x.dtype,
+                                      finite=False)
     elif not _k.applicable(method, x3.shape, w3.shape, st, dl, groups):
         raise ValueError(f"method={method!r} does not apply to this layer (winograd needs "
                          f"3x3 kernels with stride 1 and dilation 1)")
