@@ -86,8 +86,9 @@ def _balance_chunks(threads):
 # -- direct -----------------------------------------------------------------------------
 
 @jit(parallel=True)
-def _direct_kernel(xq, wg, gphase, goff, out, sz, sy, dz, dy, groups):
-    # One job = one output row (n, oz, oy) for a block of 4 output channels. The taps of
+def _direct_kernel(xq, wg, gphase, goff, zph, zoff, yph, yoff, out, groups, rpj):
+    # One job = `rpj` output rows (n, oz, oy) of a block of 4 output channels (rpj > 1
+    # when rows are too short to pay a job's overhead: depthwise layers). The taps of
     # each kernel row come in groups of 4 that read one polyphase input row at 4 offsets
     # (gphase, goff; short groups repeat a tap with weight 0), so the inner loop does 16
     # FMAs per input position from 4 loads of the input row and 4 load/stores of output
@@ -98,73 +99,88 @@ def _direct_kernel(xq, wg, gphase, goff, out, sz, sy, dz, dy, groups):
     og = n_out // groups
     nob = (og + 3) // 4
     rows = od * oh
-    for job in prange(n_img * groups * nob * rows):
-        r = job % rows
-        u = job // rows
+    nrj = (rows + rpj - 1) // rpj
+    for job in prange(n_img * groups * nob * nrj):
+        rj = job % nrj
+        u = job // nrj
         blk = u % nob
         u //= nob
         g = u % groups
         n = u // groups
-        oz = r // oh
-        oy = r - oz * oh
         o0 = g * og + blk * 4
         cnt = min(4, (g + 1) * og - o0)
-        for o in range(o0, o0 + cnt):
-            orow = out[n, o, oz, oy]
-            for i in range(ow):
-                orow[i] = 0
-        for c in range(cg):
-            ci = g * cg + c
-            for a in range(kd):
-                ez = oz * sz + a * dz
-                for b in range(kh):
-                    ey = oy * sy + b * dy
-                    for q in range(ng):
-                        src = xq[n, ci, ez % sz, ey % sy, gphase[q], ez // sz, ey // sy]
-                        f0 = goff[q, 0]
-                        f1 = goff[q, 1]
-                        f2 = goff[q, 2]
-                        f3 = goff[q, 3]
-                        if cnt == 4:
-                            w00 = wg[o0, c, a, b, q, 0]
-                            w01 = wg[o0, c, a, b, q, 1]
-                            w02 = wg[o0, c, a, b, q, 2]
-                            w03 = wg[o0, c, a, b, q, 3]
-                            w10 = wg[o0 + 1, c, a, b, q, 0]
-                            w11 = wg[o0 + 1, c, a, b, q, 1]
-                            w12 = wg[o0 + 1, c, a, b, q, 2]
-                            w13 = wg[o0 + 1, c, a, b, q, 3]
-                            w20 = wg[o0 + 2, c, a, b, q, 0]
-                            w21 = wg[o0 + 2, c, a, b, q, 1]
-                            w22 = wg[o0 + 2, c, a, b, q, 2]
-                            w23 = wg[o0 + 2, c, a, b, q, 3]
-                            w30 = wg[o0 + 3, c, a, b, q, 0]
-                            w31 = wg[o0 + 3, c, a, b, q, 1]
-                            w32 = wg[o0 + 3, c, a, b, q, 2]
-                            w33 = wg[o0 + 3, c, a, b, q, 3]
-                            r0 = out[n, o0, oz, oy]
-                            r1 = out[n, o0 + 1, oz, oy]
-                            r2 = out[n, o0 + 2, oz, oy]
-                            r3 = out[n, o0 + 3, oz, oy]
+        for r in range(rj * rpj, min(rows, (rj + 1) * rpj)):
+            oz = r // oh
+            oy = r - oz * oh
+            _direct_row(xq, wg, gphase, goff, zph, zoff, yph, yoff, out, n, g, o0, cnt,
+                        oz, oy)
+
+
+@jit()
+def _direct_row(xq, wg, gphase, goff, zph, zoff, yph, yoff, out, n, g, o0, cnt, oz, oy):
+    # Output row (n, oz, oy) of channels o0 .. o0+cnt-1 (cnt <= 4). Tap a of the depth
+    # axis reads polyphase plane zph[a] at row oz + zoff[a] (tables, no divisions in
+    # here); likewise b on the height axis.
+    ow = out.shape[4]
+    cg, kd, kh, ng = wg.shape[1], wg.shape[2], wg.shape[3], wg.shape[4]
+    for o in range(o0, o0 + cnt):
+        orow = out[n, o, oz, oy]
+        for i in range(ow):
+            orow[i] = 0
+    for c in range(cg):
+        ci = g * cg + c
+        for a in range(kd):
+            pz = zph[a]
+            iz = oz + zoff[a]
+            for b in range(kh):
+                py = yph[b]
+                iy = oy + yoff[b]
+                for q in range(ng):
+                    src = xq[n, ci, pz, py, gphase[q], iz, iy]
+                    f0 = goff[q, 0]
+                    f1 = goff[q, 1]
+                    f2 = goff[q, 2]
+                    f3 = goff[q, 3]
+                    if cnt == 4:
+                        w00 = wg[o0, c, a, b, q, 0]
+                        w01 = wg[o0, c, a, b, q, 1]
+                        w02 = wg[o0, c, a, b, q, 2]
+                        w03 = wg[o0, c, a, b, q, 3]
+                        w10 = wg[o0 + 1, c, a, b, q, 0]
+                        w11 = wg[o0 + 1, c, a, b, q, 1]
+                        w12 = wg[o0 + 1, c, a, b, q, 2]
+                        w13 = wg[o0 + 1, c, a, b, q, 3]
+                        w20 = wg[o0 + 2, c, a, b, q, 0]
+                        w21 = wg[o0 + 2, c, a, b, q, 1]
+                        w22 = wg[o0 + 2, c, a, b, q, 2]
+                        w23 = wg[o0 + 2, c, a, b, q, 3]
+                        w30 = wg[o0 + 3, c, a, b, q, 0]
+                        w31 = wg[o0 + 3, c, a, b, q, 1]
+                        w32 = wg[o0 + 3, c, a, b, q, 2]
+                        w33 = wg[o0 + 3, c, a, b, q, 3]
+                        r0 = out[n, o0, oz, oy]
+                        r1 = out[n, o0 + 1, oz, oy]
+                        r2 = out[n, o0 + 2, oz, oy]
+                        r3 = out[n, o0 + 3, oz, oy]
+                        for i in range(ow):
+                            s0 = src[f0 + i]
+                            s1 = src[f1 + i]
+                            s2 = src[f2 + i]
+                            s3 = src[f3 + i]
+                            r0[i] += w00 * s0 + w01 * s1 + w02 * s2 + w03 * s3
+                            r1[i] += w10 * s0 + w11 * s1 + w12 * s2 + w13 * s3
+                            r2[i] += w20 * s0 + w21 * s1 + w22 * s2 + w23 * s3
+                            r3[i] += w30 * s0 + w31 * s1 + w32 * s2 + w33 * s3
+                    else:
+                        for o in range(o0, o0 + cnt):
+                            w0 = wg[o, c, a, b, q, 0]
+                            w1 = wg[o, c, a, b, q, 1]
+                            w2 = wg[o, c, a, b, q, 2]
+                            w3 = wg[o, c, a, b, q, 3]
+                            orow = out[n, o, oz, oy]
                             for i in range(ow):
-                                s0 = src[f0 + i]
-                                s1 = src[f1 + i]
-                                s2 = src[f2 + i]
-                                s3 = src[f3 + i]
-                                r0[i] += w00 * s0 + w01 * s1 + w02 * s2 + w03 * s3
-                                r1[i] += w10 * s0 + w11 * s1 + w12 * s2 + w13 * s3
-                                r2[i] += w20 * s0 + w21 * s1 + w22 * s2 + w23 * s3
-                                r3[i] += w30 * s0 + w31 * s1 + w32 * s2 + w33 * s3
-                        else:
-                            for o in range(o0, o0 + cnt):
-                                w0 = wg[o, c, a, b, q, 0]
-                                w1 = wg[o, c, a, b, q, 1]
-                                w2 = wg[o, c, a, b, q, 2]
-                                w3 = wg[o, c, a, b, q, 3]
-                                orow = out[n, o, oz, oy]
-                                for i in range(ow):
-                                    orow[i] += (w0 * src[f0 + i] + w1 * src[f1 + i]
-                                                + w2 * src[f2 + i] + w3 * src[f3 + i])
+                                orow[i] += (w0 * src[f0 + i] + w1 * src[f1 + i]
+                                            + w2 * src[f2 + i] + w3 * src[f3 + i])
 
 
 def _tap_groups(w, sx, dx):
@@ -202,8 +218,20 @@ def direct(x, w, out, stride, dilation, groups):
         return out
     xq = _polyphase(x, stride)
     wg, gphase, goff = _tap_groups(w, stride[2], dilation[2])
-    run_parallel(_direct_kernel, xq, wg, gphase, goff, out, stride[0], stride[1],
-                 dilation[0], dilation[1], groups)
+    # Rows per job: ~64K multiply-adds per job, while keeping 8 jobs per thread.
+    n_img, n_out, od, oh, ow = out.shape
+    cg, kd, kh, ng = wg.shape[1:5]
+    rows = od * oh
+    per_row = ow * cg * kd * kh * ng * 16
+    blocks = n_img * groups * -(-(n_out // groups) // 4)
+    rpj = max(1, min(rows, 65536 // max(1, per_row)))
+    while rpj > 1 and blocks * -(-rows // rpj) < 8 * get_num_threads():
+        rpj //= 2
+    taps_z = np.arange(kd) * dilation[0]
+    taps_y = np.arange(kh) * dilation[1]
+    run_parallel(_direct_kernel, xq, wg, gphase, goff, taps_z % stride[0],
+                 taps_z // stride[0], taps_y % stride[1], taps_y // stride[1], out, groups,
+                 rpj)
     return out
 
 
