@@ -674,11 +674,11 @@ def _costs(x_shape, w_shape, stride, dilation, groups, itemsize):
     p = math.prod(osz)
     taps = math.prod(k)
     macs = n_img * n_out * p * cg * taps
-    # Direct: ~20 GF/s on wide rows with 4+ output channels per group, less on narrow
+    # Direct: ~30 GF/s on wide rows with 4+ output channels per group, less on narrow
     # rows (loop overhead per row) and for kernel rows that leave tap groups part-empty.
     kw = k[2]
-    tap_use = kw / (4 * -(-kw // 4)) if stride[2] == 1 else 0.8
-    eff_direct = 20e9 * min(1.0, osz[2] / 32) * tap_use * (0.6 if o_g < 4 else 1.0)
+    tap_use = kw / (4 * -(-kw // 4)) if stride[2] == 1 else 0.65
+    eff_direct = 30e9 * min(1.0, osz[2] / 32) * tap_use * (0.6 if o_g < 4 else 1.0)
     costs = {"direct": 2 * macs / eff_direct}
     # GEMM: BLAS sustains ~45 GF/s (one thread) when both the reduction (Cg*taps) and
     # the output channels per group are wide; im2col writes the columns once (none for
