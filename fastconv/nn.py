@@ -351,7 +351,7 @@ def _adjoint(x, w, stride, padding, output_padding, dilation, groups, method):
     return _run(xp, wt, (1,) * nd, dilation, groups, method, out_sp)
 
 
-def _transpose_args(nd, w, stride, padding, output_padding, dilation, groups):
+def _transpose_args(nd, stride, padding, output_padding, dilation, groups):
     groups = _groups(groups)
     stride = _ints(stride, nd, "stride", minimum=1,
                    what="non-positive stride is not supported")
@@ -377,7 +377,7 @@ def _conv_transposend(nd, fname, input, weight, bias, stride, padding, output_pa
     x, unbatched = _batched(x, nd, fname)
     _check_weight(w, nd, fname)
     groups, stride, padding, output_padding, dilation = _transpose_args(
-        nd, w, stride, padding, output_padding, dilation, groups)
+        nd, stride, padding, output_padding, dilation, groups)
     cin, og = w.shape[:2]
     if cin % groups:
         raise ConvShapeError(
@@ -453,7 +453,7 @@ def _grad_input(nd, fname, input_size, weight, grad_output, stride, padding, dil
         raise ConvShapeError(f"{fname}: grad_output must be {nd + 2}-dimensional, got size "
                              f"{_size(go.shape)}")
     groups, stride, padding, _, dilation = _transpose_args(
-        nd, w, stride, padding, 0, dilation, groups)
+        nd, stride, padding, 0, dilation, groups)
     n_out, cg = w.shape[:2]
     if n_out % groups or size[1] != cg * groups or go.shape[1] != n_out \
             or go.shape[0] != size[0]:
@@ -486,7 +486,7 @@ def _grad_weight(nd, fname, input, weight_size, grad_output, stride, padding, di
             f"{fname}: expected {nd + 2}-dimensional input, weight_size and grad_output, "
             f"got {_size(x.shape)}, {list(size)}, {_size(go.shape)}")
     groups, stride, padding, _, dilation = _transpose_args(
-        nd, None, stride, padding, 0, dilation, groups)
+        nd, stride, padding, 0, dilation, groups)
     n_out, cg = size[:2]
     k = size[2:]
     expect = [(i + 2 * p - d * (kk - 1) - 1) // s + 1
