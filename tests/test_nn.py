@@ -422,3 +422,19 @@ def test_same_padding_even_kernels_and_dilation_vs_torch(torch):
         for method in ("direct", "gemm", "fft"):
             close(_fn(nd)(x, w, padding="same", dilation=dil, method=method), want,
                   np.float64)
+
+
+def test_concurrent_calls_from_python_threads():
+    # Chunk-parallel launchers share a thread pool and per-thread workspace: calls from
+    # several Python threads at once must not mix their chunks or buffers.
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(11)
+    jobs = []
+    for i in range(6):
+        x = rng.standard_normal((2, 8, 9 + i, 10))
+        w = rng.standard_normal((8, 8, 3, 3))
+        jobs.append((x, w, "winograd" if i % 2 else "gemm"))
+    with ThreadPoolExecutor(3) as ex:
+        got = list(ex.map(lambda j: fnn.conv2d(j[0], j[1], padding=1, method=j[2]), jobs))
+    for (x, w, _), g in zip(jobs, got):
+        close(g, conv_ref(x, w, padding=1), np.float64)

@@ -24,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-__all__ = ["run_chunks", "scratch", "clear_scratch", "parallel_available"]
+__all__ = ["run_chunks", "single_threaded_blas", "scratch", "clear_scratch",
+           "parallel_available"]
 
 _LOCK = threading.Lock()
 _POOL: ThreadPoolExecutor | None = None
@@ -54,7 +55,10 @@ def parallel_available() -> bool:
 
 
 @contextlib.contextmanager
-def _single_threaded_blas():
+def single_threaded_blas():
+    """BLAS limited to one thread inside (re-entrant; a no-op without threadpoolctl).
+    Launchers wrap their whole body so that small GEMMs outside the chunks (a filter
+    transform) do not wake a BLAS thread pool either."""
     global _LIMIT_DEPTH, _LIMIT_SAVED
     ctrls = _blas_controllers()
     with _LOCK:
@@ -95,7 +99,7 @@ def run_chunks(fn, chunks, threads: int) -> None:
     if threads <= 1:
         # Still one BLAS thread: the caller asked for one thread, and many small
         # multi-threaded GEMMs are what this module avoids.
-        with _single_threaded_blas():
+        with single_threaded_blas():
             for c in chunks:
                 fn(c)
         return
@@ -110,7 +114,7 @@ def run_chunks(fn, chunks, threads: int) -> None:
                 return
             fn(c)
 
-    with _single_threaded_blas():
+    with single_threaded_blas():
         futures = [_pool().submit(worker) for _ in range(threads - 1)]
         error = None
         try:

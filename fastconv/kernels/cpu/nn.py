@@ -39,10 +39,10 @@ from numba import prange
 
 from ..._config import get_num_threads
 from ..._jit import jit, run_parallel
-from ._chunks import run_chunks, scratch
+from ._chunks import run_chunks, scratch, single_threaded_blas
 
-__all__ = ["METHODS", "APPLICABLE", "applicable", "choose_method", "direct", "gemm",
-           "fft", "winograd", "WORKSPACE_BYTES"]
+__all__ = ["METHODS", "APPLICABLE", "applicable", "choose_method", "layer_key", "direct",
+           "gemm", "fft", "winograd", "WORKSPACE_BYTES"]
 
 # Upper bound on the workspace one launcher holds at a time (im2col columns, Winograd
 # tiles, spectra). Chunks are sized to stay below it; a single minimal chunk (one output
@@ -52,6 +52,9 @@ WORKSPACE_BYTES = 64 * 2**20
 # produced and consumed by one thread while they sit in its cache.
 GEMM_CHUNK_BYTES = 4 * 2**20
 WINO_CHUNK_BYTES = 8 * 2**20
+# Chunks per thread: more than one, so that a thread the OS preempts holds up little
+# (chunks are handed out dynamically).
+CHUNKS_PER_THREAD = 8
 
 
 # -- shared helpers ---------------------------------------------------------------------
@@ -75,11 +78,17 @@ def _polyphase(x, stride):
     return xq
 
 
+def _balance_chunks(threads):
+    """Chunks wanted for load balance: none beyond the cache limit on one thread."""
+    return CHUNKS_PER_THREAD * threads if threads > 1 else 1
+
+
 # -- direct -----------------------------------------------------------------------------
 
 @jit(parallel=True)
-def _direct_kernel(xq, wg, gphase, goff, out, sz, sy, dz, dy, groups):
-    # One job = one output row (n, oz, oy) for a block of 4 output channels. The taps of
+def _direct_kernel(xq, wg, gphase, goff, zph, zoff, yph, yoff, out, groups, rpj):
+    # One job = `rpj` output rows (n, oz, oy) of a block of 4 output channels (rpj > 1
+    # when rows are too short to pay a job's overhead: depthwise layers). The taps of
     # each kernel row come in groups of 4 that read one polyphase input row at 4 offsets
     # (gphase, goff; short groups repeat a tap with weight 0), so the inner loop does 16
     # FMAs per input position from 4 loads of the input row and 4 load/stores of output
@@ -90,73 +99,91 @@ def _direct_kernel(xq, wg, gphase, goff, out, sz, sy, dz, dy, groups):
     og = n_out // groups
     nob = (og + 3) // 4
     rows = od * oh
-    for job in prange(n_img * groups * nob * rows):
-        r = job % rows
-        u = job // rows
+    nrj = (rows + rpj - 1) // rpj
+    for job in prange(n_img * groups * nob * nrj):
+        rj = job % nrj
+        u = job // nrj
         blk = u % nob
         u //= nob
         g = u % groups
         n = u // groups
-        oz = r // oh
-        oy = r - oz * oh
         o0 = g * og + blk * 4
         cnt = min(4, (g + 1) * og - o0)
-        for o in range(o0, o0 + cnt):
-            orow = out[n, o, oz, oy]
-            for i in range(ow):
-                orow[i] = 0
-        for c in range(cg):
-            ci = g * cg + c
-            for a in range(kd):
-                ez = oz * sz + a * dz
-                for b in range(kh):
-                    ey = oy * sy + b * dy
-                    for q in range(ng):
-                        src = xq[n, ci, ez % sz, ey % sy, gphase[q], ez // sz, ey // sy]
-                        f0 = goff[q, 0]
-                        f1 = goff[q, 1]
-                        f2 = goff[q, 2]
-                        f3 = goff[q, 3]
-                        if cnt == 4:
-                            w00 = wg[o0, c, a, b, q, 0]
-                            w01 = wg[o0, c, a, b, q, 1]
-                            w02 = wg[o0, c, a, b, q, 2]
-                            w03 = wg[o0, c, a, b, q, 3]
-                            w10 = wg[o0 + 1, c, a, b, q, 0]
-                            w11 = wg[o0 + 1, c, a, b, q, 1]
-                            w12 = wg[o0 + 1, c, a, b, q, 2]
-                            w13 = wg[o0 + 1, c, a, b, q, 3]
-                            w20 = wg[o0 + 2, c, a, b, q, 0]
-                            w21 = wg[o0 + 2, c, a, b, q, 1]
-                            w22 = wg[o0 + 2, c, a, b, q, 2]
-                            w23 = wg[o0 + 2, c, a, b, q, 3]
-                            w30 = wg[o0 + 3, c, a, b, q, 0]
-                            w31 = wg[o0 + 3, c, a, b, q, 1]
-                            w32 = wg[o0 + 3, c, a, b, q, 2]
-                            w33 = wg[o0 + 3, c, a, b, q, 3]
-                            r0 = out[n, o0, oz, oy]
-                            r1 = out[n, o0 + 1, oz, oy]
-                            r2 = out[n, o0 + 2, oz, oy]
-                            r3 = out[n, o0 + 3, oz, oy]
+        for r in range(rj * rpj, min(rows, (rj + 1) * rpj)):
+            oz = r // oh
+            oy = r - oz * oh
+            _direct_row(xq, wg, gphase, goff, zph, zoff, yph, yoff, out, n, g, o0, cnt,
+                        oz, oy)
+
+
+@jit()
+def _direct_row(xq, wg, gphase, goff, zph, zoff, yph, yoff, out, n, g, o0, cnt, oz, oy):
+    # Output row (n, oz, oy) of channels o0 .. o0+cnt-1 (cnt <= 4). Tap a of the depth
+    # axis reads polyphase plane zph[a] at row oz + zoff[a] (tables, no divisions in
+    # here); likewise b on the height axis.
+    ow = out.shape[4]
+    cg, kd, kh, ng = wg.shape[1], wg.shape[2], wg.shape[3], wg.shape[4]
+    for o in range(o0, o0 + cnt):
+        orow = out[n, o, oz, oy]
+        for i in range(ow):
+            orow[i] = 0
+    for c in range(cg):
+        ci = g * cg + c
+        for a in range(kd):
+            pz = zph[a]
+            iz = oz + zoff[a]
+            for b in range(kh):
+                py = yph[b]
+                iy = oy + yoff[b]
+                for q in range(ng):
+                    src = xq[n, ci, pz, py, gphase[q], iz, iy]
+                    # Views starting at each tap's offset: indexing them with the loop
+                    # counter alone lets numba drop its negative-index check, without
+                    # which LLVM cannot vectorise (10x on a depthwise layer).
+                    s0 = src[goff[q, 0]:]
+                    s1 = src[goff[q, 1]:]
+                    s2 = src[goff[q, 2]:]
+                    s3 = src[goff[q, 3]:]
+                    if cnt == 4:
+                        w00 = wg[o0, c, a, b, q, 0]
+                        w01 = wg[o0, c, a, b, q, 1]
+                        w02 = wg[o0, c, a, b, q, 2]
+                        w03 = wg[o0, c, a, b, q, 3]
+                        w10 = wg[o0 + 1, c, a, b, q, 0]
+                        w11 = wg[o0 + 1, c, a, b, q, 1]
+                        w12 = wg[o0 + 1, c, a, b, q, 2]
+                        w13 = wg[o0 + 1, c, a, b, q, 3]
+                        w20 = wg[o0 + 2, c, a, b, q, 0]
+                        w21 = wg[o0 + 2, c, a, b, q, 1]
+                        w22 = wg[o0 + 2, c, a, b, q, 2]
+                        w23 = wg[o0 + 2, c, a, b, q, 3]
+                        w30 = wg[o0 + 3, c, a, b, q, 0]
+                        w31 = wg[o0 + 3, c, a, b, q, 1]
+                        w32 = wg[o0 + 3, c, a, b, q, 2]
+                        w33 = wg[o0 + 3, c, a, b, q, 3]
+                        r0 = out[n, o0, oz, oy]
+                        r1 = out[n, o0 + 1, oz, oy]
+                        r2 = out[n, o0 + 2, oz, oy]
+                        r3 = out[n, o0 + 3, oz, oy]
+                        for i in range(ow):
+                            e0 = s0[i]
+                            e1 = s1[i]
+                            e2 = s2[i]
+                            e3 = s3[i]
+                            r0[i] += w00 * e0 + w01 * e1 + w02 * e2 + w03 * e3
+                            r1[i] += w10 * e0 + w11 * e1 + w12 * e2 + w13 * e3
+                            r2[i] += w20 * e0 + w21 * e1 + w22 * e2 + w23 * e3
+                            r3[i] += w30 * e0 + w31 * e1 + w32 * e2 + w33 * e3
+                    else:
+                        for o in range(o0, o0 + cnt):
+                            w0 = wg[o, c, a, b, q, 0]
+                            w1 = wg[o, c, a, b, q, 1]
+                            w2 = wg[o, c, a, b, q, 2]
+                            w3 = wg[o, c, a, b, q, 3]
+                            orow = out[n, o, oz, oy]
                             for i in range(ow):
-                                s0 = src[f0 + i]
-                                s1 = src[f1 + i]
-                                s2 = src[f2 + i]
-                                s3 = src[f3 + i]
-                                r0[i] += w00 * s0 + w01 * s1 + w02 * s2 + w03 * s3
-                                r1[i] += w10 * s0 + w11 * s1 + w12 * s2 + w13 * s3
-                                r2[i] += w20 * s0 + w21 * s1 + w22 * s2 + w23 * s3
-                                r3[i] += w30 * s0 + w31 * s1 + w32 * s2 + w33 * s3
-                        else:
-                            for o in range(o0, o0 + cnt):
-                                w0 = wg[o, c, a, b, q, 0]
-                                w1 = wg[o, c, a, b, q, 1]
-                                w2 = wg[o, c, a, b, q, 2]
-                                w3 = wg[o, c, a, b, q, 3]
-                                orow = out[n, o, oz, oy]
-                                for i in range(ow):
-                                    orow[i] += (w0 * src[f0 + i] + w1 * src[f1 + i]
-                                                + w2 * src[f2 + i] + w3 * src[f3 + i])
+                                orow[i] += (w0 * s0[i] + w1 * s1[i]
+                                            + w2 * s2[i] + w3 * s3[i])
 
 
 def _tap_groups(w, sx, dx):
@@ -194,8 +221,20 @@ def direct(x, w, out, stride, dilation, groups):
         return out
     xq = _polyphase(x, stride)
     wg, gphase, goff = _tap_groups(w, stride[2], dilation[2])
-    run_parallel(_direct_kernel, xq, wg, gphase, goff, out, stride[0], stride[1],
-                 dilation[0], dilation[1], groups)
+    # Rows per job: ~64K multiply-adds per job, while keeping 8 jobs per thread.
+    n_img, n_out, od, oh, ow = out.shape
+    cg, kd, kh, ng = wg.shape[1:5]
+    rows = od * oh
+    per_row = ow * cg * kd * kh * ng * 16
+    blocks = n_img * groups * -(-(n_out // groups) // 4)
+    rpj = max(1, min(rows, 65536 // max(1, per_row)))
+    while rpj > 1 and blocks * -(-rows // rpj) < 8 * get_num_threads():
+        rpj //= 2
+    taps_z = np.arange(kd) * dilation[0]
+    taps_y = np.arange(kh) * dilation[1]
+    run_parallel(_direct_kernel, xq, wg, gphase, goff, taps_z % stride[0],
+                 taps_z // stride[0], taps_y % stride[1], taps_y // stride[1], out, groups,
+                 rpj)
     return out
 
 
@@ -204,9 +243,13 @@ def direct(x, w, out, stride, dilation, groups):
 @jit()
 def _im2col(xq, n, c0, cg, kd, kh, kw, sz, sy, sx, dz, dy, dx, oh, ow, r0, r1, cols):
     # cols[k, (r - r0)*ow + i] = x[n, c0 + c, oz*sz + a*dz, oy*sy + b*dy, i*sx + e*dx] for
-    # output rows r = oz*oh + oy in [r0, r1); k = ((c*kd + a)*kh + b)*kw + e. Every copy is
-    # a unit-stride run of `ow` values from one polyphase plane.
+    # output rows r = oz*oh + oy in [r0, r1); k = ((c*kd + a)*kh + b)*kw + e. A tap reads
+    # one polyphase plane (its phase is fixed by a*dz mod sz, ...), output row (oz, oy)
+    # from plane row (oz + a*dz//sz, oy + b*dy//sy): every copy is a unit-stride run of
+    # `ow` values at an offset kept incrementally (no index arithmetic per element).
     taps = kd * kh * kw
+    hq = xq.shape[6]
+    wq = xq.shape[7]
     for k in range(cg * taps):
         c = k // taps
         t = k - c * taps
@@ -214,19 +257,28 @@ def _im2col(xq, n, c0, cg, kd, kh, kw, sz, sy, sx, dz, dy, dx, oh, ow, r0, r1, c
         t -= a * kh * kw
         b = t // kw
         e = t - b * kw
+        ez = a * dz
+        ey = b * dy
         ex = e * dx
-        px = ex % sx
-        off = ex // sx
+        flat = xq[n, c0 + c, ez % sz, ey % sy, ex % sx].reshape(-1)
+        zb = ez // sz
+        yb = ey // sy
+        xb = ex // sx
         dst = cols[k]
-        for r in range(r0, r1):
-            oz = r // oh
-            oy = r - oz * oh
-            ez = oz * sz + a * dz
-            ey = oy * sy + b * dy
-            src = xq[n, c0 + c, ez % sz, ey % sy, px, ez // sz, ey // sy]
-            base = (r - r0) * ow
+        oz = r0 // oh
+        oy = r0 - oz * oh
+        pos = 0
+        for _ in range(r0, r1):
+            src0 = ((oz + zb) * hq + oy + yb) * wq + xb
+            d = dst[pos:pos + ow]           # views: no per-element negative-index check
+            sv = flat[src0:src0 + ow]
             for i in range(ow):
-                dst[base + i] = src[off + i]
+                d[i] = sv[i]
+            pos += ow
+            oy += 1
+            if oy == oh:
+                oy = 0
+                oz += 1
 
 
 def gemm(x, w, out, stride, dilation, groups):
@@ -243,11 +295,11 @@ def gemm(x, w, out, stride, dilation, groups):
     out_m = out.reshape(n_img, groups, o_g, rows * ow)
     threads = get_num_threads()
     # Output rows per chunk: columns within GEMM_CHUNK_BYTES (they stay in cache for the
-    # GEMM), at least two chunks per thread when there is enough work, and GEMMs at
-    # least ~256 columns wide.
+    # GEMM), CHUNKS_PER_THREAD chunks per thread when there is enough work, and GEMMs
+    # at least ~256 columns wide.
     per_row = k * ow * x.itemsize
     pieces = max(-(-rows // max(1, GEMM_CHUNK_BYTES // per_row)),
-                 -(-2 * threads // (n_img * groups)))
+                 -(-_balance_chunks(threads) // (n_img * groups)))
     pieces = max(1, min(pieces, rows, rows * ow // 256))
     chunk = -(-rows // pieces)
     chunks = [(n, g, r0, min(rows, r0 + chunk))
@@ -408,10 +460,10 @@ def _wino_input(x, v, sz, u0, u1, th, tw, od, buf, tmp):
         oz = b_ - n * od
         y0 = 4 * ty
         for i in range(6):
-            for c in range(n_ch):
-                row = x[n, c, oz * sz, y0 + i]
-                for col in range(wn):
-                    buf[i, col, c] = row[col]
+            for col in range(wn):
+                b = buf[i, col]
+                for c in range(n_ch):
+                    b[c] = x[n, c, oz * sz, y0 + i, col]
         for tx in range(tw):
             x0 = 4 * tx
             for j in range(6):
@@ -427,19 +479,20 @@ def _wino_input(x, v, sz, u0, u1, th, tw, od, buf, tmp):
                 t3 = tmp[3, j]
                 t4 = tmp[4, j]
                 t5 = tmp[5, j]
+                # One output row per loop: few enough pointers for LLVM's overlap checks,
+                # so each loop vectorises (one loop writing six rows does not).
                 for c in range(n_ch):
-                    d0 = r0[c]
-                    d1 = r1[c]
-                    d2 = r2[c]
-                    d3 = r3[c]
-                    d4 = r4[c]
-                    d5 = r5[c]
-                    t0[c] = 4 * d0 - 5 * d2 + d4
-                    t1[c] = -4 * (d1 + d2) + d3 + d4
-                    t2[c] = 4 * (d1 - d2) - d3 + d4
-                    t3[c] = 2 * (d3 - d1) - d2 + d4
-                    t4[c] = 2 * (d1 - d3) - d2 + d4
-                    t5[c] = 4 * d1 - 5 * d3 + d5
+                    t0[c] = 4 * r0[c] - 5 * r2[c] + r4[c]
+                for c in range(n_ch):
+                    t1[c] = -4 * (r1[c] + r2[c]) + r3[c] + r4[c]
+                for c in range(n_ch):
+                    t2[c] = 4 * (r1[c] - r2[c]) - r3[c] + r4[c]
+                for c in range(n_ch):
+                    t3[c] = 2 * (r3[c] - r1[c]) - r2[c] + r4[c]
+                for c in range(n_ch):
+                    t4[c] = 2 * (r1[c] - r3[c]) - r2[c] + r4[c]
+                for c in range(n_ch):
+                    t5[c] = 4 * r1[c] - 5 * r3[c] + r5[c]
             t = (u - u0) * tw + tx
             for a in range(6):
                 e0 = tmp[a, 0]
@@ -455,18 +508,17 @@ def _wino_input(x, v, sz, u0, u1, th, tw, od, buf, tmp):
                 v4 = v[6 * a + 4, t]
                 v5 = v[6 * a + 5, t]
                 for c in range(n_ch):
-                    f0 = e0[c]
-                    f1 = e1[c]
-                    f2 = e2[c]
-                    f3 = e3[c]
-                    f4 = e4[c]
-                    f5 = e5[c]
-                    v0[c] = 4 * f0 - 5 * f2 + f4
-                    v1[c] = -4 * (f1 + f2) + f3 + f4
-                    v2[c] = 4 * (f1 - f2) - f3 + f4
-                    v3[c] = 2 * (f3 - f1) - f2 + f4
-                    v4[c] = 2 * (f1 - f3) - f2 + f4
-                    v5[c] = 4 * f1 - 5 * f3 + f5
+                    v0[c] = 4 * e0[c] - 5 * e2[c] + e4[c]
+                for c in range(n_ch):
+                    v1[c] = -4 * (e1[c] + e2[c]) + e3[c] + e4[c]
+                for c in range(n_ch):
+                    v2[c] = 4 * (e1[c] - e2[c]) - e3[c] + e4[c]
+                for c in range(n_ch):
+                    v3[c] = 2 * (e3[c] - e1[c]) - e2[c] + e4[c]
+                for c in range(n_ch):
+                    v4[c] = 2 * (e1[c] - e3[c]) - e2[c] + e4[c]
+                for c in range(n_ch):
+                    v5[c] = 4 * e1[c] - 5 * e3[c] + e5[c]
 
 
 @jit()
@@ -496,14 +548,13 @@ def _wino_output(m, out, u0, u1, th, tw, od, res, tmp):
                 q2 = tmp[a, 2]
                 q3 = tmp[a, 3]
                 for o in range(n_out):
-                    a1 = m1[o]
-                    a2 = m2[o]
-                    a3 = m3[o]
-                    a4 = m4[o]
-                    q0[o] = m0[o] + a1 + a2 + a3 + a4
-                    q1[o] = a1 - a2 + 2 * (a3 - a4)
-                    q2[o] = a1 + a2 + 4 * (a3 + a4)
-                    q3[o] = a1 - a2 + 8 * (a3 - a4) + m5[o]
+                    q0[o] = m0[o] + m1[o] + m2[o] + m3[o] + m4[o]
+                for o in range(n_out):
+                    q1[o] = m1[o] - m2[o] + 2 * (m3[o] - m4[o])
+                for o in range(n_out):
+                    q2[o] = m1[o] + m2[o] + 4 * (m3[o] + m4[o])
+                for o in range(n_out):
+                    q3[o] = m1[o] - m2[o] + 8 * (m3[o] - m4[o]) + m5[o]
             for j in range(4):
                 e0 = tmp[0, j]
                 e1 = tmp[1, j]
@@ -516,14 +567,13 @@ def _wino_output(m, out, u0, u1, th, tw, od, res, tmp):
                 d2 = res[2, 4 * tx + j]
                 d3 = res[3, 4 * tx + j]
                 for o in range(n_out):
-                    f1 = e1[o]
-                    f2 = e2[o]
-                    f3 = e3[o]
-                    f4 = e4[o]
-                    d0[o] = e0[o] + f1 + f2 + f3 + f4
-                    d1[o] = f1 - f2 + 2 * (f3 - f4)
-                    d2[o] = f1 + f2 + 4 * (f3 + f4)
-                    d3[o] = f1 - f2 + 8 * (f3 - f4) + e5[o]
+                    d0[o] = e0[o] + e1[o] + e2[o] + e3[o] + e4[o]
+                for o in range(n_out):
+                    d1[o] = e1[o] - e2[o] + 2 * (e3[o] - e4[o])
+                for o in range(n_out):
+                    d2[o] = e1[o] + e2[o] + 4 * (e3[o] + e4[o])
+                for o in range(n_out):
+                    d3[o] = e1[o] - e2[o] + 8 * (e3[o] - e4[o]) + e5[o]
         y0 = 4 * ty
         for i in range(4):
             if y0 + i >= oh:
@@ -556,14 +606,15 @@ def winograd(x, w, out, stride, dilation, groups):
     # one (36 x 9) GEMM over the filters laid out (9, g, c, o) (a copy of w, 4x smaller
     # than u), in the input's precision.
     wt = w.reshape(groups, o_g, cg, 9).transpose(3, 0, 2, 1).reshape(9, -1)
-    u = (_WINO_GG.astype(x.dtype) @ wt).reshape(36, groups, cg, o_g)
+    with single_threaded_blas():
+        u = (_WINO_GG.astype(x.dtype) @ wt).reshape(36, groups, cg, o_g)
     total = n_img * od * th                      # tile rows
     threads = get_num_threads()
-    # Tile rows per chunk: transformed tiles within WINO_CHUNK_BYTES, at least two
-    # chunks per thread when each GEMM stays at least ~64 tiles wide.
+    # Tile rows per chunk: transformed tiles within WINO_CHUNK_BYTES, CHUNKS_PER_THREAD
+    # chunks per thread when each GEMM stays at least ~32 tiles wide.
     per_u = 36 * (n_ch + n_out) * tw * x.itemsize
     pieces = max(-(-total // max(1, WINO_CHUNK_BYTES // per_u)),
-                 min(2 * threads, total * tw // 64))
+                 min(_balance_chunks(threads), total * tw // 32))
     pieces = max(1, min(pieces, total))
     chunk = -(-total // pieces)
 
@@ -623,14 +674,15 @@ def _costs(x_shape, w_shape, stride, dilation, groups, itemsize):
     p = math.prod(osz)
     taps = math.prod(k)
     macs = n_img * n_out * p * cg * taps
-    # Direct: ~20 GF/s on wide rows with 4+ output channels per group, less on narrow
+    # Direct: ~30 GF/s on wide rows with 4+ output channels per group, less on narrow
     # rows (loop overhead per row) and for kernel rows that leave tap groups part-empty.
     kw = k[2]
-    tap_use = kw / (4 * -(-kw // 4)) if stride[2] == 1 else 0.8
-    eff_direct = 20e9 * min(1.0, osz[2] / 32) * tap_use * (0.6 if o_g < 4 else 1.0)
+    tap_use = kw / (4 * -(-kw // 4)) if stride[2] == 1 else 0.65
+    eff_direct = 30e9 * min(1.0, osz[2] / 32) * tap_use * (0.6 if o_g < 4 else 1.0)
     costs = {"direct": 2 * macs / eff_direct}
-    # GEMM: BLAS sustains ~45 GF/s (one thread) when both the reduction (Cg*taps) and the output
-    # channels per group are wide; im2col writes the columns once (none for 1x1).
+    # GEMM: BLAS sustains ~45 GF/s (one thread) when both the reduction (Cg*taps) and
+    # the output channels per group are wide; im2col writes the columns once (none for
+    # 1x1).
     kk = cg * taps
     eff = 45e9 * min(1.0, kk / 64) * min(1.0, o_g / 32)
     pointwise = taps == 1 and tuple(stride) == (1, 1, 1)
@@ -649,6 +701,14 @@ def _costs(x_shape, w_shape, stride, dilation, groups, itemsize):
         costs["winograd"] = (2 * wmacs / (50e9 * min(1.0, cg / 32) * min(1.0, o_g / 32))
                              + 36 * tiles * (n_ch + n_out) * itemsize * 2 / 4e9)
     return costs
+
+
+def layer_key(x_shape, w_shape, stride, dilation, groups, dtype):
+    """What a tuner should key a measurement on: the canonical (padded) shapes, stride,
+    dilation, groups and dtype (the thread count is the tuner's to add)."""
+    return (tuple(int(v) for v in x_shape), tuple(int(v) for v in w_shape),
+            tuple(int(v) for v in stride), tuple(int(v) for v in dilation), int(groups),
+            np.dtype(dtype).name)
 
 
 def choose_method(x_shape, w_shape, stride, dilation, groups, dtype=np.float32,
