@@ -156,6 +156,21 @@ def _canon(a, nd):
     return a.reshape(a.shape[:2] + (1,) * (3 - nd) + a.shape[2:])
 
 
+def _tuned_method(x3, w3, out3, st, dl, groups):
+    """method="auto": the same tuner as every other operation (memo, on-disk cache,
+    measuring when the cost model is unsure), keyed per layer signature."""
+    from . import tuner
+    costs = _k.layer_costs(x3.shape, w3.shape, st, dl, groups, x3.dtype)
+    key = "conv|" + "|".join(str(v) for v in _k.layer_key(x3.shape, w3.shape, st, dl,
+                                                            groups, x3.dtype))
+
+    def runner(m):
+        _k.METHODS[m](x3, w3, np.empty_like(out3), st, dl, groups)
+
+    method, _, _ = tuner.choose_custom(key, costs, runner)
+    return method
+
+
 def _run(x, w, stride, dilation, groups, method, out_spatial):
     """Valid correlation on already padded x (N, C, *s) -> (N, O, *out_spatial)."""
     nd = x.ndim - 2
@@ -171,7 +186,7 @@ def _run(x, w, stride, dilation, groups, method, out_spatial):
         return out
     out3 = _canon(out, nd)
     if method == "auto":
-        method = _k.choose_method(x3.shape, w3.shape, st, dl, groups, x.dtype)
+        method = _tuned_method(x3, w3, out3, st, dl, groups)
         # Only FFT and Winograd spread a NaN or Inf past its window: check for them
         # (a pass over the input) only when one of those was chosen.
         if method in ("fft", "winograd") and not (np.isfinite(x3).all()

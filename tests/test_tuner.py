@@ -272,3 +272,20 @@ def test_hot_path_follows_thread_count():
     with fastconv.threads(1):
         assert reader() == 1
         np.testing.assert_allclose(fastconv.convolve(x, w, "same")[1:-1, 1:-1], 9)
+
+
+def test_conv_layers_use_the_same_tuner(cache):
+    from fastconv import nn
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 8, 40, 40)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    key = "conv|" + "|".join(str(v) for v in nn._k.layer_key(
+        (2, 8, 1, 40, 40), (16, 8, 1, 3, 3), (1, 1, 1), (1, 1, 1), 1, np.float32))
+    method, reason, info = tuner.choose_custom(
+        key, nn._k.layer_costs((2, 8, 1, 40, 40), (16, 8, 1, 3, 3), (1, 1, 1), (1, 1, 1), 1),
+        lambda m: None, force_measure=True)
+    assert reason == "measured" and set(info["times"]) >= {"direct", "gemm"}
+    assert any(k.startswith(key) for k in _store.store().entries())
+    out = nn.conv2d(x, w, padding=1)          # auto: served from the tuner's memo
+    np.testing.assert_allclose(out, nn.conv2d(x, w, padding=1, method="direct"),
+                               rtol=1e-4, atol=1e-3)

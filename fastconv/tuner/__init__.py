@@ -34,8 +34,8 @@ from ._bench import time_call
 from ._key import fingerprint, fingerprint_id, layout, make_key
 from ._store import store
 
-__all__ = ["choose", "explain", "Decision", "cache_info", "clear_cache", "export",
-           "import_", "calibrate", "measure_all", "resolve_explicit"]
+__all__ = ["choose", "decide", "choose_custom", "Decision", "cache_info", "clear_cache",
+           "export", "import_", "calibrate", "measure_all", "resolve_explicit"]
 
 MEASURE_MARGIN = 3.0     # measure when the runner-up is predicted within 3x of the best
 MEASURE_MIN_S = 2e-3     # ... and the best is predicted to take at least 2 ms
@@ -256,12 +256,28 @@ def _constants():
 
 
 def _lookup_or_tune(spec, x, w, allowed, key, fast_key, cfg, force_measure):
+    wk = None
+
+    def runner(m):
+        nonlocal wk
+        if wk is None:
+            wk = _execute.prepare_kernel(spec, w)
+        return _execute.run(spec, x, w, m, allowed[m], wk=wk)
+
+    return _cached_or_tuned(key, fast_key, cfg, force_measure,
+                            lambda: {m: _model.predict(spec, m, p, _constants())
+                                     for m, p in allowed.items()}, runner)
+
+
+def _cached_or_tuned(key, fast_key, cfg, force_measure, predict, runner):
+    """The cache / measure / model steps for any tunable operation: ``predict()`` gives
+    the model's seconds per allowed method, ``runner(method)`` runs one call."""
     with _MEMO_LOCK:
         lock = _TUNE_LOCKS.setdefault(key, threading.Lock())
     with lock:
         if not force_measure and fast_key in _MEMO:
             return _MEMO[fast_key]
-        predicted = {m: _model.predict(spec, m, p, _constants()) for m, p in allowed.items()}
+        predicted = predict()
         info = None
         if cfg.tune != "off" and not force_measure:
             entry = store().get(key)
@@ -270,7 +286,7 @@ def _lookup_or_tune(spec, x, w, allowed, key, fast_key, cfg, force_measure):
                         "reason": "cache", "tuning_s": entry.get("tuning_s", 0.0)}
         if info is None:
             if force_measure or (cfg.tune == "measure" and _worth_measuring(predicted)):
-                info = _measure(spec, x, w, allowed, predicted, key, cfg.tune_budget_s,
+                info = _measure(key, predicted, runner, cfg.tune_budget_s,
                                 everything=force_measure)
             else:
                 info = {"times": {}, "predicted": predicted, "reason": "model"}
@@ -281,28 +297,47 @@ def _lookup_or_tune(spec, x, w, allowed, key, fast_key, cfg, force_measure):
 
 def _worth_measuring(predicted: dict) -> bool:
     ranked = sorted(predicted.values())
-    return ranked[0] >= MEASURE_MIN_S and ranked[1] <= MEASURE_MARGIN * ranked[0]
+    return (len(ranked) > 1 and ranked[0] >= MEASURE_MIN_S
+            and ranked[1] <= MEASURE_MARGIN * ranked[0])
 
 
-def _measure(spec, x, w, allowed, predicted, key, budget_s, everything=False):
+def _measure(key, predicted, runner, budget_s, everything=False):
     t_start = time.perf_counter()
     best = min(predicted.values())
     contenders = [m for m in sorted(predicted, key=predicted.get)
                   if everything or predicted[m] <= MEASURE_MARGIN * best]
-    wk = _execute.prepare_kernel(spec, w)
     times = {}
     per_method = budget_s / max(len(contenders), 1)
     for m in contenders:
         # A contender predicted far slower than the best measured so far is skipped.
         if times and predicted[m] > 10 * min(times.values()) and not everything:
             continue
-        times[m], _ = time_call(
-            lambda m=m: _execute.run(spec, x, w, m, allowed[m], wk=wk), per_method)
+        times[m], _ = time_call(lambda m=m: runner(m), per_method)
     tuning_s = time.perf_counter() - t_start
     choice = min(times, key=times.get)
     store().put(key, {"times": times, "choice": choice, "tuning_s": round(tuning_s, 4)})
     return {"times": times, "predicted": predicted, "reason": "measured",
             "tuning_s": tuning_s}
+
+
+def choose_custom(key: str, predicted: dict, runner, force_measure: bool = False):
+    """The tuner for operations outside the ConvSpec model (conv layers): ``key`` names
+    the signature (the thread count and device are added here), ``predicted`` maps each
+    allowed method to the caller's model seconds, ``runner(method)`` runs one call.
+    Returns (method, reason, info)."""
+    cfg = _config.get()
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _thread_count_reader()
+    full_key = f"{key}|t{_num_threads()}|cpu"
+    fast_key = ("custom", full_key, cfg.tune, cfg.cache_dir)
+    info = None if force_measure else _MEMO.get(fast_key)
+    if info is None:
+        info = _cached_or_tuned(full_key, fast_key, cfg, force_measure,
+                                lambda: dict(predicted), runner)
+    scores = {m: t for m, t in (info["times"] or info["predicted"]).items()
+              if m in predicted} or predicted
+    return min(scores, key=scores.get), info["reason"], info
 
 
 def resolve_explicit(spec, x, w, method: str):
@@ -328,10 +363,6 @@ def measure_all(spec, x, w) -> dict:
     """Time every allowed method for this call (choose_conv_method(measure=True))."""
     d = decide(spec, x, w, force_measure=True)
     return dict(d.times)
-
-
-def explain_spec(spec, x, w) -> Decision:
-    return decide(spec, x, w)
 
 
 # ---- cache management ----------------------------------------------------------------------

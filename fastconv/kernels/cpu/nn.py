@@ -711,6 +711,12 @@ def layer_key(x_shape, w_shape, stride, dilation, groups, dtype):
             np.dtype(dtype).name)
 
 
+def layer_costs(x_shape, w_shape, stride, dilation, groups, dtype=np.float32):
+    """Model seconds of every method applicable to this layer (the tuner's prior)."""
+    return _costs(tuple(x_shape), tuple(w_shape), tuple(stride), tuple(dilation), groups,
+                  np.dtype(dtype).itemsize)
+
+
 def choose_method(x_shape, w_shape, stride, dilation, groups, dtype=np.float32,
                   finite=True):
     """The method ``method="auto"`` runs until the tuner is wired: the cheapest by the
