@@ -5,7 +5,6 @@ Public re-exports only; see the submodules for the implementations.
 __version__ = "0.1.0"
 
 from . import _jit  # noqa: F401  (chooses a thread-safe threading layer before any kernel)
-from . import nn
 from ._config import get_num_threads, set_num_threads, threads
 from ._planapi import Plan, explain, plan
 from .signal import (choose_conv_method, convolve, convolve2d, correlate, correlate2d,
@@ -15,5 +14,14 @@ __all__ = [
     "__version__", "convolve", "correlate", "fftconvolve", "oaconvolve", "convolve2d",
     "correlate2d",
     "choose_conv_method", "explain", "plan", "Plan", "threads", "get_num_threads",
-    "set_num_threads", "nn",
+    "set_num_threads", "nn", "ndimage",
 ]
+
+
+def __getattr__(name):
+    # fastconv.nn and fastconv.ndimage load on first use (they import their kernels,
+    # BLAS controls and scipy pieces that a signal-only user never needs).
+    if name in ("nn", "ndimage"):
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
