@@ -68,13 +68,13 @@ def main(args=None) -> int:
     os.makedirs(out_dir, exist_ok=True)
     steps = _Steps(8)
     img = load_scene()
-    rows = []              # (example, auto method, fastconv s, scipy s)
+    rows = []              # (example, method that ran, fastconv s, scipy s)
 
     steps("Sobel edge detection")
     sob = lambda: np.hypot(fndi.sobel(img, axis=0), fndi.sobel(img, axis=1))   # noqa: E731
     sob_ref = lambda: np.hypot(ndi.sobel(img, axis=0), ndi.sobel(img, axis=1))  # noqa: E731
     edges = sob()
-    rows.append(("Sobel edges 512^2", "separable", _best_of(sob), _best_of(sob_ref)))
+    rows.append(("Sobel edges 512^2", "1-D passes", _best_of(sob), _best_of(sob_ref)))
     _save(plt, os.path.join(out_dir, "sobel_edges.png"), edges, title="Sobel magnitude")
 
     steps("box blur normalised by its size (9x9)")
@@ -85,7 +85,7 @@ def main(args=None) -> int:
 
     steps("Gaussian blur (sigma 3)")
     gauss = fndi.gaussian_filter(img, 3.0)
-    rows.append(("Gaussian blur sigma 3", "separable",
+    rows.append(("Gaussian blur sigma 3", "1-D passes",
                  _best_of(lambda: fndi.gaussian_filter(img, 3.0)),
                  _best_of(lambda: ndi.gaussian_filter(img, 3.0))))
     _save(plt, os.path.join(out_dir, "gaussian_blur.png"), gauss, title="Gaussian sigma 3")
@@ -120,8 +120,8 @@ def main(args=None) -> int:
     h1 /= h1.sum()
     lowpass = np.outer(h1, h1).astype(np.float32)
     smooth = fastconv.convolve(img, lowpass, "same", method="fft")
-    rows.append(("low-pass 65x65 (FFT)", "fft",
-                 _best_of(lambda: fastconv.convolve(img, lowpass, "same", method="fft")),
+    rows.append(("low-pass 65x65", fastconv.explain(img, lowpass, "same").method,
+                 _best_of(lambda: fastconv.convolve(img, lowpass, "same")),
                  _best_of(lambda: ss.fftconvolve(img, lowpass, "same"))))
     spec_in = np.log1p(np.abs(np.fft.fftshift(np.fft.fft2(img))))
     spec_out = np.log1p(np.abs(np.fft.fftshift(np.fft.fft2(smooth))))
@@ -142,7 +142,7 @@ def main(args=None) -> int:
     assert maps.shape == (1, 32, 241, 241), maps.shape
     layer_ref = lambda: [ss.correlate(small[0, 0], weights[o, 0], "valid")  # noqa: E731
                          for o in range(32)]
-    rows.append(("conv2d 32x16x16 on 256^2", "nn auto",
+    rows.append(("conv2d 32x16x16 on 256^2", "layer tuner",
                  _best_of(lambda: nn.conv2d(small, weights)), _best_of(layer_ref, 1)))
     fig, axes = plt.subplots(4, 8, figsize=(12, 6), dpi=80)
     for o, a in enumerate(axes.ravel()):
@@ -155,41 +155,51 @@ def main(args=None) -> int:
     steps("measuring direct / separable / FFT / OA against kernel size")
     sizes = [3, 5, 9, 15, 25, 41] if quick else [3, 5, 7, 9, 13, 17, 25, 33, 49, 65]
     x = img
-    curves = {m: [] for m in ("direct", "separable", "fft", "oa")}
-    auto_pick = []
+    rng = np.random.default_rng(1)
+    panels = {"Gaussian k x k (separable)": ("direct", "separable", "fft", "oa"),
+              "random k x k (not separable)": ("direct", "fft", "oa")}
+    curves = {title: {m: [] for m in methods} for title, methods in panels.items()}
+    auto_pick = {title: [] for title in panels}
     for k in sizes:
         g = np.exp(-0.5 * ((np.arange(k) - k // 2) / (k / 5)) ** 2)
-        w = np.outer(g, g).astype(np.float32)
-        for m in curves:
-            if m == "direct" and k > 33:
-                curves[m].append(np.nan)             # minutes, and far off the chart
-                continue
-            curves[m].append(_best_of(
-                lambda: fastconv.convolve(x, w, "same", method=m), 2))
-        auto_pick.append(fastconv.choose_conv_method(x, w, "same"))
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
-    for m, ts in curves.items():
-        ax.plot(sizes, np.array(ts) * 1e3, "o-", label=m)
-    ax.set_yscale("log")
-    ax.set_xlabel("kernel size k (k x k Gaussian, 512x512 float32 image)")
-    ax.set_ylabel("time per call (ms)")
-    ax.set_title("where each method wins on this machine")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
+        kernels = {"Gaussian k x k (separable)": np.outer(g, g).astype(np.float32),
+                   "random k x k (not separable)":
+                       rng.standard_normal((k, k)).astype(np.float32)}
+        for title, w in kernels.items():
+            for m in curves[title]:
+                if m == "direct" and k > 33:
+                    curves[title][m].append(np.nan)     # seconds, far off the chart
+                    continue
+                curves[title][m].append(_best_of(
+                    lambda: fastconv.convolve(x, w, "same", method=m), 2))
+            auto_pick[title].append(fastconv.choose_conv_method(x, w, "same"))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100, sharey=True)
+    for ax, (title, cs) in zip(axes, curves.items()):
+        for m, ts in cs.items():
+            ax.plot(sizes, np.array(ts) * 1e3, "o-", label=m)
+        ax.set_yscale("log")
+        ax.set_xlabel("kernel size k (512x512 float32 image, 'same')")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    axes[0].set_ylabel("time per call (ms)")
+    fig.suptitle("where each method wins on this machine")
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "crossover.png"))
     plt.close(fig)
 
     steps("summary")
     print()
-    print(f"{'example':<28} {'auto chose':<12} {'fastconv ms':>11} {'scipy ms':>10} "
+    print("method: what auto chose (fastconv.explain), or the filter's fixed algorithm")
+    print(f"{'example':<28} {'method':<12} {'fastconv ms':>11} {'scipy ms':>10} "
           f"{'speed-up':>9}")
     for name, method, t_fc, t_sp in rows:
         print(f"{name:<28} {method:<12} {t_fc * 1e3:11.2f} {t_sp * 1e3:10.2f} "
               f"{t_sp / t_fc:8.1f}x")
     print()
-    print("kernel size -> method auto picks: " +
-          ", ".join(f"{k}:{m}" for k, m in zip(sizes, auto_pick)))
+    for title, picks in auto_pick.items():
+        print(f"{title}: kernel size -> method auto picks: " +
+              ", ".join(f"{k}:{m}" for k, m in zip(sizes, picks)))
     print(f"template found at {tuple(int(p) for p in peak)} (cut at the centre "
           f"{(ty + 24, tx + 24)})")
     print(f"pictures written to {os.path.abspath(out_dir)}: " +
