@@ -289,3 +289,15 @@ def test_conv_layers_use_the_same_tuner(cache):
     out = nn.conv2d(x, w, padding=1)          # auto: served from the tuner's memo
     np.testing.assert_allclose(out, nn.conv2d(x, w, padding=1, method="direct"),
                                rtol=1e-4, atol=1e-3)
+
+
+def test_calibration_fit_recovers_constants():
+    ov = _model.DEFAULTS["fft"]["overhead"]
+    samples = [("fft", u, ov + 3e-10 * u) for u in (1e6, 5e6, 2e7)]
+    samples += [("direct", u, _model.DEFAULTS["direct"]["overhead"] + 2e-11 * u)
+                for u in (1e5, 1e8)]
+    fitted = _model.fit(samples)
+    assert fitted["fft"]["c"] == pytest.approx(3e-10, rel=1e-9)
+    assert fitted["direct"]["c"] == pytest.approx(2e-11, rel=1e-9)
+    spec = spec_of(np.zeros((300, 300), np.float32), np.zeros((9, 9), np.float32))
+    assert _model.predict(spec, "fft", {}, fitted) > _model.predict(spec, "fft", {})

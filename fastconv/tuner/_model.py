@@ -7,6 +7,8 @@ a short micro-benchmark and stores them beside the tuning cache.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _fftsize
@@ -14,10 +16,10 @@ from .. import _fftsize
 # seconds per unit of work (see ``work``), per method, for float32; other dtypes scale by
 # DTYPE_FACTOR. Fitted by ``calibrate`` on the 2-core development machine.
 DEFAULTS = {
-    "direct":    {"c": 2.5e-11, "overhead": 5e-6},
-    "separable": {"c": 5.0e-11, "overhead": 1e-5},
-    "fft":       {"c": 2.5e-11, "overhead": 3e-5},
-    "oa":        {"c": 2.5e-11, "overhead": 5e-5},
+    "direct":    {"c": 1.0e-10, "overhead": 5e-6},
+    "separable": {"c": 2.2e-10, "overhead": 1e-5},
+    "fft":       {"c": 1.1e-10, "overhead": 3e-5},
+    "oa":        {"c": 5.7e-11, "overhead": 5e-5},
 }
 # float64 and complex do proportionally more work per element (vector width, 4 real
 # multiplies per complex one).
@@ -54,16 +56,17 @@ def predict(spec, method: str, params: dict | None, constants: dict | None = Non
 
 
 def fit(samples) -> dict:
-    """Fit ``c`` per method from [(method, work_units, seconds)] (least squares through
-    the overhead, with the overhead kept at its default). Used by --calibrate."""
+    """Fit ``c`` per method from [(method, work_units, seconds)] samples measured at
+    float32. The geometric mean of (seconds - overhead) / units: the model ranks methods
+    by ratios, so relative error is what to minimise, and a log fit keeps one large case
+    from dominating. Used by ``calibrate``."""
     by_method: dict = {}
     for method, units, seconds in samples:
         by_method.setdefault(method, []).append((units, seconds))
     fitted = {}
     for method, pts in by_method.items():
         ov = DEFAULTS[method]["overhead"]
-        num = sum(u * max(s - ov, 0.0) for u, s in pts)
-        den = sum(u * u for u, _ in pts)
-        if den > 0 and num > 0:
-            fitted[method] = {"c": num / den, "overhead": ov}
+        logs = [math.log(max(s - ov, 0.1 * s) / u) for u, s in pts if u > 0 and s > 0]
+        if logs:
+            fitted[method] = {"c": math.exp(sum(logs) / len(logs)), "overhead": ov}
     return fitted
