@@ -6,6 +6,8 @@ excluded from the steady state), then times them interleaved, ``repeat`` rounds,
 reports medians; speed is quoted as ratios against the peers timed in the same run.
 Case tables live beside this module, one per area (``cases_direct.py``, ...).
 """
-from ._harness import Case, Result, measure, run_cases, format_table, peer_threads
+from ._harness import (Case, Result, format_table, measure, median_time, peer_threads,
+                       run_cases)
 
-__all__ = ["Case", "Result", "measure", "run_cases", "format_table", "peer_threads"]
+__all__ = ["Case", "Result", "measure", "median_time", "run_cases", "format_table",
+           "peer_threads"]

@@ -66,6 +66,17 @@ def peer_threads(n: int):
             setter(value)
 
 
+def median_time(fn, repeat: int = 5) -> float:
+    """Median seconds of ``repeat`` calls of ``fn`` after one warm-up call."""
+    fn()
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
 def measure(fns: dict, repeat: int = 7, min_time: float = 0.02) -> tuple[dict, dict]:
     """Median seconds per call for each callable, timed interleaved (A B C A B C ...)."""
     first = {}

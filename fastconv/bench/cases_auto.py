@@ -58,21 +58,12 @@ def _make(case, rng):
     return x, w
 
 
-def _median_time(fn, repeat):
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
-
-
 def run(tune: str = "measure", quick: bool = False, repeat: int = 5, threads: int = 2,
         cache_dir: str | None = None, progress=None):
     """Rows of (label, auto method, auto s, best method, best s, ratio, tuning s)."""
     import fastconv
     from fastconv import _config, signal, tuner
+    from fastconv.bench import median_time
     from fastconv.tuner import _model
 
     cache_dir = cache_dir or tempfile.mkdtemp(prefix="fastconv-auto-")
@@ -93,12 +84,12 @@ def run(tune: str = "measure", quick: bool = False, repeat: int = 5, threads: in
             for m in allowed:
                 if pred[m] > SKIP_FACTOR * best_pred:
                     continue
-                fixed[m] = _median_time(
+                fixed[m] = median_time(
                     lambda m=m: fastconv.convolve(x, w, "same", method=m), repeat)
             t0 = time.perf_counter()
             d = fastconv.explain(x, w, "same")          # pays tuning, if any
             tuning = time.perf_counter() - t0
-            auto = _median_time(lambda: fastconv.convolve(x, w, "same"), repeat)
+            auto = median_time(lambda: fastconv.convolve(x, w, "same"), repeat)
             best = min(fixed, key=fixed.get)
             rows.append((case[0], d.method, auto, best, fixed[best], auto / fixed[best],
                          tuning, fixed))

@@ -12,7 +12,7 @@ import contextlib
 
 import numpy as np
 
-from . import Case, format_table, run_cases
+from . import Case, format_table, median_time, run_cases
 
 
 def _workers(n):
@@ -148,18 +148,6 @@ CASES = [
 ]
 
 
-def _time(fn, repeat):
-    import statistics
-    import time
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
 CROSSOVER_GRID = {
     1: [((10**5,), [8, 16, 32, 64, 128, 256]), ((10**6,), [16, 32, 64, 128, 256, 512])],
     2: [((512, 512), [3, 5, 7, 9, 11, 15, 21]), ((2048, 2048), [3, 5, 7, 9, 11, 15, 21])],
@@ -196,7 +184,7 @@ def crossover(ndims=(1, 2, 3), repeat=3, dtype=np.float32):
                 times = {}
                 for name, fn in fns.items():
                     if name not in dropped:
-                        times[name] = _time(fn, repeat)
+                        times[name] = median_time(fn, repeat)
                 general = {n: t for n, t in times.items() if n != "separable"}
                 best = min(general.values())
                 if general.get("direct", 0) > 4 * best:      # grows with k; FFT does not
