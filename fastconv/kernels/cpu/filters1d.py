@@ -35,6 +35,10 @@ from ..._jit import jit, run_parallel
 
 CONSTANT, WRAP, SYMMETRIC, REFLECT, EDGE = "constant", "wrap", "symmetric", "reflect", "edge"
 
+# Boxes up to this size on both axes are summed directly (in the data's dtype), larger
+# ones with float64 running sums.
+SMALL_BOX = 4
+
 # Below this many trailing elements per line position, lines are buffered (``_line_*``);
 # from it on, whole rows are combined (``_mid_*``).
 MID_MIN_INNER = 32
@@ -505,6 +509,79 @@ def _running_sum(o, buf, k, C, scale, diff, sums):
         o[i] = sums[i] * scale
 
 
+@jit()
+def _sum_rows(o, xa, tab, i, k, crow):
+    # o = sum_{j<k} R(tab[i + j]) for k <= 4 rows, one sweep (R as in _combine_rows).
+    s0 = tab[i]
+    r0 = crow if s0 < 0 else xa[s0]
+    n = o.shape[0]
+    if k == 1:
+        for t in range(n):
+            o[t] = r0[t]
+        return
+    s1 = tab[i + 1]
+    r1 = crow if s1 < 0 else xa[s1]
+    if k == 2:
+        for t in range(n):
+            o[t] = r0[t] + r1[t]
+        return
+    s2 = tab[i + 2]
+    r2 = crow if s2 < 0 else xa[s2]
+    if k == 3:
+        for t in range(n):
+            o[t] = r0[t] + r1[t] + r2[t]
+        return
+    s3 = tab[i + 3]
+    r3 = crow if s3 < 0 else xa[s3]
+    for t in range(n):
+        o[t] = (r0[t] + r1[t]) + (r2[t] + r3[t])
+
+
+@jit()
+def _sum_shifts(o, buf, k, C, scale):
+    # o[i] = scale * sum_{j<k} buf[i + j*C] for k <= 4, one sweep.
+    n = o.shape[0]
+    b0 = buf[0:n]
+    if k == 1:
+        for t in range(n):
+            o[t] = b0[t] * scale
+        return
+    b1 = buf[C:C + n]
+    if k == 2:
+        for t in range(n):
+            o[t] = (b0[t] + b1[t]) * scale
+        return
+    b2 = buf[2 * C:2 * C + n]
+    if k == 3:
+        for t in range(n):
+            o[t] = (b0[t] + b1[t] + b2[t]) * scale
+        return
+    b3 = buf[3 * C:3 * C + n]
+    for t in range(n):
+        o[t] = ((b0[t] + b1[t]) + (b2[t] + b3[t])) * scale
+
+
+@jit(parallel=True)
+def _sep2d_box_small(x, ky, ty, kx, tx, lox, C, cval, scale, out):
+    # Box filter of at most 4 x 4: plain sums in one sweep per axis (cheaper than running
+    # sums, and than weighted taps), the product of the two 1/size factors at the end.
+    A, NY, NC = out.shape
+    LX = tx.shape[0]
+    NX = NC // C
+    core = lox * C
+    crow = np.full(NC, cval, x.dtype)
+    nchunks = min(A * NY, 512)
+    for chunk in prange(nchunks):
+        buf = np.empty(LX * C, x.dtype)
+        mid = buf[core:core + NC]
+        for ay in range(chunk * (A * NY) // nchunks, (chunk + 1) * (A * NY) // nchunks):
+            a = ay // NY
+            y = ay - a * NY
+            _sum_rows(mid, x[a], ty, y, ky, crow)
+            _extend_in_place(buf, tx, lox, NX, C, cval * ky)
+            _sum_shifts(out[a, y], buf, kx, C, scale)
+
+
 @jit(parallel=True)
 def _sep2d_uniform(x, ky, ty, kx, tx, lox, C, cval, out):
     # Box filter over (y, x) in one sweep: per block of output rows, float64 column sums
@@ -637,8 +714,8 @@ def correlate2d_separable(x, wy, wx, out, axis_y, start_y, start_x, boundary_y, 
 
 def uniform2d(x, size_y, size_x, out, axis_y, start_y, start_x, boundary_y, boundary_x,
               cval):
-    """Box filter over axes ``axis_y`` and ``axis_y + 1`` in one sweep (float64 running
-    sums); the result is the mean over the ``size_y x size_x`` window."""
+    """Box filter over axes ``axis_y`` and ``axis_y + 1`` in one sweep: the mean over the
+    ``size_y x size_x`` window (direct sums up to SMALL_BOX, else float64 running sums)."""
     if out.size == 0:
         return out
     ny, nx = x.shape[axis_y], x.shape[axis_y + 1]
@@ -646,6 +723,11 @@ def uniform2d(x, size_y, size_x, out, axis_y, start_y, start_x, boundary_y, boun
     tx = extension_table(nx, start_x, nx + size_x - 1, boundary_x)
     x3, C = _plane_view(x, axis_y)
     o3, _ = _plane_view(out, axis_y)
-    run_parallel(_sep2d_uniform, x3, size_y, ty, size_x, tx, -start_x, C, np.float64(cval),
-                 o3)
+    if size_y <= SMALL_BOX and size_x <= SMALL_BOX:
+        dt = x.dtype.type
+        run_parallel(_sep2d_box_small, x3, size_y, ty, size_x, tx, -start_x, C, dt(cval),
+                     dt(1.0 / (size_y * size_x)), o3)
+    else:
+        run_parallel(_sep2d_uniform, x3, size_y, ty, size_x, tx, -start_x, C,
+                     np.float64(cval), o3)
     return out
