@@ -22,9 +22,12 @@ Two families of kernels:
   symmetric/antisymmetric tap pairing, its running-sum recurrence for the box filter, no
   fast-math): in float64 they give scipy's bits, so integer outputs truncate exactly as
   scipy's do. The loops run over pixels innermost, so they still vectorise.
-* ``sep2d_*`` kernels fuse two passes (along the last two filtered axes) in one sweep over
-  memory: each thread filters the rows it needs along the first axis into a buffer and
-  then filters that buffer along the second axis; fast-math and four taps per sweep.
+* fast kernels (``*_fast``, ``_sep2d_*``) sum in any order (fast-math), up to four taps per
+  sweep over an L1-sized block of the output. The ``_sep2d_*`` ones fuse two passes
+  (axes a and a + 1) in one sweep over memory: each thread filters the rows it needs
+  along the first axis into a row buffer, extends it, and filters it along the second
+  axis. Boxes: direct sums up to ``SMALL_BOX``, else float64 running sums (O(1) per
+  element whatever the size; the scan split into four independent chains).
 """
 from __future__ import annotations
 
