@@ -236,10 +236,6 @@ class _Pass:
     weights: np.ndarray | None = None
     size: int = 0
 
-    @property
-    def taps(self):
-        return self.size if self.weights is None else self.weights.shape[0]
-
 
 def _run_pass(x, p, out, cval, exact=True):
     """One pass, x -> out (C-contiguous, one float dtype); ``exact``: scipy's arithmetic."""
