@@ -31,6 +31,8 @@ Two families of kernels:
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import prange
 
@@ -49,8 +51,16 @@ MID_MIN_INNER = 32
 
 # -- boundary tables ----------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=256)
 def extension_table(n, start, length, boundary):
-    """Line element read at extended positions ``start .. start+length-1`` (-1: cval)."""
+    """Line element read at extended positions ``start .. start+length-1`` (-1: cval).
+    Cached (the same image shapes come back call after call); read-only."""
+    tab = _extension_table(int(n), int(start), int(length), boundary)
+    tab.flags.writeable = False
+    return tab
+
+
+def _extension_table(n, start, length, boundary):
     e = np.arange(start, start + length, dtype=np.int64)
     if boundary == CONSTANT:
         return np.where((e >= 0) & (e < n), e, -1)
