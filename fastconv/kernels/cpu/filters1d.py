@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import numba
 from numba import prange
 
 from ..._jit import jit, run_parallel
@@ -43,6 +44,10 @@ CONSTANT, WRAP, SYMMETRIC, REFLECT, EDGE = "constant", "wrap", "symmetric", "ref
 # Boxes up to this size on both axes are summed directly (in the data's dtype), larger
 # ones with float64 running sums.
 SMALL_BOX = 4
+
+# Rows are dealt to threads in this many chunks per thread (each chunk allocates its row
+# buffer once): enough to even out a thread that was held up, few enough to stay cheap.
+CHUNKS_PER_THREAD = 16
 
 # Below this many trailing elements per line position, lines are buffered (``_line_*``);
 # from it on, whole rows are combined (``_mid_*``).
@@ -156,11 +161,11 @@ def _correlate_line_exact(o, buf, w, C, sym):
 
 
 @jit(parallel=True, fastmath=False)
-def _line_correlate_exact(x, w, tab, lo, cval, C, sym, out):
+def _line_correlate_exact(x, w, tab, lo, cval, C, sym, out, nch):
     # x, out: (R, N*C) lines of N positions with C interleaved channels; taps C apart.
     R = x.shape[0]
     L = tab.shape[0]
-    nchunks = min(R, 512)
+    nchunks = min(R, nch)
     for chunk in prange(nchunks):
         buf = np.empty(L * C, x.dtype)
         for r in range(chunk * R // nchunks, (chunk + 1) * R // nchunks):
@@ -215,7 +220,7 @@ def _mid_correlate_exact(x, w, tab, cval, sym, out):
 # -- 1-D box filter, scipy's running sum ---------------------------------------------------
 
 @jit(parallel=True, fastmath=False)
-def _line_uniform_exact(x, size, tab, lo, cval, C, out):
+def _line_uniform_exact(x, size, tab, lo, cval, C, out, nch):
     # scipy's recurrence in float64: a running sum (first window summed in order, then
     # += entering - leaving), each output the sum / size; one chain per channel.
     R = x.shape[0]
@@ -223,7 +228,7 @@ def _line_uniform_exact(x, size, tab, lo, cval, C, out):
     N = NC // C
     L = tab.shape[0]
     fsize = np.float64(size)
-    nchunks = min(R, 512)
+    nchunks = min(R, nch)
     for chunk in prange(nchunks):
         buf = np.empty(L * C, np.float64)
         acc = np.empty(C, np.float64)
@@ -407,11 +412,11 @@ def _combine_shifts(o, buf, w, C):
 
 
 @jit(parallel=True)
-def _line_correlate_fast(x, w, tab, lo, cval, C, out):
+def _line_correlate_fast(x, w, tab, lo, cval, C, out, nch):
     # As _line_correlate_exact, in any summation order (fast-math, taps grouped).
     R = x.shape[0]
     L = tab.shape[0]
-    nchunks = min(R, 512)
+    nchunks = min(R, nch)
     for chunk in prange(nchunks):
         buf = np.empty(L * C, x.dtype)
         for r in range(chunk * R // nchunks, (chunk + 1) * R // nchunks):
@@ -431,7 +436,7 @@ def _mid_correlate_fast(x, w, tab, cval, out):
 
 
 @jit(parallel=True)
-def _sep2d_correlate(x, wy, ty, wx, tx, lox, C, cval, out):
+def _sep2d_correlate(x, wy, ty, wx, tx, lox, C, cval, out, nch):
     # x, out: (A, NY, NX*C). Output row (a, y): filter input rows ty[y:y+ky] along y into
     # the middle of an extended row buffer, extend it along x with tx, filter along x.
     A, NY, NC = out.shape
@@ -439,7 +444,7 @@ def _sep2d_correlate(x, wy, ty, wx, tx, lox, C, cval, out):
     NX = NC // C
     core = lox * C
     crow = np.full(NC, cval, x.dtype)
-    nchunks = min(A * NY, 512)
+    nchunks = min(A * NY, nch)
     for chunk in prange(nchunks):
         buf = np.empty(LX * C, x.dtype)
         mid = buf[core:core + NC]
@@ -575,7 +580,7 @@ def _sum_shifts(o, buf, k, C, scale):
 
 
 @jit(parallel=True)
-def _sep2d_box_small(x, ky, ty, kx, tx, lox, C, cval, scale, out):
+def _sep2d_box_small(x, ky, ty, kx, tx, lox, C, cval, scale, out, nch):
     # Box filter of at most 4 x 4: plain sums in one sweep per axis (cheaper than running
     # sums, and than weighted taps), the product of the two 1/size factors at the end.
     A, NY, NC = out.shape
@@ -583,7 +588,7 @@ def _sep2d_box_small(x, ky, ty, kx, tx, lox, C, cval, scale, out):
     NX = NC // C
     core = lox * C
     crow = np.full(NC, cval, x.dtype)
-    nchunks = min(A * NY, 512)
+    nchunks = min(A * NY, nch)
     for chunk in prange(nchunks):
         buf = np.empty(LX * C, x.dtype)
         mid = buf[core:core + NC]
@@ -639,6 +644,10 @@ def _sep2d_uniform(x, ky, ty, kx, tx, lox, C, cval, out):
 
 # -- launchers ------------------------------------------------------------------------------
 
+def _chunks():
+    return CHUNKS_PER_THREAD * numba.get_num_threads()
+
+
 def _lines(a, axis):
     """(A, N, B) view of C-contiguous ``a`` with ``axis`` in the middle."""
     shape = a.shape
@@ -674,9 +683,9 @@ def correlate1d(x, w, out, axis, start, boundary, cval, exact=True):
         B = x3.shape[2]
         x2, o2 = x3.reshape(x3.shape[0], -1), o3.reshape(o3.shape[0], -1)
         if exact:
-            run_parallel(_line_correlate_exact, x2, w, tab, -start, cval, B, sym, o2)
+            run_parallel(_line_correlate_exact, x2, w, tab, -start, cval, B, sym, o2, _chunks())
         else:
-            run_parallel(_line_correlate_fast, x2, w, tab, -start, cval, B, o2)
+            run_parallel(_line_correlate_fast, x2, w, tab, -start, cval, B, o2, _chunks())
     return out
 
 
@@ -694,7 +703,7 @@ def uniform1d(x, size, out, axis, start, boundary, cval):
     else:
         B = x3.shape[2]
         run_parallel(_line_uniform_exact, x3.reshape(x3.shape[0], -1), size, tab, -start,
-                     cval, B, o3.reshape(o3.shape[0], -1))
+                     cval, B, o3.reshape(o3.shape[0], -1), _chunks())
     return out
 
 
@@ -721,7 +730,7 @@ def correlate2d_separable(x, wy, wx, out, axis_y, start_y, start_x, boundary_y, 
     o3, _ = _plane_view(out, axis_y)
     dt = x.dtype
     run_parallel(_sep2d_correlate, x3, np.ascontiguousarray(wy, dt), ty,
-                 np.ascontiguousarray(wx, dt), tx, -start_x, C, dt.type(cval), o3)
+                 np.ascontiguousarray(wx, dt), tx, -start_x, C, dt.type(cval), o3, _chunks())
     return out
 
 
@@ -739,7 +748,7 @@ def uniform2d(x, size_y, size_x, out, axis_y, start_y, start_x, boundary_y, boun
     if size_y <= SMALL_BOX and size_x <= SMALL_BOX:
         dt = x.dtype.type
         run_parallel(_sep2d_box_small, x3, size_y, ty, size_x, tx, -start_x, C, dt(cval),
-                     dt(1.0 / (size_y * size_x)), o3)
+                     dt(1.0 / (size_y * size_x)), o3, _chunks())
     else:
         run_parallel(_sep2d_uniform, x3, size_y, ty, size_x, tx, -start_x, C,
                      np.float64(cval), o3)
