@@ -28,7 +28,7 @@ Precision and dtypes (the policy):
   result is an integer and the weights are not exactly representable.
 * Floating outputs of multi-axis separable filters are computed in fused passes (two
   axes per sweep over memory) and may differ from scipy in the last bits; boxes of up to
-  5 taps then run as plain taps, longer ones as float64 running sums.
+  4 x 4 are summed directly, longer ones with float64 running sums.
 * Non-finite values stay inside the windows that contain them, except in running sums
   (uniform filters, as in scipy): a NaN or Inf that entered the running window spoils the
   rest of its line, and in the fused 2-D box the rest of its block of columns too.
@@ -236,10 +236,6 @@ class _Pass:
     weights: np.ndarray | None = None
     size: int = 0
 
-    @property
-    def taps(self):
-        return self.size if self.weights is None else self.weights.shape[0]
-
 
 def _run_pass(x, p, out, cval, exact=True):
     """One pass, x -> out (C-contiguous, one float dtype); ``exact``: scipy's arithmetic."""
@@ -261,7 +257,8 @@ def _run_pair(x, py, px, out, cval):
     return out
 
 
-# Box filters up to this size run as correlations with 1/size taps on floating outputs.
+# Single box passes up to this size, inside a chain of passes, run as correlations with
+# 1/size taps on floating outputs.
 _BOX_AS_TAPS = 5
 
 
@@ -316,11 +313,6 @@ def _separable(input, passes, output, cval):
         return output
     dt = _compute_dtype(input.dtype, output.dtype)
     x = _as_compute(input, dt)
-    if len(passes) > 1:
-        # Short boxes run faster as plain taps than as running sums (a single pass keeps
-        # scipy's running sum, bit for bit).
-        passes = [_Pass(p.axis, p.start, p.boundary, weights=np.full(p.size, 1.0 / p.size))
-                  if p.weights is None and p.size <= _BOX_AS_TAPS else p for p in passes]
     steps = _schedule(passes, cval)
     for n, step in enumerate(steps):
         last = n == len(steps) - 1
@@ -328,7 +320,12 @@ def _separable(input, passes, output, cval):
         if len(step) == 2:
             _run_pair(x, step[0], step[1], out, cval)
         else:
-            _run_pass(x, step[0], out, cval, exact=len(steps) == 1)
+            p = step[0]
+            if len(passes) > 1 and p.weights is None and p.size <= _BOX_AS_TAPS:
+                # A short box inside a chain runs faster as plain taps (a lone pass keeps
+                # scipy's running sum, bit for bit).
+                p = _Pass(p.axis, p.start, p.boundary, weights=np.full(p.size, 1.0 / p.size))
+            _run_pass(x, p, out, cval, exact=len(steps) == 1)
         x = out
     return _store(x, output)
 

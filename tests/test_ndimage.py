@@ -377,3 +377,18 @@ def test_correlate_matches_scipy_property(shape, kseed, mode, cval):
     size = [int(k) for k in kshape]
     check(fn.uniform_filter(x, size, mode=mode, cval=cval),
           sn.uniform_filter(x, size, mode=mode, cval=cval), False)
+
+
+@given(shape=st.lists(st.integers(1, 12), min_size=1, max_size=3),
+       sigma=st.floats(0.0, 3.0), order=st.integers(0, 2),
+       modes=st.lists(st.sampled_from(MODES), min_size=3, max_size=3),
+       cval=st.floats(-5, 5), seed=st.integers(0, 2**32 - 1))
+def test_separable_filters_match_scipy_property(shape, sigma, order, modes, cval, seed):
+    x = np.random.default_rng(seed).standard_normal(shape)
+    modes = modes[:len(shape)]
+    kw = dict(mode=modes, cval=cval)
+    check(fn.gaussian_filter(x, sigma, order=order, **kw),
+          sn.gaussian_filter(x, sigma, order=order, **kw), False)
+    check(fn.sobel(x, -1, **kw), sn.sobel(x, -1, **kw), False)
+    sizes = [int(s) for s in np.random.default_rng(seed).integers(1, 9, len(shape))]
+    check(fn.uniform_filter(x, sizes, **kw), sn.uniform_filter(x, sizes, **kw), False)

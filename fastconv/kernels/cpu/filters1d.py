@@ -22,18 +22,32 @@ Two families of kernels:
   symmetric/antisymmetric tap pairing, its running-sum recurrence for the box filter, no
   fast-math): in float64 they give scipy's bits, so integer outputs truncate exactly as
   scipy's do. The loops run over pixels innermost, so they still vectorise.
-* ``sep2d_*`` kernels fuse two passes (along the last two filtered axes) in one sweep over
-  memory: each thread filters the rows it needs along the first axis into a buffer and
-  then filters that buffer along the second axis; fast-math and four taps per sweep.
+* fast kernels (``*_fast``, ``_sep2d_*``) sum in any order (fast-math), up to four taps per
+  sweep over an L1-sized block of the output. The ``_sep2d_*`` ones fuse two passes
+  (axes a and a + 1) in one sweep over memory: each thread filters the rows it needs
+  along the first axis into a row buffer, extends it, and filters it along the second
+  axis. Boxes: direct sums up to ``SMALL_BOX``, else float64 running sums (O(1) per
+  element whatever the size; the scan split into four independent chains).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+import numba
 from numba import prange
 
 from ..._jit import jit, run_parallel
 
 CONSTANT, WRAP, SYMMETRIC, REFLECT, EDGE = "constant", "wrap", "symmetric", "reflect", "edge"
+
+# Boxes up to this size on both axes are summed directly (in the data's dtype), larger
+# ones with float64 running sums.
+SMALL_BOX = 4
+
+# Rows are dealt to threads in this many chunks per thread (each chunk allocates its row
+# buffer once): enough to even out a thread that was held up, few enough to stay cheap.
+CHUNKS_PER_THREAD = 16
 
 # Below this many trailing elements per line position, lines are buffered (``_line_*``);
 # from it on, whole rows are combined (``_mid_*``).
@@ -42,8 +56,16 @@ MID_MIN_INNER = 32
 
 # -- boundary tables ----------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=256)
 def extension_table(n, start, length, boundary):
-    """Line element read at extended positions ``start .. start+length-1`` (-1: cval)."""
+    """Line element read at extended positions ``start .. start+length-1`` (-1: cval).
+    Cached (the same image shapes come back call after call); read-only."""
+    tab = _extension_table(int(n), int(start), int(length), boundary)
+    tab.flags.writeable = False
+    return tab
+
+
+def _extension_table(n, start, length, boundary):
     e = np.arange(start, start + length, dtype=np.int64)
     if boundary == CONSTANT:
         return np.where((e >= 0) & (e < n), e, -1)
@@ -139,11 +161,11 @@ def _correlate_line_exact(o, buf, w, C, sym):
 
 
 @jit(parallel=True, fastmath=False)
-def _line_correlate_exact(x, w, tab, lo, cval, C, sym, out):
+def _line_correlate_exact(x, w, tab, lo, cval, C, sym, out, nch):
     # x, out: (R, N*C) lines of N positions with C interleaved channels; taps C apart.
     R = x.shape[0]
     L = tab.shape[0]
-    nchunks = min(R, 512)
+    nchunks = min(R, nch)
     for chunk in prange(nchunks):
         buf = np.empty(L * C, x.dtype)
         for r in range(chunk * R // nchunks, (chunk + 1) * R // nchunks):
@@ -198,7 +220,7 @@ def _mid_correlate_exact(x, w, tab, cval, sym, out):
 # -- 1-D box filter, scipy's running sum ---------------------------------------------------
 
 @jit(parallel=True, fastmath=False)
-def _line_uniform_exact(x, size, tab, lo, cval, C, out):
+def _line_uniform_exact(x, size, tab, lo, cval, C, out, nch):
     # scipy's recurrence in float64: a running sum (first window summed in order, then
     # += entering - leaving), each output the sum / size; one chain per channel.
     R = x.shape[0]
@@ -206,7 +228,7 @@ def _line_uniform_exact(x, size, tab, lo, cval, C, out):
     N = NC // C
     L = tab.shape[0]
     fsize = np.float64(size)
-    nchunks = min(R, 512)
+    nchunks = min(R, nch)
     for chunk in prange(nchunks):
         buf = np.empty(L * C, np.float64)
         acc = np.empty(C, np.float64)
@@ -390,11 +412,11 @@ def _combine_shifts(o, buf, w, C):
 
 
 @jit(parallel=True)
-def _line_correlate_fast(x, w, tab, lo, cval, C, out):
+def _line_correlate_fast(x, w, tab, lo, cval, C, out, nch):
     # As _line_correlate_exact, in any summation order (fast-math, taps grouped).
     R = x.shape[0]
     L = tab.shape[0]
-    nchunks = min(R, 512)
+    nchunks = min(R, nch)
     for chunk in prange(nchunks):
         buf = np.empty(L * C, x.dtype)
         for r in range(chunk * R // nchunks, (chunk + 1) * R // nchunks):
@@ -414,7 +436,7 @@ def _mid_correlate_fast(x, w, tab, cval, out):
 
 
 @jit(parallel=True)
-def _sep2d_correlate(x, wy, ty, wx, tx, lox, C, cval, out):
+def _sep2d_correlate(x, wy, ty, wx, tx, lox, C, cval, out, nch):
     # x, out: (A, NY, NX*C). Output row (a, y): filter input rows ty[y:y+ky] along y into
     # the middle of an extended row buffer, extend it along x with tx, filter along x.
     A, NY, NC = out.shape
@@ -422,7 +444,7 @@ def _sep2d_correlate(x, wy, ty, wx, tx, lox, C, cval, out):
     NX = NC // C
     core = lox * C
     crow = np.full(NC, cval, x.dtype)
-    nchunks = min(A * NY, 512)
+    nchunks = min(A * NY, nch)
     for chunk in prange(nchunks):
         buf = np.empty(LX * C, x.dtype)
         mid = buf[core:core + NC]
@@ -505,6 +527,79 @@ def _running_sum(o, buf, k, C, scale, diff, sums):
         o[i] = sums[i] * scale
 
 
+@jit()
+def _sum_rows(o, xa, tab, i, k, crow):
+    # o = sum_{j<k} R(tab[i + j]) for k <= 4 rows, one sweep (R as in _combine_rows).
+    s0 = tab[i]
+    r0 = crow if s0 < 0 else xa[s0]
+    n = o.shape[0]
+    if k == 1:
+        for t in range(n):
+            o[t] = r0[t]
+        return
+    s1 = tab[i + 1]
+    r1 = crow if s1 < 0 else xa[s1]
+    if k == 2:
+        for t in range(n):
+            o[t] = r0[t] + r1[t]
+        return
+    s2 = tab[i + 2]
+    r2 = crow if s2 < 0 else xa[s2]
+    if k == 3:
+        for t in range(n):
+            o[t] = r0[t] + r1[t] + r2[t]
+        return
+    s3 = tab[i + 3]
+    r3 = crow if s3 < 0 else xa[s3]
+    for t in range(n):
+        o[t] = (r0[t] + r1[t]) + (r2[t] + r3[t])
+
+
+@jit()
+def _sum_shifts(o, buf, k, C, scale):
+    # o[i] = scale * sum_{j<k} buf[i + j*C] for k <= 4, one sweep.
+    n = o.shape[0]
+    b0 = buf[0:n]
+    if k == 1:
+        for t in range(n):
+            o[t] = b0[t] * scale
+        return
+    b1 = buf[C:C + n]
+    if k == 2:
+        for t in range(n):
+            o[t] = (b0[t] + b1[t]) * scale
+        return
+    b2 = buf[2 * C:2 * C + n]
+    if k == 3:
+        for t in range(n):
+            o[t] = (b0[t] + b1[t] + b2[t]) * scale
+        return
+    b3 = buf[3 * C:3 * C + n]
+    for t in range(n):
+        o[t] = ((b0[t] + b1[t]) + (b2[t] + b3[t])) * scale
+
+
+@jit(parallel=True)
+def _sep2d_box_small(x, ky, ty, kx, tx, lox, C, cval, scale, out, nch):
+    # Box filter of at most 4 x 4: plain sums in one sweep per axis (cheaper than running
+    # sums, and than weighted taps), the product of the two 1/size factors at the end.
+    A, NY, NC = out.shape
+    LX = tx.shape[0]
+    NX = NC // C
+    core = lox * C
+    crow = np.full(NC, cval, x.dtype)
+    nchunks = min(A * NY, nch)
+    for chunk in prange(nchunks):
+        buf = np.empty(LX * C, x.dtype)
+        mid = buf[core:core + NC]
+        for ay in range(chunk * (A * NY) // nchunks, (chunk + 1) * (A * NY) // nchunks):
+            a = ay // NY
+            y = ay - a * NY
+            _sum_rows(mid, x[a], ty, y, ky, crow)
+            _extend_in_place(buf, tx, lox, NX, C, cval * ky)
+            _sum_shifts(out[a, y], buf, kx, C, scale)
+
+
 @jit(parallel=True)
 def _sep2d_uniform(x, ky, ty, kx, tx, lox, C, cval, out):
     # Box filter over (y, x) in one sweep: per block of output rows, float64 column sums
@@ -549,6 +644,10 @@ def _sep2d_uniform(x, ky, ty, kx, tx, lox, C, cval, out):
 
 # -- launchers ------------------------------------------------------------------------------
 
+def _chunks():
+    return CHUNKS_PER_THREAD * numba.get_num_threads()
+
+
 def _lines(a, axis):
     """(A, N, B) view of C-contiguous ``a`` with ``axis`` in the middle."""
     shape = a.shape
@@ -584,9 +683,9 @@ def correlate1d(x, w, out, axis, start, boundary, cval, exact=True):
         B = x3.shape[2]
         x2, o2 = x3.reshape(x3.shape[0], -1), o3.reshape(o3.shape[0], -1)
         if exact:
-            run_parallel(_line_correlate_exact, x2, w, tab, -start, cval, B, sym, o2)
+            run_parallel(_line_correlate_exact, x2, w, tab, -start, cval, B, sym, o2, _chunks())
         else:
-            run_parallel(_line_correlate_fast, x2, w, tab, -start, cval, B, o2)
+            run_parallel(_line_correlate_fast, x2, w, tab, -start, cval, B, o2, _chunks())
     return out
 
 
@@ -604,7 +703,7 @@ def uniform1d(x, size, out, axis, start, boundary, cval):
     else:
         B = x3.shape[2]
         run_parallel(_line_uniform_exact, x3.reshape(x3.shape[0], -1), size, tab, -start,
-                     cval, B, o3.reshape(o3.shape[0], -1))
+                     cval, B, o3.reshape(o3.shape[0], -1), _chunks())
     return out
 
 
@@ -631,14 +730,14 @@ def correlate2d_separable(x, wy, wx, out, axis_y, start_y, start_x, boundary_y, 
     o3, _ = _plane_view(out, axis_y)
     dt = x.dtype
     run_parallel(_sep2d_correlate, x3, np.ascontiguousarray(wy, dt), ty,
-                 np.ascontiguousarray(wx, dt), tx, -start_x, C, dt.type(cval), o3)
+                 np.ascontiguousarray(wx, dt), tx, -start_x, C, dt.type(cval), o3, _chunks())
     return out
 
 
 def uniform2d(x, size_y, size_x, out, axis_y, start_y, start_x, boundary_y, boundary_x,
               cval):
-    """Box filter over axes ``axis_y`` and ``axis_y + 1`` in one sweep (float64 running
-    sums); the result is the mean over the ``size_y x size_x`` window."""
+    """Box filter over axes ``axis_y`` and ``axis_y + 1`` in one sweep: the mean over the
+    ``size_y x size_x`` window (direct sums up to SMALL_BOX, else float64 running sums)."""
     if out.size == 0:
         return out
     ny, nx = x.shape[axis_y], x.shape[axis_y + 1]
@@ -646,6 +745,11 @@ def uniform2d(x, size_y, size_x, out, axis_y, start_y, start_x, boundary_y, boun
     tx = extension_table(nx, start_x, nx + size_x - 1, boundary_x)
     x3, C = _plane_view(x, axis_y)
     o3, _ = _plane_view(out, axis_y)
-    run_parallel(_sep2d_uniform, x3, size_y, ty, size_x, tx, -start_x, C, np.float64(cval),
-                 o3)
+    if size_y <= SMALL_BOX and size_x <= SMALL_BOX:
+        dt = x.dtype.type
+        run_parallel(_sep2d_box_small, x3, size_y, ty, size_x, tx, -start_x, C, dt(cval),
+                     dt(1.0 / (size_y * size_x)), o3, _chunks())
+    else:
+        run_parallel(_sep2d_uniform, x3, size_y, ty, size_x, tx, -start_x, C,
+                     np.float64(cval), o3)
     return out
