@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -52,12 +53,10 @@ def peer_threads(n: int):
         cv2.setNumThreads(n)
     except ImportError:
         pass
-    try:
-        import torch
+    torch = sys.modules.get("torch")     # only when a case brought torch in: its idle
+    if torch is not None:                # OpenMP workers otherwise compete for the cores
         restore.append((torch.set_num_threads, torch.get_num_threads()))
         torch.set_num_threads(n)
-    except ImportError:
-        pass
     try:
         yield n
     finally:
