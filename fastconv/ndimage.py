@@ -48,6 +48,9 @@ try:
 except ImportError:  # numpy < 2
     from numpy.core.multiarray import normalize_axis_index as _normalize_axis_index
 
+from . import tuner as _tuner
+from ._validate import ConvSpec
+from .kernels import get_launcher
 from .kernels.cpu import direct as _direct
 from .kernels.cpu import filters1d as _f1d
 
@@ -72,10 +75,22 @@ _REAL_TYPES = frozenset(np.dtype(t) for t in (
     np.uint64, np.float32, np.float64))
 
 
-def _nd_correlate(x, w, out, start, boundary, cval):
+def _nd_correlate(x, w, out, start, boundary, cval, exact):
     """The one call that runs an N-d correlation (the launcher contract of
-    fastconv.kernels: out[i] = sum_j w[j] * X[start + i + j]). Method choice goes here."""
-    return _direct.correlate(x, w, out, start, boundary, cval)
+    fastconv.kernels: out[i] = sum_j w[j] * X[start + i + j]).
+
+    Floating outputs go through the auto-tuner, so direct, separable, FFT and overlap-add
+    all serve every boundary mode. ``exact`` (an integer or bool output, which scipy
+    truncates) keeps the direct method: FFT rounding could move a value across an
+    integer."""
+    if exact:
+        return _direct.correlate(x, w, out, start, boundary, cval)
+    spec = ConvSpec(op="ndimage.correlate", x_shape=x.shape, w_shape=w.shape,
+                    out_shape=out.shape, start=tuple(int(s) for s in start),
+                    compute_dtype=x.dtype, result_dtype=x.dtype, boundary=boundary,
+                    cval=cval, mode="ndimage")
+    method, params, _ = _tuner.choose(spec, x, w)
+    return get_launcher(method)(x, w, out, spec.start, boundary, cval, **params)
 
 
 # -- scipy's argument handling (same rules, same exceptions) ---------------------------------
@@ -666,7 +681,8 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
     if input.ndim == 0:
         result = np.asarray(x * w, dtype=dt)
     else:
-        result = _nd_correlate(x, w, _target(x, output, dt), start, boundary, cval)
+        result = _nd_correlate(x, w, _target(x, output, dt), start, boundary, cval,
+                               exact=output.dtype.kind in "biu")
     return _store(result, output)
 
 

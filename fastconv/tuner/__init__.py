@@ -10,7 +10,8 @@ Choice order for one call (``choose``):
 2. **Cache**: the in-process memo, then this machine's tuning file (``_store``).
 3. **Measure** (``FASTCONV_TUNE=measure``, the default): when the cost model cannot
    separate the best candidates (within ``MEASURE_MARGIN``) and the call is expensive
-   enough to be worth it (``MEASURE_MIN_S``), the plausible candidates are timed (warm-up
+   enough to be worth it (``MEASURE_MIN_S``: measuring costs about ten calls, once per
+   machine), the plausible candidates are timed (warm-up
    excluded, bounded by ``FASTCONV_TUNE_BUDGET``) and the result is stored on disk.
 4. **Model**: otherwise the cost model's prediction.
 
@@ -38,7 +39,7 @@ __all__ = ["choose", "decide", "choose_custom", "Decision", "cache_info", "clear
            "export", "import_", "calibrate", "measure_all", "resolve_explicit"]
 
 MEASURE_MARGIN = 3.0     # measure when the runner-up is predicted within 3x of the best
-MEASURE_MIN_S = 2e-3     # ... and the best is predicted to take at least 2 ms
+MEASURE_MIN_S = 2e-4     # ... and the best is predicted to take at least 0.2 ms
 FLOAT_METHODS = ("separable", "fft", "oa")
 
 
@@ -425,7 +426,7 @@ def calibrate(progress=None) -> dict:
             if m == "direct" and units > 2e9:      # seconds per call: the fit needs no more
                 continue
             t, _ = time_call(lambda: _execute.run(spec, x, w, m, p, wk=wk), 0.2)
-            samples.append((m, units, t))
+            samples.append((f"{m}/{len(xs)}", units, t))
     fitted = _model.fit(samples)
     store().put_model(fitted)
     clear_cache(memory_only=True)

@@ -47,17 +47,23 @@ def work(spec, method: str, params: dict) -> float:
     raise ValueError(method)
 
 
+def _lookup(table: dict, method: str, ndim: int):
+    """Constants for a method at a rank: 'direct/2' if fitted, else 'direct'."""
+    return table.get(f"{method}/{min(ndim, 3)}") or table.get(method)
+
+
 def predict(spec, method: str, params: dict | None, constants: dict | None = None) -> float:
     """Predicted seconds for one call."""
-    consts = (constants or {}).get(method) or DEFAULTS[method]
+    consts = (_lookup(constants or {}, method, spec.ndim)
+              or _lookup(DEFAULTS, method, spec.ndim))
     dt = np.dtype(spec.compute_dtype).name
     factor = (FFT_DTYPE_FACTOR if method in ("fft", "oa") else DTYPE_FACTOR).get(dt, 2.0)
     return consts["overhead"] + consts["c"] * factor * work(spec, method, params or {})
 
 
 def fit(samples) -> dict:
-    """Fit ``c`` per method from [(method, work_units, seconds)] samples measured at
-    float32. The geometric mean of (seconds - overhead) / units: the model ranks methods
+    """Fit ``c`` per method (names like 'direct' or 'direct/2', method per rank) from
+    [(name, work_units, seconds)] samples measured at float32. The geometric mean of (seconds - overhead) / units: the model ranks methods
     by ratios, so relative error is what to minimise, and a log fit keeps one large case
     from dominating. Used by ``calibrate``."""
     by_method: dict = {}
@@ -65,7 +71,7 @@ def fit(samples) -> dict:
         by_method.setdefault(method, []).append((units, seconds))
     fitted = {}
     for method, pts in by_method.items():
-        ov = DEFAULTS[method]["overhead"]
+        ov = DEFAULTS[method.split("/")[0]]["overhead"]
         logs = [math.log(max(s - ov, 0.1 * s) / u) for u, s in pts if u > 0 and s > 0]
         if logs:
             fitted[method] = {"c": math.exp(sum(logs) / len(logs)), "overhead": ov}

@@ -38,6 +38,7 @@ import numba
 from numba import prange
 
 from ..._jit import jit, run_parallel
+from ._extend import index_map
 
 CONSTANT, WRAP, SYMMETRIC, REFLECT, EDGE = "constant", "wrap", "symmetric", "reflect", "edge"
 
@@ -60,29 +61,9 @@ MID_MIN_INNER = 32
 def extension_table(n, start, length, boundary):
     """Line element read at extended positions ``start .. start+length-1`` (-1: cval).
     Cached (the same image shapes come back call after call); read-only."""
-    tab = _extension_table(int(n), int(start), int(length), boundary)
+    tab = index_map(int(n), int(start), int(length), boundary)
     tab.flags.writeable = False
     return tab
-
-
-def _extension_table(n, start, length, boundary):
-    e = np.arange(start, start + length, dtype=np.int64)
-    if boundary == CONSTANT:
-        return np.where((e >= 0) & (e < n), e, -1)
-    if boundary == WRAP:
-        return e % n
-    if boundary == EDGE:
-        return np.clip(e, 0, n - 1)
-    if boundary == SYMMETRIC:            # ... b a | a b c | c b ...
-        e = e % (2 * n)
-        return np.where(e < n, e, 2 * n - 1 - e)
-    if boundary == REFLECT:              # ... c b | a b c | b a ...
-        if n == 1:
-            return np.zeros_like(e)
-        period = 2 * n - 2
-        e = e % period
-        return np.where(e < n, e, period - e)
-    raise ValueError(f"unknown boundary {boundary!r}")
 
 
 def symmetry(w):
