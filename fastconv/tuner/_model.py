@@ -13,13 +13,24 @@ import numpy as np
 
 from .. import _fftsize
 
-# seconds per unit of work (see ``work``), per method, for float32; other dtypes scale by
-# DTYPE_FACTOR. Fitted by ``calibrate`` on the 2-core development machine.
+# seconds per unit of work (see ``work``), per method and rank ('direct/1' for 1-D; the
+# plain name serves the other ranks), for float32; other dtypes scale by DTYPE_FACTOR.
+# Fitted by ``python -m fastconv tune --calibrate`` on the 2-core development machine
+# (AMD EPYC, AVX2, quiet, 2 threads). Overheads: the FFT paths' fixed cost per call
+# (planning, the kernel's spectrum, block set-up) was measured at 0.3-0.6 ms on small
+# inputs, where it decides against them.
 DEFAULTS = {
-    "direct":    {"c": 1.0e-10, "overhead": 5e-6},
-    "separable": {"c": 2.2e-10, "overhead": 1e-5},
-    "fft":       {"c": 1.1e-10, "overhead": 3e-5},
-    "oa":        {"c": 5.7e-11, "overhead": 5e-5},
+    "direct":      {"c": 5.4e-11, "overhead": 5e-6},
+    "direct/1":    {"c": 4.5e-11, "overhead": 5e-6},
+    "direct/3":    {"c": 3.7e-10, "overhead": 5e-6},
+    "separable":   {"c": 1.1e-10, "overhead": 1e-5},
+    "separable/3": {"c": 3.7e-10, "overhead": 1e-5},
+    "fft":         {"c": 9.3e-11, "overhead": 3e-4},
+    "fft/1":       {"c": 1.9e-10, "overhead": 3e-4},
+    "fft/3":       {"c": 1.4e-10, "overhead": 3e-4},
+    "oa":          {"c": 5.2e-11, "overhead": 6e-4},
+    "oa/1":        {"c": 1.2e-10, "overhead": 6e-4},
+    "oa/3":        {"c": 1.5e-10, "overhead": 6e-4},
 }
 # float64 and complex do proportionally more work per element (vector width, 4 real
 # multiplies per complex one).

@@ -501,7 +501,8 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
     if nd <= 3:
         w3 = w.reshape((1,) * (3 - nd) + w.shape)
         o3 = out.reshape((1,) * (3 - nd) + out.shape)
-        fills = (w3.sum(axis=2) * cv).reshape(-1)
+        with np.errstate(invalid="ignore"):     # Inf taps times a zero fill: NaN, as
+            fills = (w3.sum(axis=2) * cv).reshape(-1)   # the taps themselves give
         _run(xf, pz, py, mx, nl, r0, sx, lo, hi, w3.reshape(-1), fills, o3.reshape(-1),
              *o3.shape, *w3.shape, cv, tile, False)
         return out
@@ -515,7 +516,8 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
             if min(base) < 0:                       # a whole 3-D block of the fill
                 o3 += cv * w3.sum(dtype=dtype)
                 continue
-            fills = (w3.sum(axis=2) * cv).reshape(-1)
+            with np.errstate(invalid="ignore"):
+                fills = (w3.sum(axis=2) * cv).reshape(-1)
             _run(xf, np.where(pz >= 0, pz + sum(base), -1), py, mx, nl, r0, sx, lo, hi,
                  w3.reshape(-1), fills, o3.reshape(-1), *o3.shape, *w3.shape, cv, tile,
                  True)
