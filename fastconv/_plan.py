@@ -1,7 +1,8 @@
 """spec -> method: the order in which a method is chosen.
 
 1. an explicit ``method=`` (integer inputs only take FFT inside the exactness guard);
-2. correctness guards (integer exactness, non-finite input, separability);
+2. correctness guards (integer exactness, separability; non-finite inputs are handled by
+   the FFT/OA launchers themselves);
 3. for ``method="auto"``: the tuner (cache hit, measurement, or cost model).
 """
 from __future__ import annotations

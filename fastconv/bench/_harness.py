@@ -77,7 +77,8 @@ def median_time(fn, repeat: int = 5) -> float:
 
 
 def measure(fns: dict, repeat: int = 7, min_time: float = 0.02) -> tuple[dict, dict]:
-    """Median seconds per call for each callable, timed interleaved (A B C A B C ...)."""
+    """Median seconds per call for each callable, timed interleaved in rotating order
+    (A B C, B C A, C A B, ...)."""
     first = {}
     for label, fn in fns.items():
         t0 = time.perf_counter()
@@ -91,8 +92,12 @@ def measure(fns: dict, repeat: int = 7, min_time: float = 0.02) -> tuple[dict, d
         dt = time.perf_counter() - t0
         number[label] = max(1, int(min_time / max(dt, 1e-7)))
     samples = {label: [] for label in fns}
-    for _ in range(repeat):
-        for label, fn in fns.items():
+    labels = list(fns)
+    for r in range(repeat):
+        # Rotate the order each round: whoever runs right after a contender that evicted
+        # the caches or faulted in fresh pages pays for it, so nobody may always be that.
+        for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+            fn = fns[label]
             n = number[label]
             t0 = time.perf_counter()
             for _ in range(n):

@@ -63,7 +63,7 @@ def run(tune: str = "measure", quick: bool = False, repeat: int = 5, threads: in
     """Rows of (label, auto method, auto s, best method, best s, ratio, tuning s)."""
     import fastconv
     from fastconv import _config, signal, tuner
-    from fastconv.bench import median_time
+    from fastconv.bench import measure
     from fastconv.tuner import _model
 
     cache_dir = cache_dir or tempfile.mkdtemp(prefix="fastconv-auto-")
@@ -80,16 +80,18 @@ def run(tune: str = "measure", quick: bool = False, repeat: int = 5, threads: in
             allowed, _ = tuner.candidates(spec, x, w)
             pred = {m: _model.predict(spec, m, p) for m, p in allowed.items()}
             best_pred = min(pred.values())
-            fixed = {}
-            for m in allowed:
-                if pred[m] > SKIP_FACTOR * best_pred:
-                    continue
-                fixed[m] = median_time(
-                    lambda m=m: fastconv.convolve(x, w, "same", method=m), repeat)
             t0 = time.perf_counter()
             d = fastconv.explain(x, w, "same")          # pays tuning, if any
             tuning = time.perf_counter() - t0
-            auto = median_time(lambda: fastconv.convolve(x, w, "same"), repeat)
+            fns = {"auto": lambda: fastconv.convolve(x, w, "same")}
+            for m in allowed:
+                if pred[m] <= SKIP_FACTOR * best_pred:
+                    fns[m] = lambda m=m: fastconv.convolve(x, w, "same", method=m)
+            # auto and every fixed method timed interleaved, so that load on the machine
+            # hits them alike
+            med, _ = measure(fns, repeat=repeat, min_time=0.01)
+            auto = med.pop("auto")
+            fixed = med
             best = min(fixed, key=fixed.get)
             rows.append((case[0], d.method, auto, best, fixed[best], auto / fixed[best],
                          tuning, fixed))
