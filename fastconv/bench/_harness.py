@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import statistics
 import sys
 import time
@@ -77,8 +78,8 @@ def median_time(fn, repeat: int = 5) -> float:
 
 
 def measure(fns: dict, repeat: int = 7, min_time: float = 0.02) -> tuple[dict, dict]:
-    """Median seconds per call for each callable, timed interleaved in rotating order
-    (A B C, B C A, C A B, ...)."""
+    """Median seconds per call for each callable, timed interleaved in a shuffled order
+    each round (A B C, C A B, B C A, ...; seeded, so runs are repeatable)."""
     first = {}
     for label, fn in fns.items():
         t0 = time.perf_counter()
@@ -93,10 +94,14 @@ def measure(fns: dict, repeat: int = 7, min_time: float = 0.02) -> tuple[dict, d
         number[label] = max(1, int(min_time / max(dt, 1e-7)))
     samples = {label: [] for label in fns}
     labels = list(fns)
+    order = random.Random(0)
     for r in range(repeat):
-        # Rotate the order each round: whoever runs right after a contender that evicted
-        # the caches or faulted in fresh pages pays for it, so nobody may always be that.
-        for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+        # A fresh order each round: whoever runs right after a contender that evicted
+        # the caches or faulted in fresh pages pays for it, so nobody may always be that
+        # (a rotation keeps the same neighbours, a shuffle does not).
+        if r:
+            order.shuffle(labels)
+        for label in labels:
             fn = fns[label]
             n = number[label]
             t0 = time.perf_counter()
