@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 
+from ._harness import measure
+
 SKIP_FACTOR = 30.0
 
 
@@ -63,7 +65,6 @@ def run(tune: str = "measure", quick: bool = False, repeat: int = 5, threads: in
     """Rows of (label, auto method, auto s, best method, best s, ratio, tuning s)."""
     import fastconv
     from fastconv import _config, signal, tuner
-    from fastconv.bench import measure
     from fastconv.tuner import _model
 
     cache_dir = cache_dir or tempfile.mkdtemp(prefix="fastconv-auto-")
@@ -121,12 +122,44 @@ def format_rows(rows) -> str:
     return "\n".join(lines)
 
 
+def dispatch_overhead(repeat: int = 9, calls: int = 20000) -> dict:
+    """Microseconds per call of the public API with the direct launcher replaced by a
+    no-op: ``auto`` (a cache hit) against an explicit ``method="direct"``, and a plan.
+    The difference between the first two is what choosing costs on the hot path."""
+    import fastconv
+    from fastconv import kernels
+
+    x = np.ones((16, 16), np.float32)
+    w = np.ones((3, 3), np.float32)
+    fastconv.convolve(x, w, "same")
+    plan = fastconv.plan(x, w, "same")
+    key = ("direct", "cpu")
+    saved = kernels.get_launcher(*key)
+    kernels._LOADED[key] = plan._launcher = lambda *a, **k: None
+    try:
+        fns = {"auto": lambda: fastconv.convolve(x, w, "same"),
+               "explicit direct": lambda: fastconv.convolve(x, w, "same", method="direct"),
+               "plan": lambda: plan(x)}
+        med, _ = measure(fns, repeat=repeat, min_time=0.02)
+    finally:
+        kernels._LOADED[key] = saved
+    return {k: v * 1e6 for k, v in med.items()}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--tune", default="measure", choices=("measure", "model", "off"))
     p.add_argument("--quick", action="store_true")
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--dispatch", action="store_true",
+                   help="only the per-call dispatch overhead (launcher replaced by a no-op)")
     args = p.parse_args(argv)
+    if args.dispatch:
+        us = dispatch_overhead()
+        print("  ".join(f"{k}: {v:.1f} us" for k, v in us.items()) +
+              f"  -> auto costs {us['auto'] - us['explicit direct']:.1f} us over an "
+              f"explicit method")
+        return
     rows = run(args.tune, args.quick, args.repeat)
     print(f"tuning mode: {args.tune}")
     print(format_rows(rows))
