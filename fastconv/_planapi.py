@@ -81,6 +81,18 @@ class Plan:
                 f"dtype={s.result_dtype} method={self.method}>")
 
 
+def _shape_dtype(in1):
+    """``(shape, dtype)`` when ``in1`` is such a pair (a tuple of ints and something
+    numpy accepts as a dtype), else None: then ``in1`` is example data."""
+    if not (isinstance(in1, tuple) and len(in1) == 2 and isinstance(in1[0], tuple)
+            and all(isinstance(n, (int, np.integer)) for n in in1[0])):
+        return None
+    try:
+        return tuple(int(n) for n in in1[0]), np.dtype(in1[1])
+    except TypeError:
+        return None
+
+
 def plan(in1, in2, mode="full", *, op="convolve", method="auto", boundary="fill",
          fillvalue=0, workers=None):
     """Make a :class:`Plan` for ``op(in1, in2, mode)`` with fixed shapes and kernel.
@@ -96,11 +108,8 @@ def plan(in1, in2, mode="full", *, op="convolve", method="auto", boundary="fill"
     >>> p(np.ones((64, 64), np.float32))[1, 1]
     np.float32(9.0)
     """
-    if isinstance(in1, tuple) and len(in1) == 2 and not np.isscalar(in1[0]):
-        shape, dtype = in1
-        x = np.zeros(shape, dtype)
-    else:
-        x = as_array(in1, "in1")
+    spec_pair = _shape_dtype(in1)
+    x = np.zeros(*spec_pair) if spec_pair else as_array(in1, "in1")
     w = as_array(in2, "in2")
     method = check_method(method)
     spec = _spec_for(op, x, w, mode, boundary, fillvalue)

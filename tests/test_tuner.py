@@ -301,3 +301,12 @@ def test_calibration_fit_recovers_constants():
     assert fitted["direct"]["c"] == pytest.approx(2e-11, rel=1e-9)
     spec = spec_of(np.zeros((300, 300), np.float32), np.zeros((9, 9), np.float32))
     assert _model.predict(spec, "fft", {}, fitted) > _model.predict(spec, "fft", {})
+
+
+def test_plan_takes_a_shape_dtype_pair_or_data():
+    w = np.ones((2, 2))
+    p = fastconv.plan(((8, 8), np.float32), w.astype(np.float32))
+    assert p(np.ones((8, 8), np.float32)).shape == (9, 9)
+    data = ((1.0, 2.0), (3.0, 4.0))          # a tuple of rows is data, not a shape
+    np.testing.assert_allclose(fastconv.plan(data, w)(np.array(data)),
+                               fastconv.convolve(data, w))
