@@ -142,8 +142,7 @@ def cmd_tune(args) -> int:
             _progress(i, len(pairs), f"{xs} * {ws}")
             x = rng.standard_normal(xs).astype(args.dtype)
             w = rng.standard_normal(ws).astype(args.dtype)
-            spec = signal._spec(args.op, x, w, args.mode, flip=args.op == "convolve",
-                                conj=args.op == "correlate")
+            spec = signal._spec(args.op, x, w, args.mode)
             d = tuner.decide(spec, x, w, force_measure=True)
             sys.stderr.write("\n")
             print(f"{'x'.join(map(str, xs))}:{'x'.join(map(str, ws))} -> {d.method}  " +

@@ -140,11 +140,12 @@ def threads(n):
         numba.set_num_threads(old)
 
 
-@contextlib.contextmanager
+_NO_SCOPE = contextlib.nullcontext()
+
+
 def workers_scope(workers):
-    """Apply a public function's ``workers=`` argument for the duration of one call."""
+    """Apply a public function's ``workers=`` argument for the duration of one call.
+    ``None`` (the common case, on every call's hot path) is a shared no-op context."""
     if workers is None:
-        yield get_num_threads()
-        return
-    with threads(resolve_workers(workers)) as n:
-        yield n
+        return _NO_SCOPE
+    return threads(resolve_workers(workers))

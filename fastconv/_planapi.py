@@ -21,10 +21,7 @@ def _spec_for(op, x, w, mode, boundary, fillvalue):
     bnd = check_boundary(boundary)
     if swap_needed(mode, x.shape, w.shape):
         raise ValueError("a plan needs in1 at least as large as in2 in 'valid' mode")
-    if op == "convolve":
-        return _spec(op, x, w, mode, flip=True, conj=False, boundary=bnd,
-                     fillvalue=fillvalue)
-    return _spec(op, x, w, mode, flip=False, conj=True, boundary=bnd, fillvalue=fillvalue)
+    return _spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue)
 
 
 class Plan:

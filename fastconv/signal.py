@@ -24,33 +24,51 @@ __all__ = ["convolve", "correlate", "fftconvolve", "oaconvolve", "convolve2d", "
 _SPEC_MEMO: dict = {}
 
 
-def _spec(op, x, w, mode, *, flip, conj, boundary="constant", fillvalue=0,
-          reverse_out=False, conj_out=False, centre="convolve"):
-    """The ConvSpec of a call, memoised by everything it is computed from (the hot path
-    of repeated calls with one signature)."""
+# What each operation is as one correlation: flip the kernel (convolution) or conjugate
+# it (correlation); when 'valid' swapped the inputs, scipy's correlate reverses and
+# conjugates the result, correlate2d only reverses it; correlate2d centres 'same' its own
+# way for even kernels.
+_OPS = {
+    "convolve":    dict(flip=True, conj=False, swap_reverses=False, swap_conj=False,
+                        centre="convolve"),
+    "convolve2d":  dict(flip=True, conj=False, swap_reverses=False, swap_conj=False,
+                        centre="convolve"),
+    "correlate":   dict(flip=False, conj=True, swap_reverses=True, swap_conj=True,
+                        centre="convolve"),
+    "correlate2d": dict(flip=False, conj=True, swap_reverses=True, swap_conj=False,
+                        centre="correlate2d"),
+}
+
+_SPEC_MEMO: dict = {}
+
+
+def _spec(op, x, w, mode, *, boundary="constant", fillvalue=0, swapped=False):
+    """The ConvSpec of ``op(x, w, mode)`` (inputs already swapped when ``swapped``),
+    memoised by everything it is computed from (the hot path of repeated calls)."""
     try:
-        memo_key = (op, x.shape, w.shape, x.dtype, w.dtype, mode, flip, conj, boundary,
-                    fillvalue, type(fillvalue), reverse_out, conj_out, centre)
+        memo_key = (op, x.shape, w.shape, x.dtype, w.dtype, mode, boundary, fillvalue,
+                    type(fillvalue), swapped)
         hit = _SPEC_MEMO.get(memo_key)
     except TypeError:            # an unhashable fillvalue (an array): no memo
         memo_key, hit = None, None
     if hit is not None:
         return hit
-    spec = _make_spec(op, x, w, mode, flip, conj, boundary, fillvalue, reverse_out,
-                      conj_out, centre)
+    spec = _make_spec(op, x, w, mode, boundary, fillvalue, swapped)
     if memo_key is not None and len(_SPEC_MEMO) < 4096:
         _SPEC_MEMO[memo_key] = spec
     return spec
 
 
-def _make_spec(op, x, w, mode, flip, conj, boundary, fillvalue, reverse_out, conj_out,
-               centre):
+def _make_spec(op, x, w, mode, boundary, fillvalue, swapped):
+    rule = _OPS[op]
     rt = result_dtype(x, w)
-    out_shape, start = window(mode, x.shape, w.shape, centre)
+    out_shape, start = window(mode, x.shape, w.shape, rule["centre"])
     return ConvSpec(op=op, x_shape=x.shape, w_shape=w.shape, out_shape=out_shape,
                     start=start, compute_dtype=compute_dtype(rt), result_dtype=rt,
-                    boundary=boundary, cval=check_fillvalue(fillvalue, rt), flip=flip,
-                    conj=conj, reverse_out=reverse_out, conj_out=conj_out, mode=mode)
+                    boundary=boundary, cval=check_fillvalue(fillvalue, rt),
+                    flip=rule["flip"], conj=rule["conj"],
+                    reverse_out=swapped and rule["swap_reverses"],
+                    conj_out=swapped and rule["swap_conj"], mode=mode)
 
 
 def _check_not_empty(x, w, mode):
@@ -76,18 +94,9 @@ def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers):
     if swapped:
         x, w = w, x
     _check_not_empty(x, w, mode)
-    if op == "convolve":
-        spec = _spec(op, x, w, mode, flip=True, conj=False, boundary=bnd, fillvalue=fillvalue)
-    else:
-        # correlate(a, b) with b larger (valid mode): scipy computes correlate(b, a) and
-        # reverses and conjugates the result.
-        spec = _spec(op, x, w, mode, flip=False, conj=True, boundary=bnd,
-                     fillvalue=fillvalue, reverse_out=swapped, conj_out=swapped)
+    spec = _spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, swapped=swapped)
     if 0 in spec.out_shape:
         return _execute.finish(spec, np.empty(spec.out_shape, spec.compute_dtype))
-    if workers is None:            # the hot path: no context manager
-        chosen, params, _ = _plan.choose(spec, x, w, method)
-        return _execute.run(spec, x, w, chosen, params)
     with workers_scope(workers):
         chosen, params, _ = _plan.choose(spec, x, w, method)
         return _execute.run(spec, x, w, chosen, params)
@@ -155,12 +164,7 @@ def _2d_call(op, in1, in2, mode, boundary, fillvalue):
         x, w = w, x
     mode = check_mode(mode)
     bnd = check_boundary(boundary, SIGNAL2D_BOUNDARIES)
-    if op == "convolve2d":
-        spec = _spec(op, x, w, mode, flip=True, conj=False, boundary=bnd,
-                     fillvalue=fillvalue)
-    else:
-        spec = _spec(op, x, w, mode, flip=False, conj=True, boundary=bnd,
-                     fillvalue=fillvalue, reverse_out=swapped, centre="correlate2d")
+    spec = _spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, swapped=swapped)
     if x.size == 0 or w.size == 0:
         return _execute.finish(spec, np.zeros(spec.out_shape, spec.compute_dtype))
     chosen, params, _ = _plan.choose(spec, x, w, "auto")
@@ -234,7 +238,7 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     if swap_needed(mode, x.shape, w.shape):
         x, w = w, x
     _check_not_empty(x, w, mode)
-    spec = _spec("convolve", x, w, mode, flip=True, conj=False)
+    spec = _spec("convolve", x, w, mode)
     if measure:
         times = tuner.measure_all(spec, x, w)
         return min(times, key=times.get), times

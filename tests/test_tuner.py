@@ -24,7 +24,7 @@ def cache(tmp_path):
 
 
 def spec_of(x, w, mode="same", op="convolve"):
-    return signal._spec(op, x, w, mode, flip=op == "convolve", conj=op == "correlate")
+    return signal._spec(op, x, w, mode)
 
 
 def test_key_is_stable_and_complete():
@@ -114,7 +114,7 @@ def _tune_in_process(args):
     from fastconv import _config as cfg, signal as sig, tuner as tn
     x = np.ones((64, 64 + n % 2), np.float32)       # two processes share each key
     w = np.ones((3, 3), np.float32)
-    spec = sig._spec("convolve", x, w, "same", flip=True, conj=False)
+    spec = sig._spec("convolve", x, w, "same")
     with cfg.override(cache_dir=cache_dir, tune="measure", tune_budget_s=0.02):
         return tn.decide(spec, x, w, force_measure=True).key
 

@@ -77,7 +77,7 @@ def run(tune: str = "measure", quick: bool = False, repeat: int = 5, threads: in
             if progress:
                 progress(i, len(cases), case[0])
             x, w = _make(case, rng)
-            spec = signal._spec("convolve", x, w, "same", flip=True, conj=False)
+            spec = signal._spec("convolve", x, w, "same")
             allowed, _ = tuner.candidates(spec, x, w)
             pred = {m: _model.predict(spec, m, p) for m, p in allowed.items()}
             best_pred = min(pred.values())

@@ -169,25 +169,6 @@ def decide(spec, x, w, wk=None, force_measure: bool = False) -> Decision:
                     dict(info.get("predicted", {})), excluded, info.get("tuning_s", 0.0))
 
 
-_CANDIDATE_MEMO: dict = {}    # (spec, kernel bytes) -> candidates() for floating inputs
-
-
-def _candidates_fast(spec, x, w, wk):
-    """candidates(), memoised where the answer depends on nothing but the spec and the
-    kernel's values: floating inputs (integer inputs depend on the input's values through
-    the FFT exactness bound). Kernels are small, so their bytes are part of the key."""
-    if spec.compute_dtype.kind in "fc" and w.size <= 4096:
-        memo_key = (spec, w.tobytes())
-        hit = _CANDIDATE_MEMO.get(memo_key)
-        if hit is None:
-            hit = candidates(spec, x, w, wk)
-            if len(_CANDIDATE_MEMO) > 1024:
-                _CANDIDATE_MEMO.clear()
-            _CANDIDATE_MEMO[memo_key] = hit
-        return hit
-    return candidates(spec, x, w, wk)
-
-
 _HOT: dict = {}     # the whole decision of a floating call, by spec, kernel and context
 
 
@@ -208,15 +189,21 @@ def _thread_count_reader():
 _num_threads = None
 
 
+def _threads() -> int:
+    """The calling Python thread's thread count, through the cheapest reader."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _thread_count_reader()
+    return _num_threads()
+
+
 def _decide(spec, x, w, wk, force_measure):
     cfg = _config.get()
     hot_key = None
     if not force_measure and spec.compute_dtype.kind in "fc" and w.size <= 4096:
-        # A cache hit is one dict lookup: nothing else here depends on the input values.
-        global _num_threads
-        if _num_threads is None:
-            _num_threads = _thread_count_reader()
-        hot_key = (spec, w.tobytes(), layout(x), _num_threads(), cfg.tune, cfg.cache_dir)
+        # A cache hit is one dict lookup: nothing else here depends on the input values
+        # (integer inputs do, through the FFT exactness bound, so they skip this memo).
+        hot_key = (spec, w.tobytes(), layout(x), _threads(), cfg.tune, cfg.cache_dir)
         hit = _HOT.get(hot_key)
         if hit is not None:
             return hit
@@ -229,9 +216,9 @@ def _decide(spec, x, w, wk, force_measure):
 
 
 def _decide_slow(spec, x, w, wk, force_measure, cfg):
-    allowed, excluded = _candidates_fast(spec, x, w, wk)
+    allowed, excluded = candidates(spec, x, w, wk)
     sep = allowed.get("separable")
-    fast_key = (spec, layout(x), numba.get_num_threads(),
+    fast_key = (spec, layout(x), _threads(),
                 len(sep["factors"]) if sep else 0, cfg.tune, cfg.cache_dir)
     if len(allowed) == 1 and not force_measure:
         m = next(iter(allowed))
@@ -327,10 +314,7 @@ def choose_custom(key: str, predicted: dict, runner, force_measure: bool = False
     allowed method to the caller's model seconds, ``runner(method)`` runs one call.
     Returns (method, reason, info)."""
     cfg = _config.get()
-    global _num_threads
-    if _num_threads is None:
-        _num_threads = _thread_count_reader()
-    full_key = f"{key}|t{_num_threads()}|cpu"
+    full_key = f"{key}|t{_threads()}|cpu"
     fast_key = ("custom", full_key, cfg.tune, cfg.cache_dir)
     info = None if force_measure else _MEMO.get(fast_key)
     if info is None:
@@ -380,7 +364,6 @@ def cache_info() -> dict:
 def clear_cache(memory_only: bool = False) -> int:
     with _MEMO_LOCK:
         _MEMO.clear()
-        _CANDIDATE_MEMO.clear()
         _HOT.clear()
     return 0 if memory_only else store().clear()
 
@@ -418,7 +401,7 @@ def calibrate(progress=None) -> dict:
             w = g
             for _ in ws[1:]:
                 w = np.multiply.outer(w, g)
-        spec = signal._spec("convolve", x, w, "same", flip=True, conj=False)
+        spec = signal._spec("convolve", x, w, "same")
         allowed, _ = candidates(spec, x, w)
         wk = _execute.prepare_kernel(spec, w)
         for m, p in allowed.items():
