@@ -35,9 +35,12 @@ def finish(spec, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def run(spec, x, w, method: str, params=None, device: str = "cpu", wk=None):
-    """Execute ``spec`` on arrays ``x`` (input) and ``w`` (raw kernel) with ``method``."""
-    out = np.empty(spec.out_shape, spec.compute_dtype)
+def run(spec, x, w, method: str, params=None, device: str = "cpu", wk=None, out=None):
+    """Execute ``spec`` on arrays ``x`` (input) and ``w`` (raw kernel; unused when the
+    prepared kernel ``wk`` is given) with ``method``. ``out``: a C-contiguous buffer of
+    the compute dtype and output shape to compute into (a plan's caller-owned output)."""
+    if out is None:
+        out = np.empty(spec.out_shape, spec.compute_dtype)
     if out.size == 0:
         return finish(spec, out)
     if wk is None:

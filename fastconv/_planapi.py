@@ -42,8 +42,6 @@ class Plan:
             # by every later one (like an FFTW plan's precomputed state).
             self._params["spectra"] = {}
         self._wk = _execute.prepare_kernel(spec, w)
-        from .kernels import get_launcher
-        self._launcher = get_launcher(self.method)
 
     def __call__(self, in1, out=None):
         x = np.asarray(in1)
@@ -59,11 +57,9 @@ class Plan:
         if out is not None and (out.shape != spec.out_shape or out.dtype != spec.result_dtype):
             raise ValueError(f"out must have shape {spec.out_shape} and dtype "
                              f"{spec.result_dtype}")
-        buf = out if direct_out and out.flags.c_contiguous else np.empty(
-            spec.out_shape, spec.compute_dtype)
-        self._launcher(_execute.prepare_input(spec, x), self._wk, buf, spec.start,
-                       spec.boundary, spec.cval, **self._params)
-        result = _execute.finish(spec, buf)
+        buf = out if direct_out and out.flags.c_contiguous else None
+        result = _execute.run(spec, x, None, self.method, self._params, wk=self._wk,
+                              out=buf)
         if out is not None and result is not out:
             out[...] = result
             return out

@@ -135,7 +135,7 @@ def dispatch_overhead(repeat: int = 9, calls: int = 20000) -> dict:
     plan = fastconv.plan(x, w, "same")
     key = ("direct", "cpu")
     saved = kernels.get_launcher(*key)
-    kernels._LOADED[key] = plan._launcher = lambda *a, **k: None
+    kernels._LOADED[key] = lambda *a, **k: None
     try:
         fns = {"auto": lambda: fastconv.convolve(x, w, "same"),
                "explicit direct": lambda: fastconv.convolve(x, w, "same", method="direct"),
