@@ -5,7 +5,6 @@ scipy.signal's where scipy has one, and name the argument otherwise.
 """
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,7 +117,7 @@ def check_fillvalue(fillvalue, dt: np.dtype):
     fv = np.asarray(fillvalue)
     if fv.size != 1:
         raise ValueError("`fillvalue` must be scalar or an array with one element.")
-    fv = fv.reshape(()).item() if fv.dtype != object else fv.reshape(()).item()
+    fv = fv.reshape(()).item()
     if fv is None:
         return float("nan") if dt.kind in "fc" else 0
     try:
@@ -163,10 +162,3 @@ def window(mode: str, x_shape, w_shape, centre: str = "convolve"):
     if centre == "correlate2d":
         return tuple(x_shape), tuple(-((k - 1) // 2) for k in w_shape)
     return tuple(x_shape), tuple(-(k // 2) for k in w_shape)
-
-
-def index_int(value, name: str) -> int:
-    try:
-        return operator.index(value)
-    except TypeError as exc:
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from exc
