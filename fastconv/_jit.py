@@ -9,6 +9,11 @@
   process when two Python threads enter a parallel region).
 * ``run_parallel``: if the layer in force is workqueue anyway (the user forced it), parallel
   calls are serialised under a lock instead of aborting.
+* ``jit(slp=True)``: compile with LLVM's SLP (straight-line) vectoriser on, which numba
+  leaves off by default. Register-tiled kernels (kernels/cpu/_nn_tiles.py) are written as
+  scalar code over a tile of adjacent outputs and only SLP turns that into vector FMAs
+  with the accumulators held in registers; the switch is flipped under numba's compiler
+  lock for that compile alone, so no other function's code changes.
 """
 from __future__ import annotations
 
@@ -19,6 +24,10 @@ import threading
 import numba
 
 FASTMATH = frozenset({"contract", "reassoc", "nsz", "arcp"})
+# Without reassociation: a reduction loop then stays scalar for the loop vectoriser, which
+# leaves it to SLP to vectorise across the independent accumulators of a register tile
+# (with "reassoc" the loop vectoriser vectorises the tap loop instead, with gathers).
+FASTMATH_ORDERED = frozenset({"contract", "nsz", "arcp"})
 
 
 def _preload_tbb() -> bool:
@@ -80,18 +89,46 @@ def threading_layer() -> str:
         return f"not started (requested: {numba.config.THREADING_LAYER})"
 
 
-def jit(parallel: bool = False, fastmath: bool = True, cache: bool = True, **options):
-    """Decorator: ``numba.njit`` with fastconv's compile options."""
+def _with_slp(dispatcher):
+    """Make every compile of ``dispatcher`` (lazy, per signature; a load from the on-disk
+    cache goes through here too) run with numba's SLP vectoriser switched on."""
+    from numba.core import config
+    from numba.core.compiler_lock import global_compiler_lock
+    compile_ = dispatcher.compile
+
+    def compile_with_slp(sig):
+        # numba reads the setting when it builds each pass manager, inside compile; all
+        # compiles hold this (re-entrant) lock, so none other sees the switch.
+        with global_compiler_lock:
+            saved = config.SLP_VECTORIZE
+            config.SLP_VECTORIZE = 1
+            try:
+                return compile_(sig)
+            finally:
+                config.SLP_VECTORIZE = saved
+
+    dispatcher.compile = compile_with_slp
+    return dispatcher
+
+
+def jit(parallel: bool = False, fastmath=True, cache: bool = True, slp: bool = False,
+        **options):
+    """Decorator: ``numba.njit`` with fastconv's compile options. ``fastmath`` is True
+    (``FASTMATH``), False, or a flag set such as ``FASTMATH_ORDERED``; ``slp`` switches
+    on the SLP vectoriser for this function's compiles."""
     opts = dict(parallel=parallel, nogil=True, error_model="numpy", **options)
     if fastmath:
-        opts["fastmath"] = set(FASTMATH)
+        opts["fastmath"] = set(FASTMATH if fastmath is True else fastmath)
 
     def decorate(fn):
+        disp = None
         if cache:
             try:
-                return numba.njit(cache=True, **opts)(fn)
+                disp = numba.njit(cache=True, **opts)(fn)
             except RuntimeError:  # "cannot cache function ...: no locator available"
                 pass
-        return numba.njit(cache=False, **opts)(fn)
+        if disp is None:
+            disp = numba.njit(cache=False, **opts)(fn)
+        return _with_slp(disp) if slp else disp
 
     return decorate

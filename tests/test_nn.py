@@ -157,6 +157,58 @@ def test_winograd_shapes_every_method(method, dtype):
     close(got, conv_ref(x, w, stride=(2, 1, 1), padding=(0, 1, 1), dilation=(3, 1, 1)), dtype)
 
 
+def tiled_layer(seed, dtype):
+    """A random layer the register-tiled direct kernel takes (at least Q output channels
+    per group, output rows at least P wide), usually with a partial last channel block
+    and a partial last pixel tile: 1-3 spatial dims, stride, dilation, groups."""
+    p, q = knn._TILES[np.dtype(dtype).name]
+    rng = np.random.default_rng(seed)
+    nd = int(rng.integers(1, 4))
+    groups = int(rng.integers(1, 3))
+    og = q + int(rng.integers(0, 2 * q))
+    cg = int(rng.integers(1, 4))
+    k = [int(rng.integers(1, 4)) for _ in range(nd - 1)] + [int(rng.integers(1, 8))]
+    stride = [int(rng.integers(1, 3)) for _ in range(nd)]
+    dilation = [int(rng.integers(1, 3)) for _ in range(nd)]
+    ow = p + int(rng.integers(0, 2 * p))
+    width = (ow - 1) * stride[-1] + dilation[-1] * (k[-1] - 1) + 1 - 2
+    size = [d * (kk - 1) + 1 + int(rng.integers(0, 4)) for d, kk in zip(dilation, k)]
+    size[-1] = width
+    x = rng.standard_normal((int(rng.integers(1, 3)), cg * groups) + tuple(size))
+    w = rng.standard_normal((og * groups, cg) + tuple(k))
+    kw = dict(stride=stride, padding=[0] * (nd - 1) + [1], dilation=dilation,
+              groups=groups)
+    return nd, x, w, kw
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_register_tiled_direct_vs_reference(seed, dtype):
+    nd, x, w, kw = tiled_layer(seed, dtype)
+    want = conv_ref(x, w, **kw)
+    out3 = want.reshape(want.shape[:2] + (1,) * (3 - nd) + want.shape[2:])
+    assert knn._tiled_ok(out3.shape, w.shape, kw["groups"], dtype)   # the path under test
+    got = _fn(nd)(x.astype(dtype), w.astype(dtype), method="direct", **kw)
+    close(got, want, dtype)
+
+
+def test_register_tiled_direct_nan_stays_local():
+    x = np.ones((1, 2, 5, 70), np.float32)
+    x[0, 1, 2, 40] = np.nan
+    w = np.ones((7, 2, 3, 3), np.float32)
+    out = fnn.conv2d(x, w, padding=1, method="direct")
+    for o in range(7):
+        bad = np.argwhere(np.isnan(out[0, o]))
+        assert bad.min(0).tolist() == [1, 39] and bad.max(0).tolist() == [3, 41]
+        assert len(bad) == 9
+
+
+def test_generated_tile_module_is_up_to_date():
+    from fastconv.kernels.cpu import _tilegen
+    with open(_tilegen.PATH) as f:
+        assert f.read() == _tilegen.source(), "run python -m fastconv.kernels.cpu._tilegen"
+
+
 @pytest.mark.parametrize("method", METHODS[:3])
 def test_large_workspace_is_chunked(method, monkeypatch):
     # Tiny workspace limits force several chunks per image (gemm), per channel block and
