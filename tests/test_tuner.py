@@ -40,7 +40,8 @@ def test_key_is_stable_and_complete():
     assert _key.layout(np.asfortranarray(np.zeros((3, 4)))) == "F"
     assert _key.layout(np.zeros((4, 4))[::2]) == "S"
     fp = _key.fingerprint()
-    for field in ("cpu", "isa", "cores", "threading_layer", "fastconv", "numba", "schema"):
+    for field in ("cpu", "isa", "cores", "threading_layer", "fastconv", "kernels", "numba",
+                  "schema"):
         assert field in fp
     assert len(_key.fingerprint_id()) == 16
 

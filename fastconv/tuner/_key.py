@@ -80,6 +80,20 @@ def requested_threading_layer() -> str:
     return REQUESTED_LAYER
 
 
+def _kernels_digest() -> str:
+    """A hash of the kernel sources: timings measured with other kernels (an edited
+    checkout, a development install whose version did not move) are not reused."""
+    root = os.path.join(os.path.dirname(os.path.dirname(__file__)), "kernels")
+    h = hashlib.sha1()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                with open(os.path.join(dirpath, name), "rb") as f:
+                    h.update(name.encode() + b"\0" + f.read())
+    return h.hexdigest()[:12]
+
+
 @lru_cache(maxsize=1)
 def fingerprint() -> dict:
     from .. import __version__
@@ -90,6 +104,7 @@ def fingerprint() -> dict:
     return {
         "schema": SCHEMA,
         "fastconv": __version__,
+        "kernels": _kernels_digest(),
         "numba": numba.__version__,
         "numpy": np.__version__,
         "machine": platform.machine(),
