@@ -7,7 +7,8 @@ polyphase input (N, C, sz, sy, sx, Dq, Hq, Wq) flattened; ``toff[t]`` (uint64) t
 of tap t (input channel of the group, kernel position, its input phase) from the input
 element under output (0, 0, 0) of channel 0; ``wt`` (groups, blocks, T, Q) the weights of
 each block of Q output channels, tap-major. The last block of a group and the last tile
-of a row start early so they stay whole (they recompute a few outputs, the same values).
+of a row start early so they stay whole (they recompute a few outputs, the same values);
+a row's rest narrower than half a tile takes a half-width tile.
 
 Indices are uint64 plus uint64 constants: numba then emits no negative-index fix-up,
 which would otherwise sit between every load and the SLP vectoriser.
@@ -49,6 +50,310 @@ U28 = np.uint64(28)
 U29 = np.uint64(29)
 U30 = np.uint64(30)
 U31 = np.uint64(31)
+
+
+@jit(fastmath=FASTMATH_ORDERED, inline="always")
+def _tile_8x3(xflat, toff, wt, base, out, obase, ostride):
+    # out[obase + c*ostride + j] = sum_t wt[t*3 + c] * xflat[toff[t] + base + j]
+    # for c < 3, j < 8. The first tap initialises the accumulators (typed like
+    # the data, and no zeroing pass).
+    o = toff[0] + base
+    x0 = xflat[o + U0]
+    x1 = xflat[o + U1]
+    x2 = xflat[o + U2]
+    x3 = xflat[o + U3]
+    x4 = xflat[o + U4]
+    x5 = xflat[o + U5]
+    x6 = xflat[o + U6]
+    x7 = xflat[o + U7]
+    w0 = wt[0]
+    w1 = wt[1]
+    w2 = wt[2]
+    a0_0 = w0 * x0
+    a0_1 = w0 * x1
+    a0_2 = w0 * x2
+    a0_3 = w0 * x3
+    a0_4 = w0 * x4
+    a0_5 = w0 * x5
+    a0_6 = w0 * x6
+    a0_7 = w0 * x7
+    a1_0 = w1 * x0
+    a1_1 = w1 * x1
+    a1_2 = w1 * x2
+    a1_3 = w1 * x3
+    a1_4 = w1 * x4
+    a1_5 = w1 * x5
+    a1_6 = w1 * x6
+    a1_7 = w1 * x7
+    a2_0 = w2 * x0
+    a2_1 = w2 * x1
+    a2_2 = w2 * x2
+    a2_3 = w2 * x3
+    a2_4 = w2 * x4
+    a2_5 = w2 * x5
+    a2_6 = w2 * x6
+    a2_7 = w2 * x7
+    for t in range(1, toff.shape[0]):
+        o = toff[t] + base
+        wv = wt[t * 3:]
+        x0 = xflat[o + U0]
+        x1 = xflat[o + U1]
+        x2 = xflat[o + U2]
+        x3 = xflat[o + U3]
+        x4 = xflat[o + U4]
+        x5 = xflat[o + U5]
+        x6 = xflat[o + U6]
+        x7 = xflat[o + U7]
+        w0 = wv[0]
+        w1 = wv[1]
+        w2 = wv[2]
+        a0_0 += w0 * x0
+        a0_1 += w0 * x1
+        a0_2 += w0 * x2
+        a0_3 += w0 * x3
+        a0_4 += w0 * x4
+        a0_5 += w0 * x5
+        a0_6 += w0 * x6
+        a0_7 += w0 * x7
+        a1_0 += w1 * x0
+        a1_1 += w1 * x1
+        a1_2 += w1 * x2
+        a1_3 += w1 * x3
+        a1_4 += w1 * x4
+        a1_5 += w1 * x5
+        a1_6 += w1 * x6
+        a1_7 += w1 * x7
+        a2_0 += w2 * x0
+        a2_1 += w2 * x1
+        a2_2 += w2 * x2
+        a2_3 += w2 * x3
+        a2_4 += w2 * x4
+        a2_5 += w2 * x5
+        a2_6 += w2 * x6
+        a2_7 += w2 * x7
+    dst = out[obase + 0 * ostride:]
+    dst[0] = a0_0
+    dst[1] = a0_1
+    dst[2] = a0_2
+    dst[3] = a0_3
+    dst[4] = a0_4
+    dst[5] = a0_5
+    dst[6] = a0_6
+    dst[7] = a0_7
+    dst = out[obase + 1 * ostride:]
+    dst[0] = a1_0
+    dst[1] = a1_1
+    dst[2] = a1_2
+    dst[3] = a1_3
+    dst[4] = a1_4
+    dst[5] = a1_5
+    dst[6] = a1_6
+    dst[7] = a1_7
+    dst = out[obase + 2 * ostride:]
+    dst[0] = a2_0
+    dst[1] = a2_1
+    dst[2] = a2_2
+    dst[3] = a2_3
+    dst[4] = a2_4
+    dst[5] = a2_5
+    dst[6] = a2_6
+    dst[7] = a2_7
+
+
+@jit(fastmath=FASTMATH_ORDERED, inline="always")
+def _tile_16x3(xflat, toff, wt, base, out, obase, ostride):
+    # out[obase + c*ostride + j] = sum_t wt[t*3 + c] * xflat[toff[t] + base + j]
+    # for c < 3, j < 16. The first tap initialises the accumulators (typed like
+    # the data, and no zeroing pass).
+    o = toff[0] + base
+    x0 = xflat[o + U0]
+    x1 = xflat[o + U1]
+    x2 = xflat[o + U2]
+    x3 = xflat[o + U3]
+    x4 = xflat[o + U4]
+    x5 = xflat[o + U5]
+    x6 = xflat[o + U6]
+    x7 = xflat[o + U7]
+    x8 = xflat[o + U8]
+    x9 = xflat[o + U9]
+    x10 = xflat[o + U10]
+    x11 = xflat[o + U11]
+    x12 = xflat[o + U12]
+    x13 = xflat[o + U13]
+    x14 = xflat[o + U14]
+    x15 = xflat[o + U15]
+    w0 = wt[0]
+    w1 = wt[1]
+    w2 = wt[2]
+    a0_0 = w0 * x0
+    a0_1 = w0 * x1
+    a0_2 = w0 * x2
+    a0_3 = w0 * x3
+    a0_4 = w0 * x4
+    a0_5 = w0 * x5
+    a0_6 = w0 * x6
+    a0_7 = w0 * x7
+    a0_8 = w0 * x8
+    a0_9 = w0 * x9
+    a0_10 = w0 * x10
+    a0_11 = w0 * x11
+    a0_12 = w0 * x12
+    a0_13 = w0 * x13
+    a0_14 = w0 * x14
+    a0_15 = w0 * x15
+    a1_0 = w1 * x0
+    a1_1 = w1 * x1
+    a1_2 = w1 * x2
+    a1_3 = w1 * x3
+    a1_4 = w1 * x4
+    a1_5 = w1 * x5
+    a1_6 = w1 * x6
+    a1_7 = w1 * x7
+    a1_8 = w1 * x8
+    a1_9 = w1 * x9
+    a1_10 = w1 * x10
+    a1_11 = w1 * x11
+    a1_12 = w1 * x12
+    a1_13 = w1 * x13
+    a1_14 = w1 * x14
+    a1_15 = w1 * x15
+    a2_0 = w2 * x0
+    a2_1 = w2 * x1
+    a2_2 = w2 * x2
+    a2_3 = w2 * x3
+    a2_4 = w2 * x4
+    a2_5 = w2 * x5
+    a2_6 = w2 * x6
+    a2_7 = w2 * x7
+    a2_8 = w2 * x8
+    a2_9 = w2 * x9
+    a2_10 = w2 * x10
+    a2_11 = w2 * x11
+    a2_12 = w2 * x12
+    a2_13 = w2 * x13
+    a2_14 = w2 * x14
+    a2_15 = w2 * x15
+    for t in range(1, toff.shape[0]):
+        o = toff[t] + base
+        wv = wt[t * 3:]
+        x0 = xflat[o + U0]
+        x1 = xflat[o + U1]
+        x2 = xflat[o + U2]
+        x3 = xflat[o + U3]
+        x4 = xflat[o + U4]
+        x5 = xflat[o + U5]
+        x6 = xflat[o + U6]
+        x7 = xflat[o + U7]
+        x8 = xflat[o + U8]
+        x9 = xflat[o + U9]
+        x10 = xflat[o + U10]
+        x11 = xflat[o + U11]
+        x12 = xflat[o + U12]
+        x13 = xflat[o + U13]
+        x14 = xflat[o + U14]
+        x15 = xflat[o + U15]
+        w0 = wv[0]
+        w1 = wv[1]
+        w2 = wv[2]
+        a0_0 += w0 * x0
+        a0_1 += w0 * x1
+        a0_2 += w0 * x2
+        a0_3 += w0 * x3
+        a0_4 += w0 * x4
+        a0_5 += w0 * x5
+        a0_6 += w0 * x6
+        a0_7 += w0 * x7
+        a0_8 += w0 * x8
+        a0_9 += w0 * x9
+        a0_10 += w0 * x10
+        a0_11 += w0 * x11
+        a0_12 += w0 * x12
+        a0_13 += w0 * x13
+        a0_14 += w0 * x14
+        a0_15 += w0 * x15
+        a1_0 += w1 * x0
+        a1_1 += w1 * x1
+        a1_2 += w1 * x2
+        a1_3 += w1 * x3
+        a1_4 += w1 * x4
+        a1_5 += w1 * x5
+        a1_6 += w1 * x6
+        a1_7 += w1 * x7
+        a1_8 += w1 * x8
+        a1_9 += w1 * x9
+        a1_10 += w1 * x10
+        a1_11 += w1 * x11
+        a1_12 += w1 * x12
+        a1_13 += w1 * x13
+        a1_14 += w1 * x14
+        a1_15 += w1 * x15
+        a2_0 += w2 * x0
+        a2_1 += w2 * x1
+        a2_2 += w2 * x2
+        a2_3 += w2 * x3
+        a2_4 += w2 * x4
+        a2_5 += w2 * x5
+        a2_6 += w2 * x6
+        a2_7 += w2 * x7
+        a2_8 += w2 * x8
+        a2_9 += w2 * x9
+        a2_10 += w2 * x10
+        a2_11 += w2 * x11
+        a2_12 += w2 * x12
+        a2_13 += w2 * x13
+        a2_14 += w2 * x14
+        a2_15 += w2 * x15
+    dst = out[obase + 0 * ostride:]
+    dst[0] = a0_0
+    dst[1] = a0_1
+    dst[2] = a0_2
+    dst[3] = a0_3
+    dst[4] = a0_4
+    dst[5] = a0_5
+    dst[6] = a0_6
+    dst[7] = a0_7
+    dst[8] = a0_8
+    dst[9] = a0_9
+    dst[10] = a0_10
+    dst[11] = a0_11
+    dst[12] = a0_12
+    dst[13] = a0_13
+    dst[14] = a0_14
+    dst[15] = a0_15
+    dst = out[obase + 1 * ostride:]
+    dst[0] = a1_0
+    dst[1] = a1_1
+    dst[2] = a1_2
+    dst[3] = a1_3
+    dst[4] = a1_4
+    dst[5] = a1_5
+    dst[6] = a1_6
+    dst[7] = a1_7
+    dst[8] = a1_8
+    dst[9] = a1_9
+    dst[10] = a1_10
+    dst[11] = a1_11
+    dst[12] = a1_12
+    dst[13] = a1_13
+    dst[14] = a1_14
+    dst[15] = a1_15
+    dst = out[obase + 2 * ostride:]
+    dst[0] = a2_0
+    dst[1] = a2_1
+    dst[2] = a2_2
+    dst[3] = a2_3
+    dst[4] = a2_4
+    dst[5] = a2_5
+    dst[6] = a2_6
+    dst[7] = a2_7
+    dst[8] = a2_8
+    dst[9] = a2_9
+    dst[10] = a2_10
+    dst[11] = a2_11
+    dst[12] = a2_12
+    dst[13] = a2_13
+    dst[14] = a2_14
+    dst[15] = a2_15
 
 
 @jit(fastmath=FASTMATH_ORDERED, inline="always")
@@ -433,7 +738,8 @@ def tiled_32x3(xflat, toff, wt, out, groups, cg, chan_stride, img_stride, hq, wq
     rows = od * oh
     plane = rows * ow
     of = out.reshape(-1)
-    n_tiles = (ow + 31) // 32
+    n_full = ow // 32
+    rest = ow - n_full * 32
     for job in prange(n_img * groups * rows * n_blk):
         blk = job % n_blk
         u = job // n_blk
@@ -447,205 +753,17 @@ def tiled_32x3(xflat, toff, wt, out, groups, cg, chan_stride, img_stride, hq, wq
         wflat = wt[g, blk].reshape(-1)
         xrow = n * img_stride + g * cg * chan_stride + (oz * hq + oy) * wq
         orow = (n * n_out + o0) * plane + r * ow
-        for k in range(n_tiles):
-            i0 = min(k * 32, ow - 32)
+        for k in range(n_full):
+            i0 = k * 32
             _tile_32x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
-
-
-@jit(fastmath=FASTMATH_ORDERED, inline="always")
-def _tile_16x3(xflat, toff, wt, base, out, obase, ostride):
-    # out[obase + c*ostride + j] = sum_t wt[t*3 + c] * xflat[toff[t] + base + j]
-    # for c < 3, j < 16. The first tap initialises the accumulators (typed like
-    # the data, and no zeroing pass).
-    o = toff[0] + base
-    x0 = xflat[o + U0]
-    x1 = xflat[o + U1]
-    x2 = xflat[o + U2]
-    x3 = xflat[o + U3]
-    x4 = xflat[o + U4]
-    x5 = xflat[o + U5]
-    x6 = xflat[o + U6]
-    x7 = xflat[o + U7]
-    x8 = xflat[o + U8]
-    x9 = xflat[o + U9]
-    x10 = xflat[o + U10]
-    x11 = xflat[o + U11]
-    x12 = xflat[o + U12]
-    x13 = xflat[o + U13]
-    x14 = xflat[o + U14]
-    x15 = xflat[o + U15]
-    w0 = wt[0]
-    w1 = wt[1]
-    w2 = wt[2]
-    a0_0 = w0 * x0
-    a0_1 = w0 * x1
-    a0_2 = w0 * x2
-    a0_3 = w0 * x3
-    a0_4 = w0 * x4
-    a0_5 = w0 * x5
-    a0_6 = w0 * x6
-    a0_7 = w0 * x7
-    a0_8 = w0 * x8
-    a0_9 = w0 * x9
-    a0_10 = w0 * x10
-    a0_11 = w0 * x11
-    a0_12 = w0 * x12
-    a0_13 = w0 * x13
-    a0_14 = w0 * x14
-    a0_15 = w0 * x15
-    a1_0 = w1 * x0
-    a1_1 = w1 * x1
-    a1_2 = w1 * x2
-    a1_3 = w1 * x3
-    a1_4 = w1 * x4
-    a1_5 = w1 * x5
-    a1_6 = w1 * x6
-    a1_7 = w1 * x7
-    a1_8 = w1 * x8
-    a1_9 = w1 * x9
-    a1_10 = w1 * x10
-    a1_11 = w1 * x11
-    a1_12 = w1 * x12
-    a1_13 = w1 * x13
-    a1_14 = w1 * x14
-    a1_15 = w1 * x15
-    a2_0 = w2 * x0
-    a2_1 = w2 * x1
-    a2_2 = w2 * x2
-    a2_3 = w2 * x3
-    a2_4 = w2 * x4
-    a2_5 = w2 * x5
-    a2_6 = w2 * x6
-    a2_7 = w2 * x7
-    a2_8 = w2 * x8
-    a2_9 = w2 * x9
-    a2_10 = w2 * x10
-    a2_11 = w2 * x11
-    a2_12 = w2 * x12
-    a2_13 = w2 * x13
-    a2_14 = w2 * x14
-    a2_15 = w2 * x15
-    for t in range(1, toff.shape[0]):
-        o = toff[t] + base
-        wv = wt[t * 3:]
-        x0 = xflat[o + U0]
-        x1 = xflat[o + U1]
-        x2 = xflat[o + U2]
-        x3 = xflat[o + U3]
-        x4 = xflat[o + U4]
-        x5 = xflat[o + U5]
-        x6 = xflat[o + U6]
-        x7 = xflat[o + U7]
-        x8 = xflat[o + U8]
-        x9 = xflat[o + U9]
-        x10 = xflat[o + U10]
-        x11 = xflat[o + U11]
-        x12 = xflat[o + U12]
-        x13 = xflat[o + U13]
-        x14 = xflat[o + U14]
-        x15 = xflat[o + U15]
-        w0 = wv[0]
-        w1 = wv[1]
-        w2 = wv[2]
-        a0_0 += w0 * x0
-        a0_1 += w0 * x1
-        a0_2 += w0 * x2
-        a0_3 += w0 * x3
-        a0_4 += w0 * x4
-        a0_5 += w0 * x5
-        a0_6 += w0 * x6
-        a0_7 += w0 * x7
-        a0_8 += w0 * x8
-        a0_9 += w0 * x9
-        a0_10 += w0 * x10
-        a0_11 += w0 * x11
-        a0_12 += w0 * x12
-        a0_13 += w0 * x13
-        a0_14 += w0 * x14
-        a0_15 += w0 * x15
-        a1_0 += w1 * x0
-        a1_1 += w1 * x1
-        a1_2 += w1 * x2
-        a1_3 += w1 * x3
-        a1_4 += w1 * x4
-        a1_5 += w1 * x5
-        a1_6 += w1 * x6
-        a1_7 += w1 * x7
-        a1_8 += w1 * x8
-        a1_9 += w1 * x9
-        a1_10 += w1 * x10
-        a1_11 += w1 * x11
-        a1_12 += w1 * x12
-        a1_13 += w1 * x13
-        a1_14 += w1 * x14
-        a1_15 += w1 * x15
-        a2_0 += w2 * x0
-        a2_1 += w2 * x1
-        a2_2 += w2 * x2
-        a2_3 += w2 * x3
-        a2_4 += w2 * x4
-        a2_5 += w2 * x5
-        a2_6 += w2 * x6
-        a2_7 += w2 * x7
-        a2_8 += w2 * x8
-        a2_9 += w2 * x9
-        a2_10 += w2 * x10
-        a2_11 += w2 * x11
-        a2_12 += w2 * x12
-        a2_13 += w2 * x13
-        a2_14 += w2 * x14
-        a2_15 += w2 * x15
-    dst = out[obase + 0 * ostride:]
-    dst[0] = a0_0
-    dst[1] = a0_1
-    dst[2] = a0_2
-    dst[3] = a0_3
-    dst[4] = a0_4
-    dst[5] = a0_5
-    dst[6] = a0_6
-    dst[7] = a0_7
-    dst[8] = a0_8
-    dst[9] = a0_9
-    dst[10] = a0_10
-    dst[11] = a0_11
-    dst[12] = a0_12
-    dst[13] = a0_13
-    dst[14] = a0_14
-    dst[15] = a0_15
-    dst = out[obase + 1 * ostride:]
-    dst[0] = a1_0
-    dst[1] = a1_1
-    dst[2] = a1_2
-    dst[3] = a1_3
-    dst[4] = a1_4
-    dst[5] = a1_5
-    dst[6] = a1_6
-    dst[7] = a1_7
-    dst[8] = a1_8
-    dst[9] = a1_9
-    dst[10] = a1_10
-    dst[11] = a1_11
-    dst[12] = a1_12
-    dst[13] = a1_13
-    dst[14] = a1_14
-    dst[15] = a1_15
-    dst = out[obase + 2 * ostride:]
-    dst[0] = a2_0
-    dst[1] = a2_1
-    dst[2] = a2_2
-    dst[3] = a2_3
-    dst[4] = a2_4
-    dst[5] = a2_5
-    dst[6] = a2_6
-    dst[7] = a2_7
-    dst[8] = a2_8
-    dst[9] = a2_9
-    dst[10] = a2_10
-    dst[11] = a2_11
-    dst[12] = a2_12
-    dst[13] = a2_13
-    dst[14] = a2_14
-    dst[15] = a2_15
+        # The rest of the row: a half-width tile when it fits (a full one would redo up
+        # to 32 outputs: 14 % of a 112-wide row), else a full tile ending at the row's end.
+        if rest > 16:
+            i0 = ow - 32
+            _tile_32x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
+        elif rest > 0:
+            i0 = ow - 16
+            _tile_16x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
 
 
 @jit(parallel=True, fastmath=FASTMATH_ORDERED, slp=True)
@@ -658,7 +776,8 @@ def tiled_16x3(xflat, toff, wt, out, groups, cg, chan_stride, img_stride, hq, wq
     rows = od * oh
     plane = rows * ow
     of = out.reshape(-1)
-    n_tiles = (ow + 15) // 16
+    n_full = ow // 16
+    rest = ow - n_full * 16
     for job in prange(n_img * groups * rows * n_blk):
         blk = job % n_blk
         u = job // n_blk
@@ -672,6 +791,14 @@ def tiled_16x3(xflat, toff, wt, out, groups, cg, chan_stride, img_stride, hq, wq
         wflat = wt[g, blk].reshape(-1)
         xrow = n * img_stride + g * cg * chan_stride + (oz * hq + oy) * wq
         orow = (n * n_out + o0) * plane + r * ow
-        for k in range(n_tiles):
-            i0 = min(k * 16, ow - 16)
+        for k in range(n_full):
+            i0 = k * 16
             _tile_16x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
+        # The rest of the row: a half-width tile when it fits (a full one would redo up
+        # to 16 outputs: 14 % of a 112-wide row), else a full tile ending at the row's end.
+        if rest > 8:
+            i0 = ow - 16
+            _tile_16x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
+        elif rest > 0:
+            i0 = ow - 8
+            _tile_8x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)

@@ -37,7 +37,8 @@ polyphase input (N, C, sz, sy, sx, Dq, Hq, Wq) flattened; ``toff[t]`` (uint64) t
 of tap t (input channel of the group, kernel position, its input phase) from the input
 element under output (0, 0, 0) of channel 0; ``wt`` (groups, blocks, T, Q) the weights of
 each block of Q output channels, tap-major. The last block of a group and the last tile
-of a row start early so they stay whole (they recompute a few outputs, the same values).
+of a row start early so they stay whole (they recompute a few outputs, the same values);
+a row's rest narrower than half a tile takes a half-width tile.
 
 Indices are uint64 plus uint64 constants: numba then emits no negative-index fix-up,
 which would otherwise sit between every load and the SLP vectoriser.
@@ -61,7 +62,8 @@ def tiled_{P}x{Q}(xflat, toff, wt, out, groups, cg, chan_stride, img_stride, hq,
     rows = od * oh
     plane = rows * ow
     of = out.reshape(-1)
-    n_tiles = (ow + {P_1}) // {P}
+    n_full = ow // {P}
+    rest = ow - n_full * {P}
     for job in prange(n_img * groups * rows * n_blk):
         blk = job % n_blk
         u = job // n_blk
@@ -75,9 +77,17 @@ def tiled_{P}x{Q}(xflat, toff, wt, out, groups, cg, chan_stride, img_stride, hq,
         wflat = wt[g, blk].reshape(-1)
         xrow = n * img_stride + g * cg * chan_stride + (oz * hq + oy) * wq
         orow = (n * n_out + o0) * plane + r * ow
-        for k in range(n_tiles):
-            i0 = min(k * {P}, ow - {P})
+        for k in range(n_full):
+            i0 = k * {P}
             _tile_{P}x{Q}(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
+        # The rest of the row: a half-width tile when it fits (a full one would redo up
+        # to {P} outputs: 14 % of a 112-wide row), else a full tile ending at the row's end.
+        if rest > {H}:
+            i0 = ow - {P}
+            _tile_{P}x{Q}(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
+        elif rest > 0:
+            i0 = ow - {H}
+            _tile_{H}x{Q}(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
 '''
 
 
@@ -117,9 +127,12 @@ def source() -> str:
     width = max(p for p, _ in TILES.values())
     parts = [_HEADER]
     parts += [f"U{j} = np.uint64({j})\n" for j in range(width)]
-    for p, q in TILES.values():
-        parts.append(_tile(p, q))
-        parts.append(_DRIVER.format(P=p, Q=q, P_1=p - 1))
+    # Tile functions are dtype-generic: one per size (float32's half tile is float64's
+    # full one).
+    sizes = sorted({(p, q) for p, q in TILES.values()}
+                   | {(p // 2, q) for p, q in TILES.values()})
+    parts += [_tile(p, q) for p, q in sizes]
+    parts += [_DRIVER.format(P=p, Q=q, H=p // 2) for p, q in TILES.values()]
     return "".join(parts)
 
 

@@ -34,6 +34,7 @@ Methods:
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -105,7 +106,6 @@ def _direct_kernel(xq, wg, gphase, goff, zph, zoff, yph, yoff, out, groups, rpj)
     # rows that stay in L1: unit stride, vectorised by LLVM, FMA-bound rather than
     # load/store-bound like a one-tap axpy.
     n_img, n_out, od, oh, ow = out.shape
-    cg, kd, kh, ng = wg.shape[1], wg.shape[2], wg.shape[3], wg.shape[4]
     og = n_out // groups
     nob = (og + 3) // 4
     rows = od * oh
@@ -225,13 +225,12 @@ def _tap_groups(w, sx, dx):
     return wg, gphase, goff
 
 
-def _tiled_args(xq, w, out, dilation, groups):
-    """Arguments of a _nn_tiles kernel for this layer: tap offsets into the flattened
-    polyphase input and the weights re-laid out per block of Q output channels."""
-    n_img, n_ch, sz, sy, sx, dq, hq, wq = xq.shape
-    n_out, cg, kd, kh, kw = w.shape
-    og = n_out // groups
-    q = _TILES[out.dtype.name][1]
+@functools.lru_cache(maxsize=64)
+def _tap_offsets(xq_shape, w_shape, dilation):
+    """toff of _nn_tiles (uint64, read-only): the offset of every flat (c, a, b, e) tap
+    from the input element under output (0, 0, 0), in the flattened polyphase input."""
+    n_img, n_ch, sz, sy, sx, dq, hq, wq = xq_shape
+    n_out, cg, kd, kh, kw = w_shape
     dz, dy, dx = dilation
     a, b, e = np.meshgrid(np.arange(kd) * dz, np.arange(kh) * dy, np.arange(kw) * dx,
                           indexing="ij")
@@ -239,14 +238,28 @@ def _tiled_args(xq, w, out, dilation, groups):
     within = ((((a % sz) * sy + b % sy) * sx + e % sx) * dq + a // sz) * hq * wq \
         + (b // sy) * wq + e // sx
     toff = (np.arange(cg)[:, None] * chan_stride + within.reshape(1, -1)).reshape(-1)
+    toff = toff.astype(np.uint64)
+    toff.flags.writeable = False
+    return toff
+
+
+def _tiled_args(xq, w, out, dilation, groups):
+    """Arguments of a _nn_tiles kernel for this layer: tap offsets into the flattened
+    polyphase input and the weights re-laid out per block of Q output channels."""
+    n_img, n_ch, sz, sy, sx, dq, hq, wq = xq.shape
+    n_out, cg = w.shape[:2]
+    og = n_out // groups
+    q = _TILES[out.dtype.name][1]
+    toff = _tap_offsets(xq.shape, w.shape, tuple(dilation))
+    chan_stride = sz * sy * sx * dq * hq * wq
     blocks = -(-og // q)
     starts = np.minimum(np.arange(blocks) * q, og - q)
     # wt[g, blk, t, j] = w[g*og + starts[blk] + j, t] with t the flat (c, a, b, e) tap.
-    wg = w.reshape(groups, og, cg * kd * kh * kw)
+    wg = w.reshape(groups, og, -1)
     wt = np.ascontiguousarray(
         wg[:, starts[:, None] + np.arange(q)[None, :]].transpose(0, 1, 3, 2))
-    return (xq.reshape(-1), toff.astype(np.uint64), wt, out, groups, cg, chan_stride,
-            n_ch * chan_stride, hq, wq)
+    return (xq.reshape(-1), toff, wt, out, groups, cg, chan_stride, n_ch * chan_stride,
+            hq, wq)
 
 
 def _tiled_ok(out_shape, w_shape, groups, dtype):
@@ -443,7 +456,6 @@ def fft(x, w, out, stride, dilation, groups):
     # since a valid correlation never wraps around.
     ext = tuple((m - 1) * s + k for m, s, k in zip(osz, stride, kext))
     shape = tuple(scipy.fft.next_fast_len(e, real=True) for e in ext)
-    axes = (-3, -2, -1)
     nf = shape[0] * shape[1] * (shape[2] // 2 + 1)
     csize = np.dtype(np.complex64 if x.dtype == np.float32 else np.complex128).itemsize
     workers = get_num_threads()
