@@ -31,7 +31,7 @@ import numpy as np
 from .. import _config, _execute
 from ..kernels import REGISTRY
 from . import _model
-from ._bench import time_call
+from ._bench import time_call, time_interleaved
 from ._key import fingerprint, fingerprint_id, layout, make_key
 from ._store import store
 
@@ -294,13 +294,7 @@ def _measure(key, predicted, runner, budget_s, everything=False):
     best = min(predicted.values())
     contenders = [m for m in sorted(predicted, key=predicted.get)
                   if everything or predicted[m] <= MEASURE_MARGIN * best]
-    times = {}
-    per_method = budget_s / max(len(contenders), 1)
-    for m in contenders:
-        # A contender predicted far slower than the best measured so far is skipped.
-        if times and predicted[m] > 10 * min(times.values()) and not everything:
-            continue
-        times[m], _ = time_call(lambda m=m: runner(m), per_method)
+    times = time_interleaved({m: (lambda m=m: runner(m)) for m in contenders}, budget_s)
     tuning_s = time.perf_counter() - t_start
     choice = min(times, key=times.get)
     store().put(key, {"times": times, "choice": choice, "tuning_s": round(tuning_s, 4)})

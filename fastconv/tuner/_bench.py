@@ -1,5 +1,7 @@
 """The timing harness used by the tuner: a warm-up call first (it pays any JIT compile and
-is never counted), then repeats until the budget is spent; the median is reported."""
+is never counted), then repeats until the budget is spent; the median is reported.
+Contenders are timed interleaved, one call each per round, so a burst of load from
+elsewhere on a shared machine hits them alike instead of deciding the race."""
 from __future__ import annotations
 
 import statistics
@@ -20,3 +22,21 @@ def time_call(fn, budget_s: float, min_repeat: int = 3, max_repeat: int = 15) ->
         if len(samples) >= min_repeat and time.perf_counter() > deadline:
             break
     return statistics.median(samples), warm
+
+
+def time_interleaved(fns: dict, budget_s: float, min_repeat: int = 3,
+                     max_repeat: int = 15) -> dict:
+    """{name: median seconds} of ``fns`` (name -> callable), after one warm-up call each,
+    in rounds of one call per contender until ``budget_s`` is spent."""
+    for fn in fns.values():
+        fn()
+    samples = {name: [] for name in fns}
+    deadline = time.perf_counter() + budget_s
+    for r in range(max_repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t0)
+        if r + 1 >= min_repeat and time.perf_counter() > deadline:
+            break
+    return {name: statistics.median(v) for name, v in samples.items()}
