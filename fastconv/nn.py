@@ -156,23 +156,25 @@ def _canon(a, nd):
     return a.reshape(a.shape[:2] + (1,) * (3 - nd) + a.shape[2:])
 
 
-def _tuned_method(x3, w3, out3, st, dl, groups):
+def _tuned_method(x_shape, w3, out3, st, dl, groups, launch):
     """method="auto": the same tuner as every other operation (memo, on-disk cache,
-    measuring when the cost model is unsure), keyed per layer signature."""
+    measuring when the cost model is unsure), keyed per layer signature (the padded
+    input's shape)."""
     from . import tuner
-    costs = _k.layer_costs(x3.shape, w3.shape, st, dl, groups, x3.dtype)
-    key = "conv|" + "|".join(str(v) for v in _k.layer_key(x3.shape, w3.shape, st, dl,
-                                                            groups, x3.dtype))
+    costs = _k.layer_costs(x_shape, w3.shape, st, dl, groups, w3.dtype)
+    key = "conv|" + "|".join(str(v) for v in _k.layer_key(x_shape, w3.shape, st, dl,
+                                                            groups, w3.dtype))
 
     def runner(m):
-        _k.METHODS[m](x3, w3, np.empty_like(out3), st, dl, groups)
+        launch(m, np.empty_like(out3))
 
     method, _, _ = tuner.choose_custom(key, costs, runner)
     return method
 
 
-def _run(x, w, stride, dilation, groups, method, out_spatial):
-    """Valid correlation on already padded x (N, C, *s) -> (N, O, *out_spatial)."""
+def _run(x, w, stride, dilation, groups, method, out_spatial, pads=None):
+    """Valid correlation of x (N, C, *s) zero-padded by ``pads`` ((lo, hi) >= 0 per axis;
+    None: x is already padded) -> (N, O, *out_spatial)."""
     nd = x.ndim - 2
     x3 = _canon(x, nd)
     w3 = _canon(w, nd)
@@ -185,18 +187,32 @@ def _run(x, w, stride, dilation, groups, method, out_spatial):
         out[...] = 0
         return out
     out3 = _canon(out, nd)
+    pads3 = None if pads is None else ((0, 0),) * (3 - nd) + tuple(pads)
+    x_shape = x3.shape if pads3 is None else x3.shape[:2] + tuple(
+        s + lo + hi for s, (lo, hi) in zip(x3.shape[2:], pads3))
+    padded = []
+
+    def launch(m, dst):
+        # direct and gemm fold the padding into their polyphase copy; the others get a
+        # padded copy, made once.
+        if pads3 is not None and m in _k.PAD_AWARE:
+            return _k.METHODS[m](x3, w3, dst, st, dl, groups, pads=pads3)
+        if pads3 is not None and not padded:
+            padded.append(_canon(_pad_signed(x, pads), nd))
+        _k.METHODS[m](padded[0] if padded else x3, w3, dst, st, dl, groups)
+
     if method == "auto":
-        method = _tuned_method(x3, w3, out3, st, dl, groups)
+        method = _tuned_method(x_shape, w3, out3, st, dl, groups, launch)
         # Only FFT and Winograd spread a NaN or Inf past its window: check for them
         # (a pass over the input) only when one of those was chosen.
         if method in ("fft", "winograd") and not (np.isfinite(x3).all()
                                                   and np.isfinite(w3).all()):
-            method = _k.choose_method(x3.shape, w3.shape, st, dl, groups, x.dtype,
+            method = _k.choose_method(x_shape, w3.shape, st, dl, groups, x.dtype,
                                       finite=False)
-    elif not _k.applicable(method, x3.shape, w3.shape, st, dl, groups):
+    elif not _k.applicable(method, x_shape, w3.shape, st, dl, groups):
         raise ValueError(f"method={method!r} does not apply to this layer (winograd needs "
                          f"3x3 kernels with stride 1 and dilation 1)")
-    _k.METHODS[method](x3, w3, out3, st, dl, groups)
+    launch(method, out3)
     return out
 
 
@@ -279,9 +295,7 @@ def _convnd(nd, fname, input, weight, bias, stride, padding, dilation, groups,
             f"Calculated padded input size per channel: ({' x '.join(map(str, padded))}). "
             f"Kernel size: ({' x '.join(map(str, ext))}). Kernel size can't be greater "
             f"than actual input size")
-    if padding_mode == "zeros":
-        xp = _pad_signed(x, pads)
-    else:
+    if padding_mode != "zeros":
         for s, (lo, hi) in zip(x.shape[2:], pads):
             if padding_mode == "reflect" and max(lo, hi) >= s and (lo or hi):
                 raise ConvShapeError(
@@ -291,9 +305,10 @@ def _convnd(nd, fname, input, weight, bias, stride, padding, dilation, groups,
             if padding_mode == "circular" and max(lo, hi) > s:
                 raise ConvShapeError("Padding value causes wrapping around more than once "
                                      "(padding_mode='circular').")
-        xp = _pad_signed(x, pads, _NUMPY_PAD[padding_mode])
+        x = _pad_signed(x, pads, _NUMPY_PAD[padding_mode])
+        pads = None
     out_sp = [(p - e) // s + 1 for p, e, s in zip(padded, ext, stride)]
-    out = _run(xp, w, stride, dilation, groups, method, out_sp)
+    out = _run(x, w, stride, dilation, groups, method, out_sp, pads)
     _add_bias(out, b)
     return out[0] if unbatched else out
 

@@ -13,7 +13,9 @@ in the canonical 3-D layout: ``x`` (N, C, D, H, W) already padded by the caller,
 (O, C/groups, KD, KH, KW), ``out`` (N, O, OD, OH, OW) C-contiguous with exactly the valid
 output shape; ``stride`` and ``dilation`` are 3-tuples of ints; one real dtype (float32 or
 float64) for all three. 1-D and 2-D layers are 3-D layers with leading spatial sizes of 1.
-The launcher overwrites ``out``. Launchers never validate (the public layer in
+The launcher overwrites ``out``. The launchers in ``PAD_AWARE`` also take
+``pads=((lo, hi),) * 3``: zero padding not yet applied to ``x``, which they fold into
+the copy they make anyway. Launchers never validate (the public layer in
 ``fastconv.nn`` did) and keep their workspace bounded by ``WORKSPACE_BYTES`` (per chunk).
 
 Methods:
@@ -47,7 +49,7 @@ from . import _nn_tiles
 from ._chunks import run_chunks, scratch, single_threaded_blas
 from ._tilegen import TILES as _TILES
 
-__all__ = ["METHODS", "APPLICABLE", "applicable", "choose_method", "layer_key", "direct",
+__all__ = ["METHODS", "PAD_AWARE", "APPLICABLE", "applicable", "choose_method", "layer_key", "direct",
            "gemm", "fft", "winograd", "WORKSPACE_BYTES"]
 
 # Upper bound on the workspace one launcher holds at a time (im2col columns, Winograd
@@ -65,25 +67,29 @@ CHUNKS_PER_THREAD = 8
 
 # -- shared helpers ---------------------------------------------------------------------
 
-def _polyphase(x, stride):
+def _polyphase(x, stride, pads=None):
     """(N, C, D, H, W) -> (N, C, sz, sy, sx, Dq, Hq, Wq) with
-    xq[..., pz, py, px, i, j, k] = x[..., i*sz + pz, j*sy + py, k*sx + px] (zero past the
-    input): a strided read becomes a unit-stride read of one phase. A view (no copy) when
-    the stride is 1."""
+    xq[..., pz, py, px, i, j, k] = xp[..., i*sz + pz, j*sy + py, k*sx + px] (zero past the
+    input), xp being x zero-padded by ``pads`` ((lo, hi) per axis, None: none): a strided
+    read becomes a unit-stride read of one phase. A view (no copy) when the stride is 1
+    and there is no padding to apply."""
     n, c = x.shape[:2]
-    if tuple(stride) == (1, 1, 1):
+    pads = tuple(pads) if pads is not None else ((0, 0),) * 3
+    if tuple(stride) == (1, 1, 1) and all(p == (0, 0) for p in pads):
         return np.ascontiguousarray(x).reshape((n, c, 1, 1, 1) + x.shape[2:])
-    q = tuple(-(-d // s) for d, s in zip(x.shape[2:], stride))
+    dims = tuple(d + lo + hi for d, (lo, hi) in zip(x.shape[2:], pads))
+    q = tuple(-(-d // s) for d, s in zip(dims, stride))
     xq = np.empty((n, c) + tuple(stride) + q, x.dtype)
-    run_parallel(_polyphase_fill, x, xq)
+    run_parallel(_polyphase_fill, np.ascontiguousarray(x), xq, pads[0][0], pads[1][0], pads[2][0])
     return xq
 
 
 @jit(parallel=True)
-def _polyphase_fill(x, xq):
-    # In parallel and in numba rather than numpy slice copies: a strided layer's kernel
-    # follows right away, and ~0.2 ms of single-threaded numpy work in between let the
-    # worker threads fall asleep (their wake-up cost another ~0.3 ms on a 2 ms layer).
+def _polyphase_fill(x, xq, lz, ly, lx):
+    # In parallel and in numba rather than numpy pad and slice copies: one pass instead
+    # of two, and a strided layer's kernel follows right away (~0.2 ms of single-threaded
+    # numpy work in between let the worker threads fall asleep; their wake-up cost
+    # another ~0.3 ms on a 2 ms layer). Padded coordinate i reads x at i - lo.
     n_img, n_ch, sz, sy, sx, dq, hq, wq = xq.shape
     d, h, w = x.shape[2], x.shape[3], x.shape[4]
     for job in prange(n_img * n_ch * sz * sy * sx):
@@ -96,17 +102,17 @@ def _polyphase_fill(x, xq):
         c = r3 % n_ch
         n = r3 // n_ch
         for i in range(dq):
-            iz = i * sz + pz
+            iz = i * sz + pz - lz
             for j in range(hq):
-                iy = j * sy + py
+                iy = j * sy + py - ly
                 dst = xq[n, c, pz, py, px, i, j]
-                if iz >= d or iy >= h:
+                if iz < 0 or iz >= d or iy < 0 or iy >= h:
                     dst[:] = 0
                     continue
                 src = x[n, c, iz, iy]
                 for k in range(wq):
-                    ix = k * sx + px
-                    dst[k] = src[ix] if ix < w else 0
+                    ix = k * sx + px - lx
+                    dst[k] = src[ix] if 0 <= ix < w else 0
 
 
 def _balance_chunks(threads):
@@ -294,7 +300,7 @@ def _tiled_ok(out_shape, w_shape, groups, dtype):
     return out_shape[4] >= p and w_shape[0] // groups >= q
 
 
-def direct(x, w, out, stride, dilation, groups):
+def direct(x, w, out, stride, dilation, groups, pads=None):
     """Direct method (see the module docstring for the contract)."""
     if out.size == 0:
         return out
@@ -302,11 +308,11 @@ def direct(x, w, out, stride, dilation, groups):
         # numpy work first, so that the parallel polyphase copy and the kernel run back
         # to back while the worker threads are awake.
         wt = _tiled_weights(w, groups)
-        xq = _polyphase(x, stride)
+        xq = _polyphase(x, stride, pads)
         run_parallel(_TILED[out.dtype.name],
                      *_tiled_args(xq, w.shape, wt, out, dilation, groups))
         return out
-    xq = _polyphase(x, stride)
+    xq = _polyphase(x, stride, pads)
     wg, gphase, goff = _tap_groups(w, stride[2], dilation[2])
     # Rows per job: ~64K multiply-adds per job, while keeping 8 jobs per thread.
     n_img, n_out, od, oh, ow = out.shape
@@ -368,7 +374,7 @@ def _im2col(xq, n, c0, cg, kd, kh, kw, sz, sy, sx, dz, dy, dx, oh, ow, r0, r1, c
                 oz += 1
 
 
-def gemm(x, w, out, stride, dilation, groups):
+def gemm(x, w, out, stride, dilation, groups, pads=None):
     """im2col + BLAS method (see the module docstring for the contract)."""
     if out.size == 0:
         return out
@@ -377,7 +383,7 @@ def gemm(x, w, out, stride, dilation, groups):
     cg, kd, kh, kw = w.shape[1:]
     k = cg * kd * kh * kw
     rows = od * oh
-    xq = _polyphase(x, stride)
+    xq = _polyphase(x, stride, pads)
     wm = np.ascontiguousarray(w).reshape(groups, o_g, k)
     out_m = out.reshape(n_img, groups, o_g, rows * ow)
     threads = get_num_threads()
@@ -726,6 +732,7 @@ def winograd(x, w, out, stride, dilation, groups):
 # -- method table, applicability and the default choice ---------------------------------
 
 METHODS = {"direct": direct, "gemm": gemm, "fft": fft, "winograd": winograd}
+PAD_AWARE = ("direct", "gemm")
 
 
 def _winograd_ok(x_shape, w_shape, stride, dilation, groups):
