@@ -155,6 +155,9 @@ def test_winograd_shapes_every_method(method, dtype):
     got = fnn.conv3d(x.astype(dtype), w.astype(dtype), stride=(2, 1, 1), padding=(0, 1, 1),
                      dilation=(3, 1, 1), method=method)
     close(got, conv_ref(x, w, stride=(2, 1, 1), padding=(0, 1, 1), dilation=(3, 1, 1)), dtype)
+    # padding along the depth too (planes of zeros in, planes of zeros out)
+    got = fnn.conv3d(x.astype(dtype), w.astype(dtype), padding=(1, 1, 0), method=method)
+    close(got, conv_ref(x, w, padding=(1, 1, 0)), dtype)
 
 
 def tiled_layer(seed, dtype):
