@@ -143,7 +143,9 @@ def test_winograd_shapes_every_method(method, dtype):
     rng = np.random.default_rng(7)
     for xs, ws, groups, pad in [((2, 4, 9, 11), (6, 2, 3, 3), 2, 1),
                                 ((1, 3, 13, 6), (5, 3, 3, 3), 1, 0),
-                                ((2, 4, 8, 8), (4, 1, 3, 3), 4, "same")]:
+                                ((2, 4, 8, 8), (4, 1, 3, 3), 4, "same"),
+                                # enough outputs for the register-tiled products
+                                ((2, 5, 10, 9), (35, 5, 3, 3), 1, 1)]:
         x = rng.standard_normal(xs)
         w = rng.standard_normal(ws)
         want = conv_ref(x, w, padding=pad, groups=groups)

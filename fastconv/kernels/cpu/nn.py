@@ -47,7 +47,7 @@ from ..._config import get_num_threads
 from ..._jit import jit, run_parallel
 from . import _nn_tiles
 from ._chunks import run_chunks, scratch
-from ._tilegen import TILES as _TILES
+from ._tilegen import GEMM_TILES as _GEMM_TILES, TILES as _TILES
 
 __all__ = ["METHODS", "PAD_AWARE", "APPLICABLE", "applicable", "choose_method", "layer_key", "direct",
            "gemm", "fft", "winograd", "WORKSPACE_BYTES"]
@@ -153,6 +153,8 @@ def _balance_chunks(threads):
 # Register-tiled kernels per dtype (see _tilegen.py); the row kernel below takes the
 # layers they cannot (fewer output channels per group than a tile, narrow rows).
 _TILED = {name: getattr(_nn_tiles, f"tiled_{p}x{q}") for name, (p, q) in _TILES.items()}
+_BATCHED_GEMM = {name: (getattr(_nn_tiles, f"batched_gemm_{m}x{n}"), m, n)
+                 for name, (m, n) in _GEMM_TILES.items()}
 
 
 @jit(parallel=True)
@@ -742,6 +744,13 @@ def winograd(x, w, out, stride, dilation, groups, pads=None):
     run_chunks(lambda m0: np.matmul(gg, w9[m0:m0 + step].T, out=u_oc[:, m0:m0 + step]),
                range(0, w9.shape[0], step), threads)
     u = u_oc.reshape(36, groups, o_g, cg).transpose(0, 1, 3, 2)
+    # The 36 products: our register-tiled GEMM where the channels are few enough for a
+    # row panel of the filters to stay in L1 (1.35-1.5x one-thread BLAS there, see
+    # _tilegen.GEMM_TILES), else BLAS.
+    bgemm, gm, gn = _BATCHED_GEMM[x.dtype.name]
+    own_gemm = groups == 1 and n_out >= gn and cg * gn * x.itemsize <= 16 * 1024
+    if own_gemm:
+        u_co = np.ascontiguousarray(u.reshape(36, cg, o_g))
     total = n_img * od * th                      # tile rows
     # Tile rows per chunk: transformed tiles within WINO_CHUNK_BYTES, CHUNKS_PER_THREAD
     # chunks per thread when each GEMM stays at least ~32 tiles wide.
@@ -762,8 +771,11 @@ def winograd(x, w, out, stride, dilation, groups, pads=None):
         res = scratch("nn.wino.res", (4, 4 * tw, n_out), x.dtype)
         _wino_input(x, vv, sz, u0, u1, th, tw, od, buf, tmpi)
         # 36 GEMMs per group: (T x Cg) @ (Cg x Og), written channels-last.
-        np.matmul(vv.reshape(36, nt, groups, cg).transpose(0, 2, 1, 3), u,
-                  out=mm.reshape(36, nt, groups, o_g).transpose(0, 2, 1, 3))
+        if own_gemm and nt >= gm:
+            bgemm(vv, u_co, mm)
+        else:
+            np.matmul(vv.reshape(36, nt, groups, cg).transpose(0, 2, 1, 3), u,
+                      out=mm.reshape(36, nt, groups, o_g).transpose(0, 2, 1, 3))
         _wino_output(mm, out, u0, u1, th, tw, od, res, tmpo)
 
     run_chunks(run, range(0, total, chunk), threads)
