@@ -34,6 +34,7 @@ import numbers
 import numpy as np
 
 from .kernels.cpu import nn as _k
+from .kernels.cpu.fft import _all_finite
 
 __all__ = [
     "conv1d", "conv2d", "conv3d",
@@ -205,8 +206,7 @@ def _run(x, w, stride, dilation, groups, method, out_spatial, pads=None):
         method = _tuned_method(x_shape, w3, out3, st, dl, groups, launch)
         # Only FFT and Winograd spread a NaN or Inf past its window: check for them
         # (a pass over the input) only when one of those was chosen.
-        if method in ("fft", "winograd") and not (np.isfinite(x3).all()
-                                                  and np.isfinite(w3).all()):
+        if method in ("fft", "winograd") and not (_all_finite(x3) and _all_finite(w3)):
             method = _k.choose_method(x_shape, w3.shape, st, dl, groups, x.dtype,
                                       finite=False)
     elif not _k.applicable(method, x_shape, w3.shape, st, dl, groups):
