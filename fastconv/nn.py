@@ -29,6 +29,7 @@ of the call, process-wide; without threadpoolctl they run serially).
 """
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -157,14 +158,22 @@ def _canon(a, nd):
     return a.reshape(a.shape[:2] + (1,) * (3 - nd) + a.shape[2:])
 
 
+@functools.lru_cache(maxsize=512)
+def _layer_model(x_shape, w_shape, st, dl, groups, dtype):
+    """(model seconds per method, tuning key) of a layer signature: pure functions of the
+    shapes, memoised (they cost ~40 us a call, as much as a small layer)."""
+    costs = _k.layer_costs(x_shape, w_shape, st, dl, groups, dtype)
+    key = "conv|" + "|".join(str(v) for v in _k.layer_key(x_shape, w_shape, st, dl,
+                                                            groups, dtype))
+    return costs, key
+
+
 def _tuned_method(x_shape, w3, out3, st, dl, groups, launch):
     """method="auto": the same tuner as every other operation (memo, on-disk cache,
     measuring when the cost model is unsure), keyed per layer signature (the padded
     input's shape)."""
     from . import tuner
-    costs = _k.layer_costs(x_shape, w3.shape, st, dl, groups, w3.dtype)
-    key = "conv|" + "|".join(str(v) for v in _k.layer_key(x_shape, w3.shape, st, dl,
-                                                            groups, w3.dtype))
+    costs, key = _layer_model(tuple(x_shape), w3.shape, st, dl, groups, w3.dtype.name)
 
     def runner(m):
         launch(m, np.empty_like(out3))
