@@ -567,14 +567,26 @@ _WINO_GG = np.kron(_WINO_G, _WINO_G)          # (36, 9): the 2-D filter transfor
 
 
 @jit()
-def _wino_input(x, v, sz, u0, u1, th, tw, od, buf, tmp):
+def _wino_input(x, v, sz, u0, u1, th, tw, od, buf, t1):
     # v[a*6 + b, (u - u0)*tw + tx, c] = (B^T d B)[a, b] for the 6x6 tile of x[n, c, oz*sz]
     # at rows 4*ty.., columns 4*tx..; u = (n*od + oz)*th + ty indexes tile rows.
-    # Channels go innermost (buf holds the six input rows of a tile row channels-last),
-    # so every transform step is a unit-stride loop over channels that LLVM vectorises,
-    # however small the tiles' planes are.
+    # A whole tile row at a time, channels innermost: buf[i, p, k, c] holds input row i
+    # of the tile row at column 4*k + p (columns split by phase mod 4), so that both
+    # transform steps are loops over long contiguous runs of (tile, channel) values:
+    # down the columns into t1 (one loop of 4*(tw+1)*C per output row), then along the
+    # rows, where tile tx's column j is phase j % 4 at k = tx + j // 4, a fixed offset
+    # in the flat (k, c) run (one loop of tw*C per output). Per-tile loops over the
+    # channels alone were mostly loop overhead at 64 channels.
     n_ch = x.shape[1]
     wn = 4 * tw + 2
+    seg = tw * n_ch
+    for i in range(6):                  # the two phase columns past the input row
+        for p in range(2, 4):
+            for c in range(n_ch):
+                buf[i, p, tw, c] = 0
+    bf = buf.reshape(6, -1)
+    tf = t1.reshape(6, -1)
+    run = bf.shape[1]
     for u in range(u0, u1):
         b_ = u // th
         ty = u - b_ * th
@@ -582,129 +594,127 @@ def _wino_input(x, v, sz, u0, u1, th, tw, od, buf, tmp):
         oz = b_ - n * od
         y0 = 4 * ty
         for i in range(6):
-            for col in range(wn):
-                b = buf[i, col]
-                for c in range(n_ch):
-                    b[c] = x[n, c, oz * sz, y0 + i, col]
-        for tx in range(tw):
-            x0 = 4 * tx
-            for j in range(6):
-                r0 = buf[0, x0 + j]
-                r1 = buf[1, x0 + j]
-                r2 = buf[2, x0 + j]
-                r3 = buf[3, x0 + j]
-                r4 = buf[4, x0 + j]
-                r5 = buf[5, x0 + j]
-                t0 = tmp[0, j]
-                t1 = tmp[1, j]
-                t2 = tmp[2, j]
-                t3 = tmp[3, j]
-                t4 = tmp[4, j]
-                t5 = tmp[5, j]
-                # One output row per loop: few enough pointers for LLVM's overlap checks,
-                # so each loop vectorises (one loop writing six rows does not).
-                for c in range(n_ch):
-                    t0[c] = 4 * r0[c] - 5 * r2[c] + r4[c]
-                for c in range(n_ch):
-                    t1[c] = -4 * (r1[c] + r2[c]) + r3[c] + r4[c]
-                for c in range(n_ch):
-                    t2[c] = 4 * (r1[c] - r2[c]) - r3[c] + r4[c]
-                for c in range(n_ch):
-                    t3[c] = 2 * (r3[c] - r1[c]) - r2[c] + r4[c]
-                for c in range(n_ch):
-                    t4[c] = 2 * (r1[c] - r3[c]) - r2[c] + r4[c]
-                for c in range(n_ch):
-                    t5[c] = 4 * r1[c] - 5 * r3[c] + r5[c]
-            t = (u - u0) * tw + tx
-            for a in range(6):
-                e0 = tmp[a, 0]
-                e1 = tmp[a, 1]
-                e2 = tmp[a, 2]
-                e3 = tmp[a, 3]
-                e4 = tmp[a, 4]
-                e5 = tmp[a, 5]
-                v0 = v[6 * a, t]
-                v1 = v[6 * a + 1, t]
-                v2 = v[6 * a + 2, t]
-                v3 = v[6 * a + 3, t]
-                v4 = v[6 * a + 4, t]
-                v5 = v[6 * a + 5, t]
-                for c in range(n_ch):
-                    v0[c] = 4 * e0[c] - 5 * e2[c] + e4[c]
-                for c in range(n_ch):
-                    v1[c] = -4 * (e1[c] + e2[c]) + e3[c] + e4[c]
-                for c in range(n_ch):
-                    v2[c] = 4 * (e1[c] - e2[c]) - e3[c] + e4[c]
-                for c in range(n_ch):
-                    v3[c] = 2 * (e3[c] - e1[c]) - e2[c] + e4[c]
-                for c in range(n_ch):
-                    v4[c] = 2 * (e1[c] - e3[c]) - e2[c] + e4[c]
-                for c in range(n_ch):
-                    v5[c] = 4 * e1[c] - 5 * e3[c] + e5[c]
+            bi = buf[i]
+            for c in range(n_ch):
+                src = x[n, c, oz * sz, y0 + i]
+                for col in range(wn):
+                    bi[col & 3, col >> 2, c] = src[col]
+        r0 = bf[0]
+        r1 = bf[1]
+        r2 = bf[2]
+        r3 = bf[3]
+        r4 = bf[4]
+        r5 = bf[5]
+        # One output row per loop: few enough pointers for LLVM's overlap checks, so
+        # each loop vectorises (one loop writing six rows does not).
+        t = tf[0]
+        for e in range(run):
+            t[e] = 4 * r0[e] - 5 * r2[e] + r4[e]
+        t = tf[1]
+        for e in range(run):
+            t[e] = -4 * (r1[e] + r2[e]) + r3[e] + r4[e]
+        t = tf[2]
+        for e in range(run):
+            t[e] = 4 * (r1[e] - r2[e]) - r3[e] + r4[e]
+        t = tf[3]
+        for e in range(run):
+            t[e] = 2 * (r3[e] - r1[e]) - r2[e] + r4[e]
+        t = tf[4]
+        for e in range(run):
+            t[e] = 2 * (r1[e] - r3[e]) - r2[e] + r4[e]
+        t = tf[5]
+        for e in range(run):
+            t[e] = 4 * r1[e] - 5 * r3[e] + r5[e]
+        t0 = (u - u0) * tw
+        for a in range(6):
+            e0 = t1[a, 0].reshape(-1)
+            e1 = t1[a, 1].reshape(-1)
+            e2 = t1[a, 2].reshape(-1)
+            e3 = t1[a, 3].reshape(-1)
+            e4 = e0[n_ch:]
+            e5 = e1[n_ch:]
+            d = v[6 * a, t0:t0 + tw].reshape(-1)
+            for e in range(seg):
+                d[e] = 4 * e0[e] - 5 * e2[e] + e4[e]
+            d = v[6 * a + 1, t0:t0 + tw].reshape(-1)
+            for e in range(seg):
+                d[e] = -4 * (e1[e] + e2[e]) + e3[e] + e4[e]
+            d = v[6 * a + 2, t0:t0 + tw].reshape(-1)
+            for e in range(seg):
+                d[e] = 4 * (e1[e] - e2[e]) - e3[e] + e4[e]
+            d = v[6 * a + 3, t0:t0 + tw].reshape(-1)
+            for e in range(seg):
+                d[e] = 2 * (e3[e] - e1[e]) - e2[e] + e4[e]
+            d = v[6 * a + 4, t0:t0 + tw].reshape(-1)
+            for e in range(seg):
+                d[e] = 2 * (e1[e] - e3[e]) - e2[e] + e4[e]
+            d = v[6 * a + 5, t0:t0 + tw].reshape(-1)
+            for e in range(seg):
+                d[e] = 4 * e1[e] - 5 * e3[e] + e5[e]
 
 
 @jit()
-def _wino_output(m, out, u0, u1, th, tw, od, res, tmp):
-    # out tile (4x4) = A^T M A for every output channel, m (36, T, O) channels-last:
-    # the transform runs vectorised over channels into res (4 rows, 4*tw columns, O),
+def _wino_output(m, out, u0, u1, th, tw, od, q, r):
+    # out tile (4x4) = A^T M A for every output channel, m (36, T, O) channels-last, a
+    # whole tile row at a time as in _wino_input: q[a, j, tx, o] = (M A)[a, j] and
+    # r[i, j, tx, o] = (A^T M A)[i, j], each a loop over the flat (tile, channel) run;
     # then each output row is copied out to the (N, O, D, H, W) layout, clipped.
     n_out = out.shape[1]
     oh = out.shape[3]
     ow = out.shape[4]
+    seg = tw * n_out
     for u in range(u0, u1):
         b_ = u // th
         ty = u - b_ * th
         n = b_ // od
         oz = b_ - n * od
-        for tx in range(tw):
-            t = (u - u0) * tw + tx
-            for a in range(6):
-                m0 = m[6 * a, t]
-                m1 = m[6 * a + 1, t]
-                m2 = m[6 * a + 2, t]
-                m3 = m[6 * a + 3, t]
-                m4 = m[6 * a + 4, t]
-                m5 = m[6 * a + 5, t]
-                q0 = tmp[a, 0]
-                q1 = tmp[a, 1]
-                q2 = tmp[a, 2]
-                q3 = tmp[a, 3]
-                for o in range(n_out):
-                    q0[o] = m0[o] + m1[o] + m2[o] + m3[o] + m4[o]
-                for o in range(n_out):
-                    q1[o] = m1[o] - m2[o] + 2 * (m3[o] - m4[o])
-                for o in range(n_out):
-                    q2[o] = m1[o] + m2[o] + 4 * (m3[o] + m4[o])
-                for o in range(n_out):
-                    q3[o] = m1[o] - m2[o] + 8 * (m3[o] - m4[o]) + m5[o]
-            for j in range(4):
-                e0 = tmp[0, j]
-                e1 = tmp[1, j]
-                e2 = tmp[2, j]
-                e3 = tmp[3, j]
-                e4 = tmp[4, j]
-                e5 = tmp[5, j]
-                d0 = res[0, 4 * tx + j]
-                d1 = res[1, 4 * tx + j]
-                d2 = res[2, 4 * tx + j]
-                d3 = res[3, 4 * tx + j]
-                for o in range(n_out):
-                    d0[o] = e0[o] + e1[o] + e2[o] + e3[o] + e4[o]
-                for o in range(n_out):
-                    d1[o] = e1[o] - e2[o] + 2 * (e3[o] - e4[o])
-                for o in range(n_out):
-                    d2[o] = e1[o] + e2[o] + 4 * (e3[o] + e4[o])
-                for o in range(n_out):
-                    d3[o] = e1[o] - e2[o] + 8 * (e3[o] - e4[o]) + e5[o]
+        t0 = (u - u0) * tw
+        for a in range(6):
+            m0 = m[6 * a, t0:t0 + tw].reshape(-1)
+            m1 = m[6 * a + 1, t0:t0 + tw].reshape(-1)
+            m2 = m[6 * a + 2, t0:t0 + tw].reshape(-1)
+            m3 = m[6 * a + 3, t0:t0 + tw].reshape(-1)
+            m4 = m[6 * a + 4, t0:t0 + tw].reshape(-1)
+            m5 = m[6 * a + 5, t0:t0 + tw].reshape(-1)
+            d = q[a, 0].reshape(-1)
+            for e in range(seg):
+                d[e] = m0[e] + m1[e] + m2[e] + m3[e] + m4[e]
+            d = q[a, 1].reshape(-1)
+            for e in range(seg):
+                d[e] = m1[e] - m2[e] + 2 * (m3[e] - m4[e])
+            d = q[a, 2].reshape(-1)
+            for e in range(seg):
+                d[e] = m1[e] + m2[e] + 4 * (m3[e] + m4[e])
+            d = q[a, 3].reshape(-1)
+            for e in range(seg):
+                d[e] = m1[e] - m2[e] + 8 * (m3[e] - m4[e]) + m5[e]
+        for j in range(4):
+            e0 = q[0, j].reshape(-1)
+            e1 = q[1, j].reshape(-1)
+            e2 = q[2, j].reshape(-1)
+            e3 = q[3, j].reshape(-1)
+            e4 = q[4, j].reshape(-1)
+            e5 = q[5, j].reshape(-1)
+            d = r[0, j].reshape(-1)
+            for e in range(seg):
+                d[e] = e0[e] + e1[e] + e2[e] + e3[e] + e4[e]
+            d = r[1, j].reshape(-1)
+            for e in range(seg):
+                d[e] = e1[e] - e2[e] + 2 * (e3[e] - e4[e])
+            d = r[2, j].reshape(-1)
+            for e in range(seg):
+                d[e] = e1[e] + e2[e] + 4 * (e3[e] + e4[e])
+            d = r[3, j].reshape(-1)
+            for e in range(seg):
+                d[e] = e1[e] - e2[e] + 8 * (e3[e] - e4[e]) + e5[e]
         y0 = 4 * ty
         for i in range(4):
             if y0 + i >= oh:
                 break
-            src = res[i]
             for o in range(n_out):
                 dst = out[n, o, oz, y0 + i]
                 for col in range(ow):
-                    dst[col] = src[col, o]
+                    dst[col] = r[i, col & 3, col >> 2, o]
 
 
 def winograd(x, w, out, stride, dilation, groups, pads=None):
@@ -766,18 +776,18 @@ def winograd(x, w, out, stride, dilation, groups, pads=None):
         nt = (u1 - u0) * tw
         vv = scratch("nn.wino.v", (36, nt, n_ch), x.dtype)
         mm = scratch("nn.wino.m", (36, nt, n_out), x.dtype)
-        buf = scratch("nn.wino.buf", (6, 4 * tw + 2, n_ch), x.dtype)
-        tmpi = scratch("nn.wino.tmpi", (6, 6, n_ch), x.dtype)
-        tmpo = scratch("nn.wino.tmpo", (6, 4, n_out), x.dtype)
-        res = scratch("nn.wino.res", (4, 4 * tw, n_out), x.dtype)
-        _wino_input(x, vv, sz, u0, u1, th, tw, od, buf, tmpi)
+        buf = scratch("nn.wino.buf", (6, 4, tw + 1, n_ch), x.dtype)
+        t1 = scratch("nn.wino.t1", (6, 4, tw + 1, n_ch), x.dtype)
+        q = scratch("nn.wino.q", (6, 4, tw, n_out), x.dtype)
+        r = scratch("nn.wino.r", (4, 4, tw, n_out), x.dtype)
+        _wino_input(x, vv, sz, u0, u1, th, tw, od, buf, t1)
         # 36 GEMMs per group: (T x Cg) @ (Cg x Og), written channels-last.
         if own_gemm and nt >= gm:
             bgemm(vv, u_co, mm)
         else:
             np.matmul(vv.reshape(36, nt, groups, cg).transpose(0, 2, 1, 3), u,
                       out=mm.reshape(36, nt, groups, o_g).transpose(0, 2, 1, 3))
-        _wino_output(mm, out, u0, u1, th, tw, od, res, tmpo)
+        _wino_output(mm, out, u0, u1, th, tw, od, q, r)
 
     run_chunks(run, range(0, total, chunk), threads)
     return out
