@@ -208,6 +208,22 @@ def test_register_tiled_direct_nan_stays_local():
         assert len(bad) == 9
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batched_gemm_tiles_vs_numpy(dtype):
+    # Whole and partial row and column tiles, short and long reductions.
+    rng = np.random.default_rng(11)
+    fn, mr, nr = knn._BATCHED_GEMM[np.dtype(dtype).name]
+    for r, m, k, n in [(1, mr, 1, nr), (2, 7, 5, nr + 3), (3, 10, 128, 2 * nr),
+                       (2, 3 * mr + 1, 300, 2 * nr + 5), (1, 5, 129, nr)]:
+        a = rng.standard_normal((r, m, k)).astype(dtype)
+        b = rng.standard_normal((r, k, n)).astype(dtype)
+        c = np.full((r, m, n), np.nan, dtype)
+        fn(a, b, c)
+        want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+        tol = TOL[np.dtype(dtype).type] * np.sqrt(k)
+        np.testing.assert_allclose(c, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
 def test_generated_tile_module_is_up_to_date():
     from fastconv.kernels.cpu import _tilegen
     with open(_tilegen.PATH) as f:

@@ -754,11 +754,11 @@ def winograd(x, w, out, stride, dilation, groups, pads=None):
     run_chunks(lambda m0: np.matmul(gg, w9[m0:m0 + step].T, out=u_oc[:, m0:m0 + step]),
                range(0, w9.shape[0], step), threads)
     u = u_oc.reshape(36, groups, o_g, cg).transpose(0, 1, 3, 2)
-    # The 36 products: our register-tiled GEMM where the channels are few enough for a
-    # row panel of the filters to stay in L1 (1.35-1.5x one-thread BLAS there, see
-    # _tilegen.GEMM_TILES), else BLAS.
+    # The 36 products: our register-tiled GEMM where a product's filter matrix (Cg x Og)
+    # fits in L1 (1.35-1.6x one-thread BLAS there: no per-call overhead, no packing;
+    # see _tilegen.GEMM_TILES), else BLAS, whose packing wins from 128 x 128 on.
     bgemm, gm, gn = _BATCHED_GEMM[x.dtype.name]
-    own_gemm = groups == 1 and n_out >= gn and cg * gn * x.itemsize <= 16 * 1024
+    own_gemm = groups == 1 and n_out >= gn and cg * o_g * x.itemsize <= 16 * 1024
     if own_gemm:
         u_co = np.ascontiguousarray(u.reshape(36, cg, o_g))
     total = n_img * od * th                      # tile rows
