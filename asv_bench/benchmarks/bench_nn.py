@@ -35,3 +35,28 @@ class Conv2d:
 
     def time_conv2d(self, library, layer):
         self.fn()
+
+
+class Conv2dMethods:
+    """Every conv-layer method on the same layers (a method that does not apply to a
+    layer, Winograd off 3x3, is skipped), so a regression in one shows even while auto
+    picks another."""
+    params = (["direct", "gemm", "fft", "winograd"], list(LAYERS))
+    param_names = ["method", "layer"]
+    number = 1
+    repeat = (3, 7, 60.0)
+
+    def setup(self, method, layer):
+        set_threads()
+        xs, ws, kw = LAYERS[layer]
+        if method == "winograd" and (ws[2:] != (3, 3) or kw.get("stride", 1) != 1):
+            raise NotImplementedError("winograd needs 3x3 stride-1 layers")
+        nn = require("fastconv.nn")
+        r = rng(7)
+        x = r.standard_normal(xs).astype(np.float32)
+        w = r.standard_normal(ws).astype(np.float32)
+        self.fn = lambda: nn.conv2d(x, w, method=method, **kw)
+        self.fn()
+
+    def time_conv2d(self, method, layer):
+        self.fn()
