@@ -11,6 +11,12 @@ LAYERS = {
 }
 
 
+def _data(layer):
+    xs, ws, kw = LAYERS[layer]
+    r = rng(7)
+    return r.standard_normal(xs).astype(np.float32), r.standard_normal(ws).astype(np.float32), kw
+
+
 class Conv2d:
     params = (["fastconv", "torch"], list(LAYERS))
     param_names = ["library", "layer"]
@@ -19,10 +25,7 @@ class Conv2d:
 
     def setup(self, library, layer):
         set_threads()
-        xs, ws, kw = LAYERS[layer]
-        r = rng(7)
-        x = r.standard_normal(xs).astype(np.float32)
-        w = r.standard_normal(ws).astype(np.float32)
+        x, w, kw = _data(layer)
         if library == "torch":
             torch = require("torch")
             torch.set_num_threads(2)
@@ -48,13 +51,10 @@ class Conv2dMethods:
 
     def setup(self, method, layer):
         set_threads()
-        xs, ws, kw = LAYERS[layer]
-        if method == "winograd" and (ws[2:] != (3, 3) or kw.get("stride", 1) != 1):
+        x, w, kw = _data(layer)
+        if method == "winograd" and (w.shape[2:] != (3, 3) or kw.get("stride", 1) != 1):
             raise NotImplementedError("winograd needs 3x3 stride-1 layers")
         nn = require("fastconv.nn")
-        r = rng(7)
-        x = r.standard_normal(xs).astype(np.float32)
-        w = r.standard_normal(ws).astype(np.float32)
         self.fn = lambda: nn.conv2d(x, w, method=method, **kw)
         self.fn()
 
