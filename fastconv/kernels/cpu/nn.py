@@ -49,8 +49,8 @@ from . import _nn_tiles
 from ._chunks import run_chunks, scratch
 from ._tilegen import GEMM_TILES as _GEMM_TILES, TILES as _TILES
 
-__all__ = ["METHODS", "PAD_AWARE", "APPLICABLE", "applicable", "choose_method", "layer_key", "direct",
-           "gemm", "fft", "winograd", "WORKSPACE_BYTES"]
+__all__ = ["METHODS", "PAD_AWARE", "APPLICABLE", "applicable", "choose_method", "layer_key",
+           "direct", "gemm", "fft", "winograd", "WORKSPACE_BYTES"]
 
 # Upper bound on the workspace one launcher holds at a time (im2col columns, Winograd
 # tiles, spectra). Chunks are sized to stay below it; a single minimal chunk (one output
