@@ -173,7 +173,7 @@ def _tuned_method(x_shape, w3, out3, st, dl, groups, launch):
     measuring when the cost model is unsure), keyed per layer signature (the padded
     input's shape)."""
     from . import tuner
-    costs, key = _layer_model(tuple(x_shape), w3.shape, st, dl, groups, w3.dtype.name)
+    costs, key = _layer_model(tuple(x_shape), w3.shape, st, dl, groups, w3.dtype)
 
     def runner(m):
         launch(m, np.empty_like(out3))

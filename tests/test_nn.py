@@ -212,7 +212,7 @@ def test_register_tiled_direct_nan_stays_local():
 def test_batched_gemm_tiles_vs_numpy(dtype):
     # Whole and partial row and column tiles, short and long reductions.
     rng = np.random.default_rng(11)
-    fn, mr, nr = knn._BATCHED_GEMM[np.dtype(dtype).name]
+    fn, mr, nr = knn._BATCHED_GEMM[np.dtype(dtype)]
     for r, m, k, n in [(1, mr, 1, nr), (2, 7, 5, nr + 3), (3, 10, 128, 2 * nr),
                        (2, 3 * mr + 1, 300, 2 * nr + 5), (1, 5, 129, nr)]:
         a = rng.standard_normal((r, m, k)).astype(dtype)
