@@ -17,13 +17,15 @@ class Case:
 
     ``make()`` returns ``{label: callable}``; labels of peers that are not installed are
     simply left out. ``goals`` maps a peer label to the speed ratio fastconv must reach
-    (peer time / fastconv time >= goal).
+    (peer time / fastconv time >= goal). ``min_time``: seconds per timing sample (calls
+    of one contender back to back).
     """
     group: str
     name: str
     make: Callable[[], dict]
     goals: dict = field(default_factory=dict)
     subject: str = "fastconv"
+    min_time: float = 0.02
 
 
 @dataclass
@@ -118,7 +120,7 @@ def run_cases(cases, threads: int = 2, repeat: int = 7, progress=None) -> list[R
             if progress:
                 progress(i, len(cases), case)
             fns = case.make()
-            med, first = measure(fns, repeat=repeat)
+            med, first = measure(fns, repeat=repeat, min_time=case.min_time)
             results.append(Result(case, med, first))
     return results
 
