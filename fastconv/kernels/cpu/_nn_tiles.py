@@ -56,47 +56,34 @@ U31 = np.uint64(31)
 
 
 @jit(fastmath=FASTMATH_ORDERED, inline="always")
-def _tile_8x3(xflat, toff, wt, base, out, obase, ostride):
+def _tile_8x3(xflat, toff, wt, base, out, obase, ostride, zero):
     # out[obase + c*ostride + j] = sum_t wt[t*3 + c] * xflat[toff[t] + base + j]
-    # for c < 3, j < 8. The first tap initialises the accumulators (typed like
-    # the data, and no zeroing pass).
-    o = toff[0] + base
-    x0 = xflat[o + U0]
-    x1 = xflat[o + U1]
-    x2 = xflat[o + U2]
-    x3 = xflat[o + U3]
-    x4 = xflat[o + U4]
-    x5 = xflat[o + U5]
-    x6 = xflat[o + U6]
-    x7 = xflat[o + U7]
-    w0 = wt[0]
-    w1 = wt[1]
-    w2 = wt[2]
-    a0_0 = w0 * x0
-    a0_1 = w0 * x1
-    a0_2 = w0 * x2
-    a0_3 = w0 * x3
-    a0_4 = w0 * x4
-    a0_5 = w0 * x5
-    a0_6 = w0 * x6
-    a0_7 = w0 * x7
-    a1_0 = w1 * x0
-    a1_1 = w1 * x1
-    a1_2 = w1 * x2
-    a1_3 = w1 * x3
-    a1_4 = w1 * x4
-    a1_5 = w1 * x5
-    a1_6 = w1 * x6
-    a1_7 = w1 * x7
-    a2_0 = w2 * x0
-    a2_1 = w2 * x1
-    a2_2 = w2 * x2
-    a2_3 = w2 * x3
-    a2_4 = w2 * x4
-    a2_5 = w2 * x5
-    a2_6 = w2 * x6
-    a2_7 = w2 * x7
-    for t in range(1, toff.shape[0]):
+    # for c < 3, j < 8; zero is 0 in the data's type.
+    a0_0 = zero
+    a0_1 = zero
+    a0_2 = zero
+    a0_3 = zero
+    a0_4 = zero
+    a0_5 = zero
+    a0_6 = zero
+    a0_7 = zero
+    a1_0 = zero
+    a1_1 = zero
+    a1_2 = zero
+    a1_3 = zero
+    a1_4 = zero
+    a1_5 = zero
+    a1_6 = zero
+    a1_7 = zero
+    a2_0 = zero
+    a2_1 = zero
+    a2_2 = zero
+    a2_3 = zero
+    a2_4 = zero
+    a2_5 = zero
+    a2_6 = zero
+    a2_7 = zero
+    for t in range(toff.shape[0]):
         o = toff[t] + base
         wv = wt[t * 3:]
         x0 = xflat[o + U0]
@@ -164,79 +151,58 @@ def _tile_8x3(xflat, toff, wt, base, out, obase, ostride):
 
 
 @jit(fastmath=FASTMATH_ORDERED, inline="always")
-def _tile_16x3(xflat, toff, wt, base, out, obase, ostride):
+def _tile_16x3(xflat, toff, wt, base, out, obase, ostride, zero):
     # out[obase + c*ostride + j] = sum_t wt[t*3 + c] * xflat[toff[t] + base + j]
-    # for c < 3, j < 16. The first tap initialises the accumulators (typed like
-    # the data, and no zeroing pass).
-    o = toff[0] + base
-    x0 = xflat[o + U0]
-    x1 = xflat[o + U1]
-    x2 = xflat[o + U2]
-    x3 = xflat[o + U3]
-    x4 = xflat[o + U4]
-    x5 = xflat[o + U5]
-    x6 = xflat[o + U6]
-    x7 = xflat[o + U7]
-    x8 = xflat[o + U8]
-    x9 = xflat[o + U9]
-    x10 = xflat[o + U10]
-    x11 = xflat[o + U11]
-    x12 = xflat[o + U12]
-    x13 = xflat[o + U13]
-    x14 = xflat[o + U14]
-    x15 = xflat[o + U15]
-    w0 = wt[0]
-    w1 = wt[1]
-    w2 = wt[2]
-    a0_0 = w0 * x0
-    a0_1 = w0 * x1
-    a0_2 = w0 * x2
-    a0_3 = w0 * x3
-    a0_4 = w0 * x4
-    a0_5 = w0 * x5
-    a0_6 = w0 * x6
-    a0_7 = w0 * x7
-    a0_8 = w0 * x8
-    a0_9 = w0 * x9
-    a0_10 = w0 * x10
-    a0_11 = w0 * x11
-    a0_12 = w0 * x12
-    a0_13 = w0 * x13
-    a0_14 = w0 * x14
-    a0_15 = w0 * x15
-    a1_0 = w1 * x0
-    a1_1 = w1 * x1
-    a1_2 = w1 * x2
-    a1_3 = w1 * x3
-    a1_4 = w1 * x4
-    a1_5 = w1 * x5
-    a1_6 = w1 * x6
-    a1_7 = w1 * x7
-    a1_8 = w1 * x8
-    a1_9 = w1 * x9
-    a1_10 = w1 * x10
-    a1_11 = w1 * x11
-    a1_12 = w1 * x12
-    a1_13 = w1 * x13
-    a1_14 = w1 * x14
-    a1_15 = w1 * x15
-    a2_0 = w2 * x0
-    a2_1 = w2 * x1
-    a2_2 = w2 * x2
-    a2_3 = w2 * x3
-    a2_4 = w2 * x4
-    a2_5 = w2 * x5
-    a2_6 = w2 * x6
-    a2_7 = w2 * x7
-    a2_8 = w2 * x8
-    a2_9 = w2 * x9
-    a2_10 = w2 * x10
-    a2_11 = w2 * x11
-    a2_12 = w2 * x12
-    a2_13 = w2 * x13
-    a2_14 = w2 * x14
-    a2_15 = w2 * x15
-    for t in range(1, toff.shape[0]):
+    # for c < 3, j < 16; zero is 0 in the data's type.
+    a0_0 = zero
+    a0_1 = zero
+    a0_2 = zero
+    a0_3 = zero
+    a0_4 = zero
+    a0_5 = zero
+    a0_6 = zero
+    a0_7 = zero
+    a0_8 = zero
+    a0_9 = zero
+    a0_10 = zero
+    a0_11 = zero
+    a0_12 = zero
+    a0_13 = zero
+    a0_14 = zero
+    a0_15 = zero
+    a1_0 = zero
+    a1_1 = zero
+    a1_2 = zero
+    a1_3 = zero
+    a1_4 = zero
+    a1_5 = zero
+    a1_6 = zero
+    a1_7 = zero
+    a1_8 = zero
+    a1_9 = zero
+    a1_10 = zero
+    a1_11 = zero
+    a1_12 = zero
+    a1_13 = zero
+    a1_14 = zero
+    a1_15 = zero
+    a2_0 = zero
+    a2_1 = zero
+    a2_2 = zero
+    a2_3 = zero
+    a2_4 = zero
+    a2_5 = zero
+    a2_6 = zero
+    a2_7 = zero
+    a2_8 = zero
+    a2_9 = zero
+    a2_10 = zero
+    a2_11 = zero
+    a2_12 = zero
+    a2_13 = zero
+    a2_14 = zero
+    a2_15 = zero
+    for t in range(toff.shape[0]):
         o = toff[t] + base
         wv = wt[t * 3:]
         x0 = xflat[o + U0]
@@ -360,143 +326,106 @@ def _tile_16x3(xflat, toff, wt, base, out, obase, ostride):
 
 
 @jit(fastmath=FASTMATH_ORDERED, inline="always")
-def _tile_32x3(xflat, toff, wt, base, out, obase, ostride):
+def _tile_32x3(xflat, toff, wt, base, out, obase, ostride, zero):
     # out[obase + c*ostride + j] = sum_t wt[t*3 + c] * xflat[toff[t] + base + j]
-    # for c < 3, j < 32. The first tap initialises the accumulators (typed like
-    # the data, and no zeroing pass).
-    o = toff[0] + base
-    x0 = xflat[o + U0]
-    x1 = xflat[o + U1]
-    x2 = xflat[o + U2]
-    x3 = xflat[o + U3]
-    x4 = xflat[o + U4]
-    x5 = xflat[o + U5]
-    x6 = xflat[o + U6]
-    x7 = xflat[o + U7]
-    x8 = xflat[o + U8]
-    x9 = xflat[o + U9]
-    x10 = xflat[o + U10]
-    x11 = xflat[o + U11]
-    x12 = xflat[o + U12]
-    x13 = xflat[o + U13]
-    x14 = xflat[o + U14]
-    x15 = xflat[o + U15]
-    x16 = xflat[o + U16]
-    x17 = xflat[o + U17]
-    x18 = xflat[o + U18]
-    x19 = xflat[o + U19]
-    x20 = xflat[o + U20]
-    x21 = xflat[o + U21]
-    x22 = xflat[o + U22]
-    x23 = xflat[o + U23]
-    x24 = xflat[o + U24]
-    x25 = xflat[o + U25]
-    x26 = xflat[o + U26]
-    x27 = xflat[o + U27]
-    x28 = xflat[o + U28]
-    x29 = xflat[o + U29]
-    x30 = xflat[o + U30]
-    x31 = xflat[o + U31]
-    w0 = wt[0]
-    w1 = wt[1]
-    w2 = wt[2]
-    a0_0 = w0 * x0
-    a0_1 = w0 * x1
-    a0_2 = w0 * x2
-    a0_3 = w0 * x3
-    a0_4 = w0 * x4
-    a0_5 = w0 * x5
-    a0_6 = w0 * x6
-    a0_7 = w0 * x7
-    a0_8 = w0 * x8
-    a0_9 = w0 * x9
-    a0_10 = w0 * x10
-    a0_11 = w0 * x11
-    a0_12 = w0 * x12
-    a0_13 = w0 * x13
-    a0_14 = w0 * x14
-    a0_15 = w0 * x15
-    a0_16 = w0 * x16
-    a0_17 = w0 * x17
-    a0_18 = w0 * x18
-    a0_19 = w0 * x19
-    a0_20 = w0 * x20
-    a0_21 = w0 * x21
-    a0_22 = w0 * x22
-    a0_23 = w0 * x23
-    a0_24 = w0 * x24
-    a0_25 = w0 * x25
-    a0_26 = w0 * x26
-    a0_27 = w0 * x27
-    a0_28 = w0 * x28
-    a0_29 = w0 * x29
-    a0_30 = w0 * x30
-    a0_31 = w0 * x31
-    a1_0 = w1 * x0
-    a1_1 = w1 * x1
-    a1_2 = w1 * x2
-    a1_3 = w1 * x3
-    a1_4 = w1 * x4
-    a1_5 = w1 * x5
-    a1_6 = w1 * x6
-    a1_7 = w1 * x7
-    a1_8 = w1 * x8
-    a1_9 = w1 * x9
-    a1_10 = w1 * x10
-    a1_11 = w1 * x11
-    a1_12 = w1 * x12
-    a1_13 = w1 * x13
-    a1_14 = w1 * x14
-    a1_15 = w1 * x15
-    a1_16 = w1 * x16
-    a1_17 = w1 * x17
-    a1_18 = w1 * x18
-    a1_19 = w1 * x19
-    a1_20 = w1 * x20
-    a1_21 = w1 * x21
-    a1_22 = w1 * x22
-    a1_23 = w1 * x23
-    a1_24 = w1 * x24
-    a1_25 = w1 * x25
-    a1_26 = w1 * x26
-    a1_27 = w1 * x27
-    a1_28 = w1 * x28
-    a1_29 = w1 * x29
-    a1_30 = w1 * x30
-    a1_31 = w1 * x31
-    a2_0 = w2 * x0
-    a2_1 = w2 * x1
-    a2_2 = w2 * x2
-    a2_3 = w2 * x3
-    a2_4 = w2 * x4
-    a2_5 = w2 * x5
-    a2_6 = w2 * x6
-    a2_7 = w2 * x7
-    a2_8 = w2 * x8
-    a2_9 = w2 * x9
-    a2_10 = w2 * x10
-    a2_11 = w2 * x11
-    a2_12 = w2 * x12
-    a2_13 = w2 * x13
-    a2_14 = w2 * x14
-    a2_15 = w2 * x15
-    a2_16 = w2 * x16
-    a2_17 = w2 * x17
-    a2_18 = w2 * x18
-    a2_19 = w2 * x19
-    a2_20 = w2 * x20
-    a2_21 = w2 * x21
-    a2_22 = w2 * x22
-    a2_23 = w2 * x23
-    a2_24 = w2 * x24
-    a2_25 = w2 * x25
-    a2_26 = w2 * x26
-    a2_27 = w2 * x27
-    a2_28 = w2 * x28
-    a2_29 = w2 * x29
-    a2_30 = w2 * x30
-    a2_31 = w2 * x31
-    for t in range(1, toff.shape[0]):
+    # for c < 3, j < 32; zero is 0 in the data's type.
+    a0_0 = zero
+    a0_1 = zero
+    a0_2 = zero
+    a0_3 = zero
+    a0_4 = zero
+    a0_5 = zero
+    a0_6 = zero
+    a0_7 = zero
+    a0_8 = zero
+    a0_9 = zero
+    a0_10 = zero
+    a0_11 = zero
+    a0_12 = zero
+    a0_13 = zero
+    a0_14 = zero
+    a0_15 = zero
+    a0_16 = zero
+    a0_17 = zero
+    a0_18 = zero
+    a0_19 = zero
+    a0_20 = zero
+    a0_21 = zero
+    a0_22 = zero
+    a0_23 = zero
+    a0_24 = zero
+    a0_25 = zero
+    a0_26 = zero
+    a0_27 = zero
+    a0_28 = zero
+    a0_29 = zero
+    a0_30 = zero
+    a0_31 = zero
+    a1_0 = zero
+    a1_1 = zero
+    a1_2 = zero
+    a1_3 = zero
+    a1_4 = zero
+    a1_5 = zero
+    a1_6 = zero
+    a1_7 = zero
+    a1_8 = zero
+    a1_9 = zero
+    a1_10 = zero
+    a1_11 = zero
+    a1_12 = zero
+    a1_13 = zero
+    a1_14 = zero
+    a1_15 = zero
+    a1_16 = zero
+    a1_17 = zero
+    a1_18 = zero
+    a1_19 = zero
+    a1_20 = zero
+    a1_21 = zero
+    a1_22 = zero
+    a1_23 = zero
+    a1_24 = zero
+    a1_25 = zero
+    a1_26 = zero
+    a1_27 = zero
+    a1_28 = zero
+    a1_29 = zero
+    a1_30 = zero
+    a1_31 = zero
+    a2_0 = zero
+    a2_1 = zero
+    a2_2 = zero
+    a2_3 = zero
+    a2_4 = zero
+    a2_5 = zero
+    a2_6 = zero
+    a2_7 = zero
+    a2_8 = zero
+    a2_9 = zero
+    a2_10 = zero
+    a2_11 = zero
+    a2_12 = zero
+    a2_13 = zero
+    a2_14 = zero
+    a2_15 = zero
+    a2_16 = zero
+    a2_17 = zero
+    a2_18 = zero
+    a2_19 = zero
+    a2_20 = zero
+    a2_21 = zero
+    a2_22 = zero
+    a2_23 = zero
+    a2_24 = zero
+    a2_25 = zero
+    a2_26 = zero
+    a2_27 = zero
+    a2_28 = zero
+    a2_29 = zero
+    a2_30 = zero
+    a2_31 = zero
+    for t in range(toff.shape[0]):
         o = toff[t] + base
         wv = wt[t * 3:]
         x0 = xflat[o + U0]
@@ -741,8 +670,13 @@ def tiled_32x3(xflat, toff, wt, out, groups, cg, chan_stride, img_stride, hq, wq
     rows = od * oh
     plane = rows * ow
     of = out.reshape(-1)
+    # Tiles of 32, the last one ending at the row's end unless the rest fits a half
+    # tile (a full one would redo up to 32 outputs: 14 % of a 112-wide row). One call
+    # site per tile size: each inlines 100-odd lines that SLP then works through.
     n_full = ow // 32
     rest = ow - n_full * 32
+    n_tiles = n_full + (1 if rest > 16 else 0)
+    zero = np.zeros(1, xflat.dtype)[0]
     for job in prange(n_img * groups * rows * n_blk):
         blk = job % n_blk
         u = job // n_blk
@@ -756,17 +690,14 @@ def tiled_32x3(xflat, toff, wt, out, groups, cg, chan_stride, img_stride, hq, wq
         wflat = wt[g, blk].reshape(-1)
         xrow = n * img_stride + g * cg * chan_stride + (oz * hq + oy) * wq
         orow = (n * n_out + o0) * plane + r * ow
-        for k in range(n_full):
-            i0 = k * 32
-            _tile_32x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
-        # The rest of the row: a half-width tile when it fits (a full one would redo up
-        # to 32 outputs: 14 % of a 112-wide row), else a full tile ending at the row's end.
-        if rest > 16:
-            i0 = ow - 32
-            _tile_32x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
-        elif rest > 0:
+        for k in range(n_tiles):
+            i0 = min(k * 32, ow - 32)
+            _tile_32x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane,
+                         zero)
+        if 0 < rest <= 16:
             i0 = ow - 16
-            _tile_16x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
+            _tile_16x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane,
+                         zero)
 
 
 @jit(parallel=True, fastmath=FASTMATH_ORDERED, slp=True)
@@ -779,8 +710,13 @@ def tiled_16x3(xflat, toff, wt, out, groups, cg, chan_stride, img_stride, hq, wq
     rows = od * oh
     plane = rows * ow
     of = out.reshape(-1)
+    # Tiles of 16, the last one ending at the row's end unless the rest fits a half
+    # tile (a full one would redo up to 16 outputs: 14 % of a 112-wide row). One call
+    # site per tile size: each inlines 100-odd lines that SLP then works through.
     n_full = ow // 16
     rest = ow - n_full * 16
+    n_tiles = n_full + (1 if rest > 8 else 0)
+    zero = np.zeros(1, xflat.dtype)[0]
     for job in prange(n_img * groups * rows * n_blk):
         blk = job % n_blk
         u = job // n_blk
@@ -794,17 +730,14 @@ def tiled_16x3(xflat, toff, wt, out, groups, cg, chan_stride, img_stride, hq, wq
         wflat = wt[g, blk].reshape(-1)
         xrow = n * img_stride + g * cg * chan_stride + (oz * hq + oy) * wq
         orow = (n * n_out + o0) * plane + r * ow
-        for k in range(n_full):
-            i0 = k * 16
-            _tile_16x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
-        # The rest of the row: a half-width tile when it fits (a full one would redo up
-        # to 16 outputs: 14 % of a 112-wide row), else a full tile ending at the row's end.
-        if rest > 8:
-            i0 = ow - 16
-            _tile_16x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
-        elif rest > 0:
+        for k in range(n_tiles):
+            i0 = min(k * 16, ow - 16)
+            _tile_16x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane,
+                         zero)
+        if 0 < rest <= 8:
             i0 = ow - 8
-            _tile_8x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
+            _tile_8x3(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane,
+                         zero)
 
 
 @jit(fastmath=FASTMATH_ORDERED, inline="always")

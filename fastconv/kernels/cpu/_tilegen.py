@@ -71,8 +71,13 @@ def tiled_{P}x{Q}(xflat, toff, wt, out, groups, cg, chan_stride, img_stride, hq,
     rows = od * oh
     plane = rows * ow
     of = out.reshape(-1)
+    # Tiles of {P}, the last one ending at the row's end unless the rest fits a half
+    # tile (a full one would redo up to {P} outputs: 14 % of a 112-wide row). One call
+    # site per tile size: each inlines 100-odd lines that SLP then works through.
     n_full = ow // {P}
     rest = ow - n_full * {P}
+    n_tiles = n_full + (1 if rest > {H} else 0)
+    zero = np.zeros(1, xflat.dtype)[0]
     for job in prange(n_img * groups * rows * n_blk):
         blk = job % n_blk
         u = job // n_blk
@@ -86,17 +91,14 @@ def tiled_{P}x{Q}(xflat, toff, wt, out, groups, cg, chan_stride, img_stride, hq,
         wflat = wt[g, blk].reshape(-1)
         xrow = n * img_stride + g * cg * chan_stride + (oz * hq + oy) * wq
         orow = (n * n_out + o0) * plane + r * ow
-        for k in range(n_full):
-            i0 = k * {P}
-            _tile_{P}x{Q}(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
-        # The rest of the row: a half-width tile when it fits (a full one would redo up
-        # to {P} outputs: 14 % of a 112-wide row), else a full tile ending at the row's end.
-        if rest > {H}:
-            i0 = ow - {P}
-            _tile_{P}x{Q}(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
-        elif rest > 0:
+        for k in range(n_tiles):
+            i0 = min(k * {P}, ow - {P})
+            _tile_{P}x{Q}(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane,
+                         zero)
+        if 0 < rest <= {H}:
             i0 = ow - {H}
-            _tile_{H}x{Q}(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane)
+            _tile_{H}x{Q}(xflat, toff, wflat, np.uint64(xrow + i0), of, orow + i0, plane,
+                         zero)
 '''
 
 
@@ -106,17 +108,13 @@ def _tile(p: int, q: int) -> str:
         "",
         "",
         '@jit(fastmath=FASTMATH_ORDERED, inline="always")',
-        f"def _tile_{p}x{q}(xflat, toff, wt, base, out, obase, ostride):",
+        f"def _tile_{p}x{q}(xflat, toff, wt, base, out, obase, ostride, zero):",
         f"    # out[obase + c*ostride + j] = sum_t wt[t*{q} + c] * xflat[toff[t] + base + j]",
-        f"    # for c < {q}, j < {p}. The first tap initialises the accumulators (typed like",
-        "    # the data, and no zeroing pass).",
-        "    o = toff[0] + base",
+        f"    # for c < {q}, j < {p}; zero is 0 in the data's type.",
     ]
-    lines += [f"    x{j} = xflat[o + U{j}]" for j in range(p)]
-    lines += [f"    w{c} = wt[{c}]" for c in range(q)]
-    lines += [f"    {acc[c][j]} = w{c} * x{j}" for c in range(q) for j in range(p)]
+    lines += [f"    {acc[c][j]} = zero" for c in range(q) for j in range(p)]
     lines += [
-        "    for t in range(1, toff.shape[0]):",
+        "    for t in range(toff.shape[0]):",
         "        o = toff[t] + base",
         # A slice for the weights: scalar loads SLP turns into broadcasts (uint64
         # indexing here made SLP pack the weights into a vector and shuffle, 1.5x slower).
