@@ -741,145 +741,110 @@ def tiled_16x3(xflat, toff, wt, out, groups, cg, chan_stride, img_stride, hq, wq
 
 
 @jit(fastmath=FASTMATH_ORDERED, inline="always")
-def _gemm_tile_3x32(a, b, c, ia, ib, ic, k, lda, ldb):
+def _gemm_tile_3x32(a, b, c, ia, ib, ic, k, lda, ldb, zero):
     # c[ic + i*ldb + j] = sum_t a[ia + i*lda + t] * b[ib + t*ldb + j], i < 3,
     # j < 32: rows of a broadcast, a row of b in vectors (ldb is also c's row
-    # length).
+    # length); zero is 0 in the data's type.
     r0 = ia + U0 * lda
     r1 = ia + U1 * lda
     r2 = ia + U2 * lda
-    y0 = b[ib + U0]
-    y1 = b[ib + U1]
-    y2 = b[ib + U2]
-    y3 = b[ib + U3]
-    y4 = b[ib + U4]
-    y5 = b[ib + U5]
-    y6 = b[ib + U6]
-    y7 = b[ib + U7]
-    y8 = b[ib + U8]
-    y9 = b[ib + U9]
-    y10 = b[ib + U10]
-    y11 = b[ib + U11]
-    y12 = b[ib + U12]
-    y13 = b[ib + U13]
-    y14 = b[ib + U14]
-    y15 = b[ib + U15]
-    y16 = b[ib + U16]
-    y17 = b[ib + U17]
-    y18 = b[ib + U18]
-    y19 = b[ib + U19]
-    y20 = b[ib + U20]
-    y21 = b[ib + U21]
-    y22 = b[ib + U22]
-    y23 = b[ib + U23]
-    y24 = b[ib + U24]
-    y25 = b[ib + U25]
-    y26 = b[ib + U26]
-    y27 = b[ib + U27]
-    y28 = b[ib + U28]
-    y29 = b[ib + U29]
-    y30 = b[ib + U30]
-    y31 = b[ib + U31]
-    x0 = a[r0]
-    x1 = a[r1]
-    x2 = a[r2]
-    c0_0 = x0 * y0
-    c0_1 = x0 * y1
-    c0_2 = x0 * y2
-    c0_3 = x0 * y3
-    c0_4 = x0 * y4
-    c0_5 = x0 * y5
-    c0_6 = x0 * y6
-    c0_7 = x0 * y7
-    c0_8 = x0 * y8
-    c0_9 = x0 * y9
-    c0_10 = x0 * y10
-    c0_11 = x0 * y11
-    c0_12 = x0 * y12
-    c0_13 = x0 * y13
-    c0_14 = x0 * y14
-    c0_15 = x0 * y15
-    c0_16 = x0 * y16
-    c0_17 = x0 * y17
-    c0_18 = x0 * y18
-    c0_19 = x0 * y19
-    c0_20 = x0 * y20
-    c0_21 = x0 * y21
-    c0_22 = x0 * y22
-    c0_23 = x0 * y23
-    c0_24 = x0 * y24
-    c0_25 = x0 * y25
-    c0_26 = x0 * y26
-    c0_27 = x0 * y27
-    c0_28 = x0 * y28
-    c0_29 = x0 * y29
-    c0_30 = x0 * y30
-    c0_31 = x0 * y31
-    c1_0 = x1 * y0
-    c1_1 = x1 * y1
-    c1_2 = x1 * y2
-    c1_3 = x1 * y3
-    c1_4 = x1 * y4
-    c1_5 = x1 * y5
-    c1_6 = x1 * y6
-    c1_7 = x1 * y7
-    c1_8 = x1 * y8
-    c1_9 = x1 * y9
-    c1_10 = x1 * y10
-    c1_11 = x1 * y11
-    c1_12 = x1 * y12
-    c1_13 = x1 * y13
-    c1_14 = x1 * y14
-    c1_15 = x1 * y15
-    c1_16 = x1 * y16
-    c1_17 = x1 * y17
-    c1_18 = x1 * y18
-    c1_19 = x1 * y19
-    c1_20 = x1 * y20
-    c1_21 = x1 * y21
-    c1_22 = x1 * y22
-    c1_23 = x1 * y23
-    c1_24 = x1 * y24
-    c1_25 = x1 * y25
-    c1_26 = x1 * y26
-    c1_27 = x1 * y27
-    c1_28 = x1 * y28
-    c1_29 = x1 * y29
-    c1_30 = x1 * y30
-    c1_31 = x1 * y31
-    c2_0 = x2 * y0
-    c2_1 = x2 * y1
-    c2_2 = x2 * y2
-    c2_3 = x2 * y3
-    c2_4 = x2 * y4
-    c2_5 = x2 * y5
-    c2_6 = x2 * y6
-    c2_7 = x2 * y7
-    c2_8 = x2 * y8
-    c2_9 = x2 * y9
-    c2_10 = x2 * y10
-    c2_11 = x2 * y11
-    c2_12 = x2 * y12
-    c2_13 = x2 * y13
-    c2_14 = x2 * y14
-    c2_15 = x2 * y15
-    c2_16 = x2 * y16
-    c2_17 = x2 * y17
-    c2_18 = x2 * y18
-    c2_19 = x2 * y19
-    c2_20 = x2 * y20
-    c2_21 = x2 * y21
-    c2_22 = x2 * y22
-    c2_23 = x2 * y23
-    c2_24 = x2 * y24
-    c2_25 = x2 * y25
-    c2_26 = x2 * y26
-    c2_27 = x2 * y27
-    c2_28 = x2 * y28
-    c2_29 = x2 * y29
-    c2_30 = x2 * y30
-    c2_31 = x2 * y31
-    for t in range(1, k):
+    c0_0 = zero
+    c0_1 = zero
+    c0_2 = zero
+    c0_3 = zero
+    c0_4 = zero
+    c0_5 = zero
+    c0_6 = zero
+    c0_7 = zero
+    c0_8 = zero
+    c0_9 = zero
+    c0_10 = zero
+    c0_11 = zero
+    c0_12 = zero
+    c0_13 = zero
+    c0_14 = zero
+    c0_15 = zero
+    c0_16 = zero
+    c0_17 = zero
+    c0_18 = zero
+    c0_19 = zero
+    c0_20 = zero
+    c0_21 = zero
+    c0_22 = zero
+    c0_23 = zero
+    c0_24 = zero
+    c0_25 = zero
+    c0_26 = zero
+    c0_27 = zero
+    c0_28 = zero
+    c0_29 = zero
+    c0_30 = zero
+    c0_31 = zero
+    c1_0 = zero
+    c1_1 = zero
+    c1_2 = zero
+    c1_3 = zero
+    c1_4 = zero
+    c1_5 = zero
+    c1_6 = zero
+    c1_7 = zero
+    c1_8 = zero
+    c1_9 = zero
+    c1_10 = zero
+    c1_11 = zero
+    c1_12 = zero
+    c1_13 = zero
+    c1_14 = zero
+    c1_15 = zero
+    c1_16 = zero
+    c1_17 = zero
+    c1_18 = zero
+    c1_19 = zero
+    c1_20 = zero
+    c1_21 = zero
+    c1_22 = zero
+    c1_23 = zero
+    c1_24 = zero
+    c1_25 = zero
+    c1_26 = zero
+    c1_27 = zero
+    c1_28 = zero
+    c1_29 = zero
+    c1_30 = zero
+    c1_31 = zero
+    c2_0 = zero
+    c2_1 = zero
+    c2_2 = zero
+    c2_3 = zero
+    c2_4 = zero
+    c2_5 = zero
+    c2_6 = zero
+    c2_7 = zero
+    c2_8 = zero
+    c2_9 = zero
+    c2_10 = zero
+    c2_11 = zero
+    c2_12 = zero
+    c2_13 = zero
+    c2_14 = zero
+    c2_15 = zero
+    c2_16 = zero
+    c2_17 = zero
+    c2_18 = zero
+    c2_19 = zero
+    c2_20 = zero
+    c2_21 = zero
+    c2_22 = zero
+    c2_23 = zero
+    c2_24 = zero
+    c2_25 = zero
+    c2_26 = zero
+    c2_27 = zero
+    c2_28 = zero
+    c2_29 = zero
+    c2_30 = zero
+    c2_31 = zero
+    for t in range(k):
         tu = np.uint64(t)
         bo = ib + tu * ldb
         y0 = b[bo + U0]
@@ -1115,81 +1080,62 @@ def _gemm_tile_3x32(a, b, c, ia, ib, ic, k, lda, ldb):
 
 
 @jit(fastmath=FASTMATH_ORDERED, inline="always")
-def _gemm_tile_3x16(a, b, c, ia, ib, ic, k, lda, ldb):
+def _gemm_tile_3x16(a, b, c, ia, ib, ic, k, lda, ldb, zero):
     # c[ic + i*ldb + j] = sum_t a[ia + i*lda + t] * b[ib + t*ldb + j], i < 3,
     # j < 16: rows of a broadcast, a row of b in vectors (ldb is also c's row
-    # length).
+    # length); zero is 0 in the data's type.
     r0 = ia + U0 * lda
     r1 = ia + U1 * lda
     r2 = ia + U2 * lda
-    y0 = b[ib + U0]
-    y1 = b[ib + U1]
-    y2 = b[ib + U2]
-    y3 = b[ib + U3]
-    y4 = b[ib + U4]
-    y5 = b[ib + U5]
-    y6 = b[ib + U6]
-    y7 = b[ib + U7]
-    y8 = b[ib + U8]
-    y9 = b[ib + U9]
-    y10 = b[ib + U10]
-    y11 = b[ib + U11]
-    y12 = b[ib + U12]
-    y13 = b[ib + U13]
-    y14 = b[ib + U14]
-    y15 = b[ib + U15]
-    x0 = a[r0]
-    x1 = a[r1]
-    x2 = a[r2]
-    c0_0 = x0 * y0
-    c0_1 = x0 * y1
-    c0_2 = x0 * y2
-    c0_3 = x0 * y3
-    c0_4 = x0 * y4
-    c0_5 = x0 * y5
-    c0_6 = x0 * y6
-    c0_7 = x0 * y7
-    c0_8 = x0 * y8
-    c0_9 = x0 * y9
-    c0_10 = x0 * y10
-    c0_11 = x0 * y11
-    c0_12 = x0 * y12
-    c0_13 = x0 * y13
-    c0_14 = x0 * y14
-    c0_15 = x0 * y15
-    c1_0 = x1 * y0
-    c1_1 = x1 * y1
-    c1_2 = x1 * y2
-    c1_3 = x1 * y3
-    c1_4 = x1 * y4
-    c1_5 = x1 * y5
-    c1_6 = x1 * y6
-    c1_7 = x1 * y7
-    c1_8 = x1 * y8
-    c1_9 = x1 * y9
-    c1_10 = x1 * y10
-    c1_11 = x1 * y11
-    c1_12 = x1 * y12
-    c1_13 = x1 * y13
-    c1_14 = x1 * y14
-    c1_15 = x1 * y15
-    c2_0 = x2 * y0
-    c2_1 = x2 * y1
-    c2_2 = x2 * y2
-    c2_3 = x2 * y3
-    c2_4 = x2 * y4
-    c2_5 = x2 * y5
-    c2_6 = x2 * y6
-    c2_7 = x2 * y7
-    c2_8 = x2 * y8
-    c2_9 = x2 * y9
-    c2_10 = x2 * y10
-    c2_11 = x2 * y11
-    c2_12 = x2 * y12
-    c2_13 = x2 * y13
-    c2_14 = x2 * y14
-    c2_15 = x2 * y15
-    for t in range(1, k):
+    c0_0 = zero
+    c0_1 = zero
+    c0_2 = zero
+    c0_3 = zero
+    c0_4 = zero
+    c0_5 = zero
+    c0_6 = zero
+    c0_7 = zero
+    c0_8 = zero
+    c0_9 = zero
+    c0_10 = zero
+    c0_11 = zero
+    c0_12 = zero
+    c0_13 = zero
+    c0_14 = zero
+    c0_15 = zero
+    c1_0 = zero
+    c1_1 = zero
+    c1_2 = zero
+    c1_3 = zero
+    c1_4 = zero
+    c1_5 = zero
+    c1_6 = zero
+    c1_7 = zero
+    c1_8 = zero
+    c1_9 = zero
+    c1_10 = zero
+    c1_11 = zero
+    c1_12 = zero
+    c1_13 = zero
+    c1_14 = zero
+    c1_15 = zero
+    c2_0 = zero
+    c2_1 = zero
+    c2_2 = zero
+    c2_3 = zero
+    c2_4 = zero
+    c2_5 = zero
+    c2_6 = zero
+    c2_7 = zero
+    c2_8 = zero
+    c2_9 = zero
+    c2_10 = zero
+    c2_11 = zero
+    c2_12 = zero
+    c2_13 = zero
+    c2_14 = zero
+    c2_15 = zero
+    for t in range(k):
         tu = np.uint64(t)
         bo = ib + tu * ldb
         y0 = b[bo + U0]
@@ -1324,6 +1270,7 @@ def batched_gemm_3x32(a, b, c):
     cf = c.reshape(-1)
     ku = np.uint64(k)
     nu = np.uint64(n)
+    zero = np.zeros(1, a.dtype)[0]
     for r in range(n_r):
         for i0 in range(0, m, 3):
             i = min(i0, m - 3)
@@ -1331,7 +1278,7 @@ def batched_gemm_3x32(a, b, c):
                 j = min(j0, n - 32)
                 _gemm_tile_3x32(af, bf, cf, np.uint64((r * m + i) * k),
                                     np.uint64(r * k * n + j), np.uint64((r * m + i) * n + j),
-                                    k, ku, nu)
+                                    k, ku, nu, zero)
 
 
 @jit(fastmath=FASTMATH_ORDERED, slp=True)
@@ -1346,6 +1293,7 @@ def batched_gemm_3x16(a, b, c):
     cf = c.reshape(-1)
     ku = np.uint64(k)
     nu = np.uint64(n)
+    zero = np.zeros(1, a.dtype)[0]
     for r in range(n_r):
         for i0 in range(0, m, 3):
             i = min(i0, m - 3)
@@ -1353,4 +1301,4 @@ def batched_gemm_3x16(a, b, c):
                 j = min(j0, n - 16)
                 _gemm_tile_3x16(af, bf, cf, np.uint64((r * m + i) * k),
                                     np.uint64(r * k * n + j), np.uint64((r * m + i) * n + j),
-                                    k, ku, nu)
+                                    k, ku, nu, zero)

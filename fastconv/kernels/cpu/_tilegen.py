@@ -143,6 +143,7 @@ def batched_gemm_{MR}x{NR}(a, b, c):
     cf = c.reshape(-1)
     ku = np.uint64(k)
     nu = np.uint64(n)
+    zero = np.zeros(1, a.dtype)[0]
     for r in range(n_r):
         for i0 in range(0, m, {MR}):
             i = min(i0, m - {MR})
@@ -150,7 +151,7 @@ def batched_gemm_{MR}x{NR}(a, b, c):
                 j = min(j0, n - {NR})
                 _gemm_tile_{MR}x{NR}(af, bf, cf, np.uint64((r * m + i) * k),
                                     np.uint64(r * k * n + j), np.uint64((r * m + i) * n + j),
-                                    k, ku, nu)
+                                    k, ku, nu, zero)
 '''
 
 
@@ -160,17 +161,15 @@ def _gemm_tile(mr: int, nr: int) -> str:
         "",
         "",
         '@jit(fastmath=FASTMATH_ORDERED, inline="always")',
-        f"def _gemm_tile_{mr}x{nr}(a, b, c, ia, ib, ic, k, lda, ldb):",
+        f"def _gemm_tile_{mr}x{nr}(a, b, c, ia, ib, ic, k, lda, ldb, zero):",
         f"    # c[ic + i*ldb + j] = sum_t a[ia + i*lda + t] * b[ib + t*ldb + j], i < {mr},",
         f"    # j < {nr}: rows of a broadcast, a row of b in vectors (ldb is also c's row",
-        "    # length).",
+        "    # length); zero is 0 in the data's type.",
     ]
     lines += [f"    r{i} = ia + U{i} * lda" for i in range(mr)]
-    lines += [f"    y{j} = b[ib + U{j}]" for j in range(nr)]
-    lines += [f"    x{i} = a[r{i}]" for i in range(mr)]
-    lines += [f"    {acc[i][j]} = x{i} * y{j}" for i in range(mr) for j in range(nr)]
+    lines += [f"    {acc[i][j]} = zero" for i in range(mr) for j in range(nr)]
     lines += [
-        "    for t in range(1, k):",
+        "    for t in range(k):",
         "        tu = np.uint64(t)",
         "        bo = ib + tu * ldb",
     ]
