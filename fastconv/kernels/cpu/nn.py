@@ -743,17 +743,13 @@ def winograd(x, w, out, stride, dilation, groups, pads=None):
     th, tw = -(-oh // 4), -(-ow // 4)
     need_h, need_w = 4 * th + 2, 4 * tw + 2
     sz = stride[0]
-    if pads is not None or x.shape[3] < need_h or x.shape[4] < need_w:
-        # One copy applies the padding and gives the ragged last tiles the zeros they
-        # read past the input (their outputs are clipped). numpy, not the threaded
-        # kernel: the rest runs on Python threads (see _polyphase).
-        pads = pads if pads is not None else ((0, 0),) * 3
-        (lz, hz), (ly, _), (lx, _) = pads
-        xp = np.zeros((n_img, n_ch, x.shape[2] + lz + hz, need_h, need_w), x.dtype)
-        part = x[:, :, :, :need_h - ly, :need_w - lx]
-        xp[:, :, lz:lz + x.shape[2], ly:ly + part.shape[3], lx:lx + part.shape[4]] = part
-        x = xp
-    x = np.ascontiguousarray(x)
+    # The padding, and the zeros the ragged last tiles read past the input (their outputs
+    # are clipped), in the one copy _polyphase makes (none when there is nothing to add);
+    # its numpy path: the rest runs on Python threads.
+    (lz, hz), (ly, _), (lx, _) = pads if pads is not None else ((0, 0),) * 3
+    full = ((lz, hz), (ly, need_h - x.shape[3] - ly), (lx, need_w - x.shape[4] - lx))
+    xq = _polyphase(x, (1, 1, 1), full, threaded=False)
+    x = xq.reshape(xq.shape[:2] + xq.shape[5:])
     # Filter transform: u[r, g, c, o] = (G w[g*Og + o, c] G^T)[a, b] with r = a*6 + b:
     # a (36 x 9) @ (9 x O*Cg) GEMM reading w in place (as a transposed operand), its
     # result used transposed by the tile GEMMs below (BLAS takes either order), in the
