@@ -243,12 +243,14 @@ def _all_finite(a) -> bool:
 
 # -- whole-array FFT ---------------------------------------------------------------------------
 
-def _kernel_spectrum(w, L, offset, real):
+def _kernel_spectrum(w, L, offset, real, part=None):
     """Spectrum of the length-L buffer v with v[-(r + j) mod L] = w[j] per axis (pruned: each
     axis is transformed after the later axes, only over the rows that are nonzero so far).
-    Reused from the caller's ``spectra`` dict when one is in force."""
+    Reused from the caller's ``spectra`` dict when one is in force. ``part`` names which
+    piece of the caller's kernel ``w`` is (a plane index): pieces of one kernel share
+    shape and dtype, and without it their spectra would share one cache entry."""
     cache = _SPECTRA.get()
-    key = (tuple(L), tuple(offset), real, w.shape, w.dtype.str)
+    key = (part, tuple(L), tuple(offset), real, w.shape, w.dtype.str)
     if cache is not None and key in cache:
         return cache[key]
     spec = _kernel_spectrum_compute(w, L, offset, real)
@@ -352,8 +354,8 @@ def _fft_planes(src, w, sub, offset, Lp, real, workers):
     r0 = offset[0]
     fwd = sp_fft.rfftn if real else sp_fft.fftn
     spec = fwd(src, s=Lp, axes=(1, 2), workers=workers)
-    wspec = np.stack([_kernel_spectrum(np.ascontiguousarray(w[a]), Lp, offset[1:], real)
-                      for a in range(k0)])
+    wspec = np.stack([_kernel_spectrum(np.ascontiguousarray(w[a]), Lp, offset[1:], real,
+                                       part=("plane", a)) for a in range(k0)])
     acc = np.zeros((m0,) + spec.shape[1:], spec.dtype)
     tmp = np.empty_like(acc)
     for a in range(k0):
