@@ -5,7 +5,8 @@ Public re-exports only; see the submodules for the implementations.
 __version__ = "0.1.0"
 
 from . import _jit  # noqa: F401  (chooses a thread-safe threading layer before any kernel)
-from ._config import get_num_threads, set_num_threads, threads
+from ._config import (get_num_threads, get_tuning, set_num_threads, set_tuning, threads,
+                      tuning)
 from ._planapi import Plan, explain, plan
 from .signal import (choose_conv_method, convolve, convolve2d, correlate, correlate2d,
                      fftconvolve, oaconvolve)
@@ -14,7 +15,7 @@ __all__ = [
     "__version__", "convolve", "correlate", "fftconvolve", "oaconvolve", "convolve2d",
     "correlate2d",
     "choose_conv_method", "explain", "plan", "Plan", "threads", "get_num_threads",
-    "set_num_threads", "nn", "ndimage",
+    "set_num_threads", "tuning", "get_tuning", "set_tuning", "nn", "ndimage",
 ]
 
 

@@ -121,9 +121,12 @@ def _parse_case(text: str):
 def cmd_tune(args) -> int:
     import numpy as np
 
-    from fastconv import _config, signal, tuner
+    from fastconv import _config
+    from fastconv._calibrate import calibrate
+    from fastconv._dispatch import decide
+    from fastconv._validate import conv_spec
     if args.calibrate:
-        fitted = tuner.calibrate(progress=_progress)
+        fitted = calibrate(progress=_progress)
         _progress(1, 1, "calibrated")
         print(json.dumps(fitted, indent=1))
         if not args.shapes and not args.file:
@@ -142,8 +145,8 @@ def cmd_tune(args) -> int:
             _progress(i, len(pairs), f"{xs} * {ws}")
             x = rng.standard_normal(xs).astype(args.dtype)
             w = rng.standard_normal(ws).astype(args.dtype)
-            spec = signal._spec(args.op, x, w, args.mode)
-            d = tuner.decide(spec, x, w, force_measure=True)
+            spec = conv_spec(args.op, x, w, args.mode)
+            d = decide(spec, x, w, "auto", force_measure=True)
             sys.stderr.write("\n")
             print(f"{'x'.join(map(str, xs))}:{'x'.join(map(str, ws))} -> {d.method}  " +
                   "  ".join(f"{m} {t * 1e3:.3g} ms" for m, t in sorted(d.times.items())) +

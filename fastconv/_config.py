@@ -5,6 +5,7 @@ A bad value never breaks an import: it warns once and falls back to the default.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import threading
 import warnings
@@ -14,7 +15,7 @@ import numba
 
 __all__ = [
     "Config", "get", "override", "get_num_threads", "set_num_threads", "threads",
-    "resolve_workers", "workers_scope",
+    "resolve_workers", "workers_scope", "get_tuning", "set_tuning", "tuning",
 ]
 
 TUNE_VALUES = ("off", "model", "measure")
@@ -61,28 +62,69 @@ def _from_env() -> Config:
 
 _CONFIG = _from_env()
 _CONFIG_LOCK = threading.Lock()
+# A scoped override (``tuning()``, ``override()``) holds for the calling thread (context)
+# only, so one thread's ``with`` block never changes what another thread's calls do.
+_SCOPED: contextvars.ContextVar = contextvars.ContextVar("fastconv_config", default=None)
 
 
 def get() -> Config:
-    """The configuration in force."""
-    return _CONFIG
+    """The configuration in force in this thread (context)."""
+    scoped = _SCOPED.get()
+    return _CONFIG if scoped is None else scoped
+
+
+def _checked(cfg: Config) -> Config:
+    if cfg.tune not in TUNE_VALUES:
+        raise ValueError(f"tune must be one of {TUNE_VALUES}, got {cfg.tune!r}")
+    return cfg
 
 
 @contextlib.contextmanager
 def override(**changes):
-    """Temporarily replace configuration fields (for tests and benchmarks)."""
-    global _CONFIG
-    with _CONFIG_LOCK:
-        old = _CONFIG
-        new = replace(old, **changes)
-        if new.tune not in TUNE_VALUES:
-            raise ValueError(f"tune must be one of {TUNE_VALUES}, got {new.tune!r}")
-        _CONFIG = new
+    """Temporarily replace configuration fields in this thread (tests, benchmarks)."""
+    new = _checked(replace(get(), **changes))
+    token = _SCOPED.set(new)
     try:
         yield new
     finally:
-        with _CONFIG_LOCK:
-            _CONFIG = old
+        _SCOPED.reset(token)
+
+
+# -- tuning mode, from code -----------------------------------------------------------------
+
+def get_tuning() -> str:
+    """The tuning mode in force: ``"measure"`` (time the plausible methods once per call
+    signature and machine, cache the result on disk), ``"model"`` (cache and cost model,
+    never measure) or ``"off"`` (cost model alone, no cache reads or writes)."""
+    return get().tune
+
+
+def _tune_value(mode) -> str:
+    if not isinstance(mode, str):
+        raise TypeError(f"tuning mode must be a string, got {type(mode).__name__}")
+    value = mode.strip().lower()
+    if value not in TUNE_VALUES:
+        raise ValueError(f"tuning mode must be one of {TUNE_VALUES}, got {mode!r}")
+    return value
+
+
+def set_tuning(mode: str) -> str:
+    """Set the process-wide tuning mode (what ``FASTCONV_TUNE`` sets at import); returns
+    the previous one. A ``with tuning(...)`` block in force in a thread still wins there."""
+    global _CONFIG
+    value = _tune_value(mode)
+    with _CONFIG_LOCK:
+        old = _CONFIG.tune
+        _CONFIG = replace(_CONFIG, tune=value)
+    return old
+
+
+@contextlib.contextmanager
+def tuning(mode: str):
+    """Context manager: calls made in this thread (context) inside the block use tuning
+    mode ``mode``; other threads are not affected."""
+    with override(tune=_tune_value(mode)) as cfg:
+        yield cfg.tune
 
 
 # -- threads -----------------------------------------------------------------------------

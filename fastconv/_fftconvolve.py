@@ -8,13 +8,13 @@ window holds them (scipy's FFT smears them over the whole result).
 """
 from __future__ import annotations
 
-import itertools
 import operator
 from numbers import Number
 
 import numpy as np
 
-from .kernels.cpu import fft as _fft
+from ._dispatch import dispatch
+from ._validate import ConvSpec
 
 __all__ = ["fftconvolve", "oaconvolve"]
 
@@ -69,7 +69,6 @@ def _convolve(in1, in2, mode, axes):
         return _apply_conv_mode(in1 * in2, s1, s2, mode, axes)
 
     dtype = _result_dtype(in1.dtype, in2.dtype)
-    x = in1.astype(dtype, copy=False)
     out_shape, start, batch = [], [], []
     for a in range(in1.ndim):
         n, k = s1[a], s2[a]
@@ -90,53 +89,15 @@ def _convolve(in1, in2, mode, axes):
             batch.append(a)                     # equal lengths: elementwise
             out_shape.append(n)
             start.append(0)
-    # Convolution = correlation with the kernel flipped along the convolved axes.
-    w = in2[tuple(slice(None) if a in batch else slice(None, None, -1)
-                  for a in range(in2.ndim))].astype(dtype, copy=False)
-    out = np.empty(out_shape, dtype)
+    # Convolution = correlation with the kernel flipped along the convolved axes (the
+    # dispatcher flips it: not along the batch axes, where x and w pair elementwise).
     # Both run the blocked transform with the measured block rule: it falls back to one
     # whole transform where blocks do not pay (kernel comparable to the input, small
     # 3-D volumes), and is 2-5x faster than whole transforms for large 1-D/2-D inputs.
-    launcher = _fft.correlate_oa
-    if not batch:
-        launcher(x, w, out, tuple(start))
-        return out
-    conv = [a for a in range(in1.ndim) if a not in batch]
-    if _fft._all_finite(x) and _fft._all_finite(w):
-        # Non-convolved axes of equal length: one batched transform (the spectra
-        # multiply elementwise along them).
-        _batched(x, in2.astype(dtype, copy=False), out, conv, start)
-        return out
-    # Non-finite values: one NaN-local launch per index along the batch axes.
-    cstart = tuple(start[a] for a in conv)
-    for idx in itertools.product(*(range(out_shape[a]) for a in batch)):
-        sel = [slice(None)] * in1.ndim
-        for a, i in zip(batch, idx):
-            sel[a] = i
-        sel = tuple(sel)
-        launcher(x[sel], w[sel], out[sel], cstart)
-    return out
-
-
-def _batched(x, h, out, conv, start):
-    """Full convolution over the ``conv`` axes by one rfftn/irfftn pair, cropped to the
-    mode's window (output i on axis a is full index i + start + k - 1)."""
-    import scipy.fft as sp_fft
-    from ._config import get_num_threads
-    workers = get_num_threads()
-    L = [sp_fft.next_fast_len(x.shape[a] + h.shape[a] - 1, True) for a in conv]
-    if out.dtype.kind == "c":
-        fwd, inv = sp_fft.fftn, sp_fft.ifftn
-    else:
-        fwd, inv = sp_fft.rfftn, sp_fft.irfftn
-    spec = fwd(x, s=L, axes=conv, workers=workers)
-    spec *= fwd(h, s=L, axes=conv, workers=workers)
-    full = inv(spec, s=L, axes=conv, workers=workers, overwrite_x=True)
-    crop = [slice(None)] * x.ndim
-    for a in conv:
-        lo = start[a] + h.shape[a] - 1
-        crop[a] = slice(lo, lo + out.shape[a])
-    out[...] = full[tuple(crop)]
+    spec = ConvSpec(op="fftconvolve", x_shape=in1.shape, w_shape=in2.shape,
+                    out_shape=tuple(out_shape), start=tuple(start), compute_dtype=dtype,
+                    result_dtype=dtype, flip=True, mode=mode, batch=tuple(batch))
+    return dispatch(spec, in1, in2, "oa")
 
 
 def _result_dtype(d1, d2):

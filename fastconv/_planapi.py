@@ -2,17 +2,20 @@
 prepared kernel paid once for a fixed call signature, like an FFTW plan."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from . import _execute, tuner
+from . import _config
 from ._config import workers_scope
-from ._validate import as_array, check_boundary, check_method, check_mode, swap_needed
+from ._dispatch import decide, execute, prepare_kernel
+from ._validate import (as_array, check_boundary, check_method, check_mode, conv_spec,
+                        swap_needed)
 
 _OPS = ("convolve", "correlate")
 
 
 def _spec_for(op, x, w, mode, boundary, fillvalue):
-    from .signal import _spec
     if op not in _OPS:
         raise ValueError(f"op must be one of {_OPS}, got {op!r}")
     if x.ndim != w.ndim or x.ndim == 0:
@@ -21,27 +24,28 @@ def _spec_for(op, x, w, mode, boundary, fillvalue):
     bnd = check_boundary(boundary)
     if swap_needed(mode, x.shape, w.shape):
         raise ValueError("a plan needs in1 at least as large as in2 in 'valid' mode")
-    return _spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue)
+    return conv_spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue)
 
 
 class Plan:
     """A convolution with a fixed input shape/dtype and a fixed kernel.
 
-    Calling it runs the chosen method directly: no validation beyond a shape/dtype check,
-    no tuner lookup, the kernel already flipped, cast and factored (separable), or its
-    spectrum kept after the first call (FFT and overlap-add).
+    Calling it runs the dispatcher's execute step with the decision made once: no
+    validation beyond a shape/dtype check, no tuner lookup, the kernel already flipped,
+    cast and factored (separable), or its spectrum kept after the first call (FFT and
+    overlap-add). A one-shot call takes the same execute step.
     """
 
     def __init__(self, spec, w, decision):
         self.spec = spec
-        self.decision = decision
         self.method = decision.method
-        self._params = dict(decision.params)
+        params = dict(decision.params)
         if self.method in ("fft", "oa"):
             # The plan owns its kernel's spectra: transformed on the first call, reused
             # by every later one (like an FFTW plan's precomputed state).
-            self._params["spectra"] = {}
-        self._wk = _execute.prepare_kernel(spec, w)
+            params["spectra"] = {}
+        self.decision = replace(decision, params=params)
+        self._wk = prepare_kernel(spec, w)
 
     def __call__(self, in1, out=None):
         x = np.asarray(in1)
@@ -58,8 +62,7 @@ class Plan:
             raise ValueError(f"out must have shape {spec.out_shape} and dtype "
                              f"{spec.result_dtype}")
         buf = out if direct_out and out.flags.c_contiguous else None
-        result = _execute.run(spec, x, None, self.method, self._params, wk=self._wk,
-                              out=buf)
+        result = execute(spec, x, None, self.decision, wk=self._wk, out=buf)
         if out is not None and result is not out:
             out[...] = result
             return out
@@ -107,11 +110,7 @@ def plan(in1, in2, mode="full", *, op="convolve", method="auto", boundary="fill"
     method = check_method(method)
     spec = _spec_for(op, x, w, mode, boundary, fillvalue)
     with workers_scope(workers):
-        if method == "auto":
-            decision = tuner.decide(spec, x, w)
-        else:
-            m, params, reason = tuner.resolve_explicit(spec, x, w, method)
-            decision = tuner.Decision(m, params, reason)
+        decision = decide(spec, x, w, method)
     return Plan(spec, w, decision)
 
 
@@ -119,9 +118,10 @@ def explain(in1, in2, mode="full", *, op="convolve", method="auto", boundary="fi
             fillvalue=0):
     """Which method ``op(in1, in2, mode, method)`` runs, and why.
 
-    Returns a :class:`fastconv.tuner.Decision`: ``.method``, ``.reason`` (explicit,
-    guard, cache, measured or model), the measured and predicted times behind it, and the
-    methods a guard excluded. ``print()`` it for a readable summary.
+    Returns a :class:`fastconv.tuner.Decision`: ``.method``, ``.device``, ``.reason``
+    (explicit, guard, cache, measured or model), ``.tune`` (the tuning mode in force), the
+    measured and predicted times behind it, and the methods a guard excluded. ``print()``
+    it for a readable summary.
 
     Examples
     --------
@@ -133,7 +133,7 @@ def explain(in1, in2, mode="full", *, op="convolve", method="auto", boundary="fi
     w = as_array(in2, "in2")
     method = check_method(method)
     spec = _spec_for(op, x, w, mode, boundary, fillvalue)
-    if method != "auto":
-        m, params, reason = tuner.resolve_explicit(spec, x, w, method)
-        return tuner.Decision(m, params, reason, tuner.key_for(spec, x, {}))
-    return tuner.decide(spec, x, w)
+    d = decide(spec, x, w, method)
+    # The dispatcher's decisions are shared memo entries: explain hands out a copy, with
+    # the tuning mode it was made under.
+    return replace(d, params=dict(d.params), tune=d.tune or _config.get().tune)

@@ -1,4 +1,7 @@
-"""Every check on user input, turning a public call into a frozen :class:`ConvSpec`.
+"""Every check on user input, and the spec factories that turn a checked call into a frozen
+spec the dispatcher runs: :class:`ConvSpec` (an N-d correlation, ``conv_spec``),
+:class:`FilterSpec` (one step of scipy.ndimage's 1-D filter passes) and
+:class:`LayerSpec` (a conv layer).
 
 Kernels never validate: whatever reaches them was accepted here. Messages follow
 scipy.signal's where scipy has one, and name the argument otherwise.
@@ -8,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._arrays import as_array  # noqa: F401  (re-exported: the public layer's converter)
+from ._memo import LRU
 
 MODES = ("full", "same", "valid")
 METHODS = ("auto", "direct", "fft", "oa", "separable")
@@ -49,10 +55,18 @@ class ConvSpec:
     reverse_out: bool = False    # scipy's swapped-input correlation: reverse the result...
     conj_out: bool = False       # ... and conjugate it (correlate does, correlate2d not)
     mode: str = "full"
+    batch: tuple = ()            # axes where x and w are paired elementwise (fftconvolve's
+                                 # non-convolved axes of equal length): no flip, no sum
+    device: str = "cpu"          # where it runs (from the arrays' kind, _arrays.py)
 
     @property
     def ndim(self) -> int:
         return len(self.x_shape)
+
+    @property
+    def kind(self) -> str:
+        """The registry's operation kind (kernels/__init__.py)."""
+        return "batched" if self.batch else "correlate"
 
     def __hash__(self) -> int:
         # Specs are dictionary keys on every call's hot path: hash the fields once.
@@ -60,17 +74,40 @@ class ConvSpec:
         if h is None:
             h = hash((self.op, self.x_shape, self.w_shape, self.out_shape, self.start,
                       self.compute_dtype, self.result_dtype, self.boundary, self.cval,
-                      self.flip, self.conj, self.reverse_out, self.conj_out, self.mode))
+                      self.flip, self.conj, self.reverse_out, self.conj_out, self.mode,
+                      self.batch, self.device))
             object.__setattr__(self, "_hash", h)
         return h
 
 
-def as_array(value, name: str) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype == object or arr.dtype.kind in "SUVMmO":
-        raise ValueError(f"{name} has unsupported dtype {arr.dtype}; fastconv convolves "
-                         f"bool, integer, floating and complex arrays")
-    return arr
+@dataclass(frozen=True, eq=False)
+class FilterSpec:
+    """One step of scipy.ndimage's separable filters on a real array: one 1-D pass, or
+    two passes on adjacent axes fused in one sweep. ``passes`` holds ``(axis, start,
+    boundary, weights, size)`` per pass (``weights`` None: a box of ``size``, scipy's
+    running sum); ``exact``: scipy's arithmetic for a lone pass (symmetric-tap pairing)."""
+    passes: tuple
+    cval: float = 0.0
+    exact: bool = True
+    device: str = "cpu"
+    kind = "filter"
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """A conv layer on canonical (N, C, D, H, W) arrays: a valid correlation of the input
+    zero-padded by ``pads`` ((lo, hi) per axis, None: already padded) with stride and
+    dilation, ``groups`` channel groups. ``x_shape`` is the padded input's shape."""
+    x_shape: tuple
+    w_shape: tuple
+    out_shape: tuple
+    stride: tuple
+    dilation: tuple
+    groups: int
+    dtype: np.dtype
+    pads: tuple | None = None
+    device: str = "cpu"
+    kind = "layer"
 
 
 def result_dtype(*arrays) -> np.dtype:
@@ -162,3 +199,51 @@ def window(mode: str, x_shape, w_shape, centre: str = "convolve"):
     if centre == "correlate2d":
         return tuple(x_shape), tuple(-((k - 1) // 2) for k in w_shape)
     return tuple(x_shape), tuple(-(k // 2) for k in w_shape)
+
+
+# -- the ConvSpec factory ---------------------------------------------------------------
+
+# What each operation is as one correlation: flip the kernel (convolution) or conjugate
+# it (correlation); when 'valid' swapped the inputs, scipy's correlate reverses and
+# conjugates the result, correlate2d only reverses it; correlate2d centres 'same' its own
+# way for even kernels.
+OPS = {
+    "convolve":    dict(flip=True, conj=False, swap_reverses=False, swap_conj=False,
+                        centre="convolve"),
+    "convolve2d":  dict(flip=True, conj=False, swap_reverses=False, swap_conj=False,
+                        centre="convolve"),
+    "correlate":   dict(flip=False, conj=True, swap_reverses=True, swap_conj=True,
+                        centre="convolve"),
+    "correlate2d": dict(flip=False, conj=True, swap_reverses=True, swap_conj=False,
+                        centre="correlate2d"),
+}
+
+
+_SPEC_MEMO = LRU(1024)
+
+
+def conv_spec(op, x, w, mode, *, boundary="constant", fillvalue=0, swapped=False,
+              device="cpu") -> ConvSpec:
+    """The ConvSpec of ``op(x, w, mode)`` (``op`` a key of ``OPS``; inputs already swapped
+    when ``swapped``; ``boundary`` a checked numpy.pad name), memoised by everything it is
+    computed from (the hot path of repeated calls)."""
+    try:
+        memo_key = (op, x.shape, w.shape, x.dtype, w.dtype, mode, boundary, fillvalue,
+                    type(fillvalue), swapped, device)
+        hit = _SPEC_MEMO.get(memo_key)
+    except TypeError:            # an unhashable fillvalue (an array): no memo
+        memo_key, hit = None, None
+    if hit is not None:
+        return hit
+    rule = OPS[op]
+    rt = result_dtype(x, w)
+    out_shape, start = window(mode, x.shape, w.shape, rule["centre"])
+    spec = ConvSpec(op=op, x_shape=x.shape, w_shape=w.shape, out_shape=out_shape,
+                    start=start, compute_dtype=compute_dtype(rt), result_dtype=rt,
+                    boundary=boundary, cval=check_fillvalue(fillvalue, rt),
+                    flip=rule["flip"], conj=rule["conj"],
+                    reverse_out=swapped and rule["swap_reverses"],
+                    conj_out=swapped and rule["swap_conj"], mode=mode, device=device)
+    if memo_key is not None:
+        _SPEC_MEMO.put(memo_key, spec)
+    return spec

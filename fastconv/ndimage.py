@@ -48,11 +48,8 @@ try:
 except ImportError:  # numpy < 2
     from numpy.core.multiarray import normalize_axis_index as _normalize_axis_index
 
-from . import tuner as _tuner
-from ._validate import ConvSpec
-from .kernels import get_launcher
-from .kernels.cpu import direct as _direct
-from .kernels.cpu import filters1d as _f1d
+from ._dispatch import dispatch
+from ._validate import ConvSpec, FilterSpec
 
 __all__ = [
     "convolve", "correlate", "convolve1d", "correlate1d", "gaussian_filter",
@@ -83,14 +80,11 @@ def _nd_correlate(x, w, out, start, boundary, cval, exact):
     all serve every boundary mode. ``exact`` (an integer or bool output, which scipy
     truncates) keeps the direct method: FFT rounding could move a value across an
     integer."""
-    if exact:
-        return _direct.correlate(x, w, out, start, boundary, cval)
     spec = ConvSpec(op="ndimage.correlate", x_shape=x.shape, w_shape=w.shape,
                     out_shape=out.shape, start=tuple(int(s) for s in start),
                     compute_dtype=x.dtype, result_dtype=x.dtype, boundary=boundary,
                     cval=cval, mode="ndimage")
-    method, params, _ = _tuner.choose(spec, x, w)
-    return get_launcher(method)(x, w, out, spec.start, boundary, cval, **params)
+    return dispatch(spec, x, w, "direct" if exact else "auto", out=out)
 
 
 # -- scipy's argument handling (same rules, same exceptions) ---------------------------------
@@ -252,24 +246,13 @@ class _Pass:
     size: int = 0
 
 
-def _run_pass(x, p, out, cval, exact=True):
-    """One pass, x -> out (C-contiguous, one float dtype); ``exact``: scipy's arithmetic."""
-    if p.weights is None:
-        _f1d.uniform1d(x, p.size, out, p.axis, p.start, p.boundary, cval)
-    else:
-        _f1d.correlate1d(x, p.weights, out, p.axis, p.start, p.boundary, cval, exact)
-    return out
-
-
-def _run_pair(x, py, px, out, cval):
-    """Two passes on axes a, a + 1 fused in one sweep."""
-    if py.weights is None:
-        _f1d.uniform2d(x, py.size, px.size, out, py.axis, py.start, px.start, py.boundary,
-                       px.boundary, cval)
-    else:
-        _f1d.correlate2d_separable(x, py.weights, px.weights, out, py.axis, py.start,
-                                   px.start, py.boundary, px.boundary, cval)
-    return out
+def _run_step(x, step, out, cval, exact=True):
+    """One step (a pass, or two on axes a, a + 1 fused in one sweep), x -> out
+    (C-contiguous, one float dtype), through the dispatcher; ``exact``: scipy's
+    arithmetic."""
+    spec = FilterSpec(tuple((p.axis, p.start, p.boundary, p.weights, p.size) for p in step),
+                      cval, exact)
+    return dispatch(spec, x, None, "passes", out=out)
 
 
 # Single box passes up to this size, inside a chain of passes, run as correlations with
@@ -323,7 +306,7 @@ def _separable(input, passes, output, cval):
         for p in passes:
             dt = _compute_dtype(current.dtype, output.dtype)
             x = _as_compute(current, dt)
-            _store(_run_pass(x, p, _target(x, output, dt), cval), output)
+            _store(_run_step(x, (p,), _target(x, output, dt), cval), output)
             current = output
         return output
     dt = _compute_dtype(input.dtype, output.dtype)
@@ -333,14 +316,14 @@ def _separable(input, passes, output, cval):
         last = n == len(steps) - 1
         out = _target(x, output, dt) if last else np.empty(x.shape, dt)
         if len(step) == 2:
-            _run_pair(x, step[0], step[1], out, cval)
+            _run_step(x, step, out, cval)
         else:
             p = step[0]
             if len(passes) > 1 and p.weights is None and p.size <= _BOX_AS_TAPS:
                 # A short box inside a chain runs faster as plain taps (a lone pass keeps
                 # scipy's running sum, bit for bit).
                 p = _Pass(p.axis, p.start, p.boundary, weights=np.full(p.size, 1.0 / p.size))
-            _run_pass(x, p, out, cval, exact=len(steps) == 1)
+            _run_step(x, (p,), out, cval, exact=len(steps) == 1)
         x = out
     return _store(x, output)
 

@@ -29,13 +29,13 @@ of the call, process-wide; without threadpoolctl they run serially).
 """
 from __future__ import annotations
 
-import functools
 import numbers
 
 import numpy as np
 
-from .kernels.cpu import nn as _k
-from .kernels.cpu.fft import _all_finite
+from ._dispatch import dispatch
+from .kernels import methods
+from ._validate import LayerSpec
 
 __all__ = [
     "conv1d", "conv2d", "conv3d",
@@ -45,7 +45,7 @@ __all__ = [
     "ConvShapeError", "ConvTypeError", "METHODS", "PADDING_MODES",
 ]
 
-METHODS = ("auto",) + tuple(_k.METHODS)
+METHODS = ("auto",) + methods("layer")
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _NUMPY_PAD = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -158,33 +158,9 @@ def _canon(a, nd):
     return a.reshape(a.shape[:2] + (1,) * (3 - nd) + a.shape[2:])
 
 
-@functools.lru_cache(maxsize=512)
-def _layer_model(x_shape, w_shape, st, dl, groups, dtype):
-    """(model seconds per method, tuning key) of a layer signature: pure functions of the
-    shapes, memoised (they cost ~40 us a call, as much as a small layer)."""
-    costs = _k.layer_costs(x_shape, w_shape, st, dl, groups, dtype)
-    key = "conv|" + "|".join(str(v) for v in _k.layer_key(x_shape, w_shape, st, dl,
-                                                            groups, dtype))
-    return costs, key
-
-
-def _tuned_method(x_shape, w3, out3, st, dl, groups, launch):
-    """method="auto": the same tuner as every other operation (memo, on-disk cache,
-    measuring when the cost model is unsure), keyed per layer signature (the padded
-    input's shape)."""
-    from . import tuner
-    costs, key = _layer_model(tuple(x_shape), w3.shape, st, dl, groups, w3.dtype)
-
-    def runner(m):
-        launch(m, np.empty_like(out3))
-
-    method, _, _ = tuner.choose_custom(key, costs, runner)
-    return method
-
-
 def _run(x, w, stride, dilation, groups, method, out_spatial, pads=None):
     """Valid correlation of x (N, C, *s) zero-padded by ``pads`` ((lo, hi) >= 0 per axis;
-    None: x is already padded) -> (N, O, *out_spatial)."""
+    None: x is already padded) -> (N, O, *out_spatial), through the dispatcher."""
     nd = x.ndim - 2
     x3 = _canon(x, nd)
     w3 = _canon(w, nd)
@@ -197,31 +173,13 @@ def _run(x, w, stride, dilation, groups, method, out_spatial, pads=None):
         out[...] = 0
         return out
     out3 = _canon(out, nd)
-    pads3 = None if pads is None else ((0, 0),) * (3 - nd) + tuple(pads)
+    pads3 = None if pads is None else ((0, 0),) * (3 - nd) + tuple(
+        (int(lo), int(hi)) for lo, hi in pads)
     x_shape = x3.shape if pads3 is None else x3.shape[:2] + tuple(
         s + lo + hi for s, (lo, hi) in zip(x3.shape[2:], pads3))
-    padded = []
-
-    def launch(m, dst):
-        # direct and gemm fold the padding into their polyphase copy; the others get a
-        # padded copy, made once.
-        if pads3 is not None and m in _k.PAD_AWARE:
-            return _k.METHODS[m](x3, w3, dst, st, dl, groups, pads=pads3)
-        if pads3 is not None and not padded:
-            padded.append(_canon(_pad_signed(x, pads), nd))
-        _k.METHODS[m](padded[0] if padded else x3, w3, dst, st, dl, groups)
-
-    if method == "auto":
-        method = _tuned_method(x_shape, w3, out3, st, dl, groups, launch)
-        # Only FFT and Winograd spread a NaN or Inf past its window: check for them
-        # (a pass over the input) only when one of those was chosen.
-        if method in ("fft", "winograd") and not (_all_finite(x3) and _all_finite(w3)):
-            method = _k.choose_method(x_shape, w3.shape, st, dl, groups, x.dtype,
-                                      finite=False)
-    elif not _k.applicable(method, x_shape, w3.shape, st, dl, groups):
-        raise ValueError(f"method={method!r} does not apply to this layer (winograd needs "
-                         f"3x3 kernels with stride 1 and dilation 1)")
-    launch(method, out3)
+    spec = LayerSpec(x_shape=tuple(x_shape), w_shape=w3.shape, out_shape=out3.shape,
+                     stride=st, dilation=dl, groups=groups, dtype=x.dtype, pads=pads3)
+    dispatch(spec, x3, w3, method, out=out3)
     return out
 
 

@@ -8,68 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _execute, _plan
 from ._config import workers_scope
+from ._dispatch import EMPTY, decide, dispatch, execute, measure_all
 from ._validate import (
-    SIGNAL2D_BOUNDARIES, ConvSpec, as_array, check_boundary, check_fillvalue, check_method,
-    check_mode, compute_dtype, result_dtype, swap_needed, window,
+    SIGNAL2D_BOUNDARIES, as_array, check_boundary, check_method, check_mode, conv_spec,
+    swap_needed,
 )
-
 from ._fftconvolve import fftconvolve, oaconvolve
 
 __all__ = ["convolve", "correlate", "fftconvolve", "oaconvolve", "convolve2d", "correlate2d",
            "choose_conv_method"]
-
-
-_SPEC_MEMO: dict = {}
-
-
-# What each operation is as one correlation: flip the kernel (convolution) or conjugate
-# it (correlation); when 'valid' swapped the inputs, scipy's correlate reverses and
-# conjugates the result, correlate2d only reverses it; correlate2d centres 'same' its own
-# way for even kernels.
-_OPS = {
-    "convolve":    dict(flip=True, conj=False, swap_reverses=False, swap_conj=False,
-                        centre="convolve"),
-    "convolve2d":  dict(flip=True, conj=False, swap_reverses=False, swap_conj=False,
-                        centre="convolve"),
-    "correlate":   dict(flip=False, conj=True, swap_reverses=True, swap_conj=True,
-                        centre="convolve"),
-    "correlate2d": dict(flip=False, conj=True, swap_reverses=True, swap_conj=False,
-                        centre="correlate2d"),
-}
-
-_SPEC_MEMO: dict = {}
-
-
-def _spec(op, x, w, mode, *, boundary="constant", fillvalue=0, swapped=False):
-    """The ConvSpec of ``op(x, w, mode)`` (inputs already swapped when ``swapped``),
-    memoised by everything it is computed from (the hot path of repeated calls)."""
-    try:
-        memo_key = (op, x.shape, w.shape, x.dtype, w.dtype, mode, boundary, fillvalue,
-                    type(fillvalue), swapped)
-        hit = _SPEC_MEMO.get(memo_key)
-    except TypeError:            # an unhashable fillvalue (an array): no memo
-        memo_key, hit = None, None
-    if hit is not None:
-        return hit
-    spec = _make_spec(op, x, w, mode, boundary, fillvalue, swapped)
-    if memo_key is not None and len(_SPEC_MEMO) < 4096:
-        _SPEC_MEMO[memo_key] = spec
-    return spec
-
-
-def _make_spec(op, x, w, mode, boundary, fillvalue, swapped):
-    rule = _OPS[op]
-    rt = result_dtype(x, w)
-    out_shape, start = window(mode, x.shape, w.shape, rule["centre"])
-    return ConvSpec(op=op, x_shape=x.shape, w_shape=w.shape, out_shape=out_shape,
-                    start=start, compute_dtype=compute_dtype(rt), result_dtype=rt,
-                    boundary=boundary, cval=check_fillvalue(fillvalue, rt),
-                    flip=rule["flip"], conj=rule["conj"],
-                    reverse_out=swapped and rule["swap_reverses"],
-                    conj_out=swapped and rule["swap_conj"], mode=mode)
-
 
 def _check_not_empty(x, w, mode):
     if w.size == 0:
@@ -94,12 +42,11 @@ def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers):
     if swapped:
         x, w = w, x
     _check_not_empty(x, w, mode)
-    spec = _spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, swapped=swapped)
+    spec = conv_spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, swapped=swapped)
     if 0 in spec.out_shape:
-        return _execute.finish(spec, np.empty(spec.out_shape, spec.compute_dtype))
+        return execute(spec, x, w, EMPTY)
     with workers_scope(workers):
-        chosen, params, _ = _plan.choose(spec, x, w, method)
-        return _execute.run(spec, x, w, chosen, params)
+        return dispatch(spec, x, w, method)
 
 
 def convolve(in1, in2, mode="full", method="auto", *, boundary="fill", fillvalue=0,
@@ -164,11 +111,10 @@ def _2d_call(op, in1, in2, mode, boundary, fillvalue):
         x, w = w, x
     mode = check_mode(mode)
     bnd = check_boundary(boundary, SIGNAL2D_BOUNDARIES)
-    spec = _spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, swapped=swapped)
+    spec = conv_spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, swapped=swapped)
     if x.size == 0 or w.size == 0:
-        return _execute.finish(spec, np.zeros(spec.out_shape, spec.compute_dtype))
-    chosen, params, _ = _plan.choose(spec, x, w, "auto")
-    return _execute.run(spec, x, w, chosen, params)
+        return execute(spec, x, w, EMPTY)
+    return dispatch(spec, x, w, "auto")
 
 
 def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
@@ -226,8 +172,6 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     >>> fastconv.choose_conv_method(np.ones(1000), np.ones(3))
     'direct'
     """
-    from . import tuner
-
     x = as_array(in1, "in1")
     w = as_array(in2, "in2")
     if x.ndim != w.ndim:
@@ -238,8 +182,8 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     if swap_needed(mode, x.shape, w.shape):
         x, w = w, x
     _check_not_empty(x, w, mode)
-    spec = _spec("convolve", x, w, mode)
+    spec = conv_spec("convolve", x, w, mode)
     if measure:
-        times = tuner.measure_all(spec, x, w)
+        times = measure_all(spec, x, w)
         return min(times, key=times.get), times
-    return _plan.choose(spec, x, w, "auto")[0]
+    return decide(spec, x, w, "auto").method

@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _config, signal, tuner
+from fastconv import _config, _dispatch, tuner
+from fastconv._validate import conv_spec
 from fastconv.tuner import _key, _model, _store
+
+
+def decide(spec, x, w, **kw):
+    """The dispatcher's decision for method='auto' (what every public call asks)."""
+    return _dispatch.decide(spec, x, w, "auto", **kw)
+
+
+def candidates(spec, x, w):
+    return tuner.candidates(spec, x, _dispatch.prepare_kernel(spec, w))
 
 
 @pytest.fixture
@@ -24,7 +34,7 @@ def cache(tmp_path):
 
 
 def spec_of(x, w, mode="same", op="convolve"):
-    return signal._spec(op, x, w, mode)
+    return conv_spec(op, x, w, mode)
 
 
 def test_key_is_stable_and_complete():
@@ -112,12 +122,13 @@ def test_unwritable_cache_path_never_breaks_a_call(tmp_path):
 
 def _tune_in_process(args):
     cache_dir, n = args
-    from fastconv import _config as cfg, signal as sig, tuner as tn
+    from fastconv import _config as cfg, _dispatch
+    from fastconv._validate import conv_spec
     x = np.ones((64, 64 + n % 2), np.float32)       # two processes share each key
     w = np.ones((3, 3), np.float32)
-    spec = sig._spec("convolve", x, w, "same")
+    spec = conv_spec("convolve", x, w, "same")
     with cfg.override(cache_dir=cache_dir, tune="measure", tune_budget_s=0.02):
-        return tn.decide(spec, x, w, force_measure=True).key
+        return _dispatch.decide(spec, x, w, "auto", force_measure=True).key
 
 
 def test_four_processes_tune_at_once(tmp_path):
@@ -146,7 +157,7 @@ def test_replay_cache_file(cache):
     with fastconv.threads(2):
         key = tuner.key_for(spec_of(x, w), x, {"direct": {}})
         assert key in data["entries"], key
-        d = tuner.decide(spec_of(x, w), x, w)
+        d = decide(spec_of(x, w), x, w)
     assert d.reason == "cache"
     assert d.method == data["entries"][key]["choice"]
 
@@ -155,24 +166,24 @@ def test_guard_beats_cached_timing(cache):
     x = np.arange(200 * 200, dtype=np.int64).reshape(200, 200) * 10**6
     w = np.full((5, 5), 10**6, np.int64)
     spec = spec_of(x, w)
-    allowed, excluded = tuner.candidates(spec, x, w)
+    allowed, excluded = candidates(spec, x, w)
     assert "fft" not in allowed and "oa" not in allowed
     assert "exactness" in excluded.get("fft", "") or excluded.get("fft") == "not available"
     # a forged cache entry that says fft won is ignored for this input
     key = tuner.key_for(spec, x, allowed)
     _store.store().put(key, {"times": {"fft": 1e-9, "direct": 1.0}, "choice": "fft"})
     tuner.clear_cache(memory_only=True)
-    assert tuner.decide(spec, x, w).method == "direct"
+    assert decide(spec, x, w).method == "direct"
     xb = np.ones((20, 20), bool)
-    allowed_b = tuner.candidates(spec_of(xb, xb[:3, :3]), xb, xb[:3, :3])[0]
+    allowed_b = candidates(spec_of(xb, xb[:3, :3]), xb, xb[:3, :3])[0]
     assert "fft" not in allowed_b and "oa" not in allowed_b
     # integer kernels run separably only with exact integer factors
     sobel = np.outer([1, 2, 1], [1, 0, -1]).astype(np.int64)
     xi = np.ones((20, 20), np.int64)
-    assert "separable" in tuner.candidates(spec_of(xi, sobel), xi, sobel)[0]
+    assert "separable" in candidates(spec_of(xi, sobel), xi, sobel)[0]
     odd = sobel.copy()
     odd[0, 0] = 5
-    assert "separable" not in tuner.candidates(spec_of(xi, odd), xi, odd)[0]
+    assert "separable" not in candidates(spec_of(xi, odd), xi, odd)[0]
 
 
 def test_model_is_monotone():
@@ -200,12 +211,12 @@ def test_measurement_is_cached_and_never_repeated(cache):
     x = np.random.default_rng(0).standard_normal((400, 400)).astype(np.float32)
     w = np.random.default_rng(1).standard_normal((15, 15)).astype(np.float32)
     spec = spec_of(x, w)
-    d1 = tuner.decide(spec, x, w, force_measure=True)
+    d1 = decide(spec, x, w, force_measure=True)
     assert d1.reason == "measured" and d1.times
-    d2 = tuner.decide(spec, x, w)
+    d2 = decide(spec, x, w)
     assert d2.reason == "measured"          # the in-process memo
     tuner.clear_cache(memory_only=True)
-    d3 = tuner.decide(spec, x, w)
+    d3 = decide(spec, x, w)
     assert d3.reason == "cache" and d3.method == d1.method
 
 
@@ -250,7 +261,7 @@ def test_explain_and_plan():
     for scale in (1, 3):
         np.testing.assert_allclose(pf(x * scale), fastconv.convolve(x * scale, w, "same"),
                                    rtol=1e-4, atol=1e-4 * scale)
-    assert pf._params["spectra"]
+    assert pf.decision.params["spectra"]
     pc = fastconv.plan(((64, 64), np.float32), w, "full", op="correlate")
     np.testing.assert_allclose(pc(x), fastconv.correlate(x, w), rtol=1e-5, atol=1e-4)
 
@@ -277,13 +288,14 @@ def test_hot_path_follows_thread_count():
 
 def test_conv_layers_use_the_same_tuner(cache):
     from fastconv import nn
+    from fastconv.kernels.cpu import nn as knn
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 8, 40, 40)).astype(np.float32)
     w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
-    key = "conv|" + "|".join(str(v) for v in nn._k.layer_key(
+    key = "conv|" + "|".join(str(v) for v in knn.layer_key(
         (2, 8, 1, 40, 40), (16, 8, 1, 3, 3), (1, 1, 1), (1, 1, 1), 1, np.float32))
     method, reason, info = tuner.choose_custom(
-        key, nn._k.layer_costs((2, 8, 1, 40, 40), (16, 8, 1, 3, 3), (1, 1, 1), (1, 1, 1), 1),
+        key, knn.layer_costs((2, 8, 1, 40, 40), (16, 8, 1, 3, 3), (1, 1, 1), (1, 1, 1), 1),
         lambda m: None, force_measure=True)
     assert reason == "measured" and set(info["times"]) >= {"direct", "gemm"}
     assert any(k.startswith(key) for k in _store.store().entries())

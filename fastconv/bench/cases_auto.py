@@ -64,7 +64,9 @@ def run(tune: str = "measure", quick: bool = False, repeat: int = 5, threads: in
         cache_dir: str | None = None, progress=None):
     """Rows of (label, auto method, auto s, best method, best s, ratio, tuning s)."""
     import fastconv
-    from fastconv import _config, signal, tuner
+    from fastconv import _config, tuner
+    from fastconv._dispatch import prepare_kernel
+    from fastconv._validate import conv_spec
     from fastconv.tuner import _model
 
     cache_dir = cache_dir or tempfile.mkdtemp(prefix="fastconv-auto-")
@@ -77,8 +79,8 @@ def run(tune: str = "measure", quick: bool = False, repeat: int = 5, threads: in
             if progress:
                 progress(i, len(cases), case[0])
             x, w = _make(case, rng)
-            spec = signal._spec("convolve", x, w, "same")
-            allowed, _ = tuner.candidates(spec, x, w)
+            spec = conv_spec("convolve", x, w, "same")
+            allowed, _ = tuner.candidates(spec, x, prepare_kernel(spec, w))
             pred = {m: _model.predict(spec, m, p) for m, p in allowed.items()}
             best_pred = min(pred.values())
             t0 = time.perf_counter()
@@ -133,7 +135,7 @@ def dispatch_overhead(repeat: int = 9, calls: int = 20000) -> dict:
     w = np.ones((3, 3), np.float32)
     fastconv.convolve(x, w, "same")
     plan = fastconv.plan(x, w, "same")
-    key = ("direct", "cpu")
+    key = ("correlate", "direct", "cpu")
     saved = kernels.get_launcher(*key)
     kernels._LOADED[key] = lambda *a, **k: None
     try:

@@ -8,6 +8,10 @@ import statistics
 import time
 
 
+def _no_wait():
+    pass
+
+
 def time_call(fn, budget_s: float, min_repeat: int = 3, max_repeat: int = 15) -> tuple:
     """(median seconds, warm-up seconds)."""
     t0 = time.perf_counter()
@@ -25,17 +29,22 @@ def time_call(fn, budget_s: float, min_repeat: int = 3, max_repeat: int = 15) ->
 
 
 def time_interleaved(fns: dict, budget_s: float, min_repeat: int = 3,
-                     max_repeat: int = 15) -> dict:
+                     max_repeat: int = 15, sync=None) -> dict:
     """{name: median seconds} of ``fns`` (name -> callable), after one warm-up call each,
-    in rounds of one call per contender until ``budget_s`` is spent."""
+    in rounds of one call per contender until ``budget_s`` is spent. ``sync``: the
+    device's hook that waits for queued work (a GPU launch returns before it is done), run
+    before each clock starts and stops; None on the CPU."""
+    wait = sync if sync is not None else _no_wait
     for fn in fns.values():
         fn()
     samples = {name: [] for name in fns}
     deadline = time.perf_counter() + budget_s
     for r in range(max_repeat):
         for name, fn in fns.items():
+            wait()
             t0 = time.perf_counter()
             fn()
+            wait()
             samples[name].append(time.perf_counter() - t0)
         if r + 1 >= min_repeat and time.perf_counter() > deadline:
             break

@@ -62,8 +62,8 @@ from ..._fftsize import OA_CHUNK_BYTES, fast_len, oa_block_shape
 from . import direct
 from ._extend import window
 
-__all__ = ["correlate_fft", "correlate_oa", "fft_is_exact", "fft_error_bound",
-           "NONFINITE_POLICIES"]
+__all__ = ["correlate_fft", "correlate_oa", "correlate_batched", "fft_is_exact",
+           "fft_error_bound", "NONFINITE_POLICIES"]
 
 NONFINITE_POLICIES = ("local", "ignore")
 
@@ -134,6 +134,47 @@ def correlate_oa(x, w, out, start, boundary="constant", cval=0, *, block=None,
     ``spectra`` as in :func:`correlate_fft`."""
     return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval,
                          "auto" if block is None else block, nonfinite)
+
+
+def correlate_batched(x, w, out, start, batch):
+    """``correlate_oa`` over the axes not in ``batch``; along the ``batch`` axes x, w and
+    out have equal lengths and pair elementwise (scipy.signal.fftconvolve's broadcast
+    axes). Finite data: one batched rfftn/irfftn pair over the convolved axes (the spectra
+    multiply elementwise along the batch axes). Non-finite data: one NaN-local launch per
+    index along the batch axes."""
+    conv = [a for a in range(x.ndim) if a not in batch]
+    if _all_finite(x) and _all_finite(w):
+        _batched_whole(x, w, out, conv, start)
+        return out
+    cstart = tuple(start[a] for a in conv)
+    for idx in itertools.product(*(range(out.shape[a]) for a in batch)):
+        sel = [slice(None)] * x.ndim
+        for a, i in zip(batch, idx):
+            sel[a] = i
+        sel = tuple(sel)
+        correlate_oa(x[sel], w[sel], out[sel], cstart)
+    return out
+
+
+def _batched_whole(x, w, out, conv, start):
+    """The batched correlation by one transform pair: the circular correlation with
+    ``w`` is the convolution with ``w`` reversed along ``conv``; that full convolution,
+    cropped to the window (output i on axis a is full index i + start + k - 1)."""
+    workers = get_num_threads()
+    h = w[tuple(slice(None, None, -1) if a in conv else slice(None) for a in range(w.ndim))]
+    L = [sp_fft.next_fast_len(x.shape[a] + h.shape[a] - 1, True) for a in conv]
+    if out.dtype.kind == "c":
+        fwd, inv = sp_fft.fftn, sp_fft.ifftn
+    else:
+        fwd, inv = sp_fft.rfftn, sp_fft.irfftn
+    spec = fwd(x, s=L, axes=conv, workers=workers)
+    spec *= fwd(h, s=L, axes=conv, workers=workers)
+    full = inv(spec, s=L, axes=conv, workers=workers, overwrite_x=True)
+    crop = [slice(None)] * x.ndim
+    for a in conv:
+        lo = start[a] + h.shape[a] - 1
+        crop[a] = slice(lo, lo + out.shape[a])
+    out[...] = full[tuple(crop)]
 
 
 # The caller's kernel-spectrum cache for the call in progress (per thread/context).

@@ -734,3 +734,21 @@ def uniform2d(x, size_y, size_x, out, axis_y, start_y, start_x, boundary_y, boun
         run_parallel(_sep2d_uniform, x3, size_y, ty, size_x, tx, -start_x, C,
                      np.float64(cval), o3)
     return out
+
+
+# -- launcher (the registry's "filter" kind) -----------------------------------------------
+
+def run_passes(x, out, passes, cval, exact=True):
+    """One step of scipy.ndimage's separable filters, x -> out (one float dtype):
+    ``passes`` is one ``(axis, start, boundary, weights, size)`` pass, or two on axes a and
+    a + 1 (both boxes or both weighted) fused in one sweep. ``weights`` None: a box of
+    ``size`` (scipy's running sum). ``exact``: scipy's arithmetic for a lone pass."""
+    if len(passes) == 1:
+        axis, start, boundary, weights, size = passes[0]
+        if weights is None:
+            return uniform1d(x, size, out, axis, start, boundary, cval)
+        return correlate1d(x, weights, out, axis, start, boundary, cval, exact)
+    (ay, sy, by, wy, ky), (_, sx, bx, wx, kx) = passes
+    if wy is None:
+        return uniform2d(x, ky, kx, out, ay, sy, sx, by, bx, cval)
+    return correlate2d_separable(x, wy, wx, out, ay, sy, sx, by, bx, cval)

@@ -904,3 +904,30 @@ def choose_method(x_shape, w_shape, stride, dilation, groups, dtype=np.float32,
     if not finite:
         costs = {k: v for k, v in costs.items() if k in ("direct", "gemm")}
     return min(costs, key=costs.get)
+
+
+# -- launchers (the registry's "layer" kind) ------------------------------------------------
+# launcher(x, w, out, stride, dilation, groups, pads): direct, gemm and Winograd fold the
+# zero padding into the one copy they make anyway; FFT gets a padded copy.
+
+def _zero_padded(x, pads):
+    """x (N, C, D, H, W) zero-padded by ``pads`` ((lo, hi) >= 0 per spatial axis)."""
+    return np.pad(x, ((0, 0), (0, 0)) + tuple(tuple(p) for p in pads))
+
+
+def layer_direct(x, w, out, stride, dilation, groups, pads=None):
+    return direct(x, w, out, stride, dilation, groups, pads=pads)
+
+
+def layer_gemm(x, w, out, stride, dilation, groups, pads=None):
+    return gemm(x, w, out, stride, dilation, groups, pads=pads)
+
+
+def layer_winograd(x, w, out, stride, dilation, groups, pads=None):
+    return winograd(x, w, out, stride, dilation, groups, pads=pads)
+
+
+def layer_fft(x, w, out, stride, dilation, groups, pads=None):
+    if pads is not None:
+        x = _zero_padded(x, pads)
+    return fft(x, w, out, stride, dilation, groups)

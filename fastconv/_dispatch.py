@@ -1,0 +1,223 @@
+"""The one path every public call takes: ``dispatch(spec, x, w, method)`` = ``decide`` then
+``execute``.
+
+Above it, the public layer (signal.py, _fftconvolve.py, ndimage.py, nn.py, the plans)
+validates its arguments and builds a frozen spec (``_validate``). Below it, the tuner
+chooses among the methods the guards allow, and the launchers of the one registry
+(``kernels.REGISTRY``, keyed by operation kind, method and device) run the work. A plan
+is a spec and a :class:`~fastconv.tuner.Decision` held for reuse: it calls ``execute``
+with them, so a plan and a one-shot call can never take different routes.
+
+Specs (``_validate``) and what each kind decides:
+
+* ``ConvSpec`` ("correlate", or "batched" for fftconvolve's broadcast axes): an explicit
+  method runs unless a correctness guard forbids it (integer data beyond the FFT's
+  exactness bound, a non-finite kernel tap: then direct); ``"auto"`` asks the tuner.
+* ``FilterSpec`` ("filter"): scipy.ndimage's 1-D passes, one method.
+* ``LayerSpec`` ("layer"): conv layers; ``"auto"`` asks the tuner with the layer cost
+  model; FFT and Winograd give way to direct or GEMM when the data holds NaN or Inf.
+
+Everything a launcher needs (block sizes, factors, fallbacks, the device) is in the
+decision; launchers never choose and never raise on user input.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from . import tuner
+from .kernels import get_launcher
+from .tuner import Decision
+
+__all__ = ["dispatch", "decide", "execute", "prepare_kernel", "measure_all", "Decision",
+           "EMPTY"]
+
+# An empty input or output needs no method: execute only shapes and casts the zeros that
+# scipy returns.
+EMPTY = Decision("none", {}, "empty input or output")
+
+
+# -- ConvSpec: kernel and input preparation, result dtype --------------------------------
+
+def prepare_kernel(spec, w: np.ndarray) -> np.ndarray:
+    """The kernel as the launcher sees it: flipped for convolution (not along batch
+    axes), conjugated for complex correlation, in the compute dtype, contiguous (kernels
+    are small)."""
+    if spec.flip:
+        w = w[tuple(slice(None) if a in spec.batch else slice(None, None, -1)
+                    for a in range(w.ndim))]
+    if spec.conj and w.dtype.kind == "c":
+        w = np.conj(w)
+    return np.ascontiguousarray(w, dtype=spec.compute_dtype)
+
+
+def _finish(spec, out: np.ndarray) -> np.ndarray:
+    rt = spec.result_dtype
+    if rt == np.bool_:
+        out = out != 0
+    elif out.dtype != rt:
+        out = out.astype(rt)          # integer wrap-around as scipy's integer arithmetic
+    if spec.reverse_out:
+        out = out[(slice(None, None, -1),) * out.ndim]
+        out = np.conj(out) if spec.conj_out and out.dtype.kind == "c" else out.copy()
+    return out
+
+
+# -- decide ------------------------------------------------------------------------------
+
+def decide(spec, x, w, method: str = "auto", *, wk=None,
+           force_measure: bool = False) -> Decision:
+    """The :class:`Decision` for running ``spec`` on ``x`` and ``w`` with ``method``."""
+    return _DECIDE[spec.kind](spec, x, w, method, wk, force_measure)
+
+
+def _decide_conv(spec, x, w, method, wk, force_measure):
+    if wk is None:
+        wk = prepare_kernel(spec, w)
+    if spec.kind == "batched":       # fftconvolve with broadcast axes: one method
+        return Decision("fft", {}, "explicit", device=spec.device)
+    if method == "direct":
+        return Decision("direct", {}, "explicit", device=spec.device)
+    if method == "auto":
+        def runner(m, params):
+            return execute(spec, x, w, Decision(m, params, "measuring", device=spec.device),
+                           wk=wk)
+        return tuner.decide(spec, x, wk, runner, force_measure)
+    return _explicit(spec, x, wk, method)
+
+
+def _explicit(spec, x, wk, method):
+    """An explicit ``method=``: run it, except where a correctness guard forbids it."""
+    if method == "separable":
+        params = tuner.separable_params(wk, spec.device) if spec.ndim >= 2 else None
+        if params is None:
+            why = ("a 1-D kernel" if spec.ndim < 2 else
+                   "a non-finite tap" if not tuner.finite_kernel(wk) else
+                   "not a product of 1-D kernels" + (" (exactly, for integers)"
+                                                     if wk.dtype.kind in "iu" else ""))
+            raise ValueError(f"method='separable' needs a kernel that is a product of 1-D "
+                             f"kernels (or of low rank); this one is not usable: {why}")
+        return Decision("separable", params, "explicit", device=spec.device)
+    why = tuner.fft_guard(spec, x, wk)
+    if why:
+        # Integers beyond the exactness bound, and kernels with a NaN/Inf tap, keep the
+        # exactness and NaN locality of the direct method.
+        return Decision("direct", {}, f"guard: {why}", excluded={method: why},
+                        device=spec.device)
+    return Decision(method, {}, "explicit", device=spec.device)
+
+
+def _decide_filter(spec, x, w, method, wk, force_measure):
+    return _FILTER_DECISION
+
+
+_FILTER_DECISION = Decision("passes", {}, "explicit")
+
+
+def _decide_layer(spec, x, w, method, wk, force_measure):
+    from .kernels.cpu import nn as _k
+    st, dl, g = spec.stride, spec.dilation, spec.groups
+    if method != "auto":
+        if not _k.applicable(method, spec.x_shape, spec.w_shape, st, dl, g):
+            raise ValueError(f"method={method!r} does not apply to this layer (winograd "
+                             f"needs 3x3 kernels with stride 1 and dilation 1)")
+        return Decision(method, {}, "explicit", device=spec.device)
+    costs, key = _layer_model(spec.x_shape, spec.w_shape, st, dl, g, spec.dtype)
+
+    def runner(m):
+        execute(spec, x, w, Decision(m, {}, "measuring", device=spec.device),
+                out=np.empty(spec.out_shape, spec.dtype))
+
+    m, reason, info = tuner.choose_custom(key, costs, runner, spec.device, force_measure)
+    if m in ("fft", "winograd") and not (_all_finite(x) and _all_finite(w)):
+        # Only FFT and Winograd spread a NaN or Inf past its window: the data is checked
+        # (one summing pass) only when one of them was chosen.
+        m = _k.choose_method(spec.x_shape, spec.w_shape, st, dl, g, spec.dtype,
+                             finite=False)
+        reason = "guard: non-finite data"
+    return Decision(m, {}, reason, key, dict(info.get("times", {})),
+                    dict(info.get("predicted", {})), device=spec.device)
+
+
+@functools.lru_cache(maxsize=512)
+def _layer_model(x_shape, w_shape, st, dl, groups, dtype):
+    """(model seconds per method, tuning key) of a layer signature: pure functions of the
+    shapes, memoised (they cost ~40 us a call, as much as a small layer)."""
+    from .kernels.cpu import nn as _k
+    costs = _k.layer_costs(x_shape, w_shape, st, dl, groups, dtype)
+    key = "conv|" + "|".join(str(v) for v in _k.layer_key(x_shape, w_shape, st, dl,
+                                                            groups, dtype))
+    return costs, key
+
+
+def _all_finite(a) -> bool:
+    from .kernels.cpu.fft import _all_finite as finite
+    return finite(a)
+
+
+_DECIDE = {"correlate": _decide_conv, "batched": _decide_conv, "filter": _decide_filter,
+           "layer": _decide_layer}
+
+
+# -- execute -----------------------------------------------------------------------------
+
+def execute(spec, x, w, decision: Decision, *, wk=None, out=None):
+    """Run ``spec`` with ``decision``'s method on its device. ``wk``: the prepared kernel
+    (plans keep it); ``out``: a caller-owned buffer (C-contiguous, compute dtype, output
+    shape) to compute into."""
+    return _EXECUTE[spec.kind](spec, x, w, decision, wk, out)
+
+
+def _execute_conv(spec, x, w, decision, wk, out):
+    if decision is EMPTY:
+        return _finish(spec, np.zeros(spec.out_shape, spec.compute_dtype))
+    if out is None:
+        out = np.empty(spec.out_shape, spec.compute_dtype)
+    if out.size == 0:
+        return _finish(spec, out)
+    if wk is None:
+        wk = prepare_kernel(spec, w)
+    # astype(copy=False) keeps views of native arrays (any strides) and converts
+    # big-endian or narrower types; the launchers handle strides themselves.
+    xin = x.astype(spec.compute_dtype, copy=False)
+    launcher = get_launcher(spec.kind, decision.method, decision.device)
+    if spec.kind == "batched":
+        launcher(xin, wk, out, spec.start, spec.batch, **decision.params)
+    else:
+        launcher(xin, wk, out, spec.start, spec.boundary, spec.cval, **decision.params)
+    return _finish(spec, out)
+
+
+def _execute_filter(spec, x, w, decision, wk, out):
+    get_launcher("filter", decision.method, decision.device)(x, out, spec.passes,
+                                                             spec.cval, spec.exact)
+    return out
+
+
+def _execute_layer(spec, x, w, decision, wk, out):
+    if out is None:
+        out = np.empty(spec.out_shape, spec.dtype)
+    get_launcher("layer", decision.method, decision.device)(
+        x, w, out, spec.stride, spec.dilation, spec.groups, spec.pads)
+    return out
+
+
+_EXECUTE = {"correlate": _execute_conv, "batched": _execute_conv,
+            "filter": _execute_filter, "layer": _execute_layer}
+
+
+# -- the one entry point ----------------------------------------------------------------
+
+def dispatch(spec, x, w, method: str = "auto", *, out=None):
+    """Decide and execute: the function every public call reaches."""
+    wk = prepare_kernel(spec, w) if spec.kind in _CONV_KINDS else None
+    return execute(spec, x, w, decide(spec, x, w, method, wk=wk), wk=wk, out=out)
+
+
+_CONV_KINDS = ("correlate", "batched")
+
+
+def measure_all(spec, x, w) -> dict:
+    """Time every allowed method for this call (``choose_conv_method(measure=True)``)."""
+    return dict(decide(spec, x, w, "auto", force_measure=True).times)

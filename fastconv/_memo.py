@@ -1,0 +1,43 @@
+"""Bounded, thread-safe memos for the per-signature state of the hot paths (specs,
+decisions, kernel factors): a long-running process that sees many signatures keeps at
+most ``size`` of each, the least recently used going first."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+__all__ = ["LRU"]
+
+
+class LRU:
+    """A bounded, thread-safe memo: the least recently used entry goes first."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._d: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        # No lock on the hot path: OrderedDict's get and move_to_end are single C calls
+        # under the GIL; an entry evicted in between is just a miss.
+        v = self._d.get(key)
+        if v is not None:
+            try:
+                self._d.move_to_end(key)
+            except KeyError:
+                pass
+        return v
+
+    def put(self, key, value):
+        with self._lock:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+
+    def clear(self):
+        with self._lock:
+            self._d.clear()
+
+    def __len__(self):
+        return len(self._d)
