@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -33,8 +34,18 @@ _BLAS = None            # list of threadpoolctl lib controllers (BLAS), [] if no
 _LIMIT_DEPTH = 0
 _LIMIT_SAVED: list = []
 _TLS = threading.local()
-_ALL_SCRATCH: list = []            # every thread's buffer dict, for clear_scratch
+# Every live thread's buffers, for clear_scratch. Weak: a thread's buffers go with the
+# thread (its threading.local slot is the only strong reference).
+_ALL_SCRATCH: weakref.WeakSet = weakref.WeakSet()
 SCRATCH_KEEP_BYTES = 64 * 2**20     # larger buffers are not kept between calls
+SCRATCH_KEEP_TOTAL = 256 * 2**20    # and at most this much per thread
+
+
+class _Buffers(dict):
+    """One thread's named buffers (a dict subclass, so a WeakSet can hold it; identity,
+    not contents, tells two threads' buffers apart)."""
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
 
 
 def _blas_controllers():
@@ -140,13 +151,17 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
     nbytes = n * dtype.itemsize
     bufs = getattr(_TLS, "bufs", None)
     if bufs is None:
-        bufs = _TLS.bufs = {}
+        bufs = _TLS.bufs = _Buffers()
         with _LOCK:
-            _ALL_SCRATCH.append(bufs)
+            _ALL_SCRATCH.add(bufs)
     buf = bufs.get(name)
     if buf is None or buf.nbytes < nbytes:
         buf = np.empty(max(nbytes, 1), np.uint8)
         if nbytes <= SCRATCH_KEEP_BYTES:
+            bufs.pop(name, None)
+            kept = sum(b.nbytes for b in bufs.values())
+            if kept + buf.nbytes > SCRATCH_KEEP_TOTAL:
+                bufs.clear()             # many names in one thread: start over
             bufs[name] = buf
     return buf[:nbytes].view(dtype).reshape(shape)
 
@@ -154,5 +169,5 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
 def clear_scratch() -> None:
     """Drop every thread's kept workspace buffers (memory measurements, tests)."""
     with _LOCK:
-        for bufs in _ALL_SCRATCH:
+        for bufs in list(_ALL_SCRATCH):
             bufs.clear()
