@@ -105,7 +105,8 @@ def _explicit(spec, x, wk, method):
         # exactness and NaN locality of the direct method.
         return Decision("direct", {}, f"guard: {why}", excluded={method: why},
                         device=spec.device)
-    return Decision(method, {}, "explicit", device=spec.device)
+    return Decision(method, tuner.method_params(spec, method), "explicit",
+                    device=spec.device)
 
 
 def _decide_filter(spec, x, w, method, wk, force_measure):

@@ -132,6 +132,16 @@ def fft_guard(spec, x, wk) -> str | None:
     return None
 
 
+def method_params(spec, method: str) -> dict:
+    """The launcher parameters a method needs beyond the spec, decided here and not in
+    the launcher: overlap-add's block shape (the measured rule of ``_fftsize``)."""
+    if method == "oa":
+        from .._fftsize import oa_block_shape
+        return {"block": oa_block_shape(spec.out_shape, spec.w_shape,
+                                        spec.compute_dtype.kind != "c")}
+    return {}
+
+
 def candidates(spec, x, wk) -> tuple[dict, dict]:
     """({method: params} that may run, {method: why not}) for this call; ``wk`` is the
     prepared kernel (``_dispatch.prepare_kernel``)."""
@@ -144,7 +154,7 @@ def candidates(spec, x, wk) -> tuple[dict, dict]:
         elif why_fft:
             excluded[m] = why_fft
         else:
-            allowed[m] = {}
+            allowed[m] = method_params(spec, m)
     if spec.ndim < 2:
         excluded["separable"] = "1-D kernel"
     else:
