@@ -356,6 +356,9 @@ def cache_info() -> dict:
 
 
 def clear_cache(memory_only: bool = False) -> int:
+    """Forget the in-process decisions and (unless ``memory_only``) delete this machine's
+    tuning file; returns the number of entries removed. Raises OSError when the file
+    cannot be removed."""
     with _MEMO_LOCK:
         _MEMO.clear()
         _HOT.clear()
