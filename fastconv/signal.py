@@ -65,7 +65,7 @@ def _make_spec(op, x, w, mode, boundary, fillvalue, swapped):
     out_shape, start = window(mode, x.shape, w.shape, rule["centre"])
     return ConvSpec(op=op, x_shape=x.shape, w_shape=w.shape, out_shape=out_shape,
                     start=start, compute_dtype=compute_dtype(rt), result_dtype=rt,
-                    boundary=boundary, cval=check_fillvalue(fillvalue, rt),
+                    boundary=boundary, cval=check_fillvalue(fillvalue, rt, boundary),
                     flip=rule["flip"], conj=rule["conj"],
                     reverse_out=swapped and rule["swap_reverses"],
                     conj_out=swapped and rule["swap_conj"], mode=mode)
