@@ -32,6 +32,10 @@ Precision and dtypes (the policy):
 * Non-finite values stay inside the windows that contain them, except in running sums
   (uniform filters, as in scipy): a NaN or Inf that entered the running window spoils the
   rest of its line, and in the fused 2-D box the rest of its block of columns too.
+* N-d :func:`correlate`/:func:`convolve` use scipy's footprint: taps with
+  ``|w| <= DBL_EPSILON`` (zeros) and NaN taps are left out of the sum, as scipy leaves
+  them out, so a zero tap over an Inf sample adds nothing (not NaN) and a NaN weight is
+  ignored.
 """
 from __future__ import annotations
 
@@ -676,14 +680,69 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
         return output
     dt = _compute_dtype(input.dtype, output.dtype)
     x = _as_compute(input, dt)
+    keep = _footprint(weights)
+    if not keep.all():
+        weights = np.where(keep, weights, 0.0)
     w = np.ascontiguousarray(weights, dtype=dt)
     start = tuple(-(k // 2 + int(o)) for k, o in zip(weights.shape, origins))
     if input.ndim == 0:
         result = np.asarray(x * w, dtype=dt)
+    elif not keep.all() and not (_all_finite(x) and np.isfinite(cval)):
+        result = _footprint_correlate(x, w, keep, _target(x, output, dt), start, boundary,
+                                      cval, exact=output.dtype.kind in "biu")
     else:
         result = _nd_correlate(x, w, _target(x, output, dt), start, boundary, cval,
                                exact=output.dtype.kind in "biu")
     return _store(result, output)
+
+
+# scipy.ndimage.correlate/convolve (NI_Correlate) read only the taps with
+# |w| > DBL_EPSILON: zero, tiny and NaN weights (NaN > eps is false) are left out of the
+# sum, so they never meet the data (no NaN from 0 * Inf, no NaN from a NaN weight).
+_DBL_EPSILON = float(np.finfo(np.float64).eps)
+
+
+def _footprint(weights):
+    """scipy's footprint of float64 ``weights``: the taps that take part in the sum."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(weights) > _DBL_EPSILON
+
+
+def _all_finite(a) -> bool:
+    return a.dtype.kind not in "fc" or bool(np.isfinite(a).all())
+
+
+def _footprint_correlate(x, w, keep, out, start, boundary, cval, exact):
+    """N-d correlation over the taps in ``keep`` only (``w`` is zero elsewhere), for data
+    with NaN/Inf, so that a sample under a dropped tap changes nothing, as in scipy.
+
+    Finite kept taps: the fast method on the extended data with its non-finite samples
+    replaced by 0, then each such sample's contribution ``w[j] * X[p]`` added to the
+    outputs that read it through a kept tap ``j``.  An infinite kept tap would turn the
+    replaced zeros into NaN, so then the sum runs tap by tap (NumPy, one pass per kept
+    tap; Inf taps and non-finite data together are rare)."""
+    from .kernels.cpu._extend import window
+    data = window(x, w.shape, out.shape, start, boundary, cval)   # extended, start 0
+    taps = np.argwhere(keep)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if not np.isfinite(w).all():
+            out[...] = 0
+            for j in taps:
+                view = data[tuple(slice(a, a + m) for a, m in zip(j, out.shape))]
+                out += w[tuple(j)] * view
+            return out
+        bad = ~np.isfinite(data)
+        clean = np.where(bad, 0, data).astype(data.dtype, copy=False)
+        _nd_correlate(clean, w, out, (0,) * x.ndim, "constant", 0.0, exact)
+        pos = np.argwhere(bad)
+        vals = data[bad]
+        shape = np.asarray(out.shape)
+        for j in taps:
+            i = pos - j                       # out[i] reads data[i + j]
+            ok = np.all((i >= 0) & (i < shape), axis=1)
+            if ok.any():
+                np.add.at(out, tuple(i[ok].T), w[tuple(j)] * vals[ok])
+    return out
 
 
 def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,

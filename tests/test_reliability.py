@@ -1,0 +1,128 @@
+"""Reliability defects found by fuzzing (issue 14): each test failed before its fix.
+
+Calls that used to hang (an Inf in a kernel sent LAPACK's SVD into an endless loop that
+ignores Ctrl-C) run in a subprocess with a deadline, so a regression fails instead of
+hanging the test run.
+"""
+import faulthandler
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+import scipy.ndimage as sn
+import scipy.signal as ss
+
+import fastconv
+import fastconv.ndimage as fn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NONFINITE = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}
+
+
+def run_with_deadline(code: str, deadline_s: float = 150.0):
+    """Run ``code`` in a fresh interpreter on this checkout; fail (with the child's
+    stacks, dumped by faulthandler shortly before the deadline) if it does not finish."""
+    prelude = (f"import faulthandler, sys; sys.path.insert(0, {ROOT!r}); "
+               f"sys.path.insert(0, {os.path.join(ROOT, 'tests')!r}); "
+               f"faulthandler.dump_traceback_later({deadline_s - 20}, exit=True)\n")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    try:
+        proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
+                              cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=deadline_s)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"hung for {deadline_s} s:\n{exc.stderr}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def assert_same_nonfinite(got, want, rtol=1e-9, atol=1e-9):
+    """NaN, +Inf and -Inf at the same positions, finite values close."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(got[fin], want[fin], rtol=rtol, atol=atol)
+
+
+# -- 1. NaN/Inf in a 2-D or 3-D kernel --------------------------------------------------------
+
+def nonfinite_kernel_battery(shape, value_name):
+    """Every position of a ``shape`` kernel holding ``value_name``, through every public
+    entry point and method, against scipy's direct method (run in a subprocess)."""
+    from fastconv import _separable, tuner
+    value = NONFINITE[value_name]
+    rng = np.random.default_rng(len(shape))
+    xshape = (7, 6) if len(shape) == 2 else (5, 4, 6)
+    x = rng.standard_normal(xshape)
+    for pos in np.ndindex(*shape):
+        w = rng.standard_normal(shape)
+        w[pos] = value
+        assert _separable.separable_factors(w) is None
+        assert _separable.low_rank_factors(w) is None or len(shape) != 2
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            _separable.require_factors(w)
+        for op in ("convolve", "correlate"):
+            for mode in ("full", "same", "valid"):
+                want = getattr(ss, op)(x, w, mode, method="direct")
+                for method in ("auto", "direct", "fft", "oa"):
+                    got = getattr(fastconv, op)(x, w, mode, method=method)
+                    assert_same_nonfinite(got, want)
+                    d = fastconv.explain(x, w, mode, op=op, method=method)
+                    assert d.method != "separable"
+                    p = fastconv.plan(x, w, mode, op=op, method=method)
+                    assert_same_nonfinite(p(x), want)
+                with pytest.raises(ValueError, match="separable"):
+                    getattr(fastconv, op)(x, w, mode, method="separable")
+                with pytest.raises(ValueError, match="separable"):
+                    fastconv.plan(x, w, mode, op=op, method="separable")
+            assert fastconv.choose_conv_method(x, w, "same") in ("direct", "fft", "oa")
+            if len(shape) == 2:
+                for boundary in ("fill", "wrap", "symm"):
+                    for mode in ("full", "same", "valid"):
+                        want = getattr(ss, op + "2d")(x, w, mode, boundary)
+                        got = getattr(fastconv, op + "2d")(x, w, mode, boundary)
+                        assert_same_nonfinite(got, want)
+            for mode in ("reflect", "constant", "wrap"):
+                assert_same_nonfinite(getattr(fn, op)(x, w, mode=mode),
+                                      getattr(sn, op)(x, w, mode=mode))
+        # the tuner's separability check itself
+        spec = fastconv.signal._spec("convolve", x, w, "same")
+        assert "separable" not in tuner.candidates(spec, x, w)[0]
+
+
+@pytest.mark.parametrize("value", sorted(NONFINITE))
+@pytest.mark.parametrize("shape", [(3, 3), (2, 2, 2)])
+def test_nonfinite_kernel_never_hangs_and_matches_scipy(shape, value):
+    out = run_with_deadline(f"""
+        import test_reliability as t
+        t.nonfinite_kernel_battery({shape!r}, {value!r})
+        print("ok")
+    """)
+    assert out.strip() == "ok"
+
+
+def test_ndimage_footprint_drops_zero_tiny_and_nan_weights_like_scipy():
+    """scipy.ndimage.correlate/convolve sum only the taps with |w| > DBL_EPSILON: a NaN,
+    zero or tiny weight never meets the data (no NaN from 0 * Inf)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 7))
+    x[2, 3] = np.inf
+    x[4, 1] = np.nan
+    laplace = np.array([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]])
+    for w in (laplace, np.where(laplace == 0, 1e-17, laplace),
+              np.where(laplace == 0, np.nan, laplace),
+              np.where(laplace == -4, np.inf, laplace)):
+        for mode in ("reflect", "constant", "nearest", "mirror", "wrap"):
+            for cval in (0.0, np.nan):
+                for op in ("correlate", "convolve"):
+                    for dt in (np.float64, np.float32):
+                        got = getattr(fn, op)(x.astype(dt), w, mode=mode, cval=cval)
+                        want = getattr(sn, op)(x.astype(dt), w, mode=mode, cval=cval)
+                        assert_same_nonfinite(got, want, rtol=1e-5, atol=1e-5)
