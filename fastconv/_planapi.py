@@ -6,7 +6,8 @@ import numpy as np
 
 from . import _execute, tuner
 from ._config import workers_scope
-from ._validate import as_array, check_boundary, check_method, check_mode, swap_needed
+from ._validate import (as_array, check_boundary, check_method, check_mode, check_out,
+                        swap_needed)
 
 _OPS = ("convolve", "correlate")
 
@@ -52,11 +53,9 @@ class Plan:
             raise TypeError(f"in1 has dtype {x.dtype}; this plan computes "
                             f"{self.spec.result_dtype}")
         spec = self.spec
+        check_out(out, spec.out_shape, spec.result_dtype)
         direct_out = (out is not None and spec.result_dtype == spec.compute_dtype
                       and not spec.reverse_out)
-        if out is not None and (out.shape != spec.out_shape or out.dtype != spec.result_dtype):
-            raise ValueError(f"out must have shape {spec.out_shape} and dtype "
-                             f"{spec.result_dtype}")
         buf = out if direct_out and out.flags.c_contiguous else None
         result = _execute.run(spec, x, None, self.method, self._params, wk=self._wk,
                               out=buf)

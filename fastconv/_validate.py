@@ -202,6 +202,21 @@ def _cast_fill(value, dt: np.dtype):
     return complex(cast.item()) if dt.kind == "c" else float(cast.item())
 
 
+def check_out(out, shape, dtype):
+    """``out=``: None, or a writeable numpy.ndarray of exactly ``shape`` and ``dtype``
+    (TypeError for anything that is not an array, ValueError for a wrong one)."""
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray of shape {shape} and dtype {dtype}, "
+                        f"got {type(out).__name__}")
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"out must have shape {shape} and dtype {dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    return out
+
+
 def swap_needed(mode: str, shape1, shape2, axes=None) -> bool:
     """scipy's rule: in 'valid' mode the larger input goes first (raises if neither is)."""
     if mode != "valid" or not shape1:

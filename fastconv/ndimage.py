@@ -163,6 +163,12 @@ def _normalize_axis(axis, ndim):
     return _normalize_axis_index(operator.index(axis), ndim)
 
 
+def _check_origin(origin):
+    """An origin as scipy takes it: an integer (``operator.index``), so ``0.5`` and ``1.0``
+    raise TypeError, as in scipy.ndimage."""
+    return operator.index(origin)
+
+
 def _invalid_origin(origin, lenw):
     return (origin < -(lenw // 2)) or (origin > (lenw - 1) // 2)
 
@@ -174,8 +180,15 @@ def _check_real_dtypes(*arrays):
 
 
 def _check_real_cval(cval):
+    """``cval`` as a float, by the rule of scipy.ndimage's C layer (a real number: a
+    Python or NumPy number or a 0-d array; a string, None or a list raise TypeError)."""
+    if isinstance(cval, np.ndarray) and cval.ndim == 0:
+        cval = cval[()]
     if np.iscomplexobj(cval):
         raise TypeError("must be real number, not complex")
+    if isinstance(cval, (str, bytes)) or not (hasattr(type(cval), "__float__")
+                                               or hasattr(type(cval), "__index__")):
+        raise TypeError(f"must be real number, not {type(cval).__name__}")
     return float(cval)
 
 
@@ -386,6 +399,7 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     if weights.ndim != 1 or weights.shape[0] < 1:
         raise RuntimeError("no filter weights given")
     axis = _normalize_axis(axis, input.ndim)
+    origin = _check_origin(origin)
     if _invalid_origin(origin, len(weights)):
         raise ValueError("Invalid origin; origin must satisfy -(len(weights) // 2) <= "
                          "origin <= (len(weights)-1) // 2")
@@ -398,7 +412,7 @@ def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, o
     """Calculate a 1-D convolution along the given axis (scipy.ndimage.convolve1d)."""
     weights = np.asarray(weights)
     weights = weights[::-1]
-    origin = -origin
+    origin = -_check_origin(origin)
     if not weights.shape[0] & 1:
         origin -= 1
     if weights.dtype.kind == "c":
@@ -462,6 +476,7 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     axis = _normalize_axis(axis, input.ndim)
     if size < 1:
         raise RuntimeError("incorrect filter size")
+    origin = _check_origin(origin)
     complex_output = input.dtype.kind == "c"
     output = _get_output(output, input, complex_output=complex_output)
     if (size // 2 + origin < 0) or (size // 2 + origin >= size):
@@ -511,7 +526,7 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     axes = _check_axes(axes, input.ndim)
     num_axes = len(axes)
     sizes = _normalize_sequence(size, num_axes)
-    origins = _normalize_sequence(origin, num_axes)
+    origins = [_check_origin(o) for o in _normalize_sequence(origin, num_axes)]
     modes = _normalize_sequence(mode, num_axes)
     passes = []
     for ii in range(num_axes):
@@ -629,7 +644,7 @@ def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=
 # -- N-d correlation ------------------------------------------------------------------------
 
 def _expand_origin(ndim_image, axes, origin):
-    origins = _normalize_sequence(origin, len(axes))
+    origins = [_check_origin(o) for o in _normalize_sequence(origin, len(axes))]
     if len(axes) < ndim_image:
         full = [0] * ndim_image
         for o, ax in zip(origins, axes):

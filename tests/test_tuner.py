@@ -446,3 +446,19 @@ def test_store_write_and_clear_errors_are_reported(tmp_path, capsys):
         finally:
             os.rmdir(s.path)
             tuner.clear_cache(memory_only=True)
+
+
+def test_plan_out_must_be_an_array():
+    p = fastconv.plan(np.ones((8, 8)), np.ones((3, 3)), "same")
+    with pytest.raises(TypeError, match="out must be a numpy.ndarray"):
+        p(np.ones((8, 8)), out=[1, 2])
+    with pytest.raises(TypeError, match="out must be a numpy.ndarray"):
+        p(np.ones((8, 8)), out=np.zeros((8, 8)).tolist())
+    with pytest.raises(ValueError, match="out must have shape"):
+        p(np.ones((8, 8)), out=np.zeros((8, 8), np.float32))
+    ro = np.zeros((8, 8))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        p(np.ones((8, 8)), out=ro)
+    out = np.zeros((8, 8))
+    assert p(np.ones((8, 8)), out=out) is out and out[4, 4] == 9
