@@ -173,9 +173,16 @@ def _invalid_origin(origin, lenw):
     return (origin < -(lenw // 2)) or (origin > (lenw - 1) // 2)
 
 
+def _native(dt):
+    """``dt`` in the machine's byte order: scipy.ndimage accepts big-endian (non-native)
+    arrays, inputs and outputs alike; the kernels read native copies (``_as_compute``) and
+    ``_store`` casts into a non-native output."""
+    return dt.newbyteorder("=") if dt.byteorder not in "=|" else dt
+
+
 def _check_real_dtypes(*arrays):
     for a in arrays:
-        if a.dtype not in _REAL_TYPES:
+        if _native(a.dtype) not in _REAL_TYPES:
             raise RuntimeError(f"array type {a.dtype!r} not supported")
 
 
@@ -219,7 +226,7 @@ def _complex_via_real_components(func, input, weights, output, cval, **kwargs):
 
 def _compute_dtype(in_dtype, out_dtype):
     """float32 only when both ends are float32; float64 otherwise (scipy's arithmetic)."""
-    if in_dtype == np.float32 and out_dtype == np.float32:
+    if _native(in_dtype) == np.float32 and _native(out_dtype) == np.float32:
         return np.dtype(np.float32)
     return np.dtype(np.float64)
 
@@ -234,7 +241,7 @@ def _store(result, output):
     with np.errstate(invalid="ignore", over="ignore"):
         if kind == "b":      # scipy stores (npy_bool)(double): the truncated byte
             np.copyto(output.view(np.uint8), result.astype(np.int64), casting="unsafe")
-        elif kind in "iu" and output.dtype != np.uint64:
+        elif kind in "iu" and output.dtype.type is not np.uint64:
             np.copyto(output, result.astype(np.int64), casting="unsafe")
         else:
             np.copyto(output, result, casting="unsafe")

@@ -126,3 +126,59 @@ def test_ndimage_footprint_drops_zero_tiny_and_nan_weights_like_scipy():
                         got = getattr(fn, op)(x.astype(dt), w, mode=mode, cval=cval)
                         want = getattr(sn, op)(x.astype(dt), w, mode=mode, cval=cval)
                         assert_same_nonfinite(got, want, rtol=1e-5, atol=1e-5)
+
+
+# -- 4. big-endian arrays in fastconv.ndimage ---------------------------------------------------
+
+NDIMAGE_CALLS = {
+    # weights with exact binary fractions: N-d correlate/convolve sum in another order
+    # than scipy, which may move an integer output by one for inexact weights
+    "convolve": lambda m, x, **kw: m.convolve(x, np.full((3, 3), 0.25), **kw),
+    "correlate": lambda m, x, **kw: m.correlate(x, np.arange(9.0).reshape(3, 3) / 8, **kw),
+    "convolve1d": lambda m, x, **kw: m.convolve1d(x, [1, 2, 3], **kw),
+    "correlate1d": lambda m, x, **kw: m.correlate1d(x, [1, 2, 3], axis=0, **kw),
+    "gaussian_filter": lambda m, x, **kw: m.gaussian_filter(x, 1.5, **kw),
+    "gaussian_filter1d": lambda m, x, **kw: m.gaussian_filter1d(x, 1.5, **kw),
+    "uniform_filter": lambda m, x, **kw: m.uniform_filter(x, 3, **kw),
+    "uniform_filter1d": lambda m, x, **kw: m.uniform_filter1d(x, 3, **kw),
+    "sobel": lambda m, x, **kw: m.sobel(x, **kw),
+    "prewitt": lambda m, x, **kw: m.prewitt(x, **kw),
+    "laplace": lambda m, x, **kw: m.laplace(x, **kw),
+    "gaussian_laplace": lambda m, x, **kw: m.gaussian_laplace(x, 1.2, **kw),
+    "gaussian_gradient_magnitude":
+        lambda m, x, **kw: m.gaussian_gradient_magnitude(x, 1.2, **kw),
+}
+
+
+def _check_like_scipy(got, want):
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    if want.dtype.kind in "biu":
+        np.testing.assert_array_equal(got, want)
+    else:
+        rtol = 2e-5 if want.dtype.itemsize == 4 else 1e-12
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+
+
+def test_ndimage_table_covers_every_public_function():
+    assert sorted(NDIMAGE_CALLS) == sorted(fn.__all__)
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">f4", ">i4"])
+@pytest.mark.parametrize("name", sorted(NDIMAGE_CALLS))
+def test_ndimage_accepts_big_endian_like_scipy(name, dtype):
+    call = NDIMAGE_CALLS[name]
+    native = (np.arange(56).reshape(7, 8) % 13 * 1.5).astype(np.dtype(dtype).newbyteorder("="))
+    x = native.astype(dtype)
+    assert not x.dtype.isnative
+    got = call(fn, x)
+    _check_like_scipy(got, call(sn, x))
+    np.testing.assert_array_equal(got, call(fn, native))   # byte order changes nothing
+    # big-endian outputs, as an array and as a dtype
+    for output in (np.zeros(x.shape, ">f8"), np.dtype(">f4"), np.zeros(x.shape, ">i4")):
+        want = call(sn, x, output=output.copy() if isinstance(output, np.ndarray) else output)
+        got = call(fn, x, output=output)
+        _check_like_scipy(got, want)
+        assert got.dtype == want.dtype
+    # complex big-endian input
+    xc = (native + 1j * native[::-1]).astype(">c16")
+    _check_like_scipy(call(fn, xc), call(sn, xc))
