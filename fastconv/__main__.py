@@ -160,15 +160,33 @@ def cmd_cache(args) -> int:
     if args.action == "info":
         print(json.dumps(tuner.cache_info(), indent=1))
     elif args.action == "clear":
-        print(f"removed {tuner.clear_cache()} entries")
+        try:
+            n = tuner.clear_cache()
+        except OSError as exc:
+            print(f"cache clear failed: {exc}", file=sys.stderr)
+            return 1
+        print(f"removed {n} entries")
     elif args.action == "export":
         if not args.path:
             raise SystemExit("cache export needs a PATH")
-        print(f"exported {tuner.export(args.path)} entries to {args.path}")
+        try:
+            n = tuner.export(args.path)
+        except OSError as exc:
+            print(f"cache export failed: {exc}", file=sys.stderr)
+            return 1
+        print(f"exported {n} entries to {args.path}")
     elif args.action == "import":
         if not args.path:
             raise SystemExit("cache import needs a PATH")
-        print(json.dumps(tuner.import_(args.path), indent=1))
+        try:
+            report = tuner.import_(args.path)
+        except (OSError, ValueError) as exc:     # unreadable, or not JSON
+            print(f"cache import failed: cannot read {args.path}: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(report, indent=1))
+        # a file of which nothing could be used is an error; a partial import is not
+        nothing = not (report["accepted"] or report["model_accepted"])
+        return 1 if nothing and (report["rejected"] or report["model_rejected"]) else 0
     return 0
 
 

@@ -9,8 +9,8 @@ import numpy as np
 from . import _config
 from ._config import workers_scope
 from ._dispatch import decide, execute, prepare_kernel
-from ._validate import (as_array, check_boundary, check_method, check_mode, conv_spec,
-                        swap_needed)
+from ._validate import (as_array, check_boundary, check_method, check_mode, check_out,
+                        conv_spec, swap_needed)
 
 _OPS = ("convolve", "correlate")
 
@@ -56,11 +56,9 @@ class Plan:
             raise TypeError(f"in1 has dtype {x.dtype}; this plan computes "
                             f"{self.spec.result_dtype}")
         spec = self.spec
+        check_out(out, spec.out_shape, spec.result_dtype)
         direct_out = (out is not None and spec.result_dtype == spec.compute_dtype
                       and not spec.reverse_out)
-        if out is not None and (out.shape != spec.out_shape or out.dtype != spec.result_dtype):
-            raise ValueError(f"out must have shape {spec.out_shape} and dtype "
-                             f"{spec.result_dtype}")
         buf = out if direct_out and out.flags.c_contiguous else None
         result = execute(spec, x, None, self.decision, wk=self._wk, out=buf)
         if out is not None and result is not out:

@@ -14,6 +14,9 @@
   factors (e.g. Sobel = [1, 2, 1] x [1, 0, -1]).
 * ``require_factors``: the ValueError raised for ``method="separable"`` on a kernel that
   is not separable.
+* A kernel with a NaN or Inf is never separable: LAPACK's SVD fails on it ("SVD did not
+  converge") or, for some placements of an Inf, never returns, and the residual test
+  would be NaN anyway.  ``_finite`` is checked before any factorisation.
 """
 from __future__ import annotations
 
@@ -39,15 +42,23 @@ def _compute_dtype(w, dtype):
     return dt
 
 
+def _finite(w) -> bool:
+    """Whether every tap of ``w`` is finite (integers always are)."""
+    return w.dtype.kind not in "fc" or bool(np.isfinite(w).all())
+
+
 def separable_factors(w, dtype=None):
     """Per-axis 1-D factors of ``w`` (a list of ``w.ndim`` arrays of ``dtype``), or None
-    when ``w`` is not a product of 1-D kernels within ``rank_tolerance(dtype)``."""
+    when ``w`` is not a product of 1-D kernels within ``rank_tolerance(dtype)`` (or holds
+    a NaN or Inf)."""
     w = np.asarray(w)
     dt = _compute_dtype(w, dtype)
     if w.ndim == 0 or w.size == 0:
         return None
     if w.ndim == 1:
         return [w.astype(dt)]
+    if not _finite(w):       # never hand LAPACK a non-finite matrix (see the docstring)
+        return None
     if dt.kind in "iu" or w.dtype.kind in "biu" and dt.kind in "iu":
         return _integer_factors(w.astype(np.int64))
     work = w.astype(np.complex128 if dt.kind == "c" or w.dtype.kind == "c" else np.float64)
@@ -95,6 +106,8 @@ def low_rank_factors(w, dtype=None, max_rank=None):
     if w.ndim != 2 or w.size == 0 or dt.kind in "iu":
         one = separable_factors(w, dt) if w.ndim >= 1 and w.size else None
         return None if one is None else [one]
+    if not _finite(w):       # no SVD of a non-finite matrix (see the module docstring)
+        return None
     work = w.astype(np.complex128 if dt.kind == "c" or w.dtype.kind == "c" else np.float64)
     u, s, vh = np.linalg.svd(work, full_matrices=False)
     total = float(np.sqrt(np.sum(s ** 2)))
@@ -129,6 +142,11 @@ def require_factors(w, dtype=None, allow_low_rank=True):
         terms = low_rank_factors(w, dtype)
         if terms is not None:
             return terms
+    if not _finite(w):
+        raise ValueError(
+            f"method='separable' needs a kernel that is a product of 1-D kernels; the "
+            f"kernel of shape {w.shape} holds NaN or Inf, which no factorisation "
+            f"represents. Use method='direct', 'fft' or 'auto'.")
     tol = rank_tolerance(_compute_dtype(w, dtype))
     raise ValueError(
         f"method='separable' needs a kernel that is a product of 1-D kernels"

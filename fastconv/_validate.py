@@ -8,6 +8,9 @@ scipy.signal's where scipy has one, and name the argument otherwise.
 """
 from __future__ import annotations
 
+import decimal
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,25 +153,105 @@ def check_boundary(boundary, allowed=None) -> str:
     raise ValueError(f"boundary must be one of {sorted(BOUNDARY_ALIASES)}, got {boundary!r}")
 
 
-def check_fillvalue(fillvalue, dt: np.dtype):
+def check_fillvalue(fillvalue, dt: np.dtype, boundary: str = "constant"):
+    """``fillvalue`` as a Python number of the result dtype ``dt`` (the value the constant
+    boundary pads with), by scipy's rule (``convolve2d``, ``_sigtools``): the value is
+    cast to the output type and a cast that cannot hold it raises
+    ``ValueError: could not cast `fillvalue` directly to the output type``.
+
+    * Integer and bool outputs: a finite real, truncated toward zero as a C cast does,
+      that lies in the dtype's range (bool: 0 or 1). ``-1`` for uint8, ``2**40`` for
+      int32, ``1e30``, NaN and Inf raise instead of wrapping (NumPy scalars too, where
+      scipy would wrap them silently).
+    * Floating outputs: a real whose cast stays finite (``1e300`` for float32 raises;
+      scipy warns and pads with inf).
+    * Real outputs reject complex values, even with a zero imaginary part (scipy does for
+      Python complex numbers).
+    * ``None`` is NaN for floating outputs (scipy's conversion) and raises for integers.
+    * Numeric strings are parsed as NumPy does; anything that is not a number raises
+      TypeError (a string that is not a number: ValueError, as scipy).
+    * Only the constant boundary reads the fill: with any other ``boundary`` the value is
+      neither checked nor used (scipy checks it only for ``boundary='fill'``).
+    """
+    if boundary != "constant":
+        return 0
+    dt = np.dtype(dt)
     fv = np.asarray(fillvalue)
+    if fv.size == 0:
+        raise ValueError("`fillvalue` cannot be an empty array.")
     if fv.size != 1:
         raise ValueError("`fillvalue` must be scalar or an array with one element.")
-    fv = fv.reshape(()).item()
-    if fv is None:
-        return float("nan") if dt.kind in "fc" else 0
-    try:
-        value = complex(fv)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"fillvalue must be a number, got {fillvalue!r}") from exc
-    if dt.kind != "c" and value.imag != 0:
-        raise ValueError("could not cast `fillvalue` directly to the output type (it was "
-                         "first converted to complex).")
-    if dt.kind == "c":
-        return value
+    value = _fill_number(fv.reshape(()).item(), dt)
+    return _cast_fill(value, dt)
+
+
+def _fill_number(v, dt: np.dtype):
+    """A Python int, float or complex (or None) from one fillvalue element."""
+    if v is None or isinstance(v, (bool, int, float, complex)):
+        return v
+    if isinstance(v, (str, bytes)):
+        text = v.decode() if isinstance(v, bytes) else v
+        for kind in (int, float, complex):
+            try:
+                return kind(text.strip())
+            except ValueError:
+                pass
+        raise ValueError(f"fillvalue {v!r} is not a number")
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, (numbers.Real, decimal.Decimal)):
+        return float(v)
+    if isinstance(v, numbers.Complex):
+        return complex(v)
+    raise TypeError(f"fillvalue must be a number, not {type(v).__name__}")
+
+
+def _cast_fill(value, dt: np.dtype):
+    """``value`` cast to ``dt`` as a Python number; ValueError when the cast loses it."""
+    def fail(why):
+        return ValueError(f"could not cast `fillvalue` directly to the output type "
+                          f"{dt.name}: {why}")
+
+    if value is None:
+        if dt.kind in "fc":
+            return float("nan") if dt.kind == "f" else complex(float("nan"), 0.0)
+        raise fail("None (NaN) has no integer value")
+    if isinstance(value, complex) and dt.kind != "c":
+        raise fail(f"{value!r} is complex")
     if dt.kind in "biu":
-        return int(value.real)
-    return value.real
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise fail(f"{value!r} has no integer value")
+            value = math.trunc(value)
+        lo, hi = (0, 1) if dt.kind == "b" else (int(np.iinfo(dt).min), int(np.iinfo(dt).max))
+        if not lo <= value <= hi:
+            raise fail(f"{value!r} is outside [{lo}, {hi}]")
+        return int(value)
+    try:
+        with np.errstate(over="raise"):
+            cast = np.asarray(value, dtype=dt)
+    except (OverflowError, FloatingPointError):
+        raise fail(f"{value!r} overflows it") from None
+    finite = (math.isfinite(value.real) and math.isfinite(value.imag)
+              if isinstance(value, complex) else math.isfinite(value))
+    if finite and not np.isfinite(cast):
+        raise fail(f"{value!r} overflows it")
+    return complex(cast.item()) if dt.kind == "c" else float(cast.item())
+
+
+def check_out(out, shape, dtype):
+    """``out=``: None, or a writeable numpy.ndarray of exactly ``shape`` and ``dtype``
+    (TypeError for anything that is not an array, ValueError for a wrong one)."""
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray of shape {shape} and dtype {dtype}, "
+                        f"got {type(out).__name__}")
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"out must have shape {shape} and dtype {dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    return out
 
 
 def swap_needed(mode: str, shape1, shape2, axes=None) -> bool:
@@ -240,7 +323,7 @@ def conv_spec(op, x, w, mode, *, boundary="constant", fillvalue=0, swapped=False
     out_shape, start = window(mode, x.shape, w.shape, rule["centre"])
     spec = ConvSpec(op=op, x_shape=x.shape, w_shape=w.shape, out_shape=out_shape,
                     start=start, compute_dtype=compute_dtype(rt), result_dtype=rt,
-                    boundary=boundary, cval=check_fillvalue(fillvalue, rt),
+                    boundary=boundary, cval=check_fillvalue(fillvalue, rt, boundary),
                     flip=rule["flip"], conj=rule["conj"],
                     reverse_out=swapped and rule["swap_reverses"],
                     conj_out=swapped and rule["swap_conj"], mode=mode, device=device)

@@ -32,6 +32,10 @@ Precision and dtypes (the policy):
 * Non-finite values stay inside the windows that contain them, except in running sums
   (uniform filters, as in scipy): a NaN or Inf that entered the running window spoils the
   rest of its line, and in the fused 2-D box the rest of its block of columns too.
+* N-d :func:`correlate`/:func:`convolve` use scipy's footprint: taps with
+  ``|w| <= DBL_EPSILON`` (zeros) and NaN taps are left out of the sum, as scipy leaves
+  them out, so a zero tap over an Inf sample adds nothing (not NaN) and a NaN weight is
+  ignored.
 """
 from __future__ import annotations
 
@@ -153,19 +157,39 @@ def _normalize_axis(axis, ndim):
     return _normalize_axis_index(operator.index(axis), ndim)
 
 
+def _check_origin(origin):
+    """An origin as scipy takes it: an integer (``operator.index``), so ``0.5`` and ``1.0``
+    raise TypeError, as in scipy.ndimage."""
+    return operator.index(origin)
+
+
 def _invalid_origin(origin, lenw):
     return (origin < -(lenw // 2)) or (origin > (lenw - 1) // 2)
 
 
+def _native(dt):
+    """``dt`` in the machine's byte order: scipy.ndimage accepts big-endian (non-native)
+    arrays, inputs and outputs alike; the kernels read native copies (``_as_compute``) and
+    ``_store`` casts into a non-native output."""
+    return dt.newbyteorder("=") if dt.byteorder not in "=|" else dt
+
+
 def _check_real_dtypes(*arrays):
     for a in arrays:
-        if a.dtype not in _REAL_TYPES:
+        if _native(a.dtype) not in _REAL_TYPES:
             raise RuntimeError(f"array type {a.dtype!r} not supported")
 
 
 def _check_real_cval(cval):
+    """``cval`` as a float, by the rule of scipy.ndimage's C layer (a real number: a
+    Python or NumPy number or a 0-d array; a string, None or a list raise TypeError)."""
+    if isinstance(cval, np.ndarray) and cval.ndim == 0:
+        cval = cval[()]
     if np.iscomplexobj(cval):
         raise TypeError("must be real number, not complex")
+    if isinstance(cval, (str, bytes)) or not (hasattr(type(cval), "__float__")
+                                               or hasattr(type(cval), "__index__")):
+        raise TypeError(f"must be real number, not {type(cval).__name__}")
     return float(cval)
 
 
@@ -196,7 +220,7 @@ def _complex_via_real_components(func, input, weights, output, cval, **kwargs):
 
 def _compute_dtype(in_dtype, out_dtype):
     """float32 only when both ends are float32; float64 otherwise (scipy's arithmetic)."""
-    if in_dtype == np.float32 and out_dtype == np.float32:
+    if _native(in_dtype) == np.float32 and _native(out_dtype) == np.float32:
         return np.dtype(np.float32)
     return np.dtype(np.float64)
 
@@ -211,7 +235,7 @@ def _store(result, output):
     with np.errstate(invalid="ignore", over="ignore"):
         if kind == "b":      # scipy stores (npy_bool)(double): the truncated byte
             np.copyto(output.view(np.uint8), result.astype(np.int64), casting="unsafe")
-        elif kind in "iu" and output.dtype != np.uint64:
+        elif kind in "iu" and output.dtype.type is not np.uint64:
             np.copyto(output, result.astype(np.int64), casting="unsafe")
         else:
             np.copyto(output, result, casting="unsafe")
@@ -365,6 +389,7 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     if weights.ndim != 1 or weights.shape[0] < 1:
         raise RuntimeError("no filter weights given")
     axis = _normalize_axis(axis, input.ndim)
+    origin = _check_origin(origin)
     if _invalid_origin(origin, len(weights)):
         raise ValueError("Invalid origin; origin must satisfy -(len(weights) // 2) <= "
                          "origin <= (len(weights)-1) // 2")
@@ -377,7 +402,7 @@ def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, o
     """Calculate a 1-D convolution along the given axis (scipy.ndimage.convolve1d)."""
     weights = np.asarray(weights)
     weights = weights[::-1]
-    origin = -origin
+    origin = -_check_origin(origin)
     if not weights.shape[0] & 1:
         origin -= 1
     if weights.dtype.kind == "c":
@@ -441,6 +466,7 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     axis = _normalize_axis(axis, input.ndim)
     if size < 1:
         raise RuntimeError("incorrect filter size")
+    origin = _check_origin(origin)
     complex_output = input.dtype.kind == "c"
     output = _get_output(output, input, complex_output=complex_output)
     if (size // 2 + origin < 0) or (size // 2 + origin >= size):
@@ -490,7 +516,7 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     axes = _check_axes(axes, input.ndim)
     num_axes = len(axes)
     sizes = _normalize_sequence(size, num_axes)
-    origins = _normalize_sequence(origin, num_axes)
+    origins = [_check_origin(o) for o in _normalize_sequence(origin, num_axes)]
     modes = _normalize_sequence(mode, num_axes)
     passes = []
     for ii in range(num_axes):
@@ -608,7 +634,7 @@ def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=
 # -- N-d correlation ------------------------------------------------------------------------
 
 def _expand_origin(ndim_image, axes, origin):
-    origins = _normalize_sequence(origin, len(axes))
+    origins = [_check_origin(o) for o in _normalize_sequence(origin, len(axes))]
     if len(axes) < ndim_image:
         full = [0] * ndim_image
         for o, ax in zip(origins, axes):
@@ -659,14 +685,69 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
         return output
     dt = _compute_dtype(input.dtype, output.dtype)
     x = _as_compute(input, dt)
+    keep = _footprint(weights)
+    if not keep.all():
+        weights = np.where(keep, weights, 0.0)
     w = np.ascontiguousarray(weights, dtype=dt)
     start = tuple(-(k // 2 + int(o)) for k, o in zip(weights.shape, origins))
     if input.ndim == 0:
         result = np.asarray(x * w, dtype=dt)
+    elif not keep.all() and not (_all_finite(x) and np.isfinite(cval)):
+        result = _footprint_correlate(x, w, keep, _target(x, output, dt), start, boundary,
+                                      cval, exact=output.dtype.kind in "biu")
     else:
         result = _nd_correlate(x, w, _target(x, output, dt), start, boundary, cval,
                                exact=output.dtype.kind in "biu")
     return _store(result, output)
+
+
+# scipy.ndimage.correlate/convolve (NI_Correlate) read only the taps with
+# |w| > DBL_EPSILON: zero, tiny and NaN weights (NaN > eps is false) are left out of the
+# sum, so they never meet the data (no NaN from 0 * Inf, no NaN from a NaN weight).
+_DBL_EPSILON = float(np.finfo(np.float64).eps)
+
+
+def _footprint(weights):
+    """scipy's footprint of float64 ``weights``: the taps that take part in the sum."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(weights) > _DBL_EPSILON
+
+
+def _all_finite(a) -> bool:
+    return a.dtype.kind not in "fc" or bool(np.isfinite(a).all())
+
+
+def _footprint_correlate(x, w, keep, out, start, boundary, cval, exact):
+    """N-d correlation over the taps in ``keep`` only (``w`` is zero elsewhere), for data
+    with NaN/Inf, so that a sample under a dropped tap changes nothing, as in scipy.
+
+    Finite kept taps: the fast method on the extended data with its non-finite samples
+    replaced by 0, then each such sample's contribution ``w[j] * X[p]`` added to the
+    outputs that read it through a kept tap ``j``.  An infinite kept tap would turn the
+    replaced zeros into NaN, so then the sum runs tap by tap (NumPy, one pass per kept
+    tap; Inf taps and non-finite data together are rare)."""
+    from ._extend import window
+    data = window(x, w.shape, out.shape, start, boundary, cval)   # extended, start 0
+    taps = np.argwhere(keep)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if not np.isfinite(w).all():
+            out[...] = 0
+            for j in taps:
+                view = data[tuple(slice(a, a + m) for a, m in zip(j, out.shape))]
+                out += w[tuple(j)] * view
+            return out
+        bad = ~np.isfinite(data)
+        clean = np.where(bad, 0, data).astype(data.dtype, copy=False)
+        _nd_correlate(clean, w, out, (0,) * x.ndim, "constant", 0.0, exact)
+        pos = np.argwhere(bad)
+        vals = data[bad]
+        shape = np.asarray(out.shape)
+        for j in taps:
+            i = pos - j                       # out[i] reads data[i + j]
+            ok = np.all((i >= 0) & (i < shape), axis=1)
+            if ok.any():
+                np.add.at(out, tuple(i[ok].T), w[tuple(j)] * vals[ok])
+    return out
 
 
 def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,

@@ -141,6 +141,16 @@ def _check_weight(w, nd, fname):
                              f"size {_size(w.shape)}")
 
 
+def _check_channels(n, groups, shape):
+    """torch's first weight check: dimension 0 (output channels; input channels for a
+    transposed weight) holds at least ``groups`` channels, so a weight with 0 output
+    channels raises instead of giving an empty result."""
+    if n < groups:
+        raise ConvShapeError(
+            f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, "
+            f"but got weight of size {_size(shape)} instead")
+
+
 def _check_bias(bias, n_out, w):
     if bias is None:
         return None
@@ -243,6 +253,7 @@ def _convnd(nd, fname, input, weight, bias, stride, padding, dilation, groups,
         raise ValueError(f"padding_mode must be one of {list(PADDING_MODES)}, but got "
                          f"padding_mode={padding_mode!r}")
     n_out, cg = w.shape[:2]
+    _check_channels(n_out, groups, w.shape)
     if n_out % groups:
         raise ConvShapeError(
             f"Given groups={groups}, expected weight to be divisible by {groups} at "
@@ -376,6 +387,11 @@ def _conv_transposend(nd, fname, input, weight, bias, stride, padding, output_pa
     groups, stride, padding, output_padding, dilation = _transpose_args(
         nd, stride, padding, output_padding, dilation, groups)
     cin, og = w.shape[:2]
+    _check_channels(cin, groups, w.shape)
+    if og == 0:         # torch fails here too (RuntimeError from its oneDNN primitive)
+        raise ConvShapeError(
+            f"Given transposed=1, weight of size {_size(w.shape)}: expected at least 1 "
+            f"output channel per group at dimension 1, but got 0")
     if cin % groups:
         raise ConvShapeError(
             f"Given groups={groups}, expected weight to be divisible by {groups} at "
@@ -452,6 +468,7 @@ def _grad_input(nd, fname, input_size, weight, grad_output, stride, padding, dil
     groups, stride, padding, _, dilation = _transpose_args(
         nd, stride, padding, 0, dilation, groups)
     n_out, cg = w.shape[:2]
+    _check_channels(n_out, groups, w.shape)
     if n_out % groups or size[1] != cg * groups or go.shape[1] != n_out \
             or go.shape[0] != size[0]:
         raise ConvShapeError(
@@ -485,6 +502,7 @@ def _grad_weight(nd, fname, input, weight_size, grad_output, stride, padding, di
     groups, stride, padding, _, dilation = _transpose_args(
         nd, stride, padding, 0, dilation, groups)
     n_out, cg = size[:2]
+    _check_channels(n_out, groups, size)
     k = size[2:]
     expect = [(i + 2 * p - d * (kk - 1) - 1) // s + 1
               for i, p, d, kk, s in zip(x.shape[2:], padding, dilation, k, stride)]

@@ -392,3 +392,61 @@ def test_separable_filters_match_scipy_property(shape, sigma, order, modes, cval
     check(fn.sobel(x, -1, **kw), sn.sobel(x, -1, **kw), False)
     sizes = [int(s) for s in np.random.default_rng(seed).integers(1, 9, len(shape))]
     check(fn.uniform_filter(x, sizes, **kw), sn.uniform_filter(x, sizes, **kw), False)
+
+
+# -- argument types as scipy's C layer takes them (issue 14, item 7) -----------------------------
+
+_X2 = np.arange(30.0).reshape(5, 6)
+ALL_CALLS = {
+    "correlate": lambda m, **k: m.correlate(_X2, np.ones((3, 3)), **k),
+    "convolve": lambda m, **k: m.convolve(_X2, np.ones((3, 3)), **k),
+    "correlate1d": lambda m, **k: m.correlate1d(_X2, [1.0, 2.0, 1.0], **k),
+    "convolve1d": lambda m, **k: m.convolve1d(_X2, [1.0, 2.0, 3.0], **k),
+    "uniform_filter": lambda m, **k: m.uniform_filter(_X2, 3, **k),
+    "uniform_filter1d": lambda m, **k: m.uniform_filter1d(_X2, 3, **k),
+    "gaussian_filter": lambda m, **k: m.gaussian_filter(_X2, 1.0, **k),
+    "gaussian_filter1d": lambda m, **k: m.gaussian_filter1d(_X2, 1.0, **k),
+    "sobel": lambda m, **k: m.sobel(_X2, **k),
+    "prewitt": lambda m, **k: m.prewitt(_X2, **k),
+    "laplace": lambda m, **k: m.laplace(_X2, **k),
+    "gaussian_laplace": lambda m, **k: m.gaussian_laplace(_X2, 1.0, **k),
+    "gaussian_gradient_magnitude": lambda m, **k: m.gaussian_gradient_magnitude(_X2, 1.0, **k),
+}
+WITH_ORIGIN = ["correlate", "convolve", "correlate1d", "convolve1d", "uniform_filter",
+               "uniform_filter1d"]
+
+
+def test_every_function_is_covered():
+    assert sorted(ALL_CALLS) == sorted(fn.__all__)
+
+
+@pytest.mark.parametrize("name", WITH_ORIGIN)
+@pytest.mark.parametrize("origin", [0.5, 1.0, -0.5, [0.5, 0]])
+def test_non_integer_origin_raises_type_error(name, origin):
+    if name.endswith("1d") and isinstance(origin, list):
+        pytest.skip("one origin per 1-D call")
+    with pytest.raises(TypeError) as theirs:
+        ALL_CALLS[name](sn, origin=origin)
+    with pytest.raises(TypeError) as ours:
+        ALL_CALLS[name](fn, origin=origin)
+    assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("name", WITH_ORIGIN)
+def test_integer_origins_of_any_integer_type(name):
+    for origin in (np.int64(1), np.int8(-1), 0):
+        check(ALL_CALLS[name](fn, origin=origin), ALL_CALLS[name](sn, origin=origin),
+              exact=False)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CALLS))
+@pytest.mark.parametrize("mode", ["constant", "reflect"])
+def test_cval_that_is_not_a_real_number_raises_type_error(name, mode):
+    for cval in ("a", "1", None, object(), [1.0]):
+        with pytest.raises(TypeError, match="must be real number"):
+            ALL_CALLS[name](sn, cval=cval, mode=mode)
+        with pytest.raises(TypeError, match="must be real number"):
+            ALL_CALLS[name](fn, cval=cval, mode=mode)
+    for cval in (np.float32(2.5), np.array(-1.0), True, 3, np.int16(4)):
+        check(ALL_CALLS[name](fn, cval=cval, mode="constant"),
+              ALL_CALLS[name](sn, cval=cval, mode="constant"), exact=False)

@@ -511,3 +511,48 @@ def test_concurrent_calls_from_python_threads():
         got = list(ex.map(lambda j: fnn.conv2d(j[0], j[1], padding=1, method=j[2]), jobs))
     for (x, w, _), g in zip(jobs, got):
         close(g, conv_ref(x, w, padding=1), np.float64)
+
+
+# -- zero output channels (issue 14, item 7) -----------------------------------------------------
+
+ZERO_OUT = [
+    ("conv1d", (2, 3, 10), (0, 3, 3), {}),
+    ("conv2d", (2, 3, 10, 10), (0, 3, 3, 3), {}),
+    ("conv3d", (2, 3, 6, 6, 6), (0, 3, 3, 3, 3), {}),
+    ("conv1d", (3, 10), (0, 3, 3), {}),                          # unbatched
+    ("conv2d", (2, 4, 10, 10), (1, 2, 3, 3), {"groups": 2}),      # fewer than groups
+    ("conv_transpose1d", (2, 3, 10), (3, 0, 3), {}),
+    ("conv_transpose2d", (2, 3, 10, 10), (3, 0, 3, 3), {}),
+    ("conv_transpose3d", (2, 3, 6, 6, 6), (3, 0, 3, 3, 3), {}),
+    ("conv_transpose2d", (2, 4, 5, 5), (4, 0, 3, 3), {"groups": 2}),
+    ("conv_transpose2d", (2, 0, 10, 10), (0, 4, 3, 3), {}),       # no input channels
+]
+
+
+@pytest.mark.parametrize("fname,xs,ws,kw", ZERO_OUT)
+def test_zero_output_channels_raise_as_torch(fname, xs, ws, kw):
+    """torch raises RuntimeError for a weight with no output channels (or fewer than
+    groups); fastconv's ConvShapeError is a RuntimeError (and a ValueError)."""
+    x = np.ones(xs, np.float32)
+    w = np.ones(ws, np.float32)
+    try:
+        import torch
+        import torch.nn.functional as F
+        with pytest.raises(RuntimeError):
+            getattr(F, fname)(torch.from_numpy(x), torch.from_numpy(w), **kw)
+    except ImportError:
+        pass
+    with pytest.raises(RuntimeError) as err:
+        getattr(fnn, fname)(x, w, **kw)
+    assert isinstance(err.value, ValueError)
+    assert "expected weight to be at least" in str(err.value) or "output channel" in str(err.value)
+
+
+def test_zero_output_channels_in_the_gradients():
+    w0 = np.ones((0, 3, 3, 3), np.float32)
+    go = np.ones((2, 0, 8, 8), np.float32)
+    x = np.ones((2, 3, 10, 10), np.float32)
+    with pytest.raises(fnn.ConvShapeError, match="at least 1 at dimension 0"):
+        fnn.conv2d_input((2, 3, 10, 10), w0, go)
+    with pytest.raises(fnn.ConvShapeError, match="at least 1 at dimension 0"):
+        fnn.conv2d_weight(x, (0, 3, 3, 3), go)

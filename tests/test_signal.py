@@ -285,3 +285,78 @@ def test_nan_stays_local():
     out = fastconv.convolve(x, w, "same")
     assert np.isnan(out[19:22, 19:22]).all()
     assert np.isfinite(np.delete(np.delete(out, [19, 20, 21], 0), [19, 20, 21], 1)).all()
+
+
+# -- fillvalue casts (issue 14, items 5 and 7) ---------------------------------------------------
+
+_CAST_ERRORS = [(np.uint8, -1), (np.uint8, 256), (np.int32, 2**40), (np.int32, 1e30),
+                (np.int64, 2**63), (np.int64, 1e30), (np.int32, float("nan")),
+                (np.int16, float("inf")), (np.uint8, -1.5), (np.int32, 1 + 0j),
+                (np.float64, 1j), (np.int32, None)]
+_CAST_OK = [(np.uint8, 255), (np.uint8, 0), (np.uint8, -0.5), (np.int32, 1.5),
+            (np.int32, -1.5), (np.int32, 2**31 - 1), (np.int64, -2**63), (np.int64, "7"),
+            (np.float32, 1e30), (np.float32, -3.25), (np.float64, None), (np.float64, True),
+            (np.float64, "1.5"), (np.complex128, 2 - 1j), (np.complex64, 1e30)]
+
+
+@pytest.mark.parametrize("dtype,fill", _CAST_ERRORS)
+def test_fillvalue_that_does_not_fit_the_dtype_raises_as_scipy(dtype, fill):
+    x = np.arange(12).reshape(3, 4).astype(dtype)
+    w = np.ones((2, 2), dtype)
+    with pytest.raises(ValueError, match="could not cast `fillvalue`"):
+        ss.convolve2d(x, w, fillvalue=fill)
+    for func in (fastconv.convolve2d, fastconv.correlate2d):
+        with pytest.raises(ValueError, match="could not cast `fillvalue` directly to the output"):
+            func(x, w, "same", fillvalue=fill)
+    # the same rule for the N-d functions' keyword fillvalue (a fastconv extension), plans
+    # and explain
+    for call in (lambda: fastconv.convolve(x, w, "same", fillvalue=fill),
+                 lambda: fastconv.correlate(x, w, method="direct", fillvalue=fill),
+                 lambda: fastconv.plan(x, w, "same", fillvalue=fill),
+                 lambda: fastconv.explain(x, w, fillvalue=fill)):
+        with pytest.raises(ValueError, match="could not cast `fillvalue`"):
+            call()
+
+
+@pytest.mark.parametrize("dtype,fill", _CAST_OK)
+def test_fillvalue_that_fits_is_cast_as_scipy(dtype, fill):
+    x = (np.arange(12).reshape(3, 4) % 5).astype(dtype)
+    w = np.array([[1, 2], [0, 1]], dtype)
+    for name in ("convolve2d", "correlate2d"):
+        for mode in ("full", "same"):
+            want = getattr(ss, name)(x, w, mode, fillvalue=fill)
+            assert_close(getattr(fastconv, name)(x, w, mode, fillvalue=fill), want)
+
+
+def test_fillvalue_numpy_scalars_and_other_boundaries():
+    x = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    w = np.ones((2, 2), np.uint8)
+    # NumPy scalars that do not fit raise too (scipy wraps them silently)
+    for fill in (np.int64(-1), np.int64(2**40), np.float64(1e30), np.uint64(2**64 - 1)):
+        with pytest.raises(ValueError, match="could not cast `fillvalue`"):
+            fastconv.convolve2d(x, w, fillvalue=fill)
+    # a finite fill that overflows a float dtype raises (scipy warns and fills with inf)
+    with pytest.raises(ValueError, match="could not cast `fillvalue`"):
+        fastconv.convolve2d(x.astype(np.float32), w.astype(np.float32), fillvalue=1e300)
+    assert_close(fastconv.convolve2d(x, w, fillvalue=np.int64(7)),
+                 ss.convolve2d(x, w, fillvalue=7))
+    # only boundary='fill' reads the value; scipy neither checks nor uses it otherwise
+    for boundary in ("wrap", "symm"):
+        assert_close(fastconv.convolve2d(x, w, "same", boundary, fillvalue=-1),
+                     ss.convolve2d(x, w, "same", boundary, fillvalue=-1))
+        fastconv.convolve(x, w, "same", boundary=boundary, fillvalue=2**40)
+
+
+def test_fillvalue_that_is_not_a_number_raises_type_error():
+    x, w = np.ones((3, 3)), np.ones((2, 2))
+    with pytest.raises(TypeError):
+        ss.convolve2d(x, w, fillvalue=object())
+    for call in (lambda: fastconv.convolve2d(x, w, fillvalue=object()),
+                 lambda: fastconv.correlate2d(x, w, fillvalue=object()),
+                 lambda: fastconv.convolve(x, w, fillvalue=object())):
+        with pytest.raises(TypeError, match="fillvalue must be a number"):
+            call()
+    with pytest.raises(ValueError, match="fillvalue"):        # scipy: ValueError as well
+        fastconv.convolve2d(x, w, fillvalue="a")
+    with pytest.raises(ValueError, match="empty"):
+        fastconv.convolve2d(x, w, fillvalue=[])

@@ -323,3 +323,154 @@ def test_plan_takes_a_shape_dtype_pair_or_data():
     data = ((1.0, 2.0), (3.0, 4.0))          # a tuple of rows is data, not a shape
     np.testing.assert_allclose(fastconv.plan(data, w)(np.array(data)),
                                fastconv.convolve(data, w))
+
+
+# -- a poisoned cache file (issue 14, item 3) ---------------------------------------------------
+
+def _auto_call_key(x, w):
+    spec = spec_of(x, w)
+    return tuner.key_for(spec, x, candidates(spec, x, w)[0])
+
+
+_BAD_ENTRIES = {
+    "bad-null-time": {"times": {"direct": None}, "choice": "direct"},
+    "bad-times-list": {"times": [1, 2], "choice": "direct"},
+    "bad-string-time": {"times": {"direct": "fast"}, "choice": "direct"},
+    "bad-negative-time": {"times": {"direct": -1.0}, "choice": "direct"},
+    "bad-bool-time": {"times": {"direct": True}, "choice": "direct"},
+    "bad-no-times": {"choice": "direct"},
+    "bad-choice": {"times": {"direct": 1e-3}, "choice": "fft"},
+    "bad-tuning-s": {"times": {"direct": 1e-3}, "choice": "direct", "tuning_s": "x"},
+    "bad-params": {"times": {"direct": 1e-3}, "choice": "direct", "params": [1]},
+    "bad-not-an-object": [1, 2, 3],
+}
+_BAD_MODEL = {"fft": [1, 2, 3], "oa": {"c": None, "overhead": 1e-4},
+              "direct/2": {"c": -1.0, "overhead": 0.0}, "fft/1": {"c": 1e-10},
+              "winograd": {"c": 1e-10, "overhead": 0.0}, "direct/9": {"c": 1e-10, "overhead": 0.0}}
+_GOOD_MODEL = {"direct": {"c": 6e-11, "overhead": 5e-6}}
+
+
+def _poisoned(good_key):
+    entries = dict(_BAD_ENTRIES)
+    entries[good_key] = {"times": {"direct": 1e-4, "fft": 1e-3}, "choice": "direct",
+                         "tuning_s": 0.1}
+    return {"header": _key.fingerprint(), "entries": entries,
+            "model": dict(_BAD_MODEL, **_GOOD_MODEL)}
+
+
+def test_malformed_cache_parts_are_dropped_with_one_warning(cache):
+    x = np.ones((300, 300), np.float32)
+    w = np.random.default_rng(0).standard_normal((9, 9)).astype(np.float32)   # full rank
+    good_key = _auto_call_key(x, w)
+    data = _poisoned(good_key)
+    # the auto call's own signature poisoned: its entry's time is null
+    x2 = np.ones((200, 200), np.float32)
+    data["entries"][_auto_call_key(x2, w)] = {"times": {"direct": None}, "choice": "direct"}
+    path = cache / f"tuning-{_key.fingerprint_id()}.json"
+    path.write_text(json.dumps(data))
+    with _config.override(tune="model"), warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        d = decide(spec_of(x, w), x, w)                 # the good entry is kept
+        out = fastconv.convolve(x2, w, "same")                 # its entry was bad: model
+        for _ in range(3):
+            fastconv.convolve(x, w, "same")
+    msgs = [str(r.message) for r in rec if "fastconv" in str(r.message)]
+    assert len(msgs) == 1, msgs
+    assert "malformed" in msgs[0] and str(path) in msgs[0] and "times['direct']" in msgs[0]
+    assert d.reason == "cache" and d.method == "direct"
+    assert out.shape == (200, 200)
+    s = _store.store()
+    assert set(s.entries()) == {good_key}
+    assert s.model() == _GOOD_MODEL
+    # a write merges into the file and drops the bad parts from it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s.put("k-new", {"times": {"direct": 1e-3}, "choice": "direct"})
+    on_disk = json.loads(path.read_text())
+    assert set(on_disk["entries"]) == {good_key, "k-new"}
+    assert on_disk["model"] == _GOOD_MODEL
+
+
+def test_malformed_top_level_parts_keep_the_rest(cache):
+    path = cache / f"tuning-{_key.fingerprint_id()}.json"
+    good = {"k": {"times": {"direct": 1e-3}, "choice": "direct"}}
+    path.write_text(json.dumps({"header": _key.fingerprint(), "entries": good,
+                                "model": [1, 2]}))
+    with pytest.warns(RuntimeWarning, match="malformed"):
+        assert _store.Store(str(cache)).entries() == good
+    _store._warned.clear()
+    path.write_text(json.dumps({"header": _key.fingerprint(), "entries": "x",
+                                "model": _GOOD_MODEL}))
+    with pytest.warns(RuntimeWarning, match="malformed"):
+        assert _store.Store(str(cache)).model() == _GOOD_MODEL
+
+
+def test_import_rejects_malformed_parts_with_reasons(cache, tmp_path_factory, capsys):
+    from fastconv.__main__ import main
+    src = tmp_path_factory.mktemp("imp") / "poisoned.json"
+    src.write_text(json.dumps(_poisoned("k-good")))
+    report = tuner.import_(str(src))
+    assert report["accepted"] == 1 and report["rejected"] == len(_BAD_ENTRIES)
+    assert report["model_accepted"] == 1 and report["model_rejected"] == len(_BAD_MODEL)
+    assert len(report["reasons"]) == len(_BAD_ENTRIES) + len(_BAD_MODEL)
+    text = "\n".join(report["reasons"])
+    for name in _BAD_ENTRIES:
+        assert repr(name) in text
+    assert "times['direct'] = None" in text and "'fft' is list" in text
+    s = _store.store()
+    assert set(s.entries()) == {"k-good"} and s.model() == _GOOD_MODEL
+    # the CLI prints the report; a file with nothing usable is an error
+    assert main(["cache", "import", str(src)]) == 0
+    assert '"rejected": 10' in capsys.readouterr().out
+    only_bad = dict(_poisoned("k-good"), model={})
+    del only_bad["entries"]["k-good"]
+    src.write_text(json.dumps(only_bad))
+    assert main(["cache", "import", str(src)]) == 1
+    src.write_text("{not json")
+    assert main(["cache", "import", str(src)]) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_store_write_and_clear_errors_are_reported(tmp_path, capsys):
+    """A failed write warns with the file's path and the OSError (also after a failed
+    clear); a failed clear raises, and the CLI says so and exits non-zero."""
+    from fastconv.__main__ import main
+    with _config.override(cache_dir=str(tmp_path), tune="model"):
+        tuner.clear_cache(memory_only=True)
+        _store._warned.clear()
+        s = _store.store()
+        os.makedirs(s.path)                 # a folder where the cache file should be
+        try:
+            with warnings.catch_warnings(record=True) as rec:
+                warnings.simplefilter("always")
+                with pytest.raises(IsADirectoryError):
+                    s.clear()
+                s.put("k", {"times": {"direct": 1e-3}, "choice": "direct"})
+            writes = [str(r.message) for r in rec if "cannot write" in str(r.message)]
+            assert len(writes) == 1, [str(r.message) for r in rec]
+            assert s.path in writes[0] and "IsADirectoryError" in writes[0]
+            assert s.get("k")["choice"] == "direct"          # kept in memory
+            capsys.readouterr()
+            assert main(["cache", "clear"]) == 1
+            captured = capsys.readouterr()
+            assert "removed" not in captured.out
+            assert "cache clear failed" in captured.err and s.path in captured.err
+        finally:
+            os.rmdir(s.path)
+            tuner.clear_cache(memory_only=True)
+
+
+def test_plan_out_must_be_an_array():
+    p = fastconv.plan(np.ones((8, 8)), np.ones((3, 3)), "same")
+    with pytest.raises(TypeError, match="out must be a numpy.ndarray"):
+        p(np.ones((8, 8)), out=[1, 2])
+    with pytest.raises(TypeError, match="out must be a numpy.ndarray"):
+        p(np.ones((8, 8)), out=np.zeros((8, 8)).tolist())
+    with pytest.raises(ValueError, match="out must have shape"):
+        p(np.ones((8, 8)), out=np.zeros((8, 8), np.float32))
+    ro = np.zeros((8, 8))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        p(np.ones((8, 8)), out=ro)
+    out = np.zeros((8, 8))
+    assert p(np.ones((8, 8)), out=out) is out and out[4, 4] == 9

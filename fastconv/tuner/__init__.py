@@ -343,6 +343,9 @@ def cache_info() -> dict:
 
 
 def clear_cache(memory_only: bool = False) -> int:
+    """Forget the in-process decisions and (unless ``memory_only``) delete this machine's
+    tuning file; returns the number of entries removed. Raises OSError when the file
+    cannot be removed."""
     _MEMO.clear()
     _HOT.clear()
     return 0 if memory_only else store().clear()

@@ -40,6 +40,32 @@ FFT_DTYPE_FACTOR = {"float32": 1.0, "float64": 1.7, "complex64": 2.0, "complex12
                     "int64": 1.7}
 
 
+def _number(v) -> bool:
+    """A real JSON number that is finite (bool is not a number here)."""
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v))
+
+
+def constants_problem(name, value) -> str | None:
+    """Why ``name: value`` cannot be an entry of a stored model section (what
+    ``calibrate`` writes and ``predict`` reads), or None when it can: the name is a method
+    of ``DEFAULTS``, optionally with a rank ``/1``, ``/2`` or ``/3``; the value an object
+    with a finite ``c`` > 0 and a finite ``overhead`` >= 0 (seconds)."""
+    if not isinstance(name, str):
+        return f"name {name!r} is not a string"
+    method, _, rank = name.partition("/")
+    if method not in {m.split("/")[0] for m in DEFAULTS} or rank not in ("", "1", "2", "3"):
+        return f"{name!r} is not a method (or method/rank) of the cost model"
+    if not isinstance(value, dict):
+        return f"{name!r} is {type(value).__name__}, not an object of constants"
+    c, overhead = value.get("c"), value.get("overhead")
+    if not (_number(c) and c > 0):
+        return f"{name!r}: c = {c!r} is not a finite number > 0"
+    if not (_number(overhead) and overhead >= 0):
+        return f"{name!r}: overhead = {overhead!r} is not a finite number >= 0"
+    return None
+
+
 def work(spec, method: str, params: dict) -> float:
     """Flop-like units (one ~ one real multiply-add of a vectorised loop) of ``method`` on
     ``spec``: the op counts of ``fastconv._fftsize``, which also sizes the transforms."""

@@ -12,10 +12,16 @@ re-read the file under a file lock, merge, write a temporary file and ``os.repla
 so readers never see a half-written file and concurrent processes never lose each
 other's entries. A corrupt, truncated, foreign or unwritable file never breaks a call: it
 warns once and the tuner carries on in memory (a corrupt file is rebuilt on next write).
+A file that is valid JSON with wrong values loses only its bad parts (``_valid_parts``:
+each entry and each model constant is checked against what the tuner writes), with one
+warning that says which and why; ``import_`` reports every rejected part with its reason.
+A failed write warns with the file's path and the error (once per cause); a failed
+``clear`` raises its OSError.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import threading
@@ -66,13 +72,12 @@ class Store:
             return {}, {}
         if not self._header_ok(data):
             return {}, {}
-        entries = data.get("entries", {})
-        model = data.get("model", {})
-        if not isinstance(entries, dict) or not isinstance(model, dict):
-            _warn_once("corrupt:" + self.path,
-                       f"fastconv: ignoring malformed tuning cache {self.path}")
-            return {}, {}
-        return {k: v for k, v in entries.items() if _entry_ok(v)}, model
+        entries, model, problems = _valid_parts(data)
+        if problems:
+            _warn_once("malformed:" + self.path,
+                       f"fastconv: dropped {len(problems)} malformed part(s) of the tuning "
+                       f"cache {self.path}, kept the rest: {_summary(problems)}")
+        return entries, model
 
     def _header_ok(self, data) -> bool:
         header = data.get("header") if isinstance(data, dict) else None
@@ -122,16 +127,16 @@ class Store:
         self._write({}, model)
 
     def clear(self) -> int:
-        """Delete this machine's cache file; returns the number of entries dropped."""
+        """Delete this machine's cache file; returns the number of entries dropped.
+        Raises the OSError when the file exists and cannot be removed (the entries then
+        stay, on disk and in memory)."""
         with self._lock:
             n = len(self._load())
-            self._entries, self._model = {}, {}
             try:
                 os.remove(self.path)
             except FileNotFoundError:
                 pass
-            except OSError as exc:
-                _warn_once("write:" + self.path, f"fastconv: cannot remove {self.path}: {exc}")
+            self._entries, self._model = {}, {}
         return n
 
     def _write(self, new_entries: dict, new_model: dict | None) -> None:
@@ -161,9 +166,11 @@ class Store:
                 for k, v in entries.items():
                     merged.setdefault(k, v)
         except Exception as exc:   # unwritable dir, lock timeout, full disk...
-            _warn_once("write:" + self.path,
-                       f"fastconv: cannot write the tuning cache in {self.directory} "
-                       f"({exc}); tuning results are kept in memory only")
+            # One warning per path and cause: a new kind of failure is reported too.
+            _warn_once(f"write:{self.path}:{type(exc).__name__}:{getattr(exc, 'errno', '')}",
+                       f"fastconv: cannot write the tuning cache {self.path} "
+                       f"({type(exc).__name__}: {exc}); tuning results are kept in memory "
+                       f"only")
 
     # -- moving results between machines ----------------------------------------------------
     def export(self, path: str) -> int:
@@ -174,37 +181,107 @@ class Store:
         return len(entries)
 
     def import_(self, path: str) -> dict:
-        """Merge a file exported by :meth:`export`; returns what was accepted/rejected."""
+        """Merge a file exported by :meth:`export`; returns what was accepted/rejected:
+        ``{"accepted": n, "rejected": n, "model_accepted": n, "model_rejected": n,
+        "reasons": [...]}`` (one reason per rejected part). Raises OSError or ValueError
+        when ``path`` cannot be read as JSON."""
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-        header = data.get("header") if isinstance(data, dict) else None
-        report = {"accepted": 0, "rejected": 0, "reasons": []}
-        entries = data.get("entries", {}) if isinstance(data, dict) else {}
+        report = {"accepted": 0, "rejected": 0, "model_accepted": 0, "model_rejected": 0,
+                  "reasons": []}
+        if not isinstance(data, dict):
+            report["reasons"].append(f"the file holds a JSON {type(data).__name__}, not "
+                                     f"an exported tuning cache")
+            return report
+        header = data.get("header")
         if header != fingerprint():
+            entries = data.get("entries")
             report["rejected"] = len(entries) if isinstance(entries, dict) else 0
-            diff = sorted(k for k in set(fingerprint()) | set(header or {})
-                          if (header or {}).get(k) != fingerprint().get(k))
+            header = header if isinstance(header, dict) else {}
+            diff = sorted(k for k in set(fingerprint()) | set(header)
+                          if header.get(k) != fingerprint().get(k))
             report["reasons"].append("fingerprint differs in: " + ", ".join(diff))
             return report
-        good = {}
-        for k, v in entries.items():
-            if isinstance(k, str) and _entry_ok(v):
-                good[k] = v
-            else:
-                report["rejected"] += 1
-        if good:
-            self.put_many(good)
-        if isinstance(data.get("model"), dict) and data["model"]:
-            self.put_model(data["model"])
-        report["accepted"] = len(good)
-        if report["rejected"]:
-            report["reasons"].append("malformed entries")
+        entries, model, problems = _valid_parts(data)
+        for where, why in problems:
+            report["model_rejected" if where.startswith("model") else "rejected"] += 1
+            report["reasons"].append(f"{where}: {why}")
+        if entries:
+            self.put_many(entries)
+        if model:
+            self.put_model(model)
+        report["accepted"] = len(entries)
+        report["model_accepted"] = len(model)
         return report
 
 
-def _entry_ok(v) -> bool:
-    return (isinstance(v, dict) and isinstance(v.get("choice"), str)
-            and isinstance(v.get("times", {}), dict))
+# -- the schema -------------------------------------------------------------------------------
+
+def _seconds(v) -> bool:
+    """A finite, non-negative JSON number (bool is not a number here)."""
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v) and v >= 0)
+
+
+def _entry_problem(v) -> str | None:
+    """Why ``v`` is not a usable tuning entry (what ``tuner._measure`` stores and the
+    tuner reads back), or None: ``times`` a non-empty object of method -> seconds,
+    ``choice`` one of its methods, ``tuning_s`` seconds and ``params`` an object when
+    present."""
+    if not isinstance(v, dict):
+        return f"is {type(v).__name__}, not an object"
+    times = v.get("times")
+    if not isinstance(times, dict) or not times:
+        return f"times = {_short(times)} is not a non-empty object of method: seconds"
+    for m, t in times.items():
+        if not _seconds(t):
+            return f"times[{m!r}] = {_short(t)} is not a finite number of seconds >= 0"
+    if v.get("choice") not in times:
+        return f"choice = {_short(v.get('choice'))} is not one of the timed methods"
+    if "tuning_s" in v and not _seconds(v["tuning_s"]):
+        return f"tuning_s = {_short(v['tuning_s'])} is not a finite number of seconds >= 0"
+    if "params" in v and not isinstance(v["params"], dict):
+        return f"params = {_short(v['params'])} is not an object"
+    return None
+
+
+def _valid_parts(data: dict):
+    """(entries, model, problems) of a cache file's content: the usable entries and model
+    constants, and a (where, why) pair for every part left out."""
+    from ._model import constants_problem
+    problems = []
+    entries, model = {}, {}
+    raw = data.get("entries", {})
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            why = _entry_problem(v)
+            if why is None:
+                entries[k] = v
+            else:
+                problems.append((f"entry {_short(k)}", why))
+    else:
+        problems.append(("entries", f"is {type(raw).__name__}, not an object"))
+    raw = data.get("model", {})
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            why = constants_problem(k, v)
+            if why is None:
+                model[k] = v
+            else:
+                problems.append(("model", why))
+    else:
+        problems.append(("model", f"is {type(raw).__name__}, not an object"))
+    return entries, model, problems
+
+
+def _short(v, limit: int = 60) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _summary(problems, limit: int = 3) -> str:
+    text = "; ".join(f"{where}: {why}" for where, why in problems[:limit])
+    return text + (f"; and {len(problems) - limit} more" if len(problems) > limit else "")
 
 
 _STORE: Store | None = None

@@ -39,7 +39,7 @@ import numpy as np
 from numba import prange
 
 from ..._jit import jit, run_parallel
-from ._extend import index_map, window
+from ..._extend import index_map, window
 
 U = np.uint64   # unsigned indices: no negative-index wraparound code in the inner loops
 

@@ -60,7 +60,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..._config import get_num_threads
 from ..._fftsize import OA_CHUNK_BYTES, fast_len, oa_block_shape
 from . import direct
-from ._extend import window
+from ..._extend import window
 
 __all__ = ["correlate_fft", "correlate_oa", "correlate_batched", "fft_is_exact",
            "fft_error_bound", "NONFINITE_POLICIES"]

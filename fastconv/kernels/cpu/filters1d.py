@@ -38,7 +38,7 @@ import numba
 from numba import prange
 
 from ..._jit import jit, run_parallel
-from ._extend import index_map
+from ..._extend import index_map
 
 CONSTANT, WRAP, SYMMETRIC, REFLECT, EDGE = "constant", "wrap", "symmetric", "reflect", "edge"
 

@@ -25,7 +25,7 @@ import numpy as np
 from numba import prange
 
 from ..._jit import jit, run_parallel
-from ._extend import index_map
+from ..._extend import index_map
 from ..._separable import require_factors
 from . import direct, filters1d
 
