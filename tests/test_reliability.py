@@ -199,7 +199,7 @@ def test_huge_fillvalue_does_not_poison_fft(method):
     """The issue's example: every method gives direct's [1e308, 3, 6, ..., 1e308]."""
     want = np.array([1e308, 3, 6, 9, 12, 15, 18, 21, 24, 1e308])
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)    # direct's own overflow warning
+        warnings.simplefilter("error")      # nor an overflow warning from any method
         got = fastconv.convolve(np.arange(10.0), [1.0, 1, 1], "same", method=method,
                                 fillvalue=1e308)
     np.testing.assert_allclose(got, want, rtol=1e-12)
@@ -207,6 +207,23 @@ def test_huge_fillvalue_does_not_poison_fft(method):
                               "same", method=method, fillvalue=3e38)
     assert got32.dtype == np.float32
     np.testing.assert_allclose(got32, np.where(want > 1e300, 3e38, want), rtol=1e-6)
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3, 4])
+def test_fill_beyond_the_range_is_inf_where_the_exact_sum_overflows(ndim):
+    """Outputs reading two or more 1e308 fill samples overflow (Inf) in every method, the
+    others are finite; no method warns."""
+    x = np.ones((4,) * ndim)
+    w = np.ones((3,) * ndim)
+    want = None
+    for method in ("direct", "fft", "oa"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = fastconv.convolve(x, w, "full", method=method, fillvalue=1e308)
+        assert not np.isnan(got).any()
+        if want is None:
+            want = got
+        assert_same_nonfinite(got, want, rtol=1e-12, atol=0)
 
 
 def test_huge_fillvalue_through_auto_when_auto_picks_fft():
