@@ -184,3 +184,158 @@ def test_ndimage_accepts_big_endian_like_scipy(name, dtype):
     # complex big-endian input
     xc = (native + 1j * native[::-1]).astype(">c16")
     _check_like_scipy(call(fn, xc), call(sn, xc))
+
+
+# -- 6. huge magnitudes in FFT / overlap-add ----------------------------------------------------
+
+def _direct(x, w, shape, start, cval=0):
+    from fastconv.kernels.cpu import direct
+    ref = np.empty(shape, np.result_type(x, w))
+    with np.errstate(over="ignore", invalid="ignore"):
+        direct.correlate(x, w, ref, start, "constant", cval)
+    return ref
+
+
+@pytest.mark.parametrize("method", ["fft", "oa", "auto", "direct"])
+def test_huge_fillvalue_does_not_poison_fft(method):
+    """The issue's example: every method gives direct's [1e308, 3, 6, ..., 1e308]."""
+    want = np.array([1e308, 3, 6, 9, 12, 15, 18, 21, 24, 1e308])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # nor an overflow warning from any method
+        got = fastconv.convolve(np.arange(10.0), [1.0, 1, 1], "same", method=method,
+                                fillvalue=1e308)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    got32 = fastconv.convolve(np.arange(10, dtype=np.float32), np.ones(3, np.float32),
+                              "same", method=method, fillvalue=3e38)
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(got32, np.where(want > 1e300, 3e38, want), rtol=1e-6)
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3, 4])
+def test_fill_beyond_the_range_is_inf_where_the_exact_sum_overflows(ndim):
+    """Outputs reading two or more 1e308 fill samples overflow (Inf) in every method, the
+    others are finite; no method warns."""
+    x = np.ones((4,) * ndim)
+    w = np.ones((3,) * ndim)
+    want = None
+    for method in ("direct", "fft", "oa"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = fastconv.convolve(x, w, "full", method=method, fillvalue=1e308)
+        assert not np.isnan(got).any()
+        if want is None:
+            want = got
+        assert_same_nonfinite(got, want, rtol=1e-12, atol=0)
+
+
+def test_huge_fillvalue_through_auto_when_auto_picks_fft():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(60_000)
+    w = rng.standard_normal(1001)
+    d = fastconv.explain(x, w, "same", fillvalue=1e300)
+    assert d.method in ("fft", "oa"), d
+    got = fastconv.convolve(x, w, "same", fillvalue=1e300)
+    want = fastconv.convolve(x, w, "same", method="direct", fillvalue=1e300)
+    assert np.isfinite(got).all()
+    # outputs that never read the fill are those of a zero fill, bit for bit
+    inner = slice(500, -500)
+    np.testing.assert_array_equal(got[inner], fastconv.convolve(x, w, "same")[inner])
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(w).sum())
+
+
+@pytest.mark.parametrize("launcher", ["correlate_fft", "correlate_oa"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+@pytest.mark.parametrize("shapes", [((300,), (7,)), ((40, 33), (5, 4)),
+                                    ((12, 10, 11), (3, 4, 2)), ((9, 10, 11), (9, 3, 3))])
+def test_fill_never_enters_the_transform(launcher, dtype, shapes):
+    """A finite fill is added exactly after the transform: outputs that do not read it
+    equal those of a zero fill bit for bit, edge outputs match the direct method, for
+    every start (windows inside, across and beyond the data)."""
+    from fastconv.kernels.cpu import fft
+    xs, ks = shapes
+    rng = np.random.default_rng(len(xs))
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ks).astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        x = x + 1j * rng.standard_normal(xs)
+        w = w + 1j * rng.standard_normal(ks)
+    big = {np.float64: 1e300, np.float32: 1e30, np.complex128: 1e300 - 2e299j}[dtype]
+    for starts in ([-(k - 1) for k in ks], [-(k // 2) for k in ks], [0] * len(ks),
+                   [-(k + 3) for k in ks], [n - 2 for n in xs]):
+        shape = tuple(n + k - 1 for n, k in zip(xs, ks))
+        zero = np.empty(shape, dtype)
+        getattr(fft, launcher)(x, w, zero, tuple(starts), "constant", 0)
+        for cval in (2.5, big):
+            got = np.empty(shape, dtype)
+            getattr(fft, launcher)(x, w, got, tuple(starts), "constant", cval)
+            want = _direct(x, w, shape, tuple(starts), cval)
+            reads_fill = np.zeros(shape, bool)
+            for a, (n, k, s, m) in enumerate(zip(xs, ks, starts, shape)):
+                i = np.arange(m)
+                edge = (s + i < 0) | (s + i + k > n)
+                reads_fill |= edge.reshape((-1,) + (1,) * (len(xs) - a - 1))
+            np.testing.assert_array_equal(got[~reads_fill], zero[~reads_fill])
+            tol = fft.fft_error_bound(x, w, dtype, cval=cval) + 1e-5 * abs(cval) * np.abs(w).sum() \
+                if np.dtype(dtype).itemsize <= 8 and np.dtype(dtype).kind == "f" else \
+                fft.fft_error_bound(x, w, dtype, cval=cval)
+            assert np.isfinite(got).all()
+            assert np.abs(got - want).max() <= tol
+
+
+@pytest.mark.parametrize("launcher", ["correlate_fft", "correlate_oa"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shapes", [((5000,), (31,)), ((64, 50), (7, 5)),
+                                    ((20, 18, 16), (3, 3, 3)), ((12, 14, 10), (10, 3, 2))])
+def test_huge_data_never_turns_the_output_nan(launcher, dtype, shapes):
+    """Data or kernels so large that the transforms' sums would overflow although every
+    exact output is far below the dtype's maximum: the documented error bound, and NaN/Inf
+    samples still local (the old code returned NaN everywhere)."""
+    from fastconv.kernels.cpu import fft
+    xs, ks = shapes
+    rng = np.random.default_rng(7)
+    fmax = float(np.finfo(dtype).max)
+    start = tuple(-(k // 2) for k in ks)
+    k = int(np.prod(ks))
+    # positive data: the zero-frequency sums reach n * max|x| * sum|w| > fmax
+    for xscale, wscale in ((fmax / 1e2, 1.0 / k), (1.0 / k, fmax / 1e2)):
+        x = (rng.uniform(0.5, 1, xs) * xscale).astype(dtype)
+        w = (rng.uniform(-0.5, 1, ks) * wscale).astype(dtype)
+        x.flat[3] = np.nan
+        x.flat[x.size // 2] = np.inf
+        x.flat[x.size // 2 + 1] = -np.inf
+        finite_x = np.where(np.isfinite(x), x, 0).astype(dtype)
+        want = _direct(finite_x, w, xs, start)       # partial sums stay below fmax / 1e2
+        nonfinite = _direct(np.where(np.isfinite(x), 0, x).astype(dtype), w, xs, start)
+        want = want + nonfinite
+        got = np.empty(xs, dtype)
+        getattr(fft, launcher)(x, w, got, start)
+        assert_same_nonfinite(got, want, rtol=0, atol=fft.fft_error_bound(finite_x, w, dtype))
+        assert np.isfinite(got).sum() > 0.5 * got.size
+
+
+@pytest.mark.parametrize("method", ["fft", "oa"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_outputs_beyond_the_dtype_range_become_inf_as_with_direct(method, dtype):
+    fmax = float(np.finfo(dtype).max)
+    x = np.zeros(400, dtype)
+    x[100:103] = 0.4 * fmax             # three taps of 1: 1.2 * fmax overflows, two do not
+    x[300] = -0.4 * fmax
+    w = np.ones(3, dtype)
+    want = fastconv.correlate(x, w, "same", method="direct")
+    got = fastconv.correlate(x, w, "same", method=method)
+    assert np.isinf(want).sum() == 1
+    assert_same_nonfinite(got, want, rtol=1e-5, atol=1e-5 * fmax)
+
+
+def test_plan_with_huge_then_normal_data_keeps_its_cached_spectrum_right():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((40, 40))
+    w = rng.standard_normal((5, 5))
+    for method in ("fft", "oa"):
+        p = fastconv.plan(x, w, "same", method=method)
+        want = ss.correlate(x, w[::-1, ::-1], "same", method="direct")
+        np.testing.assert_allclose(p(x), want, atol=1e-12)
+        huge = p(x * 1e306)
+        assert np.isfinite(huge).all()
+        np.testing.assert_allclose(huge, want * 1e306, atol=1e-12 * 1e306)
+        np.testing.assert_allclose(p(x), want, atol=1e-12)

@@ -501,8 +501,10 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
     if nd <= 3:
         w3 = w.reshape((1,) * (3 - nd) + w.shape)
         o3 = out.reshape((1,) * (3 - nd) + out.shape)
-        with np.errstate(invalid="ignore"):     # Inf taps times a zero fill: NaN, as
-            fills = (w3.sum(axis=2) * cv).reshape(-1)   # the taps themselves give
+        # Inf taps times a zero fill: NaN, as the taps themselves give; a fill row past
+        # the dtype's range: Inf, as the summed taps give (no warning either way)
+        with np.errstate(invalid="ignore", over="ignore"):
+            fills = (w3.sum(axis=2) * cv).reshape(-1)
         _run(xf, pz, py, mx, nl, r0, sx, lo, hi, w3.reshape(-1), fills, o3.reshape(-1),
              *o3.shape, *w3.shape, cv, tile, False)
         return out
@@ -514,9 +516,10 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
             w3 = w[j]
             base = [lead[a][i[a] + j[a]] for a in range(nd - 3)]
             if min(base) < 0:                       # a whole 3-D block of the fill
-                o3 += cv * w3.sum(dtype=dtype)
+                with np.errstate(invalid="ignore", over="ignore"):
+                    o3 += cv * w3.sum(dtype=dtype)
                 continue
-            with np.errstate(invalid="ignore"):
+            with np.errstate(invalid="ignore", over="ignore"):
                 fills = (w3.sum(axis=2) * cv).reshape(-1)
             _run(xf, np.where(pz >= 0, pz + sum(base), -1), py, mx, nl, r0, sx, lo, hi,
                  w3.reshape(-1), fills, o3.reshape(-1), *o3.shape, *w3.shape, cv, tile,

@@ -31,13 +31,16 @@ How (per axis: n input, k taps, m outputs, s start):
   planes, a direct sum over the taps in the frequency domain, inverse 2-D transforms.
 * ``spectra=`` (a dict owned by the caller for one kernel) keeps kernel spectra between
   calls, for plan objects.
-* Non-constant boundaries (and a nonzero ``cval``) materialise the extended window first.
+* Non-constant boundaries (and a non-finite ``cval``) materialise the extended window
+  first.  A finite nonzero ``cval`` never enters a transform: ``x`` is transformed with a
+  zero fill and each edge output gets ``cval * (sum of its taps that read the fill)``
+  added, from prefix sums of the kernel (``_add_fill``); interior outputs get nothing.
 
 Numerical contract:
 
 * Non-finite inputs stay local (``nonfinite="local"``, the default).  A cheap check (the
-  sum of the data is finite iff every value is) finds them; then the transform runs on the
-  data with non-finite values replaced by 0 and each non-finite sample's contribution
+  data's max and min are finite iff every value is; cheaper than a sum) finds them; then
+  the transform runs on the data with non-finite values replaced by 0 and each non-finite sample's contribution
   ``w[j] * x[p]`` is added back to the outputs whose window holds it, so exactly those
   outputs become Inf/NaN, as with the direct method.  Non-finite kernel taps (every output
   is affected) and inputs that are mostly non-finite go to the direct method.
@@ -46,6 +49,18 @@ Numerical contract:
   (scipy's guard); outside it the launcher uses the direct method.
 * Error bound of float data against the exact result (tested):
   ``|fft - exact| <= fft_error_bound(x, w, dtype)`` elementwise, see that function.
+  Outputs that do not read a constant fill do not depend on ``cval`` at all (the bound
+  then holds with ``cval=0``); those that do carry the fill term's own rounding, as in
+  the direct method.
+* Huge magnitudes never overflow inside the transforms: every intermediate value is
+  bounded by ``L**2 * max|x| * sum|w|`` (L <= the product of ``2 * (n + k)``); when that
+  could come within ``_OVERFLOW_MARGIN`` of the dtype's largest value
+  (``_may_overflow``: from about 1e289 in float64 and 1e20 in float32 for a 2048 x 2048
+  image and a 15 x 15 kernel of unit-size taps), data and kernel are scaled by powers of two to magnitudes below 1
+  (exact), transformed, and the result scaled back.  So finite data gives finite
+  outputs within the error bound wherever the exact result is finite, and Inf where it
+  overflows the dtype, as the direct method does; never NaN over the whole output.
+  Under ``nonfinite="ignore"`` the guard is skipped too.
 """
 from __future__ import annotations
 
@@ -110,7 +125,11 @@ def fft_error_bound(x, w, dtype=None, cval=0, out_shape=None):
     shape = x.shape if out_shape is None else np.maximum(x.shape, out_shape)
     L = max(int(np.prod([n + k - 1 for n, k in zip(shape, w.shape)])), 2)
     xmax = max(float(np.max(np.abs(x))) if x.size else 0.0, abs(complex(cval)))
-    wnorm = float(np.linalg.norm(w.ravel().astype(np.complex128)))
+    # ||w||_2 scaled by max|w| first: the plain sum of squares overflows for taps beyond
+    # about 1e154 (an Inf bound says nothing)
+    wabs = np.abs(w.ravel().astype(np.complex128))
+    wmax = float(wabs.max()) if wabs.size else 0.0
+    wnorm = wmax * float(np.linalg.norm(wabs / wmax)) if wmax > 0 else 0.0
     return eps * (4 + 2 * math.log2(L)) * wnorm * math.sqrt(w.size) * xmax
 
 
@@ -207,8 +226,18 @@ def _correlate(x, w, out, start, boundary, cval, block, nonfinite):
         out[...] = tmp
         return out
 
-    # The data the outputs read (D) and where output 0's window starts in it.
     start = tuple(int(s) for s in start)
+    if (boundary == "constant" and cval != 0 and np.isfinite(cval)
+            and (nonfinite == "ignore" or _all_finite(w))):
+        # A constant fill is linear: transform x with a zero fill, then add each output's
+        # fill term cval * (sum of the taps that read outside x) exactly.  The fill never
+        # enters a transform, so it neither costs a padded copy nor spreads its magnitude
+        # (rounding, overflow) into outputs that do not read it.
+        _correlate(x, w, out, start, boundary, 0, block, nonfinite)
+        _add_fill(w, x.shape, out, start, cval)
+        return out
+
+    # The data the outputs read (D) and where output 0's window starts in it.
     if boundary == "constant" and cval == 0:
         data = x
     else:
@@ -234,25 +263,158 @@ def _correlate(x, w, out, start, boundary, cval, block, nonfinite):
     dcore = data[core]
 
     bad = None
+    scaled = False
     if nonfinite != "ignore":
         if not _all_finite(w):
             return _direct_all(x, w, out, start, data, boundary, cval)
-        if not _all_finite(dcore):
+        finite, amax = _finite_max(dcore)
+        if not finite:
             bad = np.nonzero(~np.isfinite(dcore))
             if len(bad[0]) * 4 > sub.size:   # mostly non-finite: the fix would cost more
                 return _direct_all(x, w, out, start, data, boundary, cval)
+            amax = _finite_max(dcore[np.isfinite(dcore)])[1]
+        scaled = _may_overflow(amax, w, dcore.shape, out.dtype)
 
     real = out.dtype.kind != "c"
-    if block is None:
-        _fft_whole(dcore, w, sub, offset, real, bad is not None)
-    else:
+    if block is not None:
         if block == "auto":
             block = oa_block_shape(sub.shape, w.shape, real)
         block = tuple(max(int(L), int(k)) for L, k in zip(block, w.shape))
-        _blocked(dcore, w, sub, offset, block, real, bad is not None)
+    if scaled:
+        _transform_rescaled(dcore, w, sub, offset, block, real, bad is not None, amax)
+    else:
+        _transform(dcore, w, sub, offset, block, real, bad is not None)
     if bad is not None:
         _add_nonfinite(dcore, bad, w, sub, offset)
     return out
+
+
+def _transform(dcore, w, sub, offset, block, real, has_bad):
+    """``sub`` = the correlation of the finite part of ``dcore`` with ``w``: one whole
+    transform (``block`` None) or overlap-save blocks of FFT shape ``block``."""
+    if block is None:
+        _fft_whole(dcore, w, sub, offset, real, has_bad)
+    else:
+        _blocked(dcore, w, sub, offset, block, real, has_bad)
+
+
+def _finite_max(a):
+    """(every value finite, largest magnitude, up to a factor sqrt(2) for complex) from
+    a max and a min per real part: NaN and Inf show in them, and the two passes cost
+    less than one ``sum`` (no pairwise summation), so the non-finite check costs no more
+    than before and also sizes the data for the overflow guard."""
+    if a.size == 0 or a.dtype.kind not in "fc":
+        return True, 0.0
+    parts = (a.real, a.imag) if a.dtype.kind == "c" else (a,)
+    with np.errstate(invalid="ignore"):
+        ends = [float(f(p)) for p in parts for f in (np.max, np.min)]
+    if not all(math.isfinite(v) for v in ends):
+        return False, math.inf
+    return True, max(abs(v) for v in ends) * (math.sqrt(2.0) if len(parts) == 2 else 1.0)
+
+
+# Headroom below the dtype's largest value kept by the overflow guard (rounding growth
+# in the transforms, the complex modulus, the kernel spectrum's own rounding).
+_OVERFLOW_MARGIN = 64.0
+
+
+def _may_overflow(amax, w, shape, dtype) -> bool:
+    """Whether a sum inside the transforms could overflow: every value there is bounded
+    by L * (data sum) * (kernel sum) <= L**2 * max|x| * sum|w| with L <= the product of
+    2 * (n + k) over the axes (any transform or block length used for this data)."""
+    if amax == 0:
+        return False
+    L = 1.0
+    for n, k in zip(shape, w.shape):
+        L *= 2.0 * (n + k)
+    wsum = float(np.abs(w).sum())
+    big = float(np.finfo(dtype).max) / _OVERFLOW_MARGIN
+    return L * L * amax * wsum > big
+
+
+def _transform_rescaled(dcore, w, sub, offset, block, real, has_bad, amax):
+    """The transform of data and kernel scaled by powers of two to magnitudes below 1,
+    then scaled back: exact scalings (the data's tiny values may lose bits below the
+    error bound, which is relative to max|x|), so the result is the unscaled one's up
+    to the usual error bound, and no sum inside the transforms can overflow (they stay
+    below L**2 * w.size).  Outputs whose exact value exceeds the dtype's range become
+    Inf when scaled back, as with the direct method."""
+    ex = int(np.frexp(amax)[1]) if amax > 0 else 0
+    ew = _exponent(w)
+    data = _ldexp(dcore, -ex)
+    ws = _ldexp(w, -ew)
+    token = _SPECTRA.set(None)      # a caller's cached spectrum is of the unscaled kernel
+    try:
+        _transform(data, ws, sub, offset, block, real, has_bad)
+    finally:
+        _SPECTRA.reset(token)
+    with np.errstate(over="ignore", invalid="ignore"):
+        _ldexp(sub, ex + ew, out=sub)
+
+
+def _exponent(a) -> int:
+    """e with max|a| < 2**e (0 for an empty or all-zero array)."""
+    if a.size == 0:
+        return 0
+    m = float(np.max(np.abs(a)))
+    return int(np.frexp(m)[1]) if m > 0 else 0
+
+
+def _ldexp(a, e, out=None):
+    """``a * 2**e`` computed exactly (np.ldexp; complex arrays part by part), into ``out``
+    or a new array of ``a``'s dtype."""
+    if out is None:
+        out = np.empty(a.shape, a.dtype)
+    if a.dtype.kind == "c":
+        np.ldexp(a.real, e, out=out.real)
+        np.ldexp(a.imag, e, out=out.imag)
+    else:
+        np.ldexp(a, e, out=out)
+    return out
+
+
+def _add_fill(w, x_shape, out, start, cval):
+    """out[i] += cval * (sum of w[j] over the taps j whose sample start + i + j lies
+    outside x), for the outputs whose window leaves x; the others get nothing (exactly).
+
+    The taps inside x form a box per output, so the outside sum is sum(w) minus a box sum
+    read from w's prefix sums (a difference of two prefix rows per axis), in float64
+    (complex128).  The edge outputs are visited as slabs: inside x along the axes before
+    ``a`` (there the box is the whole axis, so the sum does not depend on the index and
+    is broadcast), at an edge along ``a``, anything after ``a``."""
+    nd = w.ndim
+    acc = np.complex128 if w.dtype.kind == "c" or isinstance(cval, complex) else np.float64
+    pre = np.zeros(tuple(k + 1 for k in w.shape), acc)   # pre[i] = sum of w[:i0, :i1, ..]
+    pre[(slice(1, None),) * nd] = w
+    for d in range(nd):
+        np.cumsum(pre, axis=d, out=pre)
+    total = pre[tuple(w.shape)]
+    inner = []          # per axis, the run [i0, i1) of outputs whose taps all read x
+    for n, k, m, s in zip(x_shape, w.shape, out.shape, start):
+        i0 = min(max(0, -s), m)
+        inner.append((i0, max(i0, min(m, n - s - k + 1))))
+
+    def taps_inside(d, i):
+        """[lo, hi): the taps along axis d that read x, for outputs i."""
+        n, k, s = x_shape[d], w.shape[d], start[d]
+        lo = np.clip(-(s + i), 0, k)
+        return lo, np.clip(n - s - i, lo, k)
+
+    for a in range(nd):
+        if any(i1 <= i0 for i0, i1 in inner[:a]):
+            break                   # every output is on an earlier axis's edge slabs
+        part = pre[tuple(w.shape[:a])]          # axes before a: the whole axis
+        for e0, e1 in ((0, inner[a][0]), (inner[a][1], out.shape[a])):
+            if e1 <= e0:
+                continue
+            bounds = [taps_inside(a, np.arange(e0, e1))]
+            bounds += [taps_inside(d, np.arange(out.shape[d])) for d in range(a + 1, nd)]
+            box = part          # box sums, one axis at a time: P[hi] - P[lo]
+            for t, (lo, hi) in enumerate(bounds):
+                box = np.take(box, hi, axis=t) - np.take(box, lo, axis=t)
+            region = tuple(slice(*inner[d]) for d in range(a)) + (slice(e0, e1),)
+            with np.errstate(over="ignore", invalid="ignore"):
+                out[region] += (cval * (total - box)).astype(out.dtype, copy=False)
 
 
 def _direct_all(x, w, out, start, data, boundary, cval):
