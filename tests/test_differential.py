@@ -624,8 +624,6 @@ def test_plan_3d_kernel_taps_on_axis0(k0, method):
             check(p(xi), want, np.dtype(np.float64), tol, f"{op} {method} call {i + 1}")
 
 
-@pytest.mark.xfail(strict=True, reason="memo keyed by kernel bytes without dtype; fixed in "
-                                       "dispatch refactor")
 def test_same_kernel_bytes_other_dtype_do_not_share_memoised_state():
     """A float64 Gaussian and its bytes viewed as int64 are different kernels: a call
     with the second must not reuse what the first left memoised (today method='auto'
@@ -655,9 +653,6 @@ def test_same_kernel_bytes_other_dtype_do_not_share_memoised_state():
 # hypothesis draws above stay where the guard is sound; these pin the gaps). The exact
 # results exceed what float64 holds, so the reference is Python integer arithmetic.
 
-@pytest.mark.xfail(strict=True, reason="integer FFT guard counts min(x.size, w.size) terms "
-                                       "per output; a non-constant boundary with a kernel "
-                                       "longer than the input sums w.size terms")
 def test_integer_fft_guard_counts_the_extended_reads():
     """One input sample, an 8-tap kernel, 'same': under every non-constant boundary the
     single output reads x[0] eight times, so it is x[0] * sum(w), odd and above 2**53.
@@ -670,9 +665,6 @@ def test_integer_fft_guard_counts_the_extended_reads():
     assert not wrong, f"inexact integer results: {wrong}"
 
 
-@pytest.mark.xfail(strict=True, reason="scipy's exactness bound (max|x| max|w| min(sizes) "
-                                       "<= 2**52) leaves no margin for the transforms' "
-                                       "rounding: explicit fft/oa results off by one")
 def test_integer_fft_exact_inside_the_guard():
     """64 samples and taps with max|x| max|w| * 64 just under 2**52: inside the guard, so
     fft/oa run in float64 and round back, and ~1 output in 8 comes back off by one."""

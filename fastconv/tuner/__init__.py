@@ -125,7 +125,8 @@ def fft_guard(spec, x, wk) -> str | None:
     from ..kernels.cpu.fft import fft_is_exact
     if spec.result_dtype == np.bool_:
         return "bool input (scipy computes it directly)"
-    if spec.compute_dtype.kind in "iu" and not fft_is_exact(x, wk, spec.cval):
+    if spec.compute_dtype.kind in "iu" and not fft_is_exact(x, wk, spec.cval, spec.boundary,
+                                                               spec.out_shape):
         return "integer input beyond the float64 exactness bound"
     if not finite_kernel(wk):
         return "non-finite kernel tap (a transform spreads it over every output)"

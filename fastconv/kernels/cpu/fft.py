@@ -85,13 +85,21 @@ NONFINITE_POLICIES = ("local", "ignore")
 
 # -- guards and error bounds ----------------------------------------------------------------
 
-def fft_is_exact(x, w, cval=0) -> bool:
+def fft_is_exact(x, w, cval=0, boundary="constant", out_shape=None) -> bool:
     """Whether FFT correlation of integer data rounds back to the exact result.
 
-    scipy's rule (``choose_conv_method``): with integer inputs the largest possible
-    output magnitude, max|x| * max|w| * min(x.size, w.size), must stay below 2**52
-    (float64's mantissa).  ``cval`` counts as an input value.  Non-integer data always
-    passes (float results are approximate anyway, see ``fft_error_bound``).
+    Two conditions, both needed:
+
+    * scipy's rule (``choose_conv_method``): the largest possible output magnitude,
+      max|x| * max|w| * (terms per output), stays below 2**52 (float64's mantissa).
+      ``cval`` counts as an input value. Terms per output: min(x.size, w.size) when the
+      data is extended by zeros; w.size when a boundary rule or a fill value extends it
+      (an output then reads w.size values, even from an input shorter than the kernel).
+    * the transforms' rounding: ``fft_error_bound`` in float64 below 1/4, so that
+      rounding to the nearest integer recovers the exact value (scipy's rule alone leaves
+      no margin: near 2**52, a 64-tap kernel came back off by one in 15 of 127 outputs).
+
+    Non-integer data always passes (float results are approximate anyway).
     """
     x = np.asarray(x)
     w = np.asarray(w)
@@ -101,8 +109,19 @@ def fft_is_exact(x, w, cval=0) -> bool:
         return True
     xmax = max(abs(int(x.max())), abs(int(x.min())), abs(int(cval)))
     wmax = max(abs(int(w.max())), abs(int(w.min())))
-    bound = xmax * wmax * min(x.size, w.size)
-    return bound <= 2 ** np.finfo(np.float64).nmant - 1
+    extended = boundary != "constant" or cval != 0
+    terms = w.size if extended else min(x.size, w.size)
+    if xmax * wmax * terms > 2 ** np.finfo(np.float64).nmant - 1:
+        return False
+    if xmax == 0 or wmax == 0:
+        return True
+    # fft_error_bound's formula, in float64, for this data's magnitude and sizes
+    shape = x.shape if out_shape is None else np.maximum(x.shape, out_shape)
+    L = max(int(np.prod([n + k - 1 for n, k in zip(shape, w.shape)])), 2)
+    wnorm = float(np.linalg.norm(w.ravel().astype(np.float64)))
+    err = (np.finfo(np.float64).eps * (4 + 2 * math.log2(L)) * wnorm * math.sqrt(w.size)
+           * xmax)
+    return err < 0.25
 
 
 def fft_error_bound(x, w, dtype=None, cval=0, out_shape=None):
@@ -217,7 +236,7 @@ def _correlate(x, w, out, start, boundary, cval, block, nonfinite):
         out[...] = 0
         return out
     if out.dtype.kind in "iu":
-        if not fft_is_exact(x, w, cval):
+        if not fft_is_exact(x, w, cval, boundary, out.shape):
             return direct.correlate(x, w, out, start, boundary, cval)
         tmp = np.empty(out.shape, np.float64)
         _correlate(x.astype(np.float64), w.astype(np.float64), tmp, start, boundary,
