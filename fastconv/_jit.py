@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import types
 
 import numba
 
@@ -70,15 +71,117 @@ def _layer_is_workqueue() -> bool | None:
         return None
 
 
-def run_parallel(kernel, *args):
-    """Call a ``parallel=True`` kernel, serialising calls only under the workqueue layer."""
+# -- serial execution: small work, one thread, and children forked from an OpenMP parent ---
+
+# The work (outputs x taps, or the launcher's equivalent) that one thread does in the time
+# one parallel region costs to start and join on this machine; see the module docstring.
+LAUNCH_WORK = 50_000
+
+_fork_serial = False     # set in a child forked after the OpenMP layer started
+_num_threads = None      # the calling thread's thread count, read as cheaply as numba allows
+_TWIN_LOCK = threading.Lock()
+
+
+def _thread_count_reader():
+    """numba.get_num_threads() costs 1-4 us (it re-checks the pool on every call); once the
+    pool is up, the layer's own per-thread getter that it wraps is enough."""
+    numba.get_num_threads()                       # starts the pool if needed
+    try:
+        from numba.np.ufunc import parallel as _parallel
+        reader = _parallel._get_num_threads
+        if reader() == numba.get_num_threads():
+            return reader
+    except Exception:       # another numba: use the public function
+        pass
+    return numba.get_num_threads
+
+
+def runs_serial(work=None) -> bool:
+    """Whether a kernel call of ``work`` runs its serial twin instead of a parallel region.
+
+    Serial when: this process was forked after the OpenMP layer started (GNU OpenMP kills
+    the child at its next parallel region); the calling thread is set to one thread (a
+    region would only add its start cost); or ``work`` is below the break-even
+    ``LAUNCH_WORK * T / (T - 1)`` for T threads, where splitting saves ``(1 - 1/T)`` of the
+    serial time and the region costs about ``LAUNCH_WORK`` of it. ``None``: unknown work,
+    which runs in parallel."""
+    if _fork_serial:
+        return True
+    t = num_threads()
+    return t <= 1 or (work is not None and work * (t - 1) < LAUNCH_WORK * t)
+
+
+def num_threads() -> int:
+    """The calling Python thread's thread count (numba's), through the cheapest reader."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _thread_count_reader()
+    return _num_threads()
+
+
+def run_parallel(kernel, *args, work=None):
+    """Call a ``parallel=True`` kernel made by :func:`jit`: its serial twin when
+    :func:`runs_serial` says so, else the parallel kernel, serialised across Python
+    threads only under the workqueue layer."""
     global _serialise
+    if runs_serial(work):
+        return serial_twin(kernel)(*args)
     if _serialise is False:
         return kernel(*args)
     with _PARALLEL_LOCK:
         result = kernel(*args)
         _serialise = _layer_is_workqueue()
     return result
+
+
+def serial_twin(kernel):
+    """The same Python function as ``kernel``, compiled with ``parallel=False`` (``prange``
+    then runs as ``range``), built on first use so that a process that never needs it
+    never compiles it. Its body is the kernel's, so its results are bit-identical: the
+    parallel version splits only the outer ``prange`` loop, whose iterations write
+    disjoint outputs, and keeps every reduction's order inside an iteration."""
+    twin = kernel._fastconv_twin
+    if twin is None:
+        with _TWIN_LOCK:
+            twin = kernel._fastconv_twin
+            if twin is None:
+                fn, opts, cache, slp = kernel._fastconv_recipe
+                twin = _build(_renamed(fn, "__serial"), dict(opts, parallel=False), cache,
+                              slp)
+                kernel._fastconv_twin = twin
+    return twin
+
+
+def _renamed(fn, suffix):
+    """A copy of ``fn`` under another name. numba's on-disk cache names its files after
+    the function's qualified name and keys entries by bytecode and signature only, not by
+    the compile options: the twin under the kernel's own name would load the parallel
+    machine code from the cache."""
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix,
+                              fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + suffix
+    twin.__module__ = fn.__module__
+    twin.__doc__ = fn.__doc__
+    twin.__kwdefaults__ = fn.__kwdefaults__
+    return twin
+
+
+def _after_fork_in_child():
+    """In a forked child: fresh locks (one held by another thread at the fork stays held
+    forever), and serial kernels from now on if the parent had started GNU OpenMP."""
+    global _PARALLEL_LOCK, _TWIN_LOCK, _fork_serial
+    _PARALLEL_LOCK = threading.Lock()
+    _TWIN_LOCK = threading.Lock()
+    try:
+        layer = numba.threading_layer()
+    except ValueError:       # the parent never started a pool: the child starts its own
+        return
+    if layer == "omp":
+        _fork_serial = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def threading_layer() -> str:
@@ -111,24 +214,33 @@ def _with_slp(dispatcher):
     return dispatcher
 
 
+def _build(fn, opts, cache, slp):
+    disp = None
+    if cache:
+        try:
+            disp = numba.njit(cache=True, **opts)(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            pass
+    if disp is None:
+        disp = numba.njit(cache=False, **opts)(fn)
+    return _with_slp(disp) if slp else disp
+
+
 def jit(parallel: bool = False, fastmath=True, cache: bool = True, slp: bool = False,
         **options):
     """Decorator: ``numba.njit`` with fastconv's compile options. ``fastmath`` is True
     (``FASTMATH``), False, or a flag set such as ``FASTMATH_ORDERED``; ``slp`` switches
-    on the SLP vectoriser for this function's compiles."""
-    opts = dict(parallel=parallel, nogil=True, error_model="numpy", **options)
+    on the SLP vectoriser for this function's compiles. A ``parallel`` kernel is called
+    through :func:`run_parallel`, which may run its lazily built :func:`serial_twin`."""
+    opts = dict(nogil=True, error_model="numpy", **options)
     if fastmath:
         opts["fastmath"] = set(FASTMATH if fastmath is True else fastmath)
 
     def decorate(fn):
-        disp = None
-        if cache:
-            try:
-                disp = numba.njit(cache=True, **opts)(fn)
-            except RuntimeError:  # "cannot cache function ...: no locator available"
-                pass
-        if disp is None:
-            disp = numba.njit(cache=False, **opts)(fn)
-        return _with_slp(disp) if slp else disp
+        disp = _build(fn, dict(opts, parallel=parallel), cache, slp)
+        if parallel:
+            disp._fastconv_recipe = (fn, opts, cache, slp)
+            disp._fastconv_twin = None
+        return disp
 
     return decorate
