@@ -9,6 +9,33 @@
   process when two Python threads enter a parallel region).
 * ``run_parallel``: if the layer in force is workqueue anyway (the user forced it), parallel
   calls are serialised under a lock instead of aborting.
+* Serial twins: every ``jit(parallel=True)`` kernel has one, the same Python function
+  compiled with ``parallel=False`` (``prange`` runs as ``range``) under its own cache name,
+  built on first use (the direct kernel's twin compiles in 0.02 s since its loop bodies are
+  shared helpers; the register-tiled conv kernel's in about 2 s cold, 0.3 s from the
+  cache). ``run_parallel(kernel, *args, work=...)`` runs the twin when ``runs_serial``
+  says so:
+
+  - in a child forked after the OpenMP layer started. Numba's OpenMP pool terminates a
+    forked child at its first parallel region (GNU OpenMP is not fork-safe) and a
+    ``multiprocessing`` fork pool then hangs; an ``os.register_at_fork`` handler marks
+    the child instead. TBB and workqueue children keep their threads. This was chosen
+    over TBB as a dependency and default layer: no ``tbb`` wheels for Linux aarch64 or
+    macOS arm64, and a conv layer right after a torch call ran 1.6-2.6 ms under OpenMP
+    against 3.0-6.2 ms under TBB here (docs/guide/threads.md has the numbers);
+  - when the calling thread is set to one thread (a region would only add its cost);
+  - when ``work`` (outputs x taps, passed by the launchers) is below ``LAUNCH_WORK * T /
+    (T - 1)`` for T threads: splitting saves ``1 - 1/T`` of the serial time, and a
+    region costs about the time of ``LAUNCH_WORK`` units on one thread. Measured on the
+    2-core dev machine (best of 41 interleaved batches, serial twin against 2 threads):
+    break-even near 100-150k for the direct kernel (128^2 f64 3x3: 68.5 against 65.0
+    us) and 65k for the 1-D filters (96^2, 7 taps: 32.1 against 32.0 us); 50,000 puts
+    T=2 at 100k. Only T <= 2 could be measured here: larger machines may want more.
+  The twins give the parallel kernels' bits: each prange iteration writes its own
+  outputs in a fixed order. Where FMA contraction is allowed that rests on LLVM fusing
+  the same products in both compiles, which tests/_fork_scenario.py checks for every
+  kernel family (the FFT layers' spectral product did not, by 1 ulp, and now uses
+  strict IEEE arithmetic).
 * ``jit(slp=True)``: compile with LLVM's SLP (straight-line) vectoriser on, which numba
   leaves off by default. Register-tiled kernels (kernels/cpu/_nn_tiles.py) are written as
   scalar code over a tile of adjacent outputs and only SLP turns that into vector FMAs
@@ -74,7 +101,8 @@ def _layer_is_workqueue() -> bool | None:
 # -- serial execution: small work, one thread, and children forked from an OpenMP parent ---
 
 # The work (outputs x taps, or the launcher's equivalent) that one thread does in the time
-# one parallel region costs to start and join on this machine; see the module docstring.
+# one parallel region costs to start and join: measured on the 2-core dev machine, see the
+# module docstring.
 LAUNCH_WORK = 50_000
 
 _fork_serial = False     # set in a child forked after the OpenMP layer started
@@ -137,9 +165,10 @@ def run_parallel(kernel, *args, work=None):
 def serial_twin(kernel):
     """The same Python function as ``kernel``, compiled with ``parallel=False`` (``prange``
     then runs as ``range``), built on first use so that a process that never needs it
-    never compiles it. Its body is the kernel's, so its results are bit-identical: the
-    parallel version splits only the outer ``prange`` loop, whose iterations write
-    disjoint outputs, and keeps every reduction's order inside an iteration."""
+    never compiles it. Its body is the kernel's: the parallel version only splits the
+    outer ``prange`` loop, whose iterations write disjoint outputs, so the results agree
+    bit for bit as long as LLVM contracts the same products into FMAs in both compiles
+    (see the module docstring)."""
     twin = kernel._fastconv_twin
     if twin is None:
         with _TWIN_LOCK:
