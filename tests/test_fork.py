@@ -10,6 +10,7 @@ import multiprocessing as mp
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numba
@@ -85,7 +86,9 @@ def test_forked_child_gets_a_fresh_chunk_pool():
     # submitted to it would never run. The at-fork handler drops it.
     _chunks.run_chunks(lambda c: None, range(4), 2)
     assert _chunks._POOL is not None or not _chunks.parallel_available()
-    pid = os.fork()
+    with warnings.catch_warnings():     # 3.12+: "process is multi-threaded" (numba's pool)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:                                            # child: report through exit code
         os._exit(0 if _chunks._POOL is None else 1)
     _, status = os.waitpid(pid, 0)
