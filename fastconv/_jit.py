@@ -9,6 +9,33 @@
   process when two Python threads enter a parallel region).
 * ``run_parallel``: if the layer in force is workqueue anyway (the user forced it), parallel
   calls are serialised under a lock instead of aborting.
+* Serial twins: every ``jit(parallel=True)`` kernel has one, the same Python function
+  compiled with ``parallel=False`` (``prange`` runs as ``range``) under its own cache name,
+  built on first use (the direct kernel's twin compiles in 0.02 s since its loop bodies are
+  shared helpers; the register-tiled conv kernel's in about 2 s cold, 0.3 s from the
+  cache). ``run_parallel(kernel, *args, work=...)`` runs the twin when ``runs_serial``
+  says so:
+
+  - in a child forked after the OpenMP layer started. Numba's OpenMP pool terminates a
+    forked child at its first parallel region (GNU OpenMP is not fork-safe) and a
+    ``multiprocessing`` fork pool then hangs; an ``os.register_at_fork`` handler marks
+    the child instead. TBB and workqueue children keep their threads. This was chosen
+    over TBB as a dependency and default layer: no ``tbb`` wheels for Linux aarch64 or
+    macOS arm64, and a conv layer right after a torch call ran 1.6-2.6 ms under OpenMP
+    against 3.0-6.2 ms under TBB here (docs/guide/threads.md has the numbers);
+  - when the calling thread is set to one thread (a region would only add its cost);
+  - when ``work`` (outputs x taps, passed by the launchers) is below ``LAUNCH_WORK * T /
+    (T - 1)`` for T threads: splitting saves ``1 - 1/T`` of the serial time, and a
+    region costs about the time of ``LAUNCH_WORK`` units on one thread. Measured on the
+    2-core dev machine (best of 41 interleaved batches, serial twin against 2 threads):
+    break-even near 100-150k for the direct kernel (128^2 f64 3x3: 68.5 against 65.0
+    us) and 65k for the 1-D filters (96^2, 7 taps: 32.1 against 32.0 us); 50,000 puts
+    T=2 at 100k. Only T <= 2 could be measured here: larger machines may want more.
+  The twins give the parallel kernels' bits: each prange iteration writes its own
+  outputs in a fixed order. Where FMA contraction is allowed that rests on LLVM fusing
+  the same products in both compiles, which tests/_fork_scenario.py checks for every
+  kernel family (the FFT layers' spectral product did not, by 1 ulp, and now uses
+  strict IEEE arithmetic).
 * ``jit(slp=True)``: compile with LLVM's SLP (straight-line) vectoriser on, which numba
   leaves off by default. Register-tiled kernels (kernels/cpu/_nn_tiles.py) are written as
   scalar code over a tile of adjacent outputs and only SLP turns that into vector FMAs
@@ -20,6 +47,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import types
 
 import numba
 
@@ -70,15 +98,119 @@ def _layer_is_workqueue() -> bool | None:
         return None
 
 
-def run_parallel(kernel, *args):
-    """Call a ``parallel=True`` kernel, serialising calls only under the workqueue layer."""
+# -- serial execution: small work, one thread, and children forked from an OpenMP parent ---
+
+# The work (outputs x taps, or the launcher's equivalent) that one thread does in the time
+# one parallel region costs to start and join: measured on the 2-core dev machine, see the
+# module docstring.
+LAUNCH_WORK = 50_000
+
+_fork_serial = False     # set in a child forked after the OpenMP layer started
+_num_threads = None      # the calling thread's thread count, read as cheaply as numba allows
+_TWIN_LOCK = threading.Lock()
+
+
+def _thread_count_reader():
+    """numba.get_num_threads() costs 1-4 us (it re-checks the pool on every call); once the
+    pool is up, the layer's own per-thread getter that it wraps is enough."""
+    numba.get_num_threads()                       # starts the pool if needed
+    try:
+        from numba.np.ufunc import parallel as _parallel
+        reader = _parallel._get_num_threads
+        if reader() == numba.get_num_threads():
+            return reader
+    except Exception:       # another numba: use the public function
+        pass
+    return numba.get_num_threads
+
+
+def runs_serial(work=None) -> bool:
+    """Whether a kernel call of ``work`` runs its serial twin instead of a parallel region.
+
+    Serial when: this process was forked after the OpenMP layer started (GNU OpenMP kills
+    the child at its next parallel region); the calling thread is set to one thread (a
+    region would only add its start cost); or ``work`` is below the break-even
+    ``LAUNCH_WORK * T / (T - 1)`` for T threads, where splitting saves ``(1 - 1/T)`` of the
+    serial time and the region costs about ``LAUNCH_WORK`` of it. ``None``: unknown work,
+    which runs in parallel."""
+    if _fork_serial:
+        return True
+    t = num_threads()
+    return t <= 1 or (work is not None and work * (t - 1) < LAUNCH_WORK * t)
+
+
+def num_threads() -> int:
+    """The calling Python thread's thread count (numba's), through the cheapest reader."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _thread_count_reader()
+    return _num_threads()
+
+
+def run_parallel(kernel, *args, work=None):
+    """Call a ``parallel=True`` kernel made by :func:`jit`: its serial twin when
+    :func:`runs_serial` says so, else the parallel kernel, serialised across Python
+    threads only under the workqueue layer."""
     global _serialise
+    if runs_serial(work):
+        return serial_twin(kernel)(*args)
     if _serialise is False:
         return kernel(*args)
     with _PARALLEL_LOCK:
         result = kernel(*args)
         _serialise = _layer_is_workqueue()
     return result
+
+
+def serial_twin(kernel):
+    """The same Python function as ``kernel``, compiled with ``parallel=False`` (``prange``
+    then runs as ``range``), built on first use so that a process that never needs it
+    never compiles it. Its body is the kernel's: the parallel version only splits the
+    outer ``prange`` loop, whose iterations write disjoint outputs, so the results agree
+    bit for bit as long as LLVM contracts the same products into FMAs in both compiles
+    (see the module docstring)."""
+    twin = kernel._fastconv_twin
+    if twin is None:
+        with _TWIN_LOCK:
+            twin = kernel._fastconv_twin
+            if twin is None:
+                fn, opts, cache, slp = kernel._fastconv_recipe
+                twin = _build(_renamed(fn, "__serial"), dict(opts, parallel=False), cache,
+                              slp)
+                kernel._fastconv_twin = twin
+    return twin
+
+
+def _renamed(fn, suffix):
+    """A copy of ``fn`` under another name. numba's on-disk cache names its files after
+    the function's qualified name and keys entries by bytecode and signature only, not by
+    the compile options: the twin under the kernel's own name would load the parallel
+    machine code from the cache."""
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix,
+                              fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + suffix
+    twin.__module__ = fn.__module__
+    twin.__doc__ = fn.__doc__
+    twin.__kwdefaults__ = fn.__kwdefaults__
+    return twin
+
+
+def _after_fork_in_child():
+    """In a forked child: fresh locks (one held by another thread at the fork stays held
+    forever), and serial kernels from now on if the parent had started GNU OpenMP."""
+    global _PARALLEL_LOCK, _TWIN_LOCK, _fork_serial
+    _PARALLEL_LOCK = threading.Lock()
+    _TWIN_LOCK = threading.Lock()
+    try:
+        layer = numba.threading_layer()
+    except ValueError:       # the parent never started a pool: the child starts its own
+        return
+    if layer == "omp":
+        _fork_serial = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def threading_layer() -> str:
@@ -111,24 +243,33 @@ def _with_slp(dispatcher):
     return dispatcher
 
 
+def _build(fn, opts, cache, slp):
+    disp = None
+    if cache:
+        try:
+            disp = numba.njit(cache=True, **opts)(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            pass
+    if disp is None:
+        disp = numba.njit(cache=False, **opts)(fn)
+    return _with_slp(disp) if slp else disp
+
+
 def jit(parallel: bool = False, fastmath=True, cache: bool = True, slp: bool = False,
         **options):
     """Decorator: ``numba.njit`` with fastconv's compile options. ``fastmath`` is True
     (``FASTMATH``), False, or a flag set such as ``FASTMATH_ORDERED``; ``slp`` switches
-    on the SLP vectoriser for this function's compiles."""
-    opts = dict(parallel=parallel, nogil=True, error_model="numpy", **options)
+    on the SLP vectoriser for this function's compiles. A ``parallel`` kernel is called
+    through :func:`run_parallel`, which may run its lazily built :func:`serial_twin`."""
+    opts = dict(nogil=True, error_model="numpy", **options)
     if fastmath:
         opts["fastmath"] = set(FASTMATH if fastmath is True else fastmath)
 
     def decorate(fn):
-        disp = None
-        if cache:
-            try:
-                disp = numba.njit(cache=True, **opts)(fn)
-            except RuntimeError:  # "cannot cache function ...: no locator available"
-                pass
-        if disp is None:
-            disp = numba.njit(cache=False, **opts)(fn)
-        return _with_slp(disp) if slp else disp
+        disp = _build(fn, dict(opts, parallel=parallel), cache, slp)
+        if parallel:
+            disp._fastconv_recipe = (fn, opts, cache, slp)
+            disp._fastconv_twin = None
+        return disp
 
     return decorate

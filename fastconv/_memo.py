@@ -35,6 +35,11 @@ class LRU:
             while len(self._d) > self.size:
                 self._d.popitem(last=False)
 
+    def reset_lock(self):
+        """A fresh lock (in a forked child: the parent's may be held by a thread that
+        does not exist there)."""
+        self._lock = threading.Lock()
+
     def clear(self):
         with self._lock:
             self._d.clear()

@@ -279,7 +279,7 @@ def test_hot_path_follows_thread_count():
     x = np.ones((32, 32), np.float32)
     w = np.ones((3, 3), np.float32)
     fastconv.convolve(x, w, "same")
-    reader = tuner._num_threads or tuner._thread_count_reader()
+    reader = tuner._threads
     assert reader() == fastconv.get_num_threads()
     with fastconv.threads(1):
         assert reader() == 1

@@ -26,14 +26,15 @@ a ``runner(method, params)`` that executes one call the way a user's call runs.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
 from .. import _config
+from .._jit import num_threads
 from .._memo import LRU
 from ..kernels import available, device_sync
 from . import _model
@@ -188,29 +189,22 @@ def key_for(spec, x, allowed) -> str:
 _HOT = LRU(4096)    # the whole decision of a floating call, by spec, kernel and context
 
 
-def _thread_count_reader():
-    """numba.get_num_threads() costs ~1 us (it re-checks the pool each call); after the
-    pool is up, numba's own per-thread reader is enough."""
-    numba.get_num_threads()                       # starts the pool if needed
-    try:
-        from numba.np.ufunc import parallel as _parallel
-        reader = _parallel._get_num_threads
-        if reader() == numba.get_num_threads():
-            return reader
-    except Exception:       # another numba: use the public function
-        pass
-    return numba.get_num_threads
-
-
-_num_threads = None
-
-
 def _threads() -> int:
     """The calling Python thread's thread count, through the cheapest reader."""
-    global _num_threads
-    if _num_threads is None:
-        _num_threads = _thread_count_reader()
-    return _num_threads()
+    return num_threads()
+
+
+def _after_fork_in_child():
+    # A lock held by another thread of the parent at fork time stays held forever in the
+    # child (that thread does not exist there): the child starts with fresh ones.
+    global _TUNE_LOCKS
+    _TUNE_LOCKS = tuple(threading.Lock() for _ in range(len(_TUNE_LOCKS)))
+    for memo in (_MEMO, _HOT, _FACTOR_MEMO):
+        memo.reset_lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def decide(spec, x, wk, runner, force_measure: bool = False) -> Decision:

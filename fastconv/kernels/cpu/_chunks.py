@@ -18,6 +18,7 @@ a layer does not pay the page faults of fresh multi-MiB allocations each time.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -95,6 +96,24 @@ def _pool() -> ThreadPoolExecutor:
             _POOL = ThreadPoolExecutor(max_workers=max(1, numba.config.NUMBA_NUM_THREADS),
                                        thread_name_prefix="fastconv")
         return _POOL
+
+
+def _after_fork_in_child():
+    """A forked child has only the thread that forked: the pool's workers and whatever
+    thread held the lock are gone. A new lock, and a new pool on first use (the old one
+    would queue work for workers that no longer exist and wait forever); a BLAS limit
+    that a parent's call had taken is lifted, since that call never finishes here."""
+    global _LOCK, _POOL, _LIMIT_DEPTH
+    _LOCK = threading.Lock()
+    _POOL = None
+    if _LIMIT_DEPTH:
+        _LIMIT_DEPTH = 0
+        for c, n in zip(_BLAS or [], _LIMIT_SAVED):
+            c.set_num_threads(n)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def run_chunks(fn, chunks, threads: int) -> None:

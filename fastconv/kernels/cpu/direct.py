@@ -38,7 +38,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ..._jit import jit, run_parallel
+from ..._jit import jit, num_threads, run_parallel, runs_serial, serial_twin
 from ..._extend import index_map, window
 
 U = np.uint64   # unsigned indices: no negative-index wraparound code in the inner loops
@@ -438,12 +438,16 @@ def _flat_view(x):
 
 
 def _run(*args):
-    """_corr3d through run_parallel, its work items handed out in chunks."""
-    nz, ny, nx, tile = args[12], args[13], args[14], args[19]
+    """_corr3d through run_parallel, its work items handed out in chunks; small work runs
+    the serial twin (no chunk size to set then)."""
+    nz, ny, nx, kz, ky, kx, tile = args[12:18] + (args[19],)
+    if runs_serial(nz * ny * nx * kz * ky * kx):
+        serial_twin(_corr3d)(*args)
+        return
     items = nz * ((ny + 1) // 2) * ((nx + tile - 1) // tile)
     chunk = 0                       # 0: numba's static split
     if CHUNKS_PER_THREAD:
-        chunk = max(1, items // (CHUNKS_PER_THREAD * numba.get_num_threads()))
+        chunk = max(1, items // (CHUNKS_PER_THREAD * num_threads()))
     old = numba.set_parallel_chunksize(chunk)
     try:
         run_parallel(_corr3d, *args)
@@ -585,9 +589,10 @@ def _correlate_integer(x, w, out, start, boundary, cval):
     if nd <= 3:
         lead = (1,) * (3 - nd)
         run_parallel(_corr3d_plain, xp.reshape(lead + xp.shape), w.reshape(lead + w.shape),
-                     out.reshape(lead + out.shape))
+                     out.reshape(lead + out.shape), work=out.size * w.size)
         return out
     for i in np.ndindex(*out.shape[:-3]):
         for j in np.ndindex(*w.shape[:-3]):
-            run_parallel(_corr3d_plain, xp[tuple(a + b for a, b in zip(i, j))], w[j], out[i])
+            run_parallel(_corr3d_plain, xp[tuple(a + b for a, b in zip(i, j))], w[j], out[i],
+                         work=out[i].size * w[j].size)
     return out

@@ -34,10 +34,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import numba
 from numba import prange
 
-from ..._jit import jit, run_parallel
+from ..._jit import jit, num_threads, run_parallel
 from ..._extend import index_map
 
 CONSTANT, WRAP, SYMMETRIC, REFLECT, EDGE = "constant", "wrap", "symmetric", "reflect", "edge"
@@ -53,6 +52,10 @@ CHUNKS_PER_THREAD = 16
 # Below this many trailing elements per line position, lines are buffered (``_line_*``);
 # from it on, whole rows are combined (``_mid_*``).
 MID_MIN_INNER = 32
+
+# A running-sum box filter's cost per output in taps of a weighted filter (one value in,
+# one out, the division), for the serial-or-parallel choice of _jit.runs_serial.
+UNIFORM_TAPS = 3
 
 
 # -- boundary tables ----------------------------------------------------------------------
@@ -626,7 +629,7 @@ def _sep2d_uniform(x, ky, ty, kx, tx, lox, C, cval, out):
 # -- launchers ------------------------------------------------------------------------------
 
 def _chunks():
-    return CHUNKS_PER_THREAD * numba.get_num_threads()
+    return CHUNKS_PER_THREAD * num_threads()
 
 
 def _lines(a, axis):
@@ -655,18 +658,21 @@ def correlate1d(x, w, out, axis, start, boundary, cval, exact=True):
     x3, o3 = _lines(x, axis), _lines(out, axis)
     cval = x.dtype.type(cval)
     w = np.ascontiguousarray(w, dtype=x.dtype)
+    work = out.size * k
     if x3.shape[2] >= MID_MIN_INNER:
         if exact:
-            run_parallel(_mid_correlate_exact, x3, w, tab, cval, sym, o3)
+            run_parallel(_mid_correlate_exact, x3, w, tab, cval, sym, o3, work=work)
         else:
-            run_parallel(_mid_correlate_fast, x3, w, tab, cval, o3)
+            run_parallel(_mid_correlate_fast, x3, w, tab, cval, o3, work=work)
     else:
         B = x3.shape[2]
         x2, o2 = x3.reshape(x3.shape[0], -1), o3.reshape(o3.shape[0], -1)
         if exact:
-            run_parallel(_line_correlate_exact, x2, w, tab, -start, cval, B, sym, o2, _chunks())
+            run_parallel(_line_correlate_exact, x2, w, tab, -start, cval, B, sym, o2, _chunks(),
+                         work=work)
         else:
-            run_parallel(_line_correlate_fast, x2, w, tab, -start, cval, B, o2, _chunks())
+            run_parallel(_line_correlate_fast, x2, w, tab, -start, cval, B, o2, _chunks(),
+                         work=work)
     return out
 
 
@@ -679,12 +685,13 @@ def uniform1d(x, size, out, axis, start, boundary, cval):
     tab = extension_table(n, start, n + size - 1, boundary)
     x3, o3 = _lines(x, axis), _lines(out, axis)
     cval = np.float64(cval)
+    work = out.size * UNIFORM_TAPS
     if x3.shape[2] >= MID_MIN_INNER:
-        run_parallel(_mid_uniform_exact, x3, size, tab, cval, o3)
+        run_parallel(_mid_uniform_exact, x3, size, tab, cval, o3, work=work)
     else:
         B = x3.shape[2]
         run_parallel(_line_uniform_exact, x3.reshape(x3.shape[0], -1), size, tab, -start,
-                     cval, B, o3.reshape(o3.shape[0], -1), _chunks())
+                     cval, B, o3.reshape(o3.shape[0], -1), _chunks(), work=work)
     return out
 
 
@@ -711,7 +718,8 @@ def correlate2d_separable(x, wy, wx, out, axis_y, start_y, start_x, boundary_y, 
     o3, _ = _plane_view(out, axis_y)
     dt = x.dtype
     run_parallel(_sep2d_correlate, x3, np.ascontiguousarray(wy, dt), ty,
-                 np.ascontiguousarray(wx, dt), tx, -start_x, C, dt.type(cval), o3, _chunks())
+                 np.ascontiguousarray(wx, dt), tx, -start_x, C, dt.type(cval), o3, _chunks(),
+                 work=out.size * (wy.shape[0] + wx.shape[0]))
     return out
 
 
@@ -729,10 +737,11 @@ def uniform2d(x, size_y, size_x, out, axis_y, start_y, start_x, boundary_y, boun
     if size_y <= SMALL_BOX and size_x <= SMALL_BOX:
         dt = x.dtype.type
         run_parallel(_sep2d_box_small, x3, size_y, ty, size_x, tx, -start_x, C, dt(cval),
-                     dt(1.0 / (size_y * size_x)), o3, _chunks())
+                     dt(1.0 / (size_y * size_x)), o3, _chunks(),
+                     work=out.size * (size_y + size_x))
     else:
         run_parallel(_sep2d_uniform, x3, size_y, ty, size_x, tx, -start_x, C,
-                     np.float64(cval), o3)
+                     np.float64(cval), o3, work=out.size * 2 * UNIFORM_TAPS)
     return out
 
 

@@ -151,7 +151,8 @@ def correlate_separable(x, w, out, start, boundary="constant", cval=0, *, factor
                                        boundary)
         f0sum = f0s.sum(axis=1)
         cfill = (f0sum * cval).astype(dt)
-        run_parallel(_sep2d, x, rowmap, colmap, cmin, ncols, f0s, f1s, cval, cfill, out)
+        run_parallel(_sep2d, x, rowmap, colmap, cmin, ncols, f0s, f1s, cval, cfill, out,
+                     work=out.size * (f0s.size + f1s.size))
         return out
     if nd == 3 and len(factors) == 1:
         f0 = np.ascontiguousarray(factors[0][0], dtype=dt)
@@ -163,7 +164,7 @@ def correlate_separable(x, w, out, start, boundary="constant", cval=0, *, factor
                                        boundary)
         cfill = np.asarray([f0.sum() * f1s[0].sum() * cval], dt)
         run_parallel(_sep3d, x, zmap, ymap, colmap, cmin, ncols, f0, f1s, f2s, cval,
-                     cfill, out)
+                     cfill, out, work=out.size * (f0.size + f1s.size + f2s.size))
         return out
     return _successive_passes(x, factors, out, start, boundary, cval)
 
