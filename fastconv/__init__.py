@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 
 from . import _jit  # noqa: F401  (chooses a thread-safe threading layer before any kernel)
 from ._config import get_num_threads, set_num_threads, threads
+from ._patch import patch_scipy, scipy_is_patched, scipy_patched, unpatch_scipy
 from ._planapi import Plan, explain, plan
 from .signal import (choose_conv_method, convolve, convolve2d, correlate, correlate2d,
                      fftconvolve, oaconvolve)
@@ -14,7 +15,8 @@ __all__ = [
     "__version__", "convolve", "correlate", "fftconvolve", "oaconvolve", "convolve2d",
     "correlate2d",
     "choose_conv_method", "explain", "plan", "Plan", "threads", "get_num_threads",
-    "set_num_threads", "nn", "ndimage",
+    "set_num_threads", "nn", "ndimage", "patch_scipy", "unpatch_scipy", "scipy_patched",
+    "scipy_is_patched",
 ]
 
 
