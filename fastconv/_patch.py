@@ -13,7 +13,9 @@ same package that defines it or lists it in its ``__all__`` (``scipy.signal._sig
 public namespace). So ``scipy.signal.convolve(...)`` and ``from scipy.signal import
 convolve`` executed after patching get fastconv's function, and so do scipy's functions
 that look the name up in the defining module when they run (``scipy.signal.wiener``
-calls ``correlate``).
+calls ``correlate``). ``choose_conv_method`` is replaced by
+:func:`fastconv._compat.scipy_choose_conv_method`, fastconv's choice in scipy's
+vocabulary ('direct' or 'fft').
 
 Not replaced: a name bound before patching (``from scipy.signal import convolve`` run
 earlier, in user code or in another scipy module such as ``scipy.signal._savitzky_golay``)
@@ -51,8 +53,13 @@ def replacements():
     """``{public module name: {name: fastconv function}}``: what a patch puts where."""
     from . import ndimage as fc_ndimage
     from . import signal as fc_signal
+    from ._compat import scipy_choose_conv_method
+    signal = {n: getattr(fc_signal, n) for n in SIGNAL_NAMES}
+    # scipy's choose_conv_method answers 'direct' or 'fft'; fastconv's also 'oa' and
+    # 'separable': scipy's name gets fastconv's choice in scipy's two words.
+    signal["choose_conv_method"] = scipy_choose_conv_method
     return {
-        "scipy.signal": {n: getattr(fc_signal, n) for n in SIGNAL_NAMES},
+        "scipy.signal": signal,
         "scipy.ndimage": {n: getattr(fc_ndimage, n) for n in fc_ndimage.__all__},
     }
 
