@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _execute, _plan
+from . import _compat, _execute, _plan
 from ._config import workers_scope
 from ._validate import (
     SIGNAL2D_BOUNDARIES, ConvSpec, as_array, check_boundary, check_fillvalue, check_method,
@@ -97,6 +97,8 @@ def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers):
     spec = _spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, swapped=swapped)
     if 0 in spec.out_shape:
         return _execute.finish(spec, np.empty(spec.out_shape, spec.compute_dtype))
+    if method == "fft":
+        _compat.warn_fft_nonfinite(x, w, stacklevel=4)   # scipy's warning, fastconv's facts
     with workers_scope(workers):
         chosen, params, _ = _plan.choose(spec, x, w, method)
         return _execute.run(spec, x, w, chosen, params)
