@@ -252,53 +252,28 @@ class _Pass:
     size: int = 0
 
 
-def _run_pass(x, p, out, cval, exact=True):
-    """One pass, x -> out (C-contiguous, one float dtype); ``exact``: scipy's arithmetic."""
+def _run_pass(x, p, out, cval):
+    """One pass, x -> out (C-contiguous floats), scipy's arithmetic."""
     if p.weights is None:
         _f1d.uniform1d(x, p.size, out, p.axis, p.start, p.boundary, cval)
     else:
-        _f1d.correlate1d(x, p.weights, out, p.axis, p.start, p.boundary, cval, exact)
+        _f1d.correlate1d(x, p.weights, out, p.axis, p.start, p.boundary, cval)
     return out
 
 
-def _run_pair(x, py, px, out, cval):
-    """Two passes on axes a, a + 1 fused in one sweep."""
-    if py.weights is None:
-        _f1d.uniform2d(x, py.size, px.size, out, py.axis, py.start, px.start, py.boundary,
-                       px.boundary, cval)
-    else:
-        _f1d.correlate2d_separable(x, py.weights, px.weights, out, py.axis, py.start,
-                                   px.start, py.boundary, px.boundary, cval)
-    return out
-
-
-# Single box passes up to this size, inside a chain of passes, run as correlations with
-# 1/size taps on floating outputs.
-_BOX_AS_TAPS = 5
-
-
-def _passes_commute(passes, cval):
-    """Reordering passes leaves the result unchanged when every pass is linear (cval 0 or
-    no constant boundary) or every pass preserves constants (weights summing to one)."""
-    if cval == 0 or all(p.boundary != "constant" for p in passes):
-        return True
-    return all(p.weights is None or abs(p.weights.sum() - 1.0) <= 1e-12 for p in passes)
-
-
-def _schedule(passes, cval):
-    """Group the passes into steps of one pass or a fused pair (axes a then a + 1),
-    pairing from the leading axes: a fused pair runs along long rows (every axis after
-    it), where it is fastest."""
-    passes = list(passes)
-    if _passes_commute(passes, cval):
-        passes.sort(key=lambda p: p.axis)
+def _steps(passes):
+    """scipy's passes in scipy's order, as steps of one pass or a fused pair: weighted
+    passes on neighbouring axes (a then a + 1, or a + 1 then a) share one sweep over
+    memory (same bits as two passes). Box passes stay single: scipy's running sum down an
+    axis runs from its first row to its last, which a fused sweep (rows dealt out to
+    threads) cannot follow."""
     steps = []
     i = 0
     while i < len(passes):
         p = passes[i]
         if i + 1 < len(passes):
             q = passes[i + 1]
-            if p.axis + 1 == q.axis and (q.weights is None) == (p.weights is None):
+            if abs(p.axis - q.axis) == 1 and p.weights is not None and q.weights is not None:
                 steps.append((p, q))
                 i += 2
                 continue
@@ -307,12 +282,21 @@ def _schedule(passes, cval):
     return steps
 
 
-def _separable(input, passes, output, cval):
-    """Apply 1-D ``passes`` in order to real ``input``, result in real ``output``.
+def _float_input(a):
+    """``a`` as a C-contiguous float32/float64 array (other dtypes widened to float64,
+    exactly as scipy reads them; bool by its bytes)."""
+    if a.dtype in (np.float32, np.float64):
+        return np.ascontiguousarray(a)
+    return _as_compute(a, np.float64)
 
-    Integer or bool outputs: pass by pass, each result cast to the output dtype before
-    the next pass reads it (scipy's semantics, bit for bit). Floating outputs: in the
-    compute dtype, fusing pairs of axes, one cast at the end."""
+
+def _separable(input, passes, output, cval):
+    """Apply 1-D ``passes`` in order to real ``input``, result in real ``output``:
+    scipy's result bit for bit.
+
+    Each pass is scipy's float64 arithmetic, rounded to the output dtype; scipy stores
+    every pass in its output array, so the next pass reads that rounding (integer and
+    bool outputs: truncated and wrapped as scipy's C cast does)."""
     if not passes:
         output[...] = input[...]
         return output
@@ -326,21 +310,18 @@ def _separable(input, passes, output, cval):
             _store(_run_pass(x, p, _target(x, output, dt), cval), output)
             current = output
         return output
-    dt = _compute_dtype(input.dtype, output.dtype)
-    x = _as_compute(input, dt)
-    steps = _schedule(passes, cval)
+    x = _float_input(input)
+    steps = _steps(passes)
     for n, step in enumerate(steps):
         last = n == len(steps) - 1
-        out = _target(x, output, dt) if last else np.empty(x.shape, dt)
+        out = _target(x, output, output.dtype) if last else np.empty(x.shape, output.dtype)
         if len(step) == 2:
-            _run_pair(x, step[0], step[1], out, cval)
+            py, px = sorted(step, key=lambda p: p.axis)
+            _f1d.correlate2d_exact(x, py.weights, px.weights, out, py.axis, py.start,
+                                   px.start, py.boundary, px.boundary, cval,
+                                   x_first=step[0] is px)
         else:
-            p = step[0]
-            if len(passes) > 1 and p.weights is None and p.size <= _BOX_AS_TAPS:
-                # A short box inside a chain runs faster as plain taps (a lone pass keeps
-                # scipy's running sum, bit for bit).
-                p = _Pass(p.axis, p.start, p.boundary, weights=np.full(p.size, 1.0 / p.size))
-            _run_pass(x, p, out, cval, exact=len(steps) == 1)
+            _run_pass(x, step[0], out, cval)
         x = out
     return _store(x, output)
 
