@@ -17,21 +17,21 @@ Precision and dtypes (the policy):
 * The output dtype is scipy's: ``output=None`` gives the input's dtype; an array or a
   dtype may be passed. Complex inputs or weights are filtered as real and imaginary parts,
   as scipy does.
-* float32 input with a float32 output is computed in float32 (relative error a few
-  float32 ulps, like scipy's own float32 tests allow); every other combination is computed
-  in float64 and cast to the output dtype at the end.
-* Integer and bool outputs reproduce scipy bit for bit in the 1-D filters and every
-  separable filter built from them (gaussian, uniform, sobel, prewitt, laplace): they run
-  scipy's own sequence of float64 operations, pass by pass, truncating to the output
-  dtype between passes exactly as scipy does. N-d :func:`correlate`/:func:`convolve` sum
-  in another order than scipy, so an integer output may differ by one where the exact
-  result is an integer and the weights are not exactly representable.
-* Floating outputs of multi-axis separable filters are computed in fused passes (two
-  axes per sweep over memory) and may differ from scipy in the last bits; boxes of up to
-  4 x 4 are summed directly, longer ones with float64 running sums.
+* The separable filters (the 1-D filters, gaussian, uniform, sobel, prewitt, laplace,
+  gaussian_laplace, gaussian_gradient_magnitude) return scipy's result bit for bit, for
+  every input and output dtype, float32 included: each pass runs scipy's float64
+  operations in scipy's order (float32 data is widened as it is read, never summed in
+  float32), passes run in scipy's order, and each pass is rounded to the output dtype
+  before the next reads it, as scipy stores every pass in its output array (integer and
+  bool outputs: truncated toward zero, wrapped out of range, as scipy's C cast does).
+  Passes on neighbouring axes are fused into one sweep over memory with the same bits.
+* N-d :func:`correlate`/:func:`convolve` sum in another order than scipy (any of
+  fastconv's methods may run): floating outputs differ in the last bits, and an integer
+  output may differ by one where the exact result is an integer and the weights are not
+  exactly representable. float32 data with a float32 output is summed in float32 there.
 * Non-finite values stay inside the windows that contain them, except in running sums
   (uniform filters, as in scipy): a NaN or Inf that entered the running window spoils the
-  rest of its line, and in the fused 2-D box the rest of its block of columns too.
+  rest of its line.
 """
 from __future__ import annotations
 
