@@ -29,8 +29,6 @@ import pytest
 
 from .. import _patch
 
-_SELF = "fastconv-scipy-plugin"
-
 
 def pytest_addoption(parser):
     group = parser.getgroup("fastconv", "fastconv in place of scipy")
@@ -136,7 +134,8 @@ def _sources(func, cls, module, seen):
             helper = getattr(cls, name)
         elif module is not None and isinstance(vars(module).get(name), types.FunctionType):
             helper = vars(module)[name]
-        if helper is not None and getattr(helper, "__module__", None) == module.__name__:
+        if (helper is not None and module is not None
+                and getattr(helper, "__module__", None) == module.__name__):
             out += _sources(helper, cls, module, seen)
     return out
 
