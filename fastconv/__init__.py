@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 from . import _jit  # noqa: F401  (chooses a thread-safe threading layer before any kernel)
 from ._config import (get_num_threads, get_tuning, set_num_threads, set_tuning, threads,
                       tuning)
+from ._patch import patch_scipy, scipy_is_patched, scipy_patched, unpatch_scipy
 from ._planapi import Plan, explain, plan
 from .signal import (choose_conv_method, convolve, convolve2d, correlate, correlate2d,
                      fftconvolve, oaconvolve)
@@ -16,6 +17,7 @@ __all__ = [
     "correlate2d",
     "choose_conv_method", "explain", "plan", "Plan", "threads", "get_num_threads",
     "set_num_threads", "tuning", "get_tuning", "set_tuning", "nn", "ndimage",
+    "patch_scipy", "unpatch_scipy", "scipy_patched", "scipy_is_patched",
 ]
 
 

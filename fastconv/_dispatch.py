@@ -192,7 +192,7 @@ def _execute_conv(spec, x, w, decision, wk, out):
 
 def _execute_filter(spec, x, w, decision, wk, out):
     get_launcher("filter", decision.method, decision.device)(x, out, spec.passes,
-                                                             spec.cval, spec.exact)
+                                                             spec.cval)
     return out
 
 

@@ -37,9 +37,10 @@ def fftconvolve(in1, in2, mode="full", axes=None):
     -------
     ndarray
         Float (or complex) result; float32 inputs give float32.  Non-finite input values
-        only affect the outputs whose window contains them.
+        only affect the outputs whose window contains them.  long double inputs are
+        computed in double and returned as long double, scipy's dtype.
     """
-    return _convolve(in1, in2, mode, axes)
+    return _as_scipy_dtype(_convolve(in1, in2, mode, axes), in1, in2)
 
 
 def oaconvolve(in1, in2, mode="full", axes=None):
@@ -49,7 +50,7 @@ def oaconvolve(in1, in2, mode="full", axes=None):
     transform: blocks sized by a measured rule, one whole transform where blocks do not
     pay, O(block) extra memory for long signals).
     """
-    return _convolve(in1, in2, mode, axes)
+    return _as_scipy_dtype(_convolve(in1, in2, mode, axes), in1, in2)
 
 
 def _convolve(in1, in2, mode, axes):
@@ -98,6 +99,18 @@ def _convolve(in1, in2, mode, axes):
                     out_shape=tuple(out_shape), start=tuple(start), compute_dtype=dtype,
                     result_dtype=dtype, flip=True, mode=mode, batch=tuple(batch))
     return dispatch(spec, in1, in2, "oa")
+
+
+# long double types wider than double on this platform (empty where they are double)
+_LONG = {np.dtype(np.longdouble), np.dtype(np.clongdouble)} - {np.dtype(np.float64),
+                                                               np.dtype(np.complex128)}
+
+
+def _as_scipy_dtype(out, in1, in2):
+    """scipy returns long double (complex) results for long double inputs; fastconv
+    computes them in double (its kernels stop at 64-bit floats) and widens at the end."""
+    rt = np.result_type(np.asarray(in1).dtype, np.asarray(in2).dtype)
+    return out.astype(rt) if rt in _LONG else out
 
 
 def _result_dtype(d1, d2):

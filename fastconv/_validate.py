@@ -86,12 +86,11 @@ class ConvSpec:
 @dataclass(frozen=True, eq=False)
 class FilterSpec:
     """One step of scipy.ndimage's separable filters on a real array: one 1-D pass, or
-    two passes on adjacent axes fused in one sweep. ``passes`` holds ``(axis, start,
-    boundary, weights, size)`` per pass (``weights`` None: a box of ``size``, scipy's
-    running sum); ``exact``: scipy's arithmetic for a lone pass (symmetric-tap pairing)."""
+    two weighted passes on neighbouring axes fused in one sweep, in the order given.
+    ``passes`` holds ``(axis, start, boundary, weights, size)`` per pass (``weights``
+    None: a box of ``size``, scipy's running sum)."""
     passes: tuple
     cval: float = 0.0
-    exact: bool = True
     device: str = "cpu"
     kind = "filter"
 

@@ -17,21 +17,21 @@ Precision and dtypes (the policy):
 * The output dtype is scipy's: ``output=None`` gives the input's dtype; an array or a
   dtype may be passed. Complex inputs or weights are filtered as real and imaginary parts,
   as scipy does.
-* float32 input with a float32 output is computed in float32 (relative error a few
-  float32 ulps, like scipy's own float32 tests allow); every other combination is computed
-  in float64 and cast to the output dtype at the end.
-* Integer and bool outputs reproduce scipy bit for bit in the 1-D filters and every
-  separable filter built from them (gaussian, uniform, sobel, prewitt, laplace): they run
-  scipy's own sequence of float64 operations, pass by pass, truncating to the output
-  dtype between passes exactly as scipy does. N-d :func:`correlate`/:func:`convolve` sum
-  in another order than scipy, so an integer output may differ by one where the exact
-  result is an integer and the weights are not exactly representable.
-* Floating outputs of multi-axis separable filters are computed in fused passes (two
-  axes per sweep over memory) and may differ from scipy in the last bits; boxes of up to
-  4 x 4 are summed directly, longer ones with float64 running sums.
+* The separable filters (the 1-D filters, gaussian, uniform, sobel, prewitt, laplace,
+  gaussian_laplace, gaussian_gradient_magnitude) return scipy's result bit for bit, for
+  every input and output dtype, float32 included: each pass runs scipy's float64
+  operations in scipy's order (float32 data is widened as it is read, never summed in
+  float32), passes run in scipy's order, and each pass is rounded to the output dtype
+  before the next reads it, as scipy stores every pass in its output array (integer and
+  bool outputs: truncated toward zero, wrapped out of range, as scipy's C cast does).
+  Passes on neighbouring axes are fused into one sweep over memory with the same bits.
+* N-d :func:`correlate`/:func:`convolve` sum in another order than scipy (any of
+  fastconv's methods may run): floating outputs differ in the last bits, and an integer
+  output may differ by one where the exact result is an integer and the weights are not
+  exactly representable. float32 data with a float32 output is summed in float32 there.
 * Non-finite values stay inside the windows that contain them, except in running sums
   (uniform filters, as in scipy): a NaN or Inf that entered the running window spoils the
-  rest of its line, and in the fused 2-D box the rest of its block of columns too.
+  rest of its line.
 * N-d :func:`correlate`/:func:`convolve` use scipy's footprint: taps with
   ``|w| <= DBL_EPSILON`` (zeros) and NaN taps are left out of the sum, as scipy leaves
   them out, so a zero tap over an Inf sample adds nothing (not NaN) and a NaN weight is
@@ -270,42 +270,28 @@ class _Pass:
     size: int = 0
 
 
-def _run_step(x, step, out, cval, exact=True):
-    """One step (a pass, or two on axes a, a + 1 fused in one sweep), x -> out
-    (C-contiguous, one float dtype), through the dispatcher; ``exact``: scipy's
-    arithmetic."""
+def _run_step(x, step, out, cval):
+    """One step (a pass, or two weighted passes on neighbouring axes fused in one sweep,
+    in the order given), x -> out (C-contiguous floats), scipy's arithmetic, through the
+    dispatcher."""
     spec = FilterSpec(tuple((p.axis, p.start, p.boundary, p.weights, p.size) for p in step),
-                      cval, exact)
+                      cval)
     return dispatch(spec, x, None, "passes", out=out)
 
 
-# Single box passes up to this size, inside a chain of passes, run as correlations with
-# 1/size taps on floating outputs.
-_BOX_AS_TAPS = 5
-
-
-def _passes_commute(passes, cval):
-    """Reordering passes leaves the result unchanged when every pass is linear (cval 0 or
-    no constant boundary) or every pass preserves constants (weights summing to one)."""
-    if cval == 0 or all(p.boundary != "constant" for p in passes):
-        return True
-    return all(p.weights is None or abs(p.weights.sum() - 1.0) <= 1e-12 for p in passes)
-
-
-def _schedule(passes, cval):
-    """Group the passes into steps of one pass or a fused pair (axes a then a + 1),
-    pairing from the leading axes: a fused pair runs along long rows (every axis after
-    it), where it is fastest."""
-    passes = list(passes)
-    if _passes_commute(passes, cval):
-        passes.sort(key=lambda p: p.axis)
+def _steps(passes):
+    """scipy's passes in scipy's order, as steps of one pass or a fused pair: weighted
+    passes on neighbouring axes (a then a + 1, or a + 1 then a) share one sweep over
+    memory (same bits as two passes). Box passes stay single: scipy's running sum down an
+    axis runs from its first row to its last, which a fused sweep (rows dealt out to
+    threads) cannot follow."""
     steps = []
     i = 0
     while i < len(passes):
         p = passes[i]
         if i + 1 < len(passes):
             q = passes[i + 1]
-            if p.axis + 1 == q.axis and (q.weights is None) == (p.weights is None):
+            if abs(p.axis - q.axis) == 1 and p.weights is not None and q.weights is not None:
                 steps.append((p, q))
                 i += 2
                 continue
@@ -314,12 +300,22 @@ def _schedule(passes, cval):
     return steps
 
 
-def _separable(input, passes, output, cval):
-    """Apply 1-D ``passes`` in order to real ``input``, result in real ``output``.
+def _float_input(a):
+    """``a`` as a C-contiguous float32/float64 array (other dtypes widened to float64,
+    exactly as scipy reads them; bool by its bytes)."""
+    native = a.dtype.newbyteorder("=")
+    if native in (np.float32, np.float64):
+        return np.ascontiguousarray(a, dtype=native)      # big-endian: a native copy
+    return _as_compute(a, np.float64)
 
-    Integer or bool outputs: pass by pass, each result cast to the output dtype before
-    the next pass reads it (scipy's semantics, bit for bit). Floating outputs: in the
-    compute dtype, fusing pairs of axes, one cast at the end."""
+
+def _separable(input, passes, output, cval):
+    """Apply 1-D ``passes`` in order to real ``input``, result in real ``output``:
+    scipy's result bit for bit.
+
+    Each pass is scipy's float64 arithmetic, rounded to the output dtype; scipy stores
+    every pass in its output array, so the next pass reads that rounding (integer and
+    bool outputs: truncated and wrapped as scipy's C cast does)."""
     if not passes:
         output[...] = input[...]
         return output
@@ -333,21 +329,13 @@ def _separable(input, passes, output, cval):
             _store(_run_step(x, (p,), _target(x, output, dt), cval), output)
             current = output
         return output
-    dt = _compute_dtype(input.dtype, output.dtype)
-    x = _as_compute(input, dt)
-    steps = _schedule(passes, cval)
+    x = _float_input(input)
+    dt = output.dtype.newbyteorder("=")     # kernels compute in native byte order
+    steps = _steps(passes)
     for n, step in enumerate(steps):
         last = n == len(steps) - 1
         out = _target(x, output, dt) if last else np.empty(x.shape, dt)
-        if len(step) == 2:
-            _run_step(x, step, out, cval)
-        else:
-            p = step[0]
-            if len(passes) > 1 and p.weights is None and p.size <= _BOX_AS_TAPS:
-                # A short box inside a chain runs faster as plain taps (a lone pass keeps
-                # scipy's running sum, bit for bit).
-                p = _Pass(p.axis, p.start, p.boundary, weights=np.full(p.size, 1.0 / p.size))
-            _run_step(x, (p,), out, cval, exact=len(steps) == 1)
+        _run_step(x, step, out, cval)
         x = out
     return _store(x, output)
 

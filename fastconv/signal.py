@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _compat
 from ._config import workers_scope
 from ._dispatch import EMPTY, decide, dispatch, execute, measure_all
 from ._validate import (
@@ -45,6 +46,8 @@ def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers):
     spec = conv_spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, swapped=swapped)
     if 0 in spec.out_shape:
         return execute(spec, x, w, EMPTY)
+    if method == "fft":
+        _compat.warn_fft_nonfinite(x, w, stacklevel=4)   # scipy's warning, fastconv's facts
     with workers_scope(workers):
         return dispatch(spec, x, w, method)
 

@@ -4,7 +4,8 @@ import importlib
 
 import pytest
 
-MODULES = ["fastconv.signal", "fastconv._planapi", "fastconv._fftconvolve",
+MODULES = ["fastconv.signal", "fastconv._planapi", "fastconv._fftconvolve", "fastconv._patch",
+           "fastconv._compat",
            "fastconv.ndimage", "fastconv.nn"]
 
 

@@ -18,16 +18,23 @@ itself lies inside its extension).
 
 Two families of kernels:
 
-* ``*_exact`` kernels reproduce scipy.ndimage's arithmetic operation for operation (its
-  symmetric/antisymmetric tap pairing, its running-sum recurrence for the box filter, no
-  fast-math): in float64 they give scipy's bits, so integer outputs truncate exactly as
-  scipy's do. The loops run over pixels innermost, so they still vectorise.
-* fast kernels (``*_fast``, ``_sep2d_*``) sum in any order (fast-math), up to four taps per
-  sweep over an L1-sized block of the output. The ``_sep2d_*`` ones fuse two passes
-  (axes a and a + 1) in one sweep over memory: each thread filters the rows it needs
-  along the first axis into a row buffer, extends it, and filters it along the second
-  axis. Boxes: direct sums up to ``SMALL_BOX``, else float64 running sums (O(1) per
-  element whatever the size; the scan split into four independent chains).
+* scipy's arithmetic (the ``_x_*`` helpers and the row workers built on them; launchers
+  :func:`correlate1d`, :func:`uniform1d`, :func:`correlate2d_exact`), used by
+  fastconv.ndimage: scipy.ndimage's operations in scipy's order (its symmetric /
+  antisymmetric tap pairing, its running-sum recurrence for the box filter) in float64
+  whatever the data's dtype, no fast-math, one rounding to the output dtype: the same
+  bits as scipy for float32 and float64 data alike. Inputs and outputs are float32 or
+  float64 (they may differ); rows are widened as they are read. ``_sep2d_rows`` fuses two
+  passes (axes a then a + 1) in one sweep over memory: it filters the input rows an
+  output row needs along the first axis into a row buffer of the output dtype (scipy's
+  intermediate), extends it, and filters it along the second axis; ``_sep2d_xy_rows``
+  does the other order through a ring of filtered rows. Each worker takes a range of
+  output rows: small work runs on the calling thread, larger work through a ``*_par``
+  driver that deals row ranges to the threads.
+* fast kernels (``_sep2d_correlate``; launcher :func:`correlate2d_separable`), used by the
+  separable convolution method of fastconv.signal: one dtype throughout, any summation
+  order (fast-math), up to four taps per sweep over an L1-sized block of the output, two
+  passes fused as above.
 """
 from __future__ import annotations
 
@@ -36,14 +43,10 @@ import functools
 import numpy as np
 from numba import prange
 
-from ..._jit import jit, num_threads, run_parallel
+from ..._jit import jit, num_threads, run_parallel, runs_serial
 from ..._extend import index_map
 
 CONSTANT, WRAP, SYMMETRIC, REFLECT, EDGE = "constant", "wrap", "symmetric", "reflect", "edge"
-
-# Boxes up to this size on both axes are summed directly (in the data's dtype), larger
-# ones with float64 running sums.
-SMALL_BOX = 4
 
 # Rows are dealt to threads in this many chunks per thread (each chunk allocates its row
 # buffer once): enough to even out a thread that was held up, few enough to stay cheap.
@@ -110,145 +113,530 @@ def _fill_line(buf, src, tab, lo, C, cval):
             buf[t * C + ch] = src[s * C + ch] if s >= 0 else cval
 
 
+# -- scipy's arithmetic: float64 blocks ----------------------------------------------------
+#
+# scipy.ndimage (NI_Correlate1D) widens each line to double, forms each output with one of
+# three formulas, and stores it in the output type:
+#   symmetric      o = x[c]*w[c];      o += (x[j] + x[2c-j]) * w[j]   for j = 0 .. c-1
+#   antisymmetric  o = x[c]*w[c];      o += (x[j] - x[2c-j]) * w[j]   for j = 0 .. c-1
+#   otherwise      o = x[k-1]*w[k-1];  o += x[j] * w[j]               for j = 0 .. k-2
+# The kernels below do the same operations in the same order (no fast-math, so no FMA
+# contraction or reassociation) in a float64 accumulator block of BLOCK outputs, reading
+# rows of any float dtype and widening them as they are read; a store rounds once to the
+# output dtype. Four terms are added per sweep over the block (in order: the sum for each
+# output is still the same sequence of roundings) so the block is loaded and stored once
+# per four terms. The loops run over outputs innermost and vectorise.
+
 @jit(fastmath=False)
-def _correlate_line_exact(o, buf, w, C, sym):
-    # scipy.ndimage's three formulas (NI_Correlate1D), applied tap by tap across the line
-    # so that each output sees scipy's operations in scipy's order.
-    NC = o.shape[0]
+def _x_set(acc, r, w):
+    for t in range(acc.shape[0]):
+        acc[t] = np.float64(r[t]) * w
+
+
+@jit(fastmath=False)
+def _x_pairs4(acc, a0, b0, a1, b1, a2, b2, a3, b3, w0, w1, w2, w3, sub):
+    n = acc.shape[0]
+    if sub:
+        for t in range(n):
+            v = acc[t]
+            v += (np.float64(a0[t]) - np.float64(b0[t])) * w0
+            v += (np.float64(a1[t]) - np.float64(b1[t])) * w1
+            v += (np.float64(a2[t]) - np.float64(b2[t])) * w2
+            v += (np.float64(a3[t]) - np.float64(b3[t])) * w3
+            acc[t] = v
+    else:
+        for t in range(n):
+            v = acc[t]
+            v += (np.float64(a0[t]) + np.float64(b0[t])) * w0
+            v += (np.float64(a1[t]) + np.float64(b1[t])) * w1
+            v += (np.float64(a2[t]) + np.float64(b2[t])) * w2
+            v += (np.float64(a3[t]) + np.float64(b3[t])) * w3
+            acc[t] = v
+
+
+@jit(fastmath=False)
+def _x_pair1(acc, a0, b0, w0, sub):
+    n = acc.shape[0]
+    if sub:
+        for t in range(n):
+            acc[t] += (np.float64(a0[t]) - np.float64(b0[t])) * w0
+    else:
+        for t in range(n):
+            acc[t] += (np.float64(a0[t]) + np.float64(b0[t])) * w0
+
+
+@jit(fastmath=False)
+def _x_taps4(acc, r0, r1, r2, r3, w0, w1, w2, w3):
+    for t in range(acc.shape[0]):
+        v = acc[t]
+        v += np.float64(r0[t]) * w0
+        v += np.float64(r1[t]) * w1
+        v += np.float64(r2[t]) * w2
+        v += np.float64(r3[t]) * w3
+        acc[t] = v
+
+
+@jit(fastmath=False)
+def _x_tap1(acc, r0, w0):
+    for t in range(acc.shape[0]):
+        acc[t] += np.float64(r0[t]) * w0
+
+
+F = np.float64
+
+
+@jit(fastmath=False)
+def _x_short(o, rc, a0, b0, a1, b1, a2, b2, a3, b3, wc, w0, w1, w2, w3, n, sub):
+    # A (anti)symmetric kernel of at most 9 taps in one sweep, straight into the output
+    # block: o = rc*wc, then n <= 4 pairs added in scipy's order (the float64 value
+    # stays in a register; one rounding at the store).
+    m = o.shape[0]
+    if n == 0:
+        for t in range(m):
+            o[t] = F(rc[t]) * wc
+    elif sub:
+        if n == 1:
+            for t in range(m):
+                o[t] = F(rc[t]) * wc + (F(a0[t]) - F(b0[t])) * w0
+        elif n == 2:
+            for t in range(m):
+                v = F(rc[t]) * wc + (F(a0[t]) - F(b0[t])) * w0
+                o[t] = v + (F(a1[t]) - F(b1[t])) * w1
+        elif n == 3:
+            for t in range(m):
+                v = F(rc[t]) * wc + (F(a0[t]) - F(b0[t])) * w0
+                v += (F(a1[t]) - F(b1[t])) * w1
+                o[t] = v + (F(a2[t]) - F(b2[t])) * w2
+        else:
+            for t in range(m):
+                v = F(rc[t]) * wc + (F(a0[t]) - F(b0[t])) * w0
+                v += (F(a1[t]) - F(b1[t])) * w1
+                v += (F(a2[t]) - F(b2[t])) * w2
+                o[t] = v + (F(a3[t]) - F(b3[t])) * w3
+    else:
+        if n == 1:
+            for t in range(m):
+                o[t] = F(rc[t]) * wc + (F(a0[t]) + F(b0[t])) * w0
+        elif n == 2:
+            for t in range(m):
+                v = F(rc[t]) * wc + (F(a0[t]) + F(b0[t])) * w0
+                o[t] = v + (F(a1[t]) + F(b1[t])) * w1
+        elif n == 3:
+            for t in range(m):
+                v = F(rc[t]) * wc + (F(a0[t]) + F(b0[t])) * w0
+                v += (F(a1[t]) + F(b1[t])) * w1
+                o[t] = v + (F(a2[t]) + F(b2[t])) * w2
+        else:
+            for t in range(m):
+                v = F(rc[t]) * wc + (F(a0[t]) + F(b0[t])) * w0
+                v += (F(a1[t]) + F(b1[t])) * w1
+                v += (F(a2[t]) + F(b2[t])) * w2
+                o[t] = v + (F(a3[t]) + F(b3[t])) * w3
+
+
+# (Anti)symmetric kernels up to this many taps run in one sweep (_x_short).
+SHORT = 9
+
+
+@jit(fastmath=False)
+def _x_rows(o, acc, xa, crow, tab, i, w, sym, b0, b1):
+    # o = output row i of a correlation down the rows of xa (columns b0:b1): term j
+    # reads row tab[i + j], or the cval row crow where tab[i + j] < 0. Long kernels go
+    # through the float64 block acc, short symmetric ones straight into o.
     k = w.shape[0]
     c = k // 2
     if sym != 0:
-        bc = buf[c * C:c * C + NC]
-        wc = w[c]
-        for i in range(NC):
-            o[i] = bc[i] * wc
-        for j in range(c):
-            wj = w[j]
-            b1 = buf[j * C:j * C + NC]
-            b2 = buf[(2 * c - j) * C:(2 * c - j) * C + NC]
-            if sym > 0:
-                for i in range(NC):
-                    o[i] += (b1[i] + b2[i]) * wj
-            else:
-                for i in range(NC):
-                    o[i] += (b1[i] - b2[i]) * wj
+        s = tab[i + c]
+        rc = crow[b0:b1] if s < 0 else xa[s, b0:b1]
+        if k <= SHORT:
+            a0 = a1 = a2 = a3 = q0 = q1 = q2 = q3 = rc
+            w0 = w1 = w2 = w3 = 0.0
+            if c > 0:
+                s, t = tab[i], tab[i + 2 * c]
+                a0 = crow[b0:b1] if s < 0 else xa[s, b0:b1]
+                q0 = crow[b0:b1] if t < 0 else xa[t, b0:b1]
+                w0 = w[0]
+            if c > 1:
+                s, t = tab[i + 1], tab[i + 2 * c - 1]
+                a1 = crow[b0:b1] if s < 0 else xa[s, b0:b1]
+                q1 = crow[b0:b1] if t < 0 else xa[t, b0:b1]
+                w1 = w[1]
+            if c > 2:
+                s, t = tab[i + 2], tab[i + 2 * c - 2]
+                a2 = crow[b0:b1] if s < 0 else xa[s, b0:b1]
+                q2 = crow[b0:b1] if t < 0 else xa[t, b0:b1]
+                w2 = w[2]
+            if c > 3:
+                s, t = tab[i + 3], tab[i + 2 * c - 3]
+                a3 = crow[b0:b1] if s < 0 else xa[s, b0:b1]
+                q3 = crow[b0:b1] if t < 0 else xa[t, b0:b1]
+                w3 = w[3]
+            _x_short(o, rc, a0, q0, a1, q1, a2, q2, a3, q3, w[c], w0, w1, w2, w3, c, sym < 0)
+            return
+        _x_set(acc, rc, w[c])
+        j = 0
+        while j + 4 <= c:
+            p0 = tab[i + j]
+            p1 = tab[i + j + 1]
+            p2 = tab[i + j + 2]
+            p3 = tab[i + j + 3]
+            q0 = tab[i + 2 * c - j]
+            q1 = tab[i + 2 * c - j - 1]
+            q2 = tab[i + 2 * c - j - 2]
+            q3 = tab[i + 2 * c - j - 3]
+            _x_pairs4(acc, crow[b0:b1] if p0 < 0 else xa[p0, b0:b1],
+                      crow[b0:b1] if q0 < 0 else xa[q0, b0:b1],
+                      crow[b0:b1] if p1 < 0 else xa[p1, b0:b1],
+                      crow[b0:b1] if q1 < 0 else xa[q1, b0:b1],
+                      crow[b0:b1] if p2 < 0 else xa[p2, b0:b1],
+                      crow[b0:b1] if q2 < 0 else xa[q2, b0:b1],
+                      crow[b0:b1] if p3 < 0 else xa[p3, b0:b1],
+                      crow[b0:b1] if q3 < 0 else xa[q3, b0:b1],
+                      w[j], w[j + 1], w[j + 2], w[j + 3], sym < 0)
+            j += 4
+        while j < c:
+            p0 = tab[i + j]
+            q0 = tab[i + 2 * c - j]
+            _x_pair1(acc, crow[b0:b1] if p0 < 0 else xa[p0, b0:b1],
+                     crow[b0:b1] if q0 < 0 else xa[q0, b0:b1], w[j], sym < 0)
+            j += 1
     else:
-        bl = buf[(k - 1) * C:(k - 1) * C + NC]
-        wl = w[k - 1]
-        for i in range(NC):
-            o[i] = bl[i] * wl
-        for j in range(k - 1):
-            wj = w[j]
-            b1 = buf[j * C:j * C + NC]
-            for i in range(NC):
-                o[i] += b1[i] * wj
+        s = tab[i + k - 1]
+        _x_set(acc, crow[b0:b1] if s < 0 else xa[s, b0:b1], w[k - 1])
+        j = 0
+        while j + 4 <= k - 1:
+            p0 = tab[i + j]
+            p1 = tab[i + j + 1]
+            p2 = tab[i + j + 2]
+            p3 = tab[i + j + 3]
+            _x_taps4(acc, crow[b0:b1] if p0 < 0 else xa[p0, b0:b1],
+                     crow[b0:b1] if p1 < 0 else xa[p1, b0:b1],
+                     crow[b0:b1] if p2 < 0 else xa[p2, b0:b1],
+                     crow[b0:b1] if p3 < 0 else xa[p3, b0:b1],
+                     w[j], w[j + 1], w[j + 2], w[j + 3])
+            j += 4
+        while j < k - 1:
+            p0 = tab[i + j]
+            _x_tap1(acc, crow[b0:b1] if p0 < 0 else xa[p0, b0:b1], w[j])
+            j += 1
+    _x_store(o, acc)
 
 
-@jit(parallel=True, fastmath=False)
-def _line_correlate_exact(x, w, tab, lo, cval, C, sym, out, nch):
-    # x, out: (R, N*C) lines of N positions with C interleaved channels; taps C apart.
-    R = x.shape[0]
-    L = tab.shape[0]
-    nchunks = min(R, nch)
-    for chunk in prange(nchunks):
-        buf = np.empty(L * C, x.dtype)
-        for r in range(chunk * R // nchunks, (chunk + 1) * R // nchunks):
-            _fill_line(buf, x[r], tab, lo, C, cval)
-            _correlate_line_exact(out[r], buf, w, C, sym)
-
-
-@jit(parallel=True, fastmath=False)
-def _mid_correlate_exact(x, w, tab, cval, sym, out):
-    # x, out: (A, N, B); output row (a, i) = sum_j w[j] * input row (a, tab[i + j]),
-    # with scipy's formulas, vectorised across the row.
-    A, N, B = out.shape
+@jit(fastmath=False)
+def _x_shifts(o, acc, buf, w, sym, C, b0):
+    # o[t] = output b0 + t of a correlation along an extended line: term j reads
+    # buf[b0 + t + j*C] (positions C apart: C interleaved channels). Long kernels go
+    # through the float64 block acc, short symmetric ones straight into o.
+    m = o.shape[0]
     k = w.shape[0]
     c = k // 2
-    crow = np.full(B, cval, x.dtype)
-    for ai in prange(A * N):
+    if sym != 0:
+        p = b0 + c * C
+        rc = buf[p:p + m]
+        if k <= SHORT:
+            a0 = a1 = a2 = a3 = q0 = q1 = q2 = q3 = rc
+            w0 = w1 = w2 = w3 = 0.0
+            if c > 0:
+                a0, q0, w0 = buf[b0:b0 + m], buf[b0 + 2 * c * C:b0 + 2 * c * C + m], w[0]
+            if c > 1:
+                a = b0 + C
+                b = b0 + (2 * c - 1) * C
+                a1, q1, w1 = buf[a:a + m], buf[b:b + m], w[1]
+            if c > 2:
+                a = b0 + 2 * C
+                b = b0 + (2 * c - 2) * C
+                a2, q2, w2 = buf[a:a + m], buf[b:b + m], w[2]
+            if c > 3:
+                a = b0 + 3 * C
+                b = b0 + (2 * c - 3) * C
+                a3, q3, w3 = buf[a:a + m], buf[b:b + m], w[3]
+            _x_short(o, rc, a0, q0, a1, q1, a2, q2, a3, q3, w[c], w0, w1, w2, w3, c, sym < 0)
+            return
+        _x_set(acc, rc, w[c])
+        j = 0
+        while j + 4 <= c:
+            a = b0 + j * C
+            b = b0 + (2 * c - j) * C
+            _x_pairs4(acc, buf[a:a + m], buf[b:b + m], buf[a + C:a + C + m],
+                      buf[b - C:b - C + m], buf[a + 2 * C:a + 2 * C + m],
+                      buf[b - 2 * C:b - 2 * C + m], buf[a + 3 * C:a + 3 * C + m],
+                      buf[b - 3 * C:b - 3 * C + m], w[j], w[j + 1], w[j + 2], w[j + 3],
+                      sym < 0)
+            j += 4
+        while j < c:
+            a = b0 + j * C
+            b = b0 + (2 * c - j) * C
+            _x_pair1(acc, buf[a:a + m], buf[b:b + m], w[j], sym < 0)
+            j += 1
+    else:
+        p = b0 + (k - 1) * C
+        _x_set(acc, buf[p:p + m], w[k - 1])
+        j = 0
+        while j + 4 <= k - 1:
+            a = b0 + j * C
+            _x_taps4(acc, buf[a:a + m], buf[a + C:a + C + m], buf[a + 2 * C:a + 2 * C + m],
+                     buf[a + 3 * C:a + 3 * C + m], w[j], w[j + 1], w[j + 2], w[j + 3])
+            j += 4
+        while j < k - 1:
+            a = b0 + j * C
+            _x_tap1(acc, buf[a:a + m], w[j])
+            j += 1
+    _x_store(o, acc)
+
+
+@jit(fastmath=False)
+def _x_store(o, acc):
+    # One rounding to the output dtype.
+    for t in range(o.shape[0]):
+        o[t] = acc[t]
+
+
+# Outputs per float64 accumulator block: 4 KiB, in L1 with the rows it reads.
+XBLOCK = 512
+
+
+# Each kernel below is a worker over a range of output rows [r0, r1) (plain jit: called
+# directly for small work) and a parallel driver dealing the rows out in chunks (each
+# chunk allocates its buffers once).
+
+@jit(fastmath=False)
+def _line_correlate_rows(x, w, tab, lo, cval, C, sym, out, r0, r1):
+    # x (R, N*C), out (R, N*C): lines of N positions with C interleaved channels. Each
+    # line is widened into a float64 buffer extended by the boundary (cval float64, as in
+    # scipy), then filtered block by block.
+    NC = out.shape[1]
+    buf = np.empty(tab.shape[0] * C, np.float64)
+    acc = np.empty(XBLOCK, np.float64)
+    for r in range(r0, r1):
+        _fill_line(buf, x[r], tab, lo, C, cval)
+        o = out[r]
+        for b0 in range(0, NC, XBLOCK):
+            m = min(NC - b0, XBLOCK)
+            _x_shifts(o[b0:b0 + m], acc[:m], buf, w, sym, C, b0)
+
+
+@jit(parallel=True, fastmath=False)
+def _line_correlate_par(x, w, tab, lo, cval, C, sym, out, nch):
+    R = out.shape[0]
+    n = min(R, nch)
+    for chunk in prange(n):
+        _line_correlate_rows(x, w, tab, lo, cval, C, sym, out, chunk * R // n,
+                             (chunk + 1) * R // n)
+
+
+@jit(fastmath=False)
+def _mid_correlate_rows(x, w, tab, crow, sym, out, r0, r1):
+    # x (A, N, B), out (A, N, B): output row (a, i) (r = a*N + i) from input rows
+    # (a, tab[i + j]), or the cval row crow (x's dtype, exact: the launcher checks).
+    A, N, B = out.shape
+    acc = np.empty(XBLOCK, np.float64)
+    for ai in range(r0, r1):
         a = ai // N
         i = ai - a * N
         o = out[a, i]
-        if sym != 0:
-            s = tab[i + c]
-            rc = crow if s < 0 else x[a, s]
-            wc = w[c]
-            for b in range(B):
-                o[b] = rc[b] * wc
-            for j in range(c):
-                s1 = tab[i + j]
-                s2 = tab[i + 2 * c - j]
-                r1 = crow if s1 < 0 else x[a, s1]
-                r2 = crow if s2 < 0 else x[a, s2]
-                wj = w[j]
-                if sym > 0:
-                    for b in range(B):
-                        o[b] += (r1[b] + r2[b]) * wj
-                else:
-                    for b in range(B):
-                        o[b] += (r1[b] - r2[b]) * wj
-        else:
-            s = tab[i + k - 1]
-            rl = crow if s < 0 else x[a, s]
-            wl = w[k - 1]
-            for b in range(B):
-                o[b] = rl[b] * wl
-            for j in range(k - 1):
-                s1 = tab[i + j]
-                r1 = crow if s1 < 0 else x[a, s1]
-                wj = w[j]
-                for b in range(B):
-                    o[b] += r1[b] * wj
+        for b0 in range(0, B, XBLOCK):
+            b1 = min(B, b0 + XBLOCK)
+            _x_rows(o[b0:b1], acc[:b1 - b0], x[a], crow, tab, i, w, sym, b0, b1)
+
+
+@jit(parallel=True, fastmath=False)
+def _mid_correlate_par(x, w, tab, crow, sym, out, nch):
+    R = out.shape[0] * out.shape[1]
+    n = min(R, nch)
+    for chunk in prange(n):
+        _mid_correlate_rows(x, w, tab, crow, sym, out, chunk * R // n, (chunk + 1) * R // n)
+
+
+@jit(fastmath=False)
+def _sep2d_rows(x, wy, ty, symy, wx, tx, symx, lox, C, crow, cval_out, out, r0, r1):
+    # Two passes of scipy's arithmetic in one sweep: output row (a, y) (r = a*NY + y) =
+    # the correlation along y (input rows ty[y .. y+ky-1], or crow) rounded to the output
+    # dtype into the middle of a row buffer of that dtype (scipy's intermediate is its
+    # output array), the buffer extended along x (cval_out), then the correlation along
+    # x. crow and cval_out are exact (the launcher checks).
+    A, NY, NC = out.shape
+    NX = NC // C
+    core = lox * C
+    buf = np.empty(tx.shape[0] * C, out.dtype)
+    acc = np.empty(XBLOCK, np.float64)
+    for ay in range(r0, r1):
+        a = ay // NY
+        y = ay - a * NY
+        for b0 in range(0, NC, XBLOCK):
+            b1 = min(NC, b0 + XBLOCK)
+            _x_rows(buf[core + b0:core + b1], acc[:b1 - b0], x[a], crow, ty, y, wy, symy,
+                    b0, b1)
+        _extend_in_place(buf, tx, lox, NX, C, cval_out)
+        o = out[a, y]
+        for b0 in range(0, NC, XBLOCK):
+            m = min(NC - b0, XBLOCK)
+            _x_shifts(o[b0:b0 + m], acc[:m], buf, wx, symx, C, b0)
+
+
+@jit(parallel=True, fastmath=False)
+def _sep2d_par(x, wy, ty, symy, wx, tx, symx, lox, C, crow, cval_out, out, nch):
+    R = out.shape[0] * out.shape[1]
+    n = min(R, nch)
+    for chunk in prange(n):
+        _sep2d_rows(x, wy, ty, symy, wx, tx, symx, lox, C, crow, cval_out, out,
+                    chunk * R // n, (chunk + 1) * R // n)
+
+
+@jit(fastmath=False)
+def _sep2d_xy_rows(x, wx, tx, symx, lox, wy, ty, symy, C, cval, crow, out, r0, r1):
+    # The other order, x then y, in one sweep: scipy's intermediate rows (the correlation
+    # along x of input rows, rounded to out's dtype) go through a ring of ky rows, slot
+    # t % ky holding extended position t along y; output row y reads positions
+    # y .. y+ky-1 (or crow, out's dtype, exact), each computed once per range of
+    # consecutive rows. cval (float64) extends the input rows along x.
+    A, NY, NC = out.shape
+    ky = wy.shape[0]
+    line = np.empty(tx.shape[0] * C, np.float64)
+    ring = np.empty((ky, NC), out.dtype)
+    slots = np.empty(ky, np.int64)
+    acc = np.empty(XBLOCK, np.float64)
+    nxt = 0
+    for ay in range(r0, r1):
+        a = ay // NY
+        y = ay - a * NY
+        if ay == r0 or y == 0:
+            nxt = y                        # a new range or plane: refill the ring
+        while nxt < y + ky:
+            s = ty[nxt]
+            if s >= 0:
+                _fill_line(line, x[a, s], tx, lox, C, cval)
+                r = ring[nxt % ky]
+                for b0 in range(0, NC, XBLOCK):
+                    m = min(NC - b0, XBLOCK)
+                    _x_shifts(r[b0:b0 + m], acc[:m], line, wx, symx, C, b0)
+            nxt += 1
+        for j in range(ky):
+            slots[j] = (y + j) % ky if ty[y + j] >= 0 else -1
+        o = out[a, y]
+        for b0 in range(0, NC, XBLOCK):
+            b1 = min(NC, b0 + XBLOCK)
+            _x_rows(o[b0:b1], acc[:b1 - b0], ring, crow, slots, 0, wy, symy, b0, b1)
+
+
+@jit(parallel=True, fastmath=False)
+def _sep2d_xy_par(x, wx, tx, symx, lox, wy, ty, symy, C, cval, crow, out, nch):
+    R = out.shape[0] * out.shape[1]
+    n = min(R, nch)
+    for chunk in prange(n):
+        _sep2d_xy_rows(x, wx, tx, symx, lox, wy, ty, symy, C, cval, crow, out,
+                       chunk * R // n, (chunk + 1) * R // n)
 
 
 # -- 1-D box filter, scipy's running sum ---------------------------------------------------
 
-@jit(parallel=True, fastmath=False)
-def _line_uniform_exact(x, size, tab, lo, cval, C, out, nch):
-    # scipy's recurrence in float64: a running sum (first window summed in order, then
-    # += entering - leaving), each output the sum / size; one chain per channel.
-    R = x.shape[0]
+@jit(fastmath=False)
+def _uniform_chains(o, buf, sums, size, N, C, fsize):
+    # scipy's recurrence for one line (C interleaved channels, one chain each): the first
+    # window summed in order, then += entering - leaving; each output the sum / size. The
+    # sums first (the chain), then the divisions in one vectorised sweep.
+    NC = N * C
+    for ch in range(C):
+        t = 0.0
+        for j in range(size):
+            t += buf[j * C + ch]
+        sums[ch] = t
+    for i in range(C, NC):
+        sums[i] = sums[i - C] + (buf[i - C + size * C] - buf[i - C])
+    for i in range(NC):
+        o[i] = sums[i] / fsize
+
+
+@jit(fastmath=False)
+def _uniform_chains4(o0, o1, o2, o3, b0, b1, b2, b3, s0, s1, s2, s3, size, N, fsize):
+    # Four single-channel lines at once: four independent chains in one loop, so their
+    # additions overlap instead of each waiting for the last (the chain is latency-bound).
+    t0 = 0.0
+    t1 = 0.0
+    t2 = 0.0
+    t3 = 0.0
+    for j in range(size):
+        t0 += b0[j]
+        t1 += b1[j]
+        t2 += b2[j]
+        t3 += b3[j]
+    s0[0] = t0
+    s1[0] = t1
+    s2[0] = t2
+    s3[0] = t3
+    for p in range(1, N):
+        t0 += b0[p - 1 + size] - b0[p - 1]
+        t1 += b1[p - 1 + size] - b1[p - 1]
+        t2 += b2[p - 1 + size] - b2[p - 1]
+        t3 += b3[p - 1 + size] - b3[p - 1]
+        s0[p] = t0
+        s1[p] = t1
+        s2[p] = t2
+        s3[p] = t3
+    for p in range(N):
+        o0[p] = s0[p] / fsize
+    for p in range(N):
+        o1[p] = s1[p] / fsize
+    for p in range(N):
+        o2[p] = s2[p] / fsize
+    for p in range(N):
+        o3[p] = s3[p] / fsize
+
+
+@jit(fastmath=False)
+def _line_uniform_rows(x, size, tab, lo, cval, C, out, r0, r1):
+    # scipy's running sum in float64 along lines of N positions with C channels; each
+    # line widened into a float64 buffer extended by the boundary. Single-channel lines
+    # go four at a time (_uniform_chains4).
     NC = out.shape[1]
     N = NC // C
     L = tab.shape[0]
     fsize = np.float64(size)
-    nchunks = min(R, nch)
-    for chunk in prange(nchunks):
-        buf = np.empty(L * C, np.float64)
-        acc = np.empty(C, np.float64)
-        for r in range(chunk * R // nchunks, (chunk + 1) * R // nchunks):
-            _fill_line(buf, x[r], tab, lo, C, cval)
-            o = out[r]
-            for ch in range(C):
-                acc[ch] = 0.0
-            for j in range(size):
-                for ch in range(C):
-                    acc[ch] += buf[j * C + ch]
-            for ch in range(C):
-                o[ch] = acc[ch] / fsize
-            for p in range(1, N):
-                enter = (p + size - 1) * C
-                leave = (p - 1) * C
-                for ch in range(C):
-                    acc[ch] += buf[enter + ch] - buf[leave + ch]
-                    o[p * C + ch] = acc[ch] / fsize
+    bufs = np.empty((4, L * C), np.float64)
+    sums = np.empty((4, NC), np.float64)
+    r = r0
+    if C == 1:
+        while r + 4 <= r1:
+            for q in range(4):
+                _fill_line(bufs[q], x[r + q], tab, lo, 1, cval)
+            _uniform_chains4(out[r], out[r + 1], out[r + 2], out[r + 3], bufs[0], bufs[1],
+                             bufs[2], bufs[3], sums[0], sums[1], sums[2], sums[3], size, N,
+                             fsize)
+            r += 4
+    while r < r1:
+        _fill_line(bufs[0], x[r], tab, lo, C, cval)
+        _uniform_chains(out[r], bufs[0], sums[0], size, N, C, fsize)
+        r += 1
 
 
 @jit(parallel=True, fastmath=False)
-def _mid_uniform_exact(x, size, tab, cval, out):
-    # The same recurrence down the middle axis, vectorised across the last axis in chunks
-    # (the chunks are the parallel work: the recurrence itself is sequential).
+def _line_uniform_par(x, size, tab, lo, cval, C, out, nch):
+    R = out.shape[0]
+    n = min(R, nch)
+    for chunk in prange(n):
+        _line_uniform_rows(x, size, tab, lo, cval, C, out, chunk * R // n,
+                           (chunk + 1) * R // n)
+
+
+# Columns per task of the box filter down the middle axis.
+UWIDTH = 512
+
+
+@jit(fastmath=False)
+def _mid_uniform_cols(x, size, tab, crow, out, t0, t1):
+    # The same recurrence down the middle axis, vectorised across the last axis: task
+    # t = a*nb + column block; each runs its columns' chains from the first row to the
+    # last (the recurrence is sequential down the axis).
     A, N, B = out.shape
     fsize = np.float64(size)
-    width = 512
-    nb = (B + width - 1) // width
-    crow = np.full(B, cval, np.float64)
-    for ab in prange(A * nb):
+    nb = (B + UWIDTH - 1) // UWIDTH
+    acc = np.empty(UWIDTH, np.float64)
+    for ab in range(t0, t1):
         a = ab // nb
-        b0 = (ab - a * nb) * width
-        b1 = min(B, b0 + width)
+        b0 = (ab - a * nb) * UWIDTH
+        b1 = min(B, b0 + UWIDTH)
         nw = b1 - b0
-        acc = np.zeros(nw, np.float64)
+        for b in range(nw):
+            acc[b] = 0.0
         for j in range(size):
             s = tab[j]
             if s < 0:
@@ -280,6 +668,14 @@ def _mid_uniform_exact(x, size, tab, cval, out):
                     vout = fout[b] if s_out < 0 else np.float64(x[a, s_out, b0 + b])
                     acc[b] += vin - vout
                     o[b] = acc[b] / fsize
+
+
+@jit(parallel=True, fastmath=False)
+def _mid_uniform_par(x, size, tab, crow, out):
+    A, N, B = out.shape
+    T = A * ((B + UWIDTH - 1) // UWIDTH)
+    for t in prange(T):
+        _mid_uniform_cols(x, size, tab, crow, out, t, t + 1)
 
 
 # -- fused two-axis passes (fast path for floating outputs) --------------------------------
@@ -396,30 +792,6 @@ def _combine_shifts(o, buf, w, C):
 
 
 @jit(parallel=True)
-def _line_correlate_fast(x, w, tab, lo, cval, C, out, nch):
-    # As _line_correlate_exact, in any summation order (fast-math, taps grouped).
-    R = x.shape[0]
-    L = tab.shape[0]
-    nchunks = min(R, nch)
-    for chunk in prange(nchunks):
-        buf = np.empty(L * C, x.dtype)
-        for r in range(chunk * R // nchunks, (chunk + 1) * R // nchunks):
-            _fill_line(buf, x[r], tab, lo, C, cval)
-            _combine_shifts(out[r], buf, w, C)
-
-
-@jit(parallel=True)
-def _mid_correlate_fast(x, w, tab, cval, out):
-    # As _mid_correlate_exact, in any summation order (fast-math, taps grouped).
-    A, N, B = out.shape
-    crow = np.full(B, cval, x.dtype)
-    for ai in prange(A * N):
-        a = ai // N
-        i = ai - a * N
-        _combine_rows(out[a, i], x[a], tab, i, w, crow)
-
-
-@jit(parallel=True)
 def _sep2d_correlate(x, wy, ty, wx, tx, lox, C, cval, out, nch):
     # x, out: (A, NY, NX*C). Output row (a, y): filter input rows ty[y:y+ky] along y into
     # the middle of an extended row buffer, extend it along x with tx, filter along x.
@@ -455,181 +827,20 @@ def _extend_in_place(buf, tab, lo, n, C, cval):
             buf[t * C + ch] = buf[core + s * C + ch] if s >= 0 else cval
 
 
-@jit()
-def _running_sum(o, buf, k, C, scale, diff, sums):
-    # o[p*C + ch] = scale * sum_{j<k} buf[(p+j)*C + ch]. The differences (entering -
-    # leaving) are formed in one vectorised sweep; the scan that remains is split into
-    # four independent chains (segments of the line) so they overlap in the pipeline.
-    NC = o.shape[0]
-    NX = NC // C
-    if NX == 0:
-        return
-    m = NC - C
-    bin_ = buf[k * C:k * C + m]
-    bout = buf[0:m]
-    d = diff[0:m]
-    for i in range(m):
-        d[i] = bin_[i] - bout[i]
-    if C == 1 and NX >= 8:
-        seg = NX // 4
-        q1 = seg
-        q2 = 2 * seg
-        q3 = 3 * seg
-        a0 = 0.0
-        a1 = 0.0
-        a2 = 0.0
-        a3 = 0.0
-        for j in range(k):
-            a0 += buf[j]
-            a1 += buf[q1 + j]
-            a2 += buf[q2 + j]
-            a3 += buf[q3 + j]
-        for p in range(seg):
-            o[p] = a0 * scale
-            o[q1 + p] = a1 * scale
-            o[q2 + p] = a2 * scale
-            o[q3 + p] = a3 * scale
-            a0 += d[p]
-            a1 += d[q1 + p]
-            a2 += d[q2 + p]
-            if q3 + p < m:
-                a3 += d[q3 + p]
-        for p in range(4 * seg, NX):    # the last chain runs on over the remainder
-            o[p] = a3 * scale
-            if p < m:
-                a3 += d[p]
-        return
-    # C interleaved channels: C independent chains, a recurrence C elements apart.
-    for ch in range(C):
-        t = 0.0
-        for j in range(k):
-            t += buf[j * C + ch]
-        sums[ch] = t
-    for i in range(C, NC):
-        sums[i] = sums[i - C] + d[i - C]
-    for i in range(NC):
-        o[i] = sums[i] * scale
-
-
-@jit()
-def _sum_rows(o, xa, tab, i, k, crow):
-    # o = sum_{j<k} R(tab[i + j]) for k <= 4 rows, one sweep (R as in _combine_rows).
-    s0 = tab[i]
-    r0 = crow if s0 < 0 else xa[s0]
-    n = o.shape[0]
-    if k == 1:
-        for t in range(n):
-            o[t] = r0[t]
-        return
-    s1 = tab[i + 1]
-    r1 = crow if s1 < 0 else xa[s1]
-    if k == 2:
-        for t in range(n):
-            o[t] = r0[t] + r1[t]
-        return
-    s2 = tab[i + 2]
-    r2 = crow if s2 < 0 else xa[s2]
-    if k == 3:
-        for t in range(n):
-            o[t] = r0[t] + r1[t] + r2[t]
-        return
-    s3 = tab[i + 3]
-    r3 = crow if s3 < 0 else xa[s3]
-    for t in range(n):
-        o[t] = (r0[t] + r1[t]) + (r2[t] + r3[t])
-
-
-@jit()
-def _sum_shifts(o, buf, k, C, scale):
-    # o[i] = scale * sum_{j<k} buf[i + j*C] for k <= 4, one sweep.
-    n = o.shape[0]
-    b0 = buf[0:n]
-    if k == 1:
-        for t in range(n):
-            o[t] = b0[t] * scale
-        return
-    b1 = buf[C:C + n]
-    if k == 2:
-        for t in range(n):
-            o[t] = (b0[t] + b1[t]) * scale
-        return
-    b2 = buf[2 * C:2 * C + n]
-    if k == 3:
-        for t in range(n):
-            o[t] = (b0[t] + b1[t] + b2[t]) * scale
-        return
-    b3 = buf[3 * C:3 * C + n]
-    for t in range(n):
-        o[t] = ((b0[t] + b1[t]) + (b2[t] + b3[t])) * scale
-
-
-@jit(parallel=True)
-def _sep2d_box_small(x, ky, ty, kx, tx, lox, C, cval, scale, out, nch):
-    # Box filter of at most 4 x 4: plain sums in one sweep per axis (cheaper than running
-    # sums, and than weighted taps), the product of the two 1/size factors at the end.
-    A, NY, NC = out.shape
-    LX = tx.shape[0]
-    NX = NC // C
-    core = lox * C
-    crow = np.full(NC, cval, x.dtype)
-    nchunks = min(A * NY, nch)
-    for chunk in prange(nchunks):
-        buf = np.empty(LX * C, x.dtype)
-        mid = buf[core:core + NC]
-        for ay in range(chunk * (A * NY) // nchunks, (chunk + 1) * (A * NY) // nchunks):
-            a = ay // NY
-            y = ay - a * NY
-            _sum_rows(mid, x[a], ty, y, ky, crow)
-            _extend_in_place(buf, tx, lox, NX, C, cval * ky)
-            _sum_shifts(out[a, y], buf, kx, C, scale)
-
-
-@jit(parallel=True)
-def _sep2d_uniform(x, ky, ty, kx, tx, lox, C, cval, out):
-    # Box filter over (y, x) in one sweep: per block of output rows, float64 column sums
-    # slide down y (one row in, one row out per output row); along x a running sum per
-    # channel. O(1) work per pixel whatever the size.
-    A, NY, NC = out.shape
-    LX = tx.shape[0]
-    NX = NC // C
-    core = lox * C
-    scale = 1.0 / (np.float64(ky) * np.float64(kx))
-    crow = np.full(NC, cval, x.dtype)
-    nblk_y = max(1, min(NY, (64 + A - 1) // A))
-    for blk in prange(A * nblk_y):
-        a = blk // nblk_y
-        yb = blk - a * nblk_y
-        y0 = yb * NY // nblk_y
-        y1 = (yb + 1) * NY // nblk_y
-        buf = np.empty(LX * C, np.float64)
-        col = buf[core:core + NC]      # the column sums live in the middle of buf
-        diff = np.empty(NC, np.float64)
-        sums = np.empty(NC, np.float64)
-        for i in range(NC):
-            col[i] = 0.0
-        for j in range(ky):
-            s = ty[y0 + j]
-            r = crow if s < 0 else x[a, s]
-            for i in range(NC):
-                col[i] += r[i]
-        for y in range(y0, y1):
-            if y > y0:
-                s_in = ty[y + ky - 1]
-                s_out = ty[y - 1]
-                rin = crow if s_in < 0 else x[a, s_in]
-                rout = crow if s_out < 0 else x[a, s_out]
-                for i in range(NC):
-                    col[i] += np.float64(rin[i]) - np.float64(rout[i])
-            # The column sums are the y-filtered row times ky; extend it along x (the
-            # constant fill is then ky * cval).
-            _extend_in_place(buf, tx, lox, NX, C, cval * ky)
-            _running_sum(out[a, y], buf, kx, C, scale, diff, sums)
-
-
 # -- launchers ------------------------------------------------------------------------------
 
 def _chunks():
     return CHUNKS_PER_THREAD * num_threads()
+
+
+def _run(rows, par, nrows, work, *args):
+    """``rows(*args, 0, nrows)`` on this thread where ``_jit.runs_serial`` says a parallel
+    region does not pay (small work, one thread, a forked OpenMP child), else the parallel
+    driver ``par(*args, chunks)``."""
+    if runs_serial(work):
+        rows(*args, 0, nrows)
+    else:
+        run_parallel(par, *args, _chunks(), work=work)
 
 
 def _lines(a, axis):
@@ -640,14 +851,22 @@ def _lines(a, axis):
     return a.reshape(A, shape[axis], B)
 
 
-def correlate1d(x, w, out, axis, start, boundary, cval, exact=True):
+def _exact_in(cval, dtype):
+    """``cval`` is exactly a value of ``dtype`` (NaN included)."""
+    c = np.float64(cval)
+    with np.errstate(over="ignore"):
+        return bool(np.isnan(c) or np.float64(np.dtype(dtype).type(c)) == c)
+
+
+def correlate1d(x, w, out, axis, start, boundary, cval):
     """out = correlation of ``x`` with ``w`` along ``axis``:
     out[..., i, ...] = sum_j w[j] * X[..., start + i + j, ...], X extended by ``boundary``.
 
-    ``x`` and ``out``: same shape, C-contiguous, one float dtype, not overlapping; ``w``
-    1-D (float64: the symmetry test is scipy's, on float64 weights);
-    ``-(len(w) - 1) <= start <= 0``. ``exact``: scipy.ndimage's operations in scipy's
-    order (bit-identical in float64); otherwise any order (faster on inner axes).
+    scipy.ndimage's arithmetic: float64 operations in scipy's order, one rounding to
+    out's dtype, so ``out`` equals scipy's correlate1d bit for bit. ``x`` and ``out``:
+    same shape, C-contiguous, float32 or float64 (they may differ), not overlapping;
+    ``w`` 1-D, used in float64 (the symmetry test is scipy's);
+    ``-(len(w) - 1) <= start <= 0``.
     """
     if out.size == 0:
         return out
@@ -655,24 +874,20 @@ def correlate1d(x, w, out, axis, start, boundary, cval, exact=True):
     k = w.shape[0]
     tab = extension_table(n, start, n + k - 1, boundary)
     sym = symmetry(w)
+    w = np.ascontiguousarray(w, dtype=np.float64)
     x3, o3 = _lines(x, axis), _lines(out, axis)
-    cval = x.dtype.type(cval)
-    w = np.ascontiguousarray(w, dtype=x.dtype)
-    work = out.size * k
     if x3.shape[2] >= MID_MIN_INNER:
-        if exact:
-            run_parallel(_mid_correlate_exact, x3, w, tab, cval, sym, o3, work=work)
-        else:
-            run_parallel(_mid_correlate_fast, x3, w, tab, cval, o3, work=work)
+        if boundary == CONSTANT and not _exact_in(cval, x.dtype):
+            x3 = x3.astype(np.float64)        # the fill row must hold cval exactly
+        with np.errstate(over="ignore"):      # (only used where it is exact)
+            crow = np.full(x3.shape[2], cval, x3.dtype)
+        _run(_mid_correlate_rows, _mid_correlate_par, o3.shape[0] * o3.shape[1],
+             out.size * k, x3, w, tab, crow, sym, o3)
     else:
         B = x3.shape[2]
         x2, o2 = x3.reshape(x3.shape[0], -1), o3.reshape(o3.shape[0], -1)
-        if exact:
-            run_parallel(_line_correlate_exact, x2, w, tab, -start, cval, B, sym, o2, _chunks(),
-                         work=work)
-        else:
-            run_parallel(_line_correlate_fast, x2, w, tab, -start, cval, B, o2, _chunks(),
-                         work=work)
+        _run(_line_correlate_rows, _line_correlate_par, o2.shape[0], out.size * k,
+             x2, w, tab, -start, np.float64(cval), B, sym, o2)
     return out
 
 
@@ -687,11 +902,17 @@ def uniform1d(x, size, out, axis, start, boundary, cval):
     cval = np.float64(cval)
     work = out.size * UNIFORM_TAPS
     if x3.shape[2] >= MID_MIN_INNER:
-        run_parallel(_mid_uniform_exact, x3, size, tab, cval, o3, work=work)
+        crow = np.full(x3.shape[2], cval)
+        if runs_serial(out.size * 2):
+            ntasks = o3.shape[0] * ((o3.shape[2] + UWIDTH - 1) // UWIDTH)
+            _mid_uniform_cols(x3, size, tab, crow, o3, 0, ntasks)
+        else:
+            run_parallel(_mid_uniform_par, x3, size, tab, crow, o3, work=out.size * 2)
     else:
         B = x3.shape[2]
-        run_parallel(_line_uniform_exact, x3.reshape(x3.shape[0], -1), size, tab, -start,
-                     cval, B, o3.reshape(o3.shape[0], -1), _chunks(), work=work)
+        o2 = o3.reshape(o3.shape[0], -1)
+        _run(_line_uniform_rows, _line_uniform_par, o2.shape[0], out.size,
+             x3.reshape(x3.shape[0], -1), size, tab, -start, cval, B, o2)
     return out
 
 
@@ -723,41 +944,64 @@ def correlate2d_separable(x, wy, wx, out, axis_y, start_y, start_x, boundary_y, 
     return out
 
 
-def uniform2d(x, size_y, size_x, out, axis_y, start_y, start_x, boundary_y, boundary_x,
-              cval):
-    """Box filter over axes ``axis_y`` and ``axis_y + 1`` in one sweep: the mean over the
-    ``size_y x size_x`` window (direct sums up to SMALL_BOX, else float64 running sums)."""
+def correlate2d_exact(x, wy, wx, out, axis_y, start_y, start_x, boundary_y, boundary_x,
+                      cval, x_first=False):
+    """:func:`correlate1d` along ``axis_y`` then along ``axis_y + 1`` (``x_first``: the other
+    order), fused in one sweep over memory, with the same bits as the two calls (the
+    intermediate rounded to out's dtype, as scipy rounds it into its output array).
+    Layout rules as :func:`correlate1d`."""
     if out.size == 0:
         return out
+    second = boundary_y if x_first else boundary_x
+    if second == CONSTANT and not _exact_in(cval, out.dtype):
+        # The fused sweep keeps the intermediate rows in out's dtype, which cannot hold
+        # this fill value: two passes (the second widens its input instead).
+        tmp = np.empty(x.shape, out.dtype)
+        if x_first:
+            correlate1d(x, wx, tmp, axis_y + 1, start_x, boundary_x, cval)
+            return correlate1d(tmp, wy, out, axis_y, start_y, boundary_y, cval)
+        correlate1d(x, wy, tmp, axis_y, start_y, boundary_y, cval)
+        return correlate1d(tmp, wx, out, axis_y + 1, start_x, boundary_x, cval)
+    if not x_first and boundary_y == CONSTANT and not _exact_in(cval, x.dtype):
+        x = x.astype(np.float64)
     ny, nx = x.shape[axis_y], x.shape[axis_y + 1]
-    ty = extension_table(ny, start_y, ny + size_y - 1, boundary_y)
-    tx = extension_table(nx, start_x, nx + size_x - 1, boundary_x)
+    ty = extension_table(ny, start_y, ny + wy.shape[0] - 1, boundary_y)
+    tx = extension_table(nx, start_x, nx + wx.shape[0] - 1, boundary_x)
     x3, C = _plane_view(x, axis_y)
     o3, _ = _plane_view(out, axis_y)
-    if size_y <= SMALL_BOX and size_x <= SMALL_BOX:
-        dt = x.dtype.type
-        run_parallel(_sep2d_box_small, x3, size_y, ty, size_x, tx, -start_x, C, dt(cval),
-                     dt(1.0 / (size_y * size_x)), o3, _chunks(),
-                     work=out.size * (size_y + size_x))
+    wy64 = np.ascontiguousarray(wy, np.float64)
+    wx64 = np.ascontiguousarray(wx, np.float64)
+    work = out.size * (wy.shape[0] + wx.shape[0])
+    nrows = o3.shape[0] * o3.shape[1]
+    with np.errstate(over="ignore"):     # a fill value only used where it is exact
+        cval_out = out.dtype.type(cval)
+        if x_first:
+            crow = np.full(o3.shape[2], cval, out.dtype)
+        else:
+            crow = np.full(x3.shape[2], cval, x3.dtype)
+    if x_first:
+        _run(_sep2d_xy_rows, _sep2d_xy_par, nrows, work, x3, wx64, tx, symmetry(wx),
+             -start_x, wy64, ty, symmetry(wy), C, np.float64(cval), crow, o3)
     else:
-        run_parallel(_sep2d_uniform, x3, size_y, ty, size_x, tx, -start_x, C,
-                     np.float64(cval), o3, work=out.size * 2 * UNIFORM_TAPS)
+        _run(_sep2d_rows, _sep2d_par, nrows, work, x3, wy64, ty, symmetry(wy), wx64, tx,
+             symmetry(wx), -start_x, C, crow, cval_out, o3)
     return out
 
 
 # -- launcher (the registry's "filter" kind) -----------------------------------------------
 
-def run_passes(x, out, passes, cval, exact=True):
-    """One step of scipy.ndimage's separable filters, x -> out (one float dtype):
-    ``passes`` is one ``(axis, start, boundary, weights, size)`` pass, or two on axes a and
-    a + 1 (both boxes or both weighted) fused in one sweep. ``weights`` None: a box of
-    ``size`` (scipy's running sum). ``exact``: scipy's arithmetic for a lone pass."""
+def run_passes(x, out, passes, cval):
+    """One step of scipy.ndimage's separable filters, x -> out (float32/float64), scipy's
+    float64 arithmetic: ``passes`` is one ``(axis, start, boundary, weights, size)`` pass
+    (``weights`` None: a box of ``size``, scipy's running sum), or two weighted passes on
+    neighbouring axes, applied in the order given, fused in one sweep (the same bits as
+    two passes)."""
     if len(passes) == 1:
         axis, start, boundary, weights, size = passes[0]
         if weights is None:
             return uniform1d(x, size, out, axis, start, boundary, cval)
-        return correlate1d(x, weights, out, axis, start, boundary, cval, exact)
-    (ay, sy, by, wy, ky), (_, sx, bx, wx, kx) = passes
-    if wy is None:
-        return uniform2d(x, ky, kx, out, ay, sy, sx, by, bx, cval)
-    return correlate2d_separable(x, wy, wx, out, ay, sy, sx, by, bx, cval)
+        return correlate1d(x, weights, out, axis, start, boundary, cval)
+    first = passes[0]
+    (ay, sy, by, wy, _), (_, sx, bx, wx, _) = sorted(passes, key=lambda p: p[0])
+    return correlate2d_exact(x, wy, wx, out, ay, sy, sx, by, bx, cval,
+                             x_first=first[0] != ay)
