@@ -23,8 +23,13 @@ SCIPY_METHOD = {"direct": "direct", "separable": "direct", "fft": "fft", "oa": "
 
 
 def _has_nonfinite(a) -> bool:
-    from .kernels.cpu.fft import _all_finite
-    return not _all_finite(np.asarray(a))
+    # One summing pass: the sum of finite values is finite unless it overflows, and any
+    # NaN/Inf makes it non-finite; an overflowed sum is settled element by element.
+    a = np.asarray(a)
+    if a.dtype.kind not in "fc" or a.size == 0:
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        return not (np.isfinite(a.sum()) or np.isfinite(a).all())
 
 
 def warn_fft_nonfinite(x, w, stacklevel=3):

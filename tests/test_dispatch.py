@@ -17,7 +17,7 @@ from fastconv import nn as fnn
 
 PKG = os.path.dirname(fastconv.__file__)
 PUBLIC = ["__init__.py", "signal.py", "ndimage.py", "nn.py", "_fftconvolve.py",
-          "_planapi.py"]
+          "_planapi.py", "_patch.py", "_compat.py", "_arrays.py", "_validate.py"]
 
 
 def _imports(path):
