@@ -1,0 +1,93 @@
+"""Per-call overhead (issue 15): what a call's signature fixes is computed once.
+
+The direct launcher memoises its index maps and view parameters per (layout, shapes,
+start, boundary), and the row fills per kernel bytes; these tests check that the memo is
+used, that it is keyed by everything the result depends on (strides, flips, read-only
+copies, kernel values, fill value), and that it stays bounded.
+"""
+import numpy as np
+import pytest
+
+from fastconv.kernels.cpu import direct
+from reference import correlate_ref
+
+BOUNDARIES = ["constant", "wrap", "edge", "symmetric", "reflect"]
+
+
+def _run(x, w, start, out_shape, boundary, cval=0.0):
+    out = np.empty(out_shape, np.float64)
+    direct.correlate(x, w, out, start, boundary, cval)
+    return out
+
+
+def test_geometry_is_built_once_per_signature(monkeypatch):
+    calls = []
+    real = direct.index_map
+
+    def counting(*a):
+        calls.append(a)
+        return real(*a)
+
+    monkeypatch.setattr(direct, "index_map", counting)
+    direct._GEOMETRY.clear()
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((3, 5))
+    for i in range(3):
+        x = rng.standard_normal((20, 30))
+        got = _run(x, w, (-1, -2), (20, 30), "reflect")
+        np.testing.assert_allclose(got, correlate_ref(x, w, (-1, -2), (20, 30), "reflect"),
+                                   rtol=1e-12, atol=1e-12)
+        if i == 0:
+            first = len(calls)
+    assert first > 0 and len(calls) == first          # later calls: no new index maps
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_memo_is_keyed_by_layout(boundary):
+    """One shape through C order, negative strides, a transposed view and a read-only
+    array, in an order that would reuse a wrong memo entry: each as its C copy, bit for
+    bit."""
+    rng = np.random.default_rng(2)
+    base = rng.standard_normal((17, 23))
+    w = rng.standard_normal((4, 3))
+    views = [base, base[::-1, ::-1], base.T.copy().T, base[:, ::-1], base[::-1]]
+    ro = base.copy()
+    ro.flags.writeable = False
+    views.append(ro)
+    for _ in range(2):
+        for v in views:
+            got = _run(v, w, (-2, -1), (17, 23), boundary, 0.5)
+            want = _run(np.ascontiguousarray(v), w, (-2, -1), (17, 23), boundary, 0.5)
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_allclose(
+                got, correlate_ref(v, w, (-2, -1), (17, 23), boundary, 0.5),
+                rtol=1e-12, atol=1e-12)
+
+
+def test_row_fills_follow_kernel_values_and_cval():
+    """The fill rows of the constant boundary are memoised by the kernel's bytes and the
+    fill value: another kernel or cval of the same shape gets its own."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((12, 12))
+    for cval in (0.0, 2.0, -3.5):
+        for _ in range(3):
+            w = rng.standard_normal((5, 5))
+            got = _run(x, w, (-2, -2), (12, 12), "constant", cval)
+            np.testing.assert_allclose(
+                got, correlate_ref(x, w, (-2, -2), (12, 12), "constant", cval),
+                rtol=1e-12, atol=1e-12)
+    w = np.ones((3, 3))
+    w[0, 0] = np.inf           # Inf tap x zero fill: NaN where a fill row is read
+    got = _run(x, w, (-1, -1), (12, 12), "constant", 0.0)
+    want = correlate_ref(x, w, (-1, -1), (12, 12), "constant", 0.0)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+
+def test_launcher_memos_are_bounded():
+    direct._GEOMETRY.clear()
+    direct._FILLS.clear()
+    w = np.ones((2, 2))
+    for n in range(3, 3 + direct._GEOMETRY.size + 20):
+        _run(np.ones((2, n)), w * n, (-1, -1), (2, n), "constant", 1.0)
+    assert len(direct._GEOMETRY) == direct._GEOMETRY.size
+    assert len(direct._FILLS) == direct._FILLS.size
