@@ -30,8 +30,8 @@ from . import tuner
 from .kernels import get_launcher
 from .tuner import Decision
 
-__all__ = ["dispatch", "decide", "execute", "prepare_kernel", "measure_all", "Decision",
-           "EMPTY"]
+__all__ = ["dispatch", "decide", "execute", "bind", "prepare_kernel", "measure_all",
+           "Decision", "EMPTY"]
 
 # An empty input or output needs no method: execute only shapes and casts the zeros that
 # scipy returns.
@@ -45,11 +45,16 @@ def prepare_kernel(spec, w: np.ndarray) -> np.ndarray:
     axes), conjugated for complex correlation, in the compute dtype, contiguous (kernels
     are small)."""
     if spec.flip:
-        w = w[tuple(slice(None) if a in spec.batch else slice(None, None, -1)
-                    for a in range(w.ndim))]
+        w = w[_flip_index(w.ndim, spec.batch)]
     if spec.conj and w.dtype.kind == "c":
         w = np.conj(w)
     return np.ascontiguousarray(w, dtype=spec.compute_dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _flip_index(ndim, batch):
+    """The index that reverses every axis but the batch axes (built once per rank)."""
+    return tuple(slice(None) if a in batch else slice(None, None, -1) for a in range(ndim))
 
 
 def _finish(spec, out: np.ndarray) -> np.ndarray:
@@ -188,6 +193,23 @@ def _execute_conv(spec, x, w, decision, wk, out):
     else:
         launcher(xin, wk, out, spec.start, spec.boundary, spec.cval, **decision.params)
     return _finish(spec, out)
+
+
+def bind(spec, decision: Decision, wk):
+    """For a plan: ``run(xf, of)`` with everything but the data fixed (the launcher's
+    ``bind``), or None where the launcher has none or the call needs more than the
+    launcher's step (a result cast or reversal, parameters). ``run`` takes the flat views
+    of a C-ordered writeable input of the spec's shape and of a C-contiguous output, both
+    of the compute dtype, and makes the launcher's own kernel call: a plan that uses it
+    computes the bits ``execute`` would."""
+    if (spec.kind != "correlate" or decision is EMPTY or decision.params
+            or spec.result_dtype != spec.compute_dtype or spec.reverse_out):
+        return None
+    binder = getattr(get_launcher(spec.kind, decision.method, decision.device), "bind",
+                     None)
+    if binder is None:
+        return None
+    return binder(spec.x_shape, wk, spec.out_shape, spec.start, spec.boundary, spec.cval)
 
 
 def _execute_filter(spec, x, w, decision, wk, out):

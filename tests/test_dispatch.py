@@ -77,6 +77,13 @@ def counted(monkeypatch):
             counts[_kind] = counts.get(_kind, 0) + 1
             return _fn(*a)
         monkeypatch.setitem(_dispatch._EXECUTE, kind, wrapped)
+    # A plan's bound kernel call (``_dispatch.bind``) is the dispatcher's too.
+    from fastconv import _planapi
+
+    def bound(*a):
+        counts["bind"] = counts.get("bind", 0) + 1
+        return _dispatch.bind(*a)
+    monkeypatch.setattr(_planapi, "bind", bound)
     return counts
 
 

@@ -91,3 +91,74 @@ def test_launcher_memos_are_bounded():
         _run(np.ones((2, n)), w * n, (-1, -1), (2, n), "constant", 1.0)
     assert len(direct._GEOMETRY) == direct._GEOMETRY.size
     assert len(direct._FILLS) == direct._FILLS.size
+
+
+# -- plans: the launcher's kernel call bound once ------------------------------------------
+
+import fastconv  # noqa: E402
+from fastconv import _planapi  # noqa: E402
+
+
+def _no_execute(*a, **k):
+    raise AssertionError("the plan went through execute")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,kshape", [((1000,), (5,)), ((33, 40), (3, 4)),
+                                          ((9, 10, 11), (2, 3, 3)), ((256, 256), (3, 3))])
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_direct_plan_binds_the_kernel_call(monkeypatch, dtype, shape, kshape, mode):
+    """A direct plan on C-ordered data of its dtype makes the launcher's kernel call
+    without execute, with execute's bits (small work: the serial twin; 256^2 x 3x3: the
+    parallel kernel on two threads, the twin on one)."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal(kshape).astype(dtype)
+    p = fastconv.plan(x, w, mode, method="direct")
+    want = fastconv.convolve(x, w, mode, method="direct")
+    monkeypatch.setattr(_planapi, "execute", _no_execute)
+    for n in (1, 2):
+        with fastconv.threads(n):
+            got = p(x)
+            np.testing.assert_array_equal(got, want)
+            out = np.full(want.shape, np.nan, dtype)
+            assert p(x, out=out) is out
+            np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm", "reflect", "nearest"])
+def test_bound_plan_boundaries_and_fill(monkeypatch, boundary):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((15, 18))
+    w = rng.standard_normal((5, 3))
+    p = fastconv.plan(x, w, "same", op="correlate", method="direct", boundary=boundary,
+                      fillvalue=1.5)
+    want = fastconv.correlate(x, w, "same", method="direct", boundary=boundary,
+                              fillvalue=1.5)
+    monkeypatch.setattr(_planapi, "execute", _no_execute)
+    np.testing.assert_array_equal(p(x), want)
+
+
+def test_plan_falls_back_for_other_layouts_and_dtypes():
+    """Views, read-only arrays, other dtypes and foreign out= buffers take the execute
+    path, with the same results."""
+    rng = np.random.default_rng(6)
+    big = rng.standard_normal((40, 50))
+    w = rng.standard_normal((3, 3))
+    x = big[::2, ::-2]
+    p = fastconv.plan(x, w, "same", method="direct")
+    want = fastconv.convolve(np.ascontiguousarray(x), w, "same", method="direct")
+    np.testing.assert_array_equal(p(x), want)
+    ro = np.ascontiguousarray(x)
+    ro.flags.writeable = False
+    np.testing.assert_array_equal(p(ro), want)
+    xi = (x * 10).astype(np.int16)
+    np.testing.assert_allclose(p(xi), fastconv.convolve(xi.astype(float), w, "same"),
+                               rtol=1e-12, atol=1e-9)
+    out = np.empty((25, 20)).T                      # F-ordered out=
+    assert p(x, out=out) is out
+    np.testing.assert_array_equal(out, want)
+    assert p._run is not None
+    assert fastconv.plan(x.astype(complex), w, "same", method="direct")._run is None
+    assert fastconv.plan(x.astype(np.int64), w.astype(np.int64), "same",
+                         method="direct")._run is None

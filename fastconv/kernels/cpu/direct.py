@@ -39,6 +39,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from ... import _jit
 from ..._jit import jit, num_threads, run_parallel, runs_serial, serial_twin
 from ..._extend import index_map, window
 from ..._memo import LRU
@@ -596,6 +597,52 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
                  w3.reshape(-1), fills, o3.reshape(-1), *o3.shape, *w3.shape, cv, tile,
                  True)
     return out
+
+
+def bind(x_shape, w, out_shape, start, boundary="constant", cval=0):
+    """``correlate`` with everything but the data fixed, for plans: returns
+    ``run(xf, of)``, where ``xf`` and ``of`` are the flat (``reshape(-1)``) views of a
+    C-ordered, writeable ``x`` of shape ``x_shape`` and of a C-contiguous ``out`` of
+    shape ``out_shape``, both of ``w``'s dtype (float32 or float64). ``run`` makes the
+    kernel call ``correlate`` makes for such arrays, with the same arguments (the same
+    bits), and nothing else. None where ``correlate`` takes another route (complex and
+    integer data, ranks 0 and above 3, empty arrays)."""
+    dtype = w.dtype
+    nd = len(x_shape)
+    if (dtype.char not in "fd" or not 1 <= nd <= 3 or 0 in x_shape or w.size == 0
+            or 0 in out_shape):
+        return None
+    w = np.ascontiguousarray(w)
+    cv = dtype.type(cval)
+    (flips, span, c_order, mx, lead, py, pz, nl, r0, sx, lo, hi, tile, fill_rows, o3, w3,
+     work, items) = _geometry(np.empty(x_shape, dtype), w.shape, out_shape, start,
+                              boundary)
+    fills = _row_fills(w.reshape(w3), cv, dtype) if fill_rows else _ZERO_FILLS[dtype.char]
+    wf = w.reshape(-1)
+    nz, ny, nx = o3
+    kz, ky, kx = w3
+    twin = serial_twin(_corr3d)
+    if work < _jit.LAUNCH_WORK:
+        # serial for every thread count (runs_serial's bound is LAUNCH_WORK * T / (T - 1)
+        # > LAUNCH_WORK): the twin, called with the arguments spelled out (a call costs
+        # the kernel plus ~1 us here)
+        def run(xf, of):
+            twin(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, ky, kx,
+                 cv, tile, False)
+        return run
+
+    def run(xf, of):
+        args = (xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, ky, kx,
+                cv, tile, False)
+        if runs_serial(work):
+            twin(*args)
+        else:
+            _run_parallel(items, args)
+
+    return run
+
+
+correlate.bind = bind
 
 
 # The fills argument of calls that never read it (one element, the kernel's dtype).
