@@ -27,6 +27,7 @@ import functools
 import numpy as np
 
 from . import tuner
+from ._memo import LRU
 from .kernels import get_launcher
 from .tuner import Decision
 
@@ -184,6 +185,11 @@ def _execute_conv(spec, x, w, decision, wk, out):
         return _finish(spec, out)
     if wk is None:
         wk = prepare_kernel(spec, w)
+    if decision.method == "direct" and type(x) is np.ndarray and wk.size <= 4096:
+        run = _bound_direct(spec, x, wk, decision)
+        if run:
+            run(x.reshape(-1), out.reshape(-1))
+            return out
     # astype(copy=False) keeps views of native arrays (any strides) and converts
     # big-endian or narrower types; the launchers handle strides themselves.
     xin = x.astype(spec.compute_dtype, copy=False)
@@ -210,6 +216,29 @@ def bind(spec, decision: Decision, wk):
     if binder is None:
         return None
     return binder(spec.x_shape, wk, spec.out_shape, spec.start, spec.boundary, spec.cval)
+
+
+# One-shot direct calls reuse a plan's bound kernel call (see bind), by spec and kernel
+# bytes: the launcher's per-call Python (~3-4 us) becomes one lookup.
+_BOUND = LRU(256)
+
+
+def _bound_direct(spec, x, wk, decision):
+    """The bound runner for a direct call on ``x``, or None (then execute's usual path):
+    only for C-ordered writeable inputs of the compute dtype, results that need no cast,
+    and an ``out`` the caller left to execute (C-contiguous, compute dtype)."""
+    if x.dtype != spec.compute_dtype or spec.result_dtype != spec.compute_dtype \
+            or spec.reverse_out or decision.params:
+        return None
+    flags = x.flags
+    if not (flags.c_contiguous and flags.writeable):
+        return None
+    key = (spec, wk.tobytes())
+    run = _BOUND.get(key)
+    if run is None:
+        run = bind(spec, decision, wk) or False
+        _BOUND.put(key, run)
+    return run
 
 
 def _execute_filter(spec, x, w, decision, wk, out):

@@ -162,3 +162,40 @@ def test_plan_falls_back_for_other_layouts_and_dtypes():
     assert fastconv.plan(x.astype(complex), w, "same", method="direct")._run is None
     assert fastconv.plan(x.astype(np.int64), w.astype(np.int64), "same",
                          method="direct")._run is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_shot_direct_calls_reuse_the_bound_call(monkeypatch, dtype):
+    """A repeated one-shot direct call on C-ordered data runs the bound kernel call
+    (no launcher Python), with the launcher's bits; other kernels, fill values and
+    layouts get their own or the launcher."""
+    from fastconv import _dispatch
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((30, 41)).astype(dtype)
+    ws = [rng.standard_normal((3, 5)).astype(dtype) for _ in range(2)]
+
+    def launcher(x, w, fill):
+        out = np.empty(x.shape, dtype)
+        direct.correlate(x, np.ascontiguousarray(w[::-1, ::-1]), out, (-1, -2),
+                         "constant", fill)
+        return out
+
+    wants = {(i, f): launcher(x, w, f) for i, w in enumerate(ws) for f in (0, 2)}
+    for i, w in enumerate(ws):                        # first calls bind
+        for f in (0, 2):
+            fastconv.convolve(x, w, "same", method="direct", fillvalue=f)
+    calls = []
+    real = direct.correlate
+    monkeypatch.setattr(direct, "correlate",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    from fastconv import kernels
+    monkeypatch.setattr(kernels, "_LOADED", {})       # get_launcher: the patched one
+    for _ in range(2):
+        for i, w in enumerate(ws):
+            for f in (0, 2):
+                got = fastconv.convolve(x, w, "same", method="direct", fillvalue=f)
+                np.testing.assert_array_equal(got, wants[(i, f)])
+    assert calls == []
+    got = fastconv.convolve(x[:, ::-1], ws[0], "same", method="direct")   # a view
+    np.testing.assert_array_equal(got, launcher(np.ascontiguousarray(x[:, ::-1]), ws[0], 0))
+    assert calls
