@@ -27,11 +27,12 @@ import functools
 import numpy as np
 
 from . import tuner
+from ._memo import LRU
 from .kernels import get_launcher
 from .tuner import Decision
 
-__all__ = ["dispatch", "decide", "execute", "prepare_kernel", "measure_all", "Decision",
-           "EMPTY"]
+__all__ = ["dispatch", "decide", "execute", "bind", "prepare_kernel", "measure_all",
+           "Decision", "EMPTY"]
 
 # An empty input or output needs no method: execute only shapes and casts the zeros that
 # scipy returns.
@@ -45,11 +46,16 @@ def prepare_kernel(spec, w: np.ndarray) -> np.ndarray:
     axes), conjugated for complex correlation, in the compute dtype, contiguous (kernels
     are small)."""
     if spec.flip:
-        w = w[tuple(slice(None) if a in spec.batch else slice(None, None, -1)
-                    for a in range(w.ndim))]
+        w = w[_flip_index(w.ndim, spec.batch)]
     if spec.conj and w.dtype.kind == "c":
         w = np.conj(w)
     return np.ascontiguousarray(w, dtype=spec.compute_dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _flip_index(ndim, batch):
+    """The index that reverses every axis but the batch axes (built once per rank)."""
+    return tuple(slice(None) if a in batch else slice(None, None, -1) for a in range(ndim))
 
 
 def _finish(spec, out: np.ndarray) -> np.ndarray:
@@ -179,6 +185,11 @@ def _execute_conv(spec, x, w, decision, wk, out):
         return _finish(spec, out)
     if wk is None:
         wk = prepare_kernel(spec, w)
+    if decision.method == "direct" and type(x) is np.ndarray and wk.size <= 4096:
+        run = _bound_direct(spec, x, wk, decision)
+        if run:
+            run(x.reshape(-1), out.reshape(-1))
+            return out
     # astype(copy=False) keeps views of native arrays (any strides) and converts
     # big-endian or narrower types; the launchers handle strides themselves.
     xin = x.astype(spec.compute_dtype, copy=False)
@@ -188,6 +199,46 @@ def _execute_conv(spec, x, w, decision, wk, out):
     else:
         launcher(xin, wk, out, spec.start, spec.boundary, spec.cval, **decision.params)
     return _finish(spec, out)
+
+
+def bind(spec, decision: Decision, wk):
+    """For a plan: ``run(xf, of)`` with everything but the data fixed (the launcher's
+    ``bind``), or None where the launcher has none or the call needs more than the
+    launcher's step (a result cast or reversal, parameters). ``run`` takes the flat views
+    of a C-ordered writeable input of the spec's shape and of a C-contiguous output, both
+    of the compute dtype, and makes the launcher's own kernel call: a plan that uses it
+    computes the bits ``execute`` would."""
+    if (spec.kind != "correlate" or decision is EMPTY or decision.params
+            or spec.result_dtype != spec.compute_dtype or spec.reverse_out):
+        return None
+    binder = getattr(get_launcher(spec.kind, decision.method, decision.device), "bind",
+                     None)
+    if binder is None:
+        return None
+    return binder(spec.x_shape, wk, spec.out_shape, spec.start, spec.boundary, spec.cval)
+
+
+# One-shot direct calls reuse a plan's bound kernel call (see bind), by spec and kernel
+# bytes: the launcher's per-call Python (~3-4 us) becomes one lookup.
+_BOUND = LRU(256)
+
+
+def _bound_direct(spec, x, wk, decision):
+    """The bound runner for a direct call on ``x``, or None (then execute's usual path):
+    only for C-ordered writeable inputs of the compute dtype, results that need no cast,
+    and an ``out`` the caller left to execute (C-contiguous, compute dtype)."""
+    if x.dtype != spec.compute_dtype or spec.result_dtype != spec.compute_dtype \
+            or spec.reverse_out or decision.params:
+        return None
+    flags = x.flags
+    if not (flags.c_contiguous and flags.writeable):
+        return None
+    key = (spec, wk.tobytes())
+    run = _BOUND.get(key)
+    if run is None:
+        run = bind(spec, decision, wk) or False
+        _BOUND.put(key, run)
+    return run
 
 
 def _execute_filter(spec, x, w, decision, wk, out):

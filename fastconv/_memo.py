@@ -3,7 +3,9 @@ decisions, kernel factors): a long-running process that sees many signatures kee
 most ``size`` of each, the least recently used going first."""
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections import OrderedDict
 
 __all__ = ["LRU"]
@@ -16,6 +18,7 @@ class LRU:
         self.size = size
         self._d: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+        _ALL.add(self)
 
     def get(self, key):
         # No lock on the hot path: OrderedDict's get and move_to_end are single C calls
@@ -46,3 +49,17 @@ class LRU:
 
     def __len__(self):
         return len(self._d)
+
+
+# Every memo, so that a forked child gets fresh locks for all of them (a lock held by
+# another thread of the parent at fork time stays held forever in the child).
+_ALL: "weakref.WeakSet[LRU]" = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    for memo in list(_ALL):
+        memo.reset_lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

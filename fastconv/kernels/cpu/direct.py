@@ -15,7 +15,8 @@ How it runs (one compiled kernel set per dtype; ranks 1 and 2 are folded into 3-
 ranks loop over 3-D slabs):
 
 * No padded copy of ``x``. Each axis gets an index map from extended index to ``x`` index
-  (-1 for the constant fill), built by the launcher in O(out + kernel) ints. Planes and
+  (-1 for the constant fill), built by the launcher in O(out + kernel) ints once per
+  signature (layout, shapes, start, boundary; a bounded memo). Planes and
   rows are picked through the maps, so every boundary costs nothing there; along the
   contiguous axis each output row splits into an interior, where every tap reads ``x``
   directly at unit stride (the vectorised loops), and at most ``kx - 1`` edge columns
@@ -38,8 +39,10 @@ import numba
 import numpy as np
 from numba import prange
 
+from ... import _jit
 from ..._jit import jit, num_threads, run_parallel, runs_serial, serial_twin
 from ..._extend import index_map, window
+from ..._memo import LRU
 
 U = np.uint64   # unsigned indices: no negative-index wraparound code in the inner loops
 
@@ -419,22 +422,14 @@ def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, k
                   z, y0, i0, min(nx, i0 + tile), a, a == 0 and not accumulate)
 
 
-def _flat_view(x):
-    """(xf, flips, steps): x with its negative-stride axes reversed (so that it starts at
-    its lowest address; ``flips`` marks them), ``xf`` a 1-D unit-stride view of the memory
-    that spans, ``steps`` the element stride of each axis. x is copied only when its last
-    axis is not unit-stride or it is read-only (numba would compile another signature)."""
+def _readable(x):
+    """x, or a C-ordered copy when the kernel cannot read it in place (last axis not
+    unit-stride, strides not a multiple of the item size, or read-only)."""
     isz = x.itemsize
     if (x.shape[-1] > 1 and x.strides[-1] != isz) or any(s % isz for s in x.strides) \
             or not x.flags.writeable:
-        x = np.array(x, order="C")
-    flips = tuple(s < 0 and n > 1 for s, n in zip(x.strides, x.shape))
-    if any(flips):
-        x = x[tuple(slice(None, None, -1) if f else slice(None) for f in flips)]
-    steps = tuple(0 if n == 1 else s // isz for s, n in zip(x.strides, x.shape))
-    span = 1 + sum((n - 1) * s for n, s in zip(x.shape, steps))
-    xf = np.lib.stride_tricks.as_strided(x, shape=(span,), strides=(isz,))
-    return xf, flips, steps
+        return np.array(x, order="C")
+    return x
 
 
 def _run(*args):
@@ -444,7 +439,10 @@ def _run(*args):
     if runs_serial(nz * ny * nx * kz * ky * kx):
         serial_twin(_corr3d)(*args)
         return
-    items = nz * ((ny + 1) // 2) * ((nx + tile - 1) // tile)
+    _run_parallel(nz * ((ny + 1) // 2) * ((nx + tile - 1) // tile), args)
+
+
+def _run_parallel(items, args):
     chunk = 0                       # 0: numba's static split
     if CHUNKS_PER_THREAD:
         chunk = max(1, items // (CHUNKS_PER_THREAD * num_threads()))
@@ -453,6 +451,86 @@ def _run(*args):
         run_parallel(_corr3d, *args)
     finally:
         numba.set_parallel_chunksize(old)
+
+
+# What a call's geometry fixes (index maps, flips, strides in elements), by everything it
+# is computed from: building it is ~30 us of NumPy calls, where the kernel of a 1-D call of
+# 1,000 samples takes ~1.5 us. Small (O(output + kernel) ints per entry) and bounded.
+_GEOMETRY = LRU(256)
+# cval * (sum of each kernel row), by the kernel's bytes and cval: only calls that read a
+# whole row of the constant fill need it (2-D and 3-D constant boundaries).
+_FILLS = LRU(256)
+_ONE = np.zeros(1, np.int64)
+
+
+def _geometry(x, w_shape, out_shape, start, boundary):
+    """The index maps and view parameters of a call (see correlate), for ``x`` as
+    returned by _readable."""
+    nd = x.ndim
+    isz = x.itemsize
+    flips = tuple(s < 0 and n > 1 for s, n in zip(x.strides, x.shape))
+    strides = tuple(-s if f else s for s, f in zip(x.strides, flips))
+    steps = tuple(0 if n == 1 else s // isz for s, n in zip(strides, x.shape))
+    span = 1 + sum((n - 1) * s for n, s in zip(x.shape, steps))
+
+    def offsets(axis, e0, e1):
+        """Element offsets into xf of extended indices [e0, e1) of ``axis``, or -1."""
+        n = x.shape[axis]
+        idx = index_map(n, start[axis] + e0, e1 - e0, boundary)
+        if flips[axis]:
+            idx = np.where(idx >= 0, n - 1 - idx, -1)
+        return np.where(idx >= 0, idx * steps[axis], -1)
+
+    # The contiguous axis: output columns [lo, hi) read x at sx + i + c directly; the
+    # column map holds only the extended columns outside x (a 1-D signal of 10**6 would
+    # otherwise cost several passes over a 10**6-entry map per call).
+    n, k, m = x.shape[-1], w_shape[-1], out_shape[-1]
+    sx = int(start[-1])
+    lo = max(0, -sx)
+    hi = min(m, n - k + 1 - sx)
+    span_c = m + k - 1
+    nl = min(max(0, -sx), span_c)
+    r0 = max(nl, min(span_c, n - sx))
+    mx = np.concatenate([offsets(nd - 1, 0, nl), offsets(nd - 1, r0, span_c)])
+    lead = [offsets(a, 0, out_shape[a] + w_shape[a] - 1) for a in range(nd - 1)]
+    tile = m if m <= ROW_MAX else TILE
+    py = lead[-1] if nd >= 2 else _ONE
+    pz = lead[-2] if nd >= 3 else _ONE
+    # whether any plane or row is read wholly from the fill (then the kernel reads fills)
+    fill_rows = bool((py < 0).any() or (pz < 0).any())
+    # a C-ordered x is its own flat view (a reshape, 0.1 us, where as_strided costs 3 us)
+    c_order = not any(flips) and span == x.size and all(
+        s == t * isz for s, t, nn in zip(x.strides, _c_steps(x.shape), x.shape) if nn > 1)
+    # ranks 1-3 as 3-D: shapes, outputs x taps (for runs_serial) and work items
+    o3 = (1,) * (3 - nd) + tuple(out_shape) if nd <= 3 else None
+    w3 = (1,) * (3 - nd) + tuple(w_shape) if nd <= 3 else None
+    work = items = 0
+    if nd <= 3:
+        work = int(np.prod(o3, dtype=np.int64)) * int(np.prod(w3, dtype=np.int64))
+        items = o3[0] * ((o3[1] + 1) // 2) * ((o3[2] + tile - 1) // tile)
+    return (flips, span, c_order, mx, lead, py, pz, nl, r0, sx, lo, hi, tile, fill_rows,
+            o3, w3, work, items)
+
+
+def _c_steps(shape):
+    steps, acc = [], 1
+    for n in reversed(shape):
+        steps.append(acc)
+        acc *= n
+    return steps[::-1]
+
+
+def _row_fills(w3, cv, dtype):
+    """cval * the sum of each kernel row (Inf taps times a zero fill: NaN, as the taps
+    themselves give; a fill row past the dtype's range: Inf, as the summed taps give;
+    no warning either way), memoised by the kernel's bytes."""
+    key = (w3.shape, dtype.char, w3.tobytes(), cv.tobytes())
+    f = _FILLS.get(key)
+    if f is None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            f = (w3.sum(axis=2) * cv).reshape(-1)
+        _FILLS.put(key, f)
+    return f
 
 
 def correlate(x, w, out, start, boundary="constant", cval=0):
@@ -476,41 +554,31 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
     if x.size == 0:        # every read is the fill (numpy.pad allows only "constant" here)
         out[...] = cv * w.sum(dtype=dtype) if boundary == "constant" else 0
         return out
-    xf, flips, steps = _flat_view(x)
-
-    def offsets(axis, e0, e1):
-        """Element offsets into xf of extended indices [e0, e1) of ``axis``, or -1."""
-        n = x.shape[axis]
-        idx = index_map(n, start[axis] + e0, e1 - e0, boundary)
-        if flips[axis]:
-            idx = np.where(idx >= 0, n - 1 - idx, -1)
-        return np.where(idx >= 0, idx * steps[axis], -1)
-
-    # The contiguous axis: output columns [lo, hi) read x at sx + i + c directly; the
-    # column map holds only the extended columns outside x (a 1-D signal of 10**6 would
-    # otherwise cost several passes over a 10**6-entry map per call).
-    n, k, m = x.shape[-1], w.shape[-1], out.shape[-1]
-    sx = int(start[-1])
-    lo = max(0, -sx)
-    hi = min(m, n - k + 1 - sx)
-    span = m + k - 1
-    nl = min(max(0, -sx), span)
-    r0 = max(nl, min(span, n - sx))
-    mx = np.concatenate([offsets(nd - 1, 0, nl), offsets(nd - 1, r0, span)])
-    lead = [offsets(a, 0, out.shape[a] + w.shape[a] - 1) for a in range(nd - 1)]
-    tile = m if m <= ROW_MAX else TILE
-    one = np.zeros(1, np.int64)
-    py = lead[-1] if nd >= 2 else one
-    pz = lead[-2] if nd >= 3 else one
+    x = _readable(x)
+    key = (x.shape, x.strides, x.itemsize, w.shape, out.shape, tuple(start), boundary)
+    geo = _GEOMETRY.get(key)
+    if geo is None:
+        geo = _geometry(x, w.shape, out.shape, start, boundary)
+        _GEOMETRY.put(key, geo)
+    (flips, span, c_order, mx, lead, py, pz, nl, r0, sx, lo, hi, tile, fill_rows, o3, w3,
+     work, items) = geo
+    if c_order:
+        xf = x.reshape(-1)
+    else:
+        if any(flips):
+            x = x[tuple(slice(None, None, -1) if f else slice(None) for f in flips)]
+        xf = np.lib.stride_tricks.as_strided(x, shape=(span,), strides=(x.itemsize,))
     if nd <= 3:
-        w3 = w.reshape((1,) * (3 - nd) + w.shape)
-        o3 = out.reshape((1,) * (3 - nd) + out.shape)
-        # Inf taps times a zero fill: NaN, as the taps themselves give; a fill row past
-        # the dtype's range: Inf, as the summed taps give (no warning either way)
-        with np.errstate(invalid="ignore", over="ignore"):
-            fills = (w3.sum(axis=2) * cv).reshape(-1)
-        _run(xf, pz, py, mx, nl, r0, sx, lo, hi, w3.reshape(-1), fills, o3.reshape(-1),
-             *o3.shape, *w3.shape, cv, tile, False)
+        # the kernel reads fills only for rows and planes wholly of the fill
+        fills = (_row_fills(w.reshape(w3), cv, dtype) if fill_rows
+                 else _ZERO_FILLS[dtype.char])
+        # w and out are C-contiguous: their flat views are reshapes
+        args = (xf, pz, py, mx, nl, r0, sx, lo, hi, w.reshape(-1), fills, out.reshape(-1),
+                *o3, *w3, cv, tile, False)
+        if runs_serial(work):
+            serial_twin(_corr3d)(*args)
+        else:
+            _run_parallel(items, args)
         return out
     # Rank > 3: sum 3-D correlations over the leading output and kernel indices.
     out[...] = 0
@@ -529,6 +597,56 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
                  w3.reshape(-1), fills, o3.reshape(-1), *o3.shape, *w3.shape, cv, tile,
                  True)
     return out
+
+
+def bind(x_shape, w, out_shape, start, boundary="constant", cval=0):
+    """``correlate`` with everything but the data fixed, for plans: returns
+    ``run(xf, of)``, where ``xf`` and ``of`` are the flat (``reshape(-1)``) views of a
+    C-ordered, writeable ``x`` of shape ``x_shape`` and of a C-contiguous ``out`` of
+    shape ``out_shape``, both of ``w``'s dtype (float32 or float64). ``run`` makes the
+    kernel call ``correlate`` makes for such arrays, with the same arguments (the same
+    bits), and nothing else. None where ``correlate`` takes another route (complex and
+    integer data, ranks 0 and above 3, empty arrays)."""
+    dtype = w.dtype
+    nd = len(x_shape)
+    if (dtype.char not in "fd" or not 1 <= nd <= 3 or 0 in x_shape or w.size == 0
+            or 0 in out_shape):
+        return None
+    w = np.ascontiguousarray(w)
+    cv = dtype.type(cval)
+    (flips, span, c_order, mx, lead, py, pz, nl, r0, sx, lo, hi, tile, fill_rows, o3, w3,
+     work, items) = _geometry(np.empty(x_shape, dtype), w.shape, out_shape, start,
+                              boundary)
+    fills = _row_fills(w.reshape(w3), cv, dtype) if fill_rows else _ZERO_FILLS[dtype.char]
+    wf = w.reshape(-1)
+    nz, ny, nx = o3
+    kz, ky, kx = w3
+    twin = serial_twin(_corr3d)
+    if work < _jit.LAUNCH_WORK:
+        # serial for every thread count (runs_serial's bound is LAUNCH_WORK * T / (T - 1)
+        # > LAUNCH_WORK): the twin, called with the arguments spelled out (a call costs
+        # the kernel plus ~1 us here)
+        def run(xf, of):
+            twin(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, ky, kx,
+                 cv, tile, False)
+        return run
+
+    def run(xf, of):
+        args = (xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, ky, kx,
+                cv, tile, False)
+        if runs_serial(work):
+            twin(*args)
+        else:
+            _run_parallel(items, args)
+
+    return run
+
+
+correlate.bind = bind
+
+
+# The fills argument of calls that never read it (one element, the kernel's dtype).
+_ZERO_FILLS = {"f": np.zeros(1, np.float32), "d": np.zeros(1, np.float64)}
 
 
 # -- complex and integer data ------------------------------------------------------------
