@@ -39,6 +39,7 @@ import dataclasses
 import functools
 import inspect
 import itertools
+import operator
 import os
 
 import dask
@@ -91,16 +92,62 @@ def _halo_axis(n, o0, o1, h, wrap):
     return [(p0, p1)], o0 - p0
 
 
-def _piece(x, runs):
-    """The dask array of the samples named by per-axis ``runs`` (one array per block)."""
-    if all(len(r) == 1 for r in runs):
-        return x[tuple(slice(*r[0]) for r in runs)]
+def _segments(bounds, runs):
+    """Runs (global start, stop) along an axis -> [(chunk index, slice in the chunk)]."""
+    segs = []
+    for r0, r1 in runs:
+        for ci, (c0, c1) in enumerate(bounds):
+            lo, hi = max(r0, c0), min(r1, c1)
+            if lo < hi:
+                segs.append((ci, slice(lo - c0, hi - c0)))
+    return segs
+
+
+def _pieces(x, runs, in_bounds):
+    """The nested list (one level per axis) of ``getitem`` tasks on x's chunks whose
+    ``np.block`` is the samples named by the per-axis ``runs``: a task reads its chunk
+    slices directly, with no intermediate concatenation task."""
+    segs = [_segments(b, r) for b, r in zip(in_bounds, runs)]
 
     def nest(axis, index):
-        if axis == len(runs):
-            return x[tuple(slice(*runs[a][i]) for a, i in enumerate(index))]
-        return [nest(axis + 1, index + (i,)) for i in range(len(runs[axis]))]
-    return da.block(nest(0, ()))
+        if axis == len(segs):
+            key = (x.name,) + tuple(segs[a][i][0] for a, i in enumerate(index))
+            return (operator.getitem, key, tuple(segs[a][i][1] for a, i in enumerate(index)))
+        return [nest(axis + 1, index + (i,)) for i in range(len(segs[axis]))]
+    return nest(0, ())
+
+
+class _Job:
+    """A task's fixed parameters, opaque to Dask's graph traversal (no tuple or list of
+    them is mistaken for a task or a key)."""
+    __slots__ = ("params",)
+
+    def __init__(self, **params):
+        self.params = params
+
+    def __getstate__(self):
+        return self.params
+
+    def __setstate__(self, state):
+        self.params = state
+
+
+def _assemble(pieces):
+    """The block's piece from its chunk slices (nested lists, as ``np.block`` takes)."""
+    return np.block(pieces) if isinstance(pieces, list) else pieces
+
+
+def _graph_array(kind, token, x, tasks, out_chunks, dtype, extra=None):
+    """A dask array from ``tasks`` {block index: task tuple} reading chunks of ``x``;
+    ``token``: everything the result depends on besides x (its name)."""
+    from dask.highlevelgraph import HighLevelGraph
+    name = f"fastconv-{kind}-" + dask.base.tokenize(x.name, out_chunks, str(dtype), token)
+    dsk = {(name,) + idx: task for idx, task in tasks.items()}
+    if extra:
+        dsk.update(extra)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])
+    return da.Array(graph, name, out_chunks, dtype=dtype,
+                    meta=np.empty((0,) * len(out_chunks), dtype))
 
 
 def _bounds(chunks):
@@ -193,10 +240,12 @@ def _probe(shape, dtype):
     return np.zeros(shape, dtype)
 
 
-def _conv_block(piece, spec, wk, decision, nthreads):
+def _conv_block(pieces, wk, job):
     """One task: the NumPy path's execute step on one block, with the client's Decision."""
-    with _config.threads(nthreads):
-        return execute(spec, piece, None, decision, wk=wk)
+    p = job.params
+    wk = wk[p["wslice"]] if p["wslice"] is not None else wk
+    with _config.threads(p["nthreads"]):
+        return execute(p["spec"], _assemble(pieces), None, p["decision"], wk=wk)
 
 
 def conv(prepare, fallback, in1, in2, workers=None):
@@ -222,7 +271,8 @@ def conv(prepare, fallback, in1, in2, workers=None):
         nthreads = max(1, min(nthreads, _config.resolve_workers(workers)))
     x = in1
     out_chunks = tuple(_out_chunks(c, m) for c, m in zip(x.chunks, spec.out_shape))
-    wk_ref = dask.delayed(wk, pure=True) if wk.size > 4096 else wk
+    kernel_key = "fastconv-kernel-" + dask.base.tokenize(wk)
+    in_bounds = [_bounds(c) for c in x.chunks]
     decisions = {}
     per_axis = []
     for ax, (n, k, s) in enumerate(zip(spec.x_shape, wk.shape, spec.start)):
@@ -234,28 +284,28 @@ def conv(prepare, fallback, in1, in2, workers=None):
                 runs, local = _conv_axis(n, o0 + s, o1 + s + k - 1, spec.boundary)
                 row.append((runs, local, None))
         per_axis.append(row)
-    blocks = np.empty(tuple(len(r) for r in per_axis), dtype=object)
+    tasks = {}
     for index in itertools.product(*(range(len(r)) for r in per_axis)):
         cells = [per_axis[a][i] for a, i in enumerate(index)]
         runs = [c[0] for c in cells]
         piece_shape = tuple(sum(e - b for b, e in r) for r in runs)
         out_shape = tuple(out_chunks[a][i] for a, i in enumerate(index))
         start = tuple(c[1] for c in cells)
-        wslice = tuple(slice(*c[2]) if c[2] else slice(None) for c in cells)
+        wslice = (tuple(slice(*c[2]) if c[2] else slice(None) for c in cells)
+                  if spec.batch else None)
         wkb = wk[wslice] if spec.batch else wk
         bspec = dataclasses.replace(spec, x_shape=piece_shape, w_shape=wkb.shape,
                                     out_shape=out_shape, start=start, reverse_out=False,
                                     conj_out=False)
-        key = (piece_shape, out_shape, start, wslice if spec.batch else None)
+        key = (piece_shape, out_shape, start, tuple(c[2] for c in cells))
         if key not in decisions:
             decisions[key] = decide(bspec, _probe(piece_shape, x.dtype), None, method,
                                     wk=wkb)
-        task = dask.delayed(_conv_block, pure=True)(
-            _piece(x, runs), bspec, wkb if spec.batch else wk_ref, decisions[key], nthreads)
-        blocks[index] = da.from_delayed(task, out_shape, dtype=spec.result_dtype,
-                                        meta=np.empty((0,) * len(out_shape),
-                                                      spec.result_dtype))
-    return da.block(blocks.tolist()) if blocks.ndim else blocks[()]
+        job = _Job(spec=bspec, decision=decisions[key], wslice=wslice, nthreads=nthreads)
+        tasks[index] = (_conv_block, _pieces(x, runs, in_bounds), kernel_key, job)
+    token = (repr(spec), wk, sorted((repr(k), repr(d)) for k, d in decisions.items()))
+    return _graph_array("conv", token, x, tasks, out_chunks, spec.result_dtype,
+                        extra={kernel_key: wk})
 
 
 def _one_task(fallback, in1, in2, prepare):
@@ -337,10 +387,14 @@ def _filter_halo(name, ndim, a):
     return h, modes
 
 
-def _filter_block(piece, name, args, kwargs, crop, methods, nthreads):
+def _filter_block(pieces, job):
     """One task: the NumPy ndimage filter on a block with its halo, cropped; the N-d
     correlations inside run the methods the client decided."""
     from .. import ndimage
+    p = job.params
+    name, args, kwargs, crop, methods, nthreads = (
+        p["name"], p["args"], p["kwargs"], p["crop"], p["methods"], p["nthreads"])
+    piece = _assemble(pieces)
     func = getattr(ndimage, name).__wrapped__
     token = ndimage._METHODS.set(ndimage._MethodPlan(list(methods), record=False))
     try:
@@ -374,21 +428,22 @@ def filter_call(func, input, args, kwargs):
                  for o0, o1 in _bounds(c)]
                 for n, c, h, wr in zip(x.shape, x.chunks, halo, wrap)]
     methods = {}
-    blocks = np.empty(tuple(len(r) for r in per_axis), dtype=object)
+    in_bounds = [_bounds(c) for c in x.chunks]
+    tasks = {}
     for index in itertools.product(*(range(len(r)) for r in per_axis)):
         cells = [per_axis[ax][i] for ax, i in enumerate(index)]
         runs = [c[0] for c in cells]
         crop = tuple(slice(c[1], c[1] + c[2]) for c in cells)
-        out_shape = tuple(c[2] for c in cells)
         piece_shape = tuple(sum(e - b for b, e in r) for r in runs)
         if piece_shape not in methods:
             methods[piece_shape] = _record(func, piece_shape, x.dtype, args, kwargs) \
                 if tunes else ()
-        task = dask.delayed(_filter_block, pure=True)(
-            _piece(x, runs), name, args, kwargs, crop, methods[piece_shape], nthreads)
-        blocks[index] = da.from_delayed(task, out_shape, dtype=dtype,
-                                        meta=np.empty((0,) * x.ndim, dtype))
-    return da.block(blocks.tolist()) if blocks.ndim else blocks[()]
+        job = _Job(name=name, args=args, kwargs=kwargs, crop=crop,
+                   methods=methods[piece_shape], nthreads=nthreads)
+        tasks[index] = (_filter_block, _pieces(x, runs, in_bounds), job)
+    token = (name, repr(args), repr(kwargs), [a for a in args if isinstance(a, np.ndarray)],
+             sorted(methods.items()), nthreads)
+    return _graph_array("filter", token, x, tasks, x.chunks, dtype)
 
 
 def _record(func, shape, dtype, args, kwargs):
