@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCH_GROUPS = ("direct", "fft", "ndimage", "nn", "auto")
+BENCH_GROUPS = ("direct", "fft", "ndimage", "nn", "dask", "auto")
 
 
 def _progress(i, n, label):
