@@ -298,3 +298,17 @@ def test_out_of_core_zarr_chunk_by_chunk(tmp_path):
         part = np.asarray(src[lo_i:i + c + 16, lo_j:j + c + 16])
         want = sndi.gaussian_filter(part, 2.0)[i - lo_i:i - lo_i + c, j - lo_j:j - lo_j + c]
         np.testing.assert_allclose(out[i:i + c, j:j + c], want, rtol=1e-5, atol=1e-5)
+
+
+class _FakeGpuChunk:
+    """Stands in for a CuPy chunk type: a Dask array whose meta is not a NumPy array."""
+    ndim, shape, dtype = 2, (0, 0), np.dtype(np.float64)
+
+
+def test_non_numpy_chunks_are_refused(client):
+    x = _lazy(X2)
+    x._meta = _FakeGpuChunk()
+    with pytest.raises(TypeError, match="in1 is a Dask array of"):
+        fastconv.convolve(x, W2)
+    with pytest.raises(TypeError, match="input is a Dask array of"):
+        fnd.gaussian_filter(x, 1)

@@ -180,6 +180,17 @@ def _shadow(a):
     return np.broadcast_to(np.zeros((), a.dtype), a.shape)
 
 
+def _check_chunks(x, name):
+    """Refuse chunks that are not NumPy arrays (CuPy-backed Dask arrays): the CPU kernels
+    would fail inside the tasks, after the graph was built."""
+    meta = getattr(x, "_meta", None)
+    if meta is not None and not isinstance(meta, np.ndarray):
+        raise TypeError(f"{name} is a Dask array of {type(meta).__module__}."
+                        f"{type(meta).__name__} chunks; this build of fastconv has CPU "
+                        f"kernels only (map the chunks to NumPy first, e.g. "
+                        f"x.map_blocks(cupy.asnumpy))")
+
+
 def _materialise(value):
     """A Dask kernel argument, computed now (kernels are small); anything else as is."""
     from .._arrays import array_kind
@@ -259,6 +270,7 @@ def conv(prepare, fallback, in1, in2, workers=None):
     from .._dispatch import prepare_kernel
     if array_kind(in1) != "dask":
         return _one_task(fallback, in1, _materialise(in2), prepare)
+    _check_chunks(in1, "in1")
     w = _materialise(in2)
     shadow = _shadow(in1)
     plan = prepare(shadow, np.asarray(w) if array_kind(w) == "numpy" else w)
@@ -408,6 +420,7 @@ def _filter_block(pieces, job):
 def filter_call(func, input, args, kwargs):
     """An ndimage filter (the undecorated public function ``func``) over a Dask array."""
     name = func.__name__
+    _check_chunks(input, "input")
     args = tuple(_materialise(v) for v in args)
     kwargs = {k: _materialise(v) for k, v in kwargs.items()}
     x = input
