@@ -212,6 +212,11 @@ def test_lazy_until_compute(client):
     assert _SEEN == [] and all(isinstance(r, da.Array) for r in results)
     results[0].compute()
     assert _SEEN
+    # Computed together, the graphs share only identical halo tasks.
+    got = dask.compute(*results)
+    np.testing.assert_array_equal(got[3], fnd.gaussian_filter(X2, 2))
+    np.testing.assert_allclose(got[4], sndi.correlate(X2, W2), atol=1e-12)
+    np.testing.assert_allclose(got[2], ss.convolve2d(X2, W2, boundary="wrap"), atol=1e-12)
 
 
 def test_tasks_never_decide(client, monkeypatch):

@@ -103,18 +103,34 @@ def _segments(bounds, runs):
     return segs
 
 
-def _pieces(x, runs, in_bounds):
-    """The nested list (one level per axis) of ``getitem`` tasks on x's chunks whose
-    ``np.block`` is the samples named by the per-axis ``runs``: a task reads its chunk
-    slices directly, with no intermediate concatenation task."""
+def _pieces(x, runs, in_bounds, slices):
+    """The nested list (one level per axis) of x's chunk keys and slice-task keys whose
+    ``np.block`` is the samples named by the per-axis ``runs``. A whole chunk is read by
+    its key; a part of a chunk (a halo) is its own ``getitem`` task in ``slices`` (shared
+    by every block that reads it), so that a distributed scheduler runs it where the
+    chunk lives and moves only the halo, not the whole neighbouring chunk."""
     segs = [_segments(b, r) for b, r in zip(in_bounds, runs)]
 
     def nest(axis, index):
         if axis == len(segs):
-            key = (x.name,) + tuple(segs[a][i][0] for a, i in enumerate(index))
-            return (operator.getitem, key, tuple(segs[a][i][1] for a, i in enumerate(index)))
+            cis = tuple(segs[a][i][0] for a, i in enumerate(index))
+            sl = tuple(segs[a][i][1] for a, i in enumerate(index))
+            key = (x.name,) + cis
+            if all(s.start == 0 and s.stop == b[c][1] - b[c][0]
+                   for s, b, c in zip(sl, in_bounds, cis)):
+                return key
+            tag = (cis, tuple((s.start, s.stop) for s in sl))
+            if tag not in slices:       # named by what it holds: equal in every graph
+                slices[tag] = "fastconv-halo-" + dask.base.tokenize(x.name, tag)
+            return slices[tag]
         return [nest(axis + 1, index + (i,)) for i in range(len(segs[axis]))]
     return nest(0, ())
+
+
+def _slice_tasks(x, slices):
+    """The ``getitem`` tasks named in ``slices`` by ``_pieces``."""
+    return {k: (operator.getitem, (x.name,) + cis, tuple(slice(a, b) for a, b in sl))
+            for (cis, sl), k in slices.items()}
 
 
 class _Job:
@@ -296,7 +312,7 @@ def conv(prepare, fallback, in1, in2, workers=None):
                 runs, local = _conv_axis(n, o0 + s, o1 + s + k - 1, spec.boundary)
                 row.append((runs, local, None))
         per_axis.append(row)
-    tasks = {}
+    tasks, slices = {}, {}
     for index in itertools.product(*(range(len(r)) for r in per_axis)):
         cells = [per_axis[a][i] for a, i in enumerate(index)]
         runs = [c[0] for c in cells]
@@ -314,10 +330,10 @@ def conv(prepare, fallback, in1, in2, workers=None):
             decisions[key] = decide(bspec, _probe(piece_shape, x.dtype), None, method,
                                     wk=wkb)
         job = _Job(spec=bspec, decision=decisions[key], wslice=wslice, nthreads=nthreads)
-        tasks[index] = (_conv_block, _pieces(x, runs, in_bounds), kernel_key, job)
+        tasks[index] = (_conv_block, _pieces(x, runs, in_bounds, slices), kernel_key, job)
     token = (repr(spec), wk, sorted((repr(k), repr(d)) for k, d in decisions.items()))
     return _graph_array("conv", token, x, tasks, out_chunks, spec.result_dtype,
-                        extra={kernel_key: wk})
+                        extra={kernel_key: wk, **_slice_tasks(x, slices)})
 
 
 def _one_task(fallback, in1, in2, prepare):
@@ -414,7 +430,9 @@ def _filter_block(pieces, job):
             out = func(piece, *args, **kwargs)
     finally:
         ndimage._METHODS.reset(token)
-    return np.ascontiguousarray(out[crop])
+    # A view: the block keeps its piece's halo rows alive (a few per cent for chunks much
+    # larger than the halo) instead of paying a copy of every block.
+    return out[crop]
 
 
 def filter_call(func, input, args, kwargs):
@@ -442,7 +460,7 @@ def filter_call(func, input, args, kwargs):
                 for n, c, h, wr in zip(x.shape, x.chunks, halo, wrap)]
     methods = {}
     in_bounds = [_bounds(c) for c in x.chunks]
-    tasks = {}
+    tasks, slices = {}, {}
     for index in itertools.product(*(range(len(r)) for r in per_axis)):
         cells = [per_axis[ax][i] for ax, i in enumerate(index)]
         runs = [c[0] for c in cells]
@@ -453,10 +471,11 @@ def filter_call(func, input, args, kwargs):
                 if tunes else ()
         job = _Job(name=name, args=args, kwargs=kwargs, crop=crop,
                    methods=methods[piece_shape], nthreads=nthreads)
-        tasks[index] = (_filter_block, _pieces(x, runs, in_bounds), job)
+        tasks[index] = (_filter_block, _pieces(x, runs, in_bounds, slices), job)
     token = (name, repr(args), repr(kwargs), [a for a in args if isinstance(a, np.ndarray)],
              sorted(methods.items()), nthreads)
-    return _graph_array("filter", token, x, tasks, x.chunks, dtype)
+    return _graph_array("filter", token, x, tasks, x.chunks, dtype,
+                        extra=_slice_tasks(x, slices))
 
 
 def _record(func, shape, dtype, args, kwargs):
