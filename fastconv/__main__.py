@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCH_GROUPS = ("direct", "fft", "ndimage", "nn", "latency", "auto")
+BENCH_GROUPS = ("direct", "fft", "ndimage", "nn", "latency", "dask", "auto")
 
 
 def _progress(i, n, label):

@@ -8,8 +8,11 @@ Kinds today:
 
 * ``"numpy"``: anything NumPy accepts as an array (lists, scalars, ndarrays, objects with
   ``__array__``), computed on the CPU;
-* ``"dask"``: a ``dask.array.Array``; converted to NumPy (computed into memory), as
-  ``np.asarray`` and scipy.signal do, until a Dask engine runs the work per chunk;
+* ``"dask"``: a ``dask.array.Array``. The public functions that take one hand it to the
+  Dask engine (``engine_for``, ``dask_aware``: ``fastconv.engines.dask``), which returns a
+  lazy Dask array; ``as_array`` (used for kernels and by functions without an engine
+  path, such as ``fastconv.nn``) converts it to NumPy, computing it, as ``np.asarray``
+  and scipy do;
 * ``"cuda"``: an array that lives on a GPU (``__cuda_array_interface__``, or a DLPack
   device other than the CPU). No CUDA kernels are built yet, and a silent copy to the
   host would hide a large transfer, so it is refused with a TypeError that says so.
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["array_kind", "as_array", "device_of"]
+__all__ = ["array_kind", "as_array", "device_of", "engine_for", "dask_aware"]
 
 # DLPack device types (dlpack.h): 1 = CPU, 3 = CUDA host (pinned), everything else is a
 # device memory.
@@ -63,3 +66,27 @@ def as_array(value, name: str) -> np.ndarray:
         raise ValueError(f"{name} has unsupported dtype {arr.dtype}; fastconv convolves "
                          f"bool, integer, floating and complex arrays")
     return arr
+
+
+def engine_for(*values):
+    """The engine module that runs a call on these arguments, or None for the NumPy path:
+    a Dask array among them selects ``fastconv.engines.dask`` (imported only then)."""
+    for v in values:
+        if array_kind(v) == "dask":
+            from .engines import dask as engine
+            return engine
+    return None
+
+
+def dask_aware(func):
+    """Decorator for public functions whose first argument is the data: a Dask array
+    goes to the Dask engine (``engine.filter_call``), anything else to ``func``."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(input, *args, **kwargs):
+        engine = engine_for(input)
+        if engine is not None:
+            return engine.filter_call(func, input, args, kwargs)
+        return func(input, *args, **kwargs)
+    return wrapper

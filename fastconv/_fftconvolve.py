@@ -8,11 +8,13 @@ window holds them (scipy's FFT smears them over the whole result).
 """
 from __future__ import annotations
 
+import functools
 import operator
 from numbers import Number
 
 import numpy as np
 
+from ._arrays import engine_for
 from ._dispatch import dispatch
 from ._validate import ConvSpec
 
@@ -54,20 +56,31 @@ def oaconvolve(in1, in2, mode="full", axes=None):
 
 
 def _convolve(in1, in2, mode, axes):
+    engine = engine_for(in1, in2)
+    if engine is not None:       # a Dask array: a lazy result, one task per block
+        return engine.conv(functools.partial(_plan, mode=mode, axes=axes),
+                           functools.partial(_convolve, mode=mode, axes=axes), in1, in2)
+    plan = _plan(in1, in2, mode, axes)
+    return plan[1] if plan[0] == "result" else dispatch(*plan[1:])
+
+
+def _plan(in1, in2, mode, axes):
+    """Validation: ("result", array) where no transform runs, else ("run", spec, in1, in2,
+    "oa")."""
     in1 = np.asarray(in1)
     in2 = np.asarray(in2)
     if in1.ndim == in2.ndim == 0:  # scalar inputs
-        return in1 * in2
+        return "result", in1 * in2
     if in1.ndim != in2.ndim:
         raise ValueError("in1 and in2 should have the same dimensionality")
     if in1.size == 0 or in2.size == 0:
-        return np.asarray([])
+        return "result", np.asarray([])
     in1, in2, axes = _init_freq_conv_axes(in1, in2, mode, axes)
     if mode not in _MODES:     # scipy checks the axes first, then the mode
         raise ValueError("acceptable mode flags are 'valid', 'same', or 'full'")
     s1, s2 = in1.shape, in2.shape
     if not axes:
-        return _apply_conv_mode(in1 * in2, s1, s2, mode, axes)
+        return "result", _apply_conv_mode(in1 * in2, s1, s2, mode, axes)
 
     dtype = _result_dtype(in1.dtype, in2.dtype)
     out_shape, start, batch = [], [], []
@@ -98,7 +111,7 @@ def _convolve(in1, in2, mode, axes):
     spec = ConvSpec(op="fftconvolve", x_shape=in1.shape, w_shape=in2.shape,
                     out_shape=tuple(out_shape), start=tuple(start), compute_dtype=dtype,
                     result_dtype=dtype, flip=True, mode=mode, batch=tuple(batch))
-    return dispatch(spec, in1, in2, "oa")
+    return "run", spec, in1, in2, "oa"
 
 
 # long double types wider than double on this platform (empty where they are double)

@@ -39,6 +39,7 @@ Precision and dtypes (the policy):
 """
 from __future__ import annotations
 
+import contextvars
 import numbers
 import operator
 import warnings
@@ -52,7 +53,8 @@ try:
 except ImportError:  # numpy < 2
     from numpy.core.multiarray import normalize_axis_index as _normalize_axis_index
 
-from ._dispatch import dispatch
+from ._arrays import dask_aware
+from ._dispatch import decide, dispatch
 from ._validate import ConvSpec, FilterSpec
 
 __all__ = [
@@ -88,7 +90,24 @@ def _nd_correlate(x, w, out, start, boundary, cval, exact):
                     out_shape=out.shape, start=tuple(int(s) for s in start),
                     compute_dtype=x.dtype, result_dtype=x.dtype, boundary=boundary,
                     cval=cval, mode="ndimage")
-    return dispatch(spec, x, w, "direct" if exact else "auto", out=out)
+    plan = _METHODS.get()
+    if exact or plan is None:
+        return dispatch(spec, x, w, "direct" if exact else "auto", out=out)
+    if plan.record:              # the Dask engine's client: decide, compute nothing
+        plan.methods.append(decide(spec, x, w, "auto").method)
+        return out
+    return dispatch(spec, x, w, plan.methods.pop(0) if plan.methods else "auto", out=out)
+
+
+@dataclass
+class _MethodPlan:
+    """The methods of a block's N-d correlations, decided once on the Dask engine's
+    client (``record``) and replayed, in call order, in its tasks."""
+    methods: list
+    record: bool
+
+
+_METHODS = contextvars.ContextVar("fastconv_ndimage_methods", default=None)
 
 
 # -- scipy's argument handling (same rules, same exceptions) ---------------------------------
@@ -355,6 +374,7 @@ def _split_complex(func, input, output, cval):
 
 # -- 1-D filters ----------------------------------------------------------------------------
 
+@dask_aware
 def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
     """Calculate a 1-D correlation along the given axis (scipy.ndimage.correlate1d).
 
@@ -386,6 +406,7 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     return _separable(input, [_Pass(axis, start, boundary, weights=weights)], output, cval)
 
 
+@dask_aware
 def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
     """Calculate a 1-D convolution along the given axis (scipy.ndimage.convolve1d)."""
     weights = np.asarray(weights)
@@ -434,6 +455,7 @@ def _gaussian_weights(sigma, order, truncate, radius):
     return _gaussian_kernel1d(sigma, order, lw)[::-1]
 
 
+@dask_aware
 def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect",
                       cval=0.0, truncate=4.0, *, radius=None):
     """1-D Gaussian filter (scipy.ndimage.gaussian_filter1d).
@@ -446,6 +468,7 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
     return correlate1d(input, weights, axis, output, mode, cval, 0)
 
 
+@dask_aware
 def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0,
                      origin=0):
     """1-D uniform (box, mean) filter along the given axis (scipy.ndimage.uniform_filter1d),
@@ -466,6 +489,7 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
 
 # -- N-d separable filters --------------------------------------------------------------------
 
+@dask_aware
 def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0,
                     truncate=4.0, *, radius=None, axes=None):
     """Multidimensional Gaussian filter (scipy.ndimage.gaussian_filter).
@@ -492,6 +516,7 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     return _split_complex(lambda i, o, c: _separable(i, passes, o, c), input, output, cval)
 
 
+@dask_aware
 def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=0, *,
                    axes=None):
     """Multidimensional uniform (box, mean) filter (scipy.ndimage.uniform_filter).
@@ -530,12 +555,14 @@ def _derivative_filter(input, axis, output, mode, cval, derivative, smooth):
     return _split_complex(lambda i, o, c: _separable(i, passes, o, c), input, output, cval)
 
 
+@dask_aware
 def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0):
     """Sobel filter (scipy.ndimage.sobel): derivative [-1, 0, 1] along ``axis``,
     smoothing [1, 2, 1] along every other axis, as fused separable passes."""
     return _derivative_filter(input, axis, output, mode, cval, [-1, 0, 1], [1, 2, 1])
 
 
+@dask_aware
 def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0):
     """Prewitt filter (scipy.ndimage.prewitt): derivative [-1, 0, 1] along ``axis``,
     smoothing [1, 1, 1] along every other axis."""
@@ -561,6 +588,7 @@ def _generic_laplace(input, derivative2, output, mode, cval, extra_arguments=(),
     return output
 
 
+@dask_aware
 def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None):
     """N-d Laplace filter from second differences [1, -2, 1] (scipy.ndimage.laplace)."""
     def derivative2(input, axis, output, mode, cval):
@@ -568,6 +596,7 @@ def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None):
     return _generic_laplace(input, derivative2, output, mode, cval, axes=axes)
 
 
+@dask_aware
 def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axes=None,
                      **kwargs):
     """Laplace filter from Gaussian second derivatives (scipy.ndimage.gaussian_laplace);
@@ -591,6 +620,7 @@ def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axe
                             extra_keywords=kwargs, axes=axes)
 
 
+@dask_aware
 def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=0.0, *,
                                 axes=None, **kwargs):
     """Gradient magnitude from Gaussian first derivatives
@@ -738,6 +768,7 @@ def _footprint_correlate(x, w, keep, out, start, boundary, cval, exact):
     return out
 
 
+@dask_aware
 def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
               axes=None):
     """Multidimensional correlation (scipy.ndimage.correlate).
@@ -748,6 +779,7 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *
     return _correlate_or_convolve(input, weights, output, mode, cval, origin, False, axes)
 
 
+@dask_aware
 def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
              axes=None):
     """Multidimensional convolution (scipy.ndimage.convolve): correlation with the

@@ -6,9 +6,12 @@ docs/guide/boundaries.md) and ``workers`` (threads, scipy.fft's convention).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import _compat
+from ._arrays import engine_for
 from ._config import workers_scope
 from ._dispatch import EMPTY, decide, dispatch, execute, measure_all
 from ._validate import (
@@ -28,10 +31,29 @@ def _check_not_empty(x, w, mode):
 
 
 def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers):
+    engine = engine_for(in1, in2)
+    if engine is not None:       # a Dask array: a lazy result, one task per block
+        prep = functools.partial(_nd_plan, op, mode=mode, method=method, boundary=boundary,
+                                 fillvalue=fillvalue)
+        call = functools.partial(_nd_call, op, mode=mode, method=method,
+                                 boundary=boundary, fillvalue=fillvalue, workers=workers)
+        return engine.conv(prep, call, in1, in2, workers)
+    plan = _nd_plan(op, in1, in2, mode, method, boundary, fillvalue)
+    if plan[0] == "result":
+        return plan[1]
+    _, spec, x, w, method = plan
+    if method == "fft":
+        _compat.warn_fft_nonfinite(x, w, stacklevel=4)   # scipy's warning, fastconv's facts
+    with workers_scope(workers):
+        return dispatch(spec, x, w, method)
+
+
+def _nd_plan(op, in1, in2, mode, method, boundary, fillvalue):
+    """Validation: ("result", array) for scalar inputs, else ("run", spec, x, w, method)."""
     x = as_array(in1, "in1")
     w = as_array(in2, "in2")
     if x.ndim == w.ndim == 0:
-        return x * (np.conj(w) if op == "correlate" and w.dtype.kind == "c" else w)
+        return "result", x * (np.conj(w) if op == "correlate" and w.dtype.kind == "c" else w)
     if x.ndim != w.ndim:
         raise ValueError("volume and kernel should have the same dimensionality"
                          if op == "convolve" else
@@ -45,11 +67,8 @@ def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers):
     _check_not_empty(x, w, mode)
     spec = conv_spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, swapped=swapped)
     if 0 in spec.out_shape:
-        return execute(spec, x, w, EMPTY)
-    if method == "fft":
-        _compat.warn_fft_nonfinite(x, w, stacklevel=4)   # scipy's warning, fastconv's facts
-    with workers_scope(workers):
-        return dispatch(spec, x, w, method)
+        return "result", execute(spec, x, w, EMPTY)
+    return "run", spec, x, w, method
 
 
 def convolve(in1, in2, mode="full", method="auto", *, boundary="fill", fillvalue=0,
@@ -105,6 +124,21 @@ def correlate(in1, in2, mode="full", method="auto", *, boundary="fill", fillvalu
 
 
 def _2d_call(op, in1, in2, mode, boundary, fillvalue):
+    engine = engine_for(in1, in2)
+    if engine is not None:       # a Dask array: a lazy result, one task per block
+        prep = functools.partial(_2d_plan, op, mode=mode, boundary=boundary,
+                                 fillvalue=fillvalue)
+        call = functools.partial(_2d_call, op, mode=mode, boundary=boundary,
+                                 fillvalue=fillvalue)
+        return engine.conv(prep, call, in1, in2)
+    plan = _2d_plan(op, in1, in2, mode, boundary, fillvalue)
+    if plan[0] == "result":
+        return plan[1]
+    return dispatch(*plan[1:])
+
+
+def _2d_plan(op, in1, in2, mode, boundary, fillvalue):
+    """Validation: ("result", array) for empty inputs, else ("run", spec, x, w, "auto")."""
     x = as_array(in1, "in1")
     w = as_array(in2, "in2")
     if not x.ndim == w.ndim == 2:
@@ -116,8 +150,8 @@ def _2d_call(op, in1, in2, mode, boundary, fillvalue):
     bnd = check_boundary(boundary, SIGNAL2D_BOUNDARIES)
     spec = conv_spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, swapped=swapped)
     if x.size == 0 or w.size == 0:
-        return execute(spec, x, w, EMPTY)
-    return dispatch(spec, x, w, "auto")
+        return "result", execute(spec, x, w, EMPTY)
+    return "run", spec, x, w, "auto"
 
 
 def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):

@@ -1,0 +1,250 @@
+"""Benchmark cases for the Dask engine against dask-image, on the same cluster and chunks.
+
+One ``distributed.LocalCluster`` (worker processes, ``WORKERS`` x 1 thread, started on
+first use and closed at exit); float32 input generated and persisted in the workers'
+memory once per case; each contender's timed call builds its lazy result and persists it
+in the workers (nothing travels to the client), then releases it. dask-image runs
+``map_overlap`` with SciPy per block; fastconv one task per block with its halo.
+
+    python -m fastconv.bench.cases_dask [--n N] [--chunk C] [--workers W] [--repeat R]
+                                       [--memory] [--scaling] [--out-of-core RxC]
+
+``--out-of-core 32768x65536 --chunk 2048 --memory-limit 1GiB`` writes an 8 GiB zarr
+array and filters it into another with workers limited to 1 GiB each.
+``--memory`` reports each worker's peak RSS growth during one call of each contender
+whose result is summed in the workers (no output kept; Linux: the peak is reset through
+/proc/self/clear_refs); ``--scaling`` times fastconv on
+1 and on ``WORKERS`` workers.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+
+import numpy as np
+
+from . import Case, format_table, run_cases
+
+N = 4096
+CHUNK = 1024
+WORKERS = 2
+
+_CLUSTERS = {}
+
+
+def client(workers=WORKERS):
+    """The benchmark's client on a LocalCluster of ``workers`` processes x 1 thread."""
+    if workers not in _CLUSTERS:
+        import distributed
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                           processes=True, dashboard_address=":0",
+                                           silence_logs=40)
+        c = distributed.Client(cluster)
+        _CLUSTERS[workers] = (cluster, c)
+        atexit.register(_close, workers)
+    return _CLUSTERS[workers][1]
+
+
+def _close(workers):
+    cluster, c = _CLUSTERS.pop(workers, (None, None))
+    if c is not None:
+        c.close()
+        cluster.close()
+
+
+def data(c, n=None, chunk=None):
+    """A persisted float32 n x n standard-normal dask array in the workers' memory."""
+    import dask.array as da
+    import distributed
+    n, chunk = n or N, chunk or CHUNK
+    x = da.random.default_rng(0).standard_normal((n, n), chunks=chunk, dtype=np.float32)
+    with c.as_current():
+        x = c.persist(x)
+        distributed.wait(x)
+    return x
+
+
+def _run(c, build):
+    """Build the lazy result, persist it in the workers, wait, release it."""
+    import distributed
+    with c.as_current():             # the engine reads this cluster's thread budget
+        y = c.persist(build())
+        distributed.wait(y)
+    del y
+
+
+def _reduce(c, build):
+    """Build the lazy result and reduce it in the workers (no block is kept)."""
+    with c.as_current():
+        c.compute(build().sum()).result()
+
+
+def contenders(c, x, what, reduce=False):
+    """{label: zero-argument callable} for one filter on dask array ``x``; ``reduce``:
+    sum the result instead of persisting it (for memory peaks without the output)."""
+    run = _reduce if reduce else _run
+    from .. import ndimage as fn
+    w5 = np.random.default_rng(1).standard_normal((5, 5)).astype(np.float32)
+    w63 = np.random.default_rng(2).standard_normal((63, 63)).astype(np.float32)
+    ours = {"gaussian": lambda: fn.gaussian_filter(x, 2.0),
+            "convolve5": lambda: fn.convolve(x, w5),
+            "convolve63": lambda: fn.convolve(x, w63)}[what]
+    fns = {"fastconv": lambda: run(c, ours)}
+    try:
+        from dask_image import ndfilters as di
+    except ImportError:
+        return fns
+    theirs = {"gaussian": lambda: di.gaussian_filter(x, 2.0),
+              "convolve5": lambda: di.convolve(x, w5),
+              "convolve63": lambda: di.convolve(x, w63)}[what]
+    fns["dask-image"] = lambda: run(c, theirs)
+    return fns
+
+
+def _case(what):
+    def make():
+        c = client()
+        return contenders(c, data(c), what)
+    return make
+
+
+CASES = [
+    Case("dask", f"gaussian_filter sigma=2 {N}^2 chunks {CHUNK}", _case("gaussian"),
+         {"dask-image": 3.0}, min_time=0.5),
+    Case("dask", f"convolve 5x5 {N}^2 chunks {CHUNK}", _case("convolve5"),
+         {"dask-image": 3.0}, min_time=0.5),
+    Case("dask", f"convolve 63x63 {N}^2 chunks {CHUNK}", _case("convolve63"),
+         {"dask-image": 3.0}, min_time=0.5),
+]
+
+
+# -- peak memory per worker ----------------------------------------------------------------
+
+def _reset_peak():
+    """Reset this process's peak RSS (Linux); returns the current RSS in bytes."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status("VmRSS")
+
+
+def _status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _peak():
+    return _status("VmHWM")
+
+
+def peak_growth(c, fn):
+    """Max over workers of (peak RSS during ``fn()`` - RSS before), bytes."""
+    before = c.run(_reset_peak)
+    fn()
+    after = c.run(_peak)
+    return max(after[w] - before[w] for w in before)
+
+
+# -- out of core --------------------------------------------------------------------------
+
+def out_of_core(rows, cols, chunk, memory_limit, workers=WORKERS, folder=None):
+    """Write a rows x cols float32 zarr array, filter it (gaussian_filter sigma 2) into a
+    second zarr array on ``workers`` worker processes limited to ``memory_limit`` each,
+    check three blocks against scipy.ndimage; prints times and whether any worker died."""
+    import shutil
+    import tempfile
+    import time
+
+    import dask.array as da
+    import distributed
+    import scipy.ndimage as sndi
+    import zarr
+
+    from .. import ndimage as fn
+    d = tempfile.mkdtemp(prefix="fastconv-ooc-", dir=folder)
+    try:
+        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                      processes=True, memory_limit=memory_limit,
+                                      dashboard_address=":0", silence_logs=40) as cluster, \
+                distributed.Client(cluster) as cl:
+            before = sorted(cl.scheduler_info()["workers"])
+            src = da.random.default_rng(0).standard_normal((rows, cols), chunks=chunk,
+                                                           dtype=np.float32)
+            t0 = time.perf_counter()
+            da.to_zarr(src, d + "/in.zarr")
+            t1 = time.perf_counter()
+            da.to_zarr(fn.gaussian_filter(da.from_zarr(d + "/in.zarr"), 2.0), d + "/out.zarr")
+            t2 = time.perf_counter()
+            after = sorted(cl.scheduler_info()["workers"])
+        print(f"{rows}x{cols} float32 = {rows * cols * 4 / 2**30:.2f} GiB in {chunk}^2 "
+              f"chunks, {workers} workers limited to {memory_limit}: source written in "
+              f"{t1 - t0:.1f} s, filtered to zarr in {t2 - t1:.1f} s; same workers before "
+              f"and after: {before == after}")
+        zi = zarr.open_array(d + "/in.zarr", mode="r")
+        zo = zarr.open_array(d + "/out.zarr", mode="r")
+        for i, j in ((0, 0), (rows // 2, cols // 3), (rows - chunk, cols - chunk)):
+            li, lj = max(i - 16, 0), max(j - 16, 0)
+            want = sndi.gaussian_filter(np.asarray(zi[li:i + chunk + 16, lj:j + chunk + 16]),
+                                        2.0)[i - li:i - li + chunk, j - lj:j - lj + chunk]
+            err = float(np.abs(zo[i:i + chunk, j:j + chunk] - want).max())
+            print(f"block at ({i}, {j}): max |fastconv - scipy| = {err:.2e}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def main(argv=None):
+    global N, CHUNK
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=N)
+    parser.add_argument("--chunk", type=int, default=CHUNK)
+    parser.add_argument("--workers", type=int, default=WORKERS)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("-k", default="", help="only cases whose name contains this")
+    parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--scaling", action="store_true")
+    parser.add_argument("--out-of-core", metavar="ROWSxCOLS",
+                        help="only the zarr-to-zarr run (with --chunk, --memory-limit)")
+    parser.add_argument("--memory-limit", default="1GiB")
+    args = parser.parse_args(argv)
+    N, CHUNK = args.n, args.chunk
+    if args.out_of_core:
+        rows, cols = (int(v) for v in args.out_of_core.lower().split("x"))
+        out_of_core(rows, cols, args.chunk, args.memory_limit, args.workers)
+        return
+    whats = [w for w in ("gaussian", "convolve5", "convolve63") if args.k in w]
+    c = client(args.workers)
+    x = data(c, N, CHUNK)
+    cases = [Case("dask", f"{w} {N}^2 chunks {CHUNK} {args.workers}w",
+                  (lambda w=w: contenders(c, x, w)), {"dask-image": 3.0}, min_time=0.5)
+             for w in whats]
+    print(format_table(run_cases(cases, threads=1, repeat=args.repeat)))
+    if args.memory:
+        halo = {"gaussian": 8, "convolve5": 2, "convolve63": 31}
+        for w in whats:
+            block = (CHUNK + 2 * halo[w]) ** 2 * 4
+            for label, fn in contenders(c, x, w, reduce=True).items():
+                fn()
+                g = peak_growth(c, fn)
+                print(f"peak RSS growth per worker, {w} {label}: {g / 2**20:.0f} MiB = "
+                      f"{g / block:.1f} x (chunk + halo) ({block / 2**20:.1f} MiB)")
+    if args.scaling:
+        import time
+        for nw in (1, args.workers):
+            cw = client(nw)
+            xw = data(cw, N, CHUNK)
+            for w in whats:
+                fn = contenders(cw, xw, w)["fastconv"]
+                fn()
+                ts = []
+                for _ in range(args.repeat):
+                    t0 = time.perf_counter()
+                    fn()
+                    ts.append(time.perf_counter() - t0)
+                print(f"scaling {w} {nw} worker(s): median {np.median(ts) * 1e3:.0f} ms "
+                      f"(runs {', '.join(f'{t * 1e3:.0f}' for t in ts)})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,491 @@
+"""The Dask engine: a ``dask.array.Array`` in, a lazy ``dask.array.Array`` out.
+
+Imported only when a Dask array reaches a public function (``_arrays.engine_for``). The
+public function's own validation runs first, on a *shadow* of the Dask array (a
+zero-stride NumPy view of one zero with its shape and dtype, no memory), so shapes,
+dtypes, modes and every error are exactly the NumPy path's. Then each output block
+becomes one task:
+
+* **Halos from the spec.** A ``ConvSpec`` output block ``[o0, o1)`` along an axis reads
+  extended input indices ``[o0 + start, o1 + start + k - 1)``; an ndimage filter reads
+  ``h`` = the sum of its passes' radii on each side. The task receives exactly the input
+  samples it reads, gathered from however many chunks hold them (a chunk smaller than the
+  halo is no problem and nothing is rechunked), as one NumPy array.
+* **The boundary rule only at the true edges.** Inside the array a block's neighbours are
+  real data. At a true edge the block's piece starts (or ends) at the array's edge, so the
+  NumPy path's own boundary extension of the piece *is* the global one (the piece is
+  grown, where needed, to hold every mirrored sample); 'wrap' instead gathers the samples
+  from the other end of the array, across chunks.
+* **'full'/'valid'/'same'** shapes are the NumPy path's; output chunks are the input's,
+  the last one grown ('full') or the trailing ones cut ('valid').
+* **Large kernels** (larger than a chunk): each block is one FFT/overlap-add call over
+  its piece (chunk + kernel - 1) when the decision says so; never a whole-array FFT.
+* **Tuned once, on the client.** Each distinct block signature (piece shape, output
+  shape, window start) is decided by ``_dispatch.decide`` on a probe block (zeros;
+  integers get the dtype's extreme value so that the FFT exactness guard is
+  conservative); the Decision travels with the task, which calls ``_dispatch.execute``
+  with it: no worker measures. ndimage's N-d correlate/convolve record the methods the
+  client decides on a probe and replay them in the task.
+* **Threads budgeted.** Each task runs under ``fastconv.threads(n)`` with
+  ``n = cores per host // task threads per host`` (read from the distributed client's
+  workers, or the local scheduler's pool), so tasks x threads never oversubscribe.
+
+Every task function is module-level (pickled by reference). A Dask *kernel* (``in2``,
+``weights``) is computed on the client when the graph is built: kernels are small.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import itertools
+import operator
+import os
+
+import dask
+import dask.array as da
+import numpy as np
+
+from .. import _config
+from .._dispatch import decide, execute
+
+__all__ = ["conv", "filter_call", "task_threads"]
+
+
+# -- what one output block reads -------------------------------------------------------
+
+def _runs(idx):
+    """Contiguous increasing runs of a 1-D index array, as (start, stop) pairs."""
+    breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+    return [(int(r[0]), int(r[-1]) + 1) for r in np.split(idx, breaks)]
+
+
+def _conv_axis(n, a, b, boundary):
+    """(runs of x, window start in the piece) for an output block reading extended
+    indices [a, b) of an axis of length n with ``boundary`` (numpy.pad name)."""
+    if boundary == "wrap" and (a < 0 or b > n):
+        return _runs(np.arange(a, b) % n), 0           # the piece is the extended window
+    p0, p1 = max(a, 0), min(b, n)
+    if boundary in ("symmetric", "reflect", "edge"):
+        # At a true edge the launcher mirrors the piece: grow it so that every mirrored
+        # sample it reads is in it (then the piece's extension is the array's).
+        if a < 0:
+            p1 = max(p1, min(n, -a + 1))
+        if b > n:
+            p0 = min(p0, max(0, 2 * n - b - 1))
+    if p1 <= p0:
+        # The block reads only the constant fill: keep one sample (never read) so the
+        # launcher sees a non-empty input.
+        p0 = min(max(a, 0), n - 1)
+        p1 = p0 + 1
+    return [(p0, p1)], a - p0
+
+
+def _halo_axis(n, o0, o1, h, wrap):
+    """(runs of x, crop start in the piece) for a same-shape filter block [o0, o1) with
+    halo h on each side: clipped at true edges (the filter's own mode applies there), or
+    gathered across the far edge for 'wrap'."""
+    a, b = o0 - h, o1 + h
+    if wrap and (a < 0 or b > n):
+        return _runs(np.arange(a, b) % n), h
+    p0, p1 = max(a, 0), min(b, n)
+    return [(p0, p1)], o0 - p0
+
+
+def _segments(bounds, runs):
+    """Runs (global start, stop) along an axis -> [(chunk index, slice in the chunk)]."""
+    segs = []
+    for r0, r1 in runs:
+        for ci, (c0, c1) in enumerate(bounds):
+            lo, hi = max(r0, c0), min(r1, c1)
+            if lo < hi:
+                segs.append((ci, slice(lo - c0, hi - c0)))
+    return segs
+
+
+def _pieces(x, runs, in_bounds, slices):
+    """The nested list (one level per axis) of x's chunk keys and slice-task keys whose
+    ``np.block`` is the samples named by the per-axis ``runs``. A whole chunk is read by
+    its key; a part of a chunk (a halo) is its own ``getitem`` task in ``slices`` (shared
+    by every block that reads it), so that a distributed scheduler runs it where the
+    chunk lives and moves only the halo, not the whole neighbouring chunk."""
+    segs = [_segments(b, r) for b, r in zip(in_bounds, runs)]
+
+    def nest(axis, index):
+        if axis == len(segs):
+            cis = tuple(segs[a][i][0] for a, i in enumerate(index))
+            sl = tuple(segs[a][i][1] for a, i in enumerate(index))
+            key = (x.name,) + cis
+            if all(s.start == 0 and s.stop == b[c][1] - b[c][0]
+                   for s, b, c in zip(sl, in_bounds, cis)):
+                return key
+            tag = (cis, tuple((s.start, s.stop) for s in sl))
+            if tag not in slices:       # named by what it holds: equal in every graph
+                slices[tag] = "fastconv-halo-" + dask.base.tokenize(x.name, tag)
+            return slices[tag]
+        return [nest(axis + 1, index + (i,)) for i in range(len(segs[axis]))]
+    return nest(0, ())
+
+
+def _slice_tasks(x, slices):
+    """The ``getitem`` tasks named in ``slices`` by ``_pieces``."""
+    return {k: (operator.getitem, (x.name,) + cis, tuple(slice(a, b) for a, b in sl))
+            for (cis, sl), k in slices.items()}
+
+
+class _Job:
+    """A task's fixed parameters, opaque to Dask's graph traversal (no tuple or list of
+    them is mistaken for a task or a key)."""
+    __slots__ = ("params",)
+
+    def __init__(self, **params):
+        self.params = params
+
+    def __getstate__(self):
+        return self.params
+
+    def __setstate__(self, state):
+        self.params = state
+
+
+def _assemble(pieces):
+    """The block's piece from its chunk slices (nested lists, as ``np.block`` takes)."""
+    return np.block(pieces) if isinstance(pieces, list) else pieces
+
+
+def _graph_array(kind, token, x, tasks, out_chunks, dtype, extra=None):
+    """A dask array from ``tasks`` {block index: task tuple} reading chunks of ``x``;
+    ``token``: everything the result depends on besides x (its name)."""
+    from dask.highlevelgraph import HighLevelGraph
+    name = f"fastconv-{kind}-" + dask.base.tokenize(x.name, out_chunks, str(dtype), token)
+    dsk = {(name,) + idx: task for idx, task in tasks.items()}
+    if extra:
+        dsk.update(extra)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])
+    return da.Array(graph, name, out_chunks, dtype=dtype,
+                    meta=np.empty((0,) * len(out_chunks), dtype))
+
+
+def _bounds(chunks):
+    edges = np.concatenate([[0], np.cumsum(chunks)]).astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+
+def _out_chunks(in_chunks, n_out):
+    """The input's chunks along an axis, fitted to an output of length ``n_out``."""
+    c = [int(v) for v in in_chunks if v > 0] or [1]
+    total, big = sum(c), max(c)
+    if n_out >= total:
+        extra = n_out - total
+        if extra <= big:
+            c[-1] += extra
+        else:
+            c += [big] * (extra // big) + ([extra % big] if extra % big else [])
+        return tuple(c)
+    out, left = [], n_out
+    for v in c:
+        if left <= 0:
+            break
+        out.append(min(v, left))
+        left -= out[-1]
+    return tuple(out) or (0,)
+
+
+def _shadow(a):
+    """A NumPy stand-in for dask array ``a``: its shape and dtype, one zero of memory."""
+    return np.broadcast_to(np.zeros((), a.dtype), a.shape)
+
+
+def _check_chunks(x, name):
+    """Refuse chunks that are not NumPy arrays (CuPy-backed Dask arrays): the CPU kernels
+    would fail inside the tasks, after the graph was built."""
+    meta = getattr(x, "_meta", None)
+    if meta is not None and not isinstance(meta, np.ndarray):
+        raise TypeError(f"{name} is a Dask array of {type(meta).__module__}."
+                        f"{type(meta).__name__} chunks; this build of fastconv has CPU "
+                        f"kernels only (map the chunks to NumPy first, e.g. "
+                        f"x.map_blocks(cupy.asnumpy))")
+
+
+def _materialise(value):
+    """A Dask kernel argument, computed now (kernels are small); anything else as is."""
+    from .._arrays import array_kind
+    return value.compute() if array_kind(value) == "dask" else value
+
+
+# -- threads -----------------------------------------------------------------------------
+
+def task_threads() -> int:
+    """Threads each task may use: the cores of a host divided by the task threads that run
+    on it at once (a distributed cluster's workers on that host, or the local threaded
+    scheduler's pool), at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        from distributed import get_client
+        client = get_client()
+    except (ImportError, ValueError):
+        client = None
+    if client is not None:
+        return _cluster_threads(client)
+    scheduler = dask.base.get_scheduler()
+    if scheduler is dask.get:                       # the synchronous scheduler
+        return max(1, min(cores, _config.get_num_threads()))
+    pool = dask.config.get("num_workers", None) or cores
+    return max(1, cores // int(pool))
+
+
+@functools.lru_cache(maxsize=8)
+def _cluster_key_threads(workers_key, cores_key):
+    """min over hosts of (cores of the host // task threads of its workers)."""
+    per_host, cores = {}, dict(cores_key)
+    for _addr, host, nthreads in workers_key:
+        per_host[host] = per_host.get(host, 0) + nthreads
+    return max(1, min((cores.get(h, 1) // t for h, t in per_host.items()), default=1))
+
+
+def _cluster_threads(client) -> int:
+    info = client.scheduler_info()["workers"]
+    workers_key = tuple(sorted((a, w["host"], int(w["nthreads"])) for a, w in info.items()))
+    cores = client.run(_host_cores)
+    cores_key = tuple(sorted((info[a]["host"], int(c)) for a, c in cores.items() if a in info))
+    return _cluster_key_threads(workers_key, cores_key)
+
+
+def _host_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+# -- ConvSpec calls (scipy.signal drop-ins) -------------------------------------------------
+
+def _probe(shape, dtype):
+    """A block of zeros to decide on; integers hold the dtype's largest magnitude so the
+    FFT exactness guard judges the worst block."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return np.full(shape, info.min if -info.min > info.max else info.max, dtype)
+    return np.zeros(shape, dtype)
+
+
+def _conv_block(pieces, wk, job):
+    """One task: the NumPy path's execute step on one block, with the client's Decision."""
+    p = job.params
+    wk = wk[p["wslice"]] if p["wslice"] is not None else wk
+    with _config.threads(p["nthreads"]):
+        return execute(p["spec"], _assemble(pieces), None, p["decision"], wk=wk)
+
+
+def conv(prepare, fallback, in1, in2, workers=None):
+    """A ConvSpec call over a Dask array. ``prepare(x, w)`` is the public function's
+    validation (``("run", spec, x, w, method)`` or ``("result", array)``) run on the
+    shadow; ``fallback(x, w)`` is the public NumPy call, used as one lazy task for the
+    cases that are not a correlation of a chunked input with a small kernel (0-d inputs,
+    empty inputs, 'valid' with the kernel as the larger operand, a chunked kernel with a
+    NumPy input)."""
+    from .._arrays import array_kind
+    from .._dispatch import prepare_kernel
+    if array_kind(in1) != "dask":
+        return _one_task(fallback, in1, _materialise(in2), prepare)
+    _check_chunks(in1, "in1")
+    w = _materialise(in2)
+    shadow = _shadow(in1)
+    plan = prepare(shadow, np.asarray(w) if array_kind(w) == "numpy" else w)
+    if plan[0] != "run" or plan[2] is not shadow or in1.ndim == 0:
+        return _one_task(fallback, in1, w, prepare)
+    _, spec, _, wv, method = plan
+    wk = prepare_kernel(spec, np.asarray(wv))
+    nthreads = task_threads()
+    if workers is not None:
+        nthreads = max(1, min(nthreads, _config.resolve_workers(workers)))
+    x = in1
+    out_chunks = tuple(_out_chunks(c, m) for c, m in zip(x.chunks, spec.out_shape))
+    kernel_key = "fastconv-kernel-" + dask.base.tokenize(wk)
+    in_bounds = [_bounds(c) for c in x.chunks]
+    decisions = {}
+    per_axis = []
+    for ax, (n, k, s) in enumerate(zip(spec.x_shape, wk.shape, spec.start)):
+        row = []
+        for o0, o1 in _bounds(out_chunks[ax]):
+            if ax in spec.batch:        # x and w pair elementwise: no halo, kernel slice
+                row.append(([(o0, o1)], 0, (o0, o1)))
+            else:
+                runs, local = _conv_axis(n, o0 + s, o1 + s + k - 1, spec.boundary)
+                row.append((runs, local, None))
+        per_axis.append(row)
+    tasks, slices = {}, {}
+    for index in itertools.product(*(range(len(r)) for r in per_axis)):
+        cells = [per_axis[a][i] for a, i in enumerate(index)]
+        runs = [c[0] for c in cells]
+        piece_shape = tuple(sum(e - b for b, e in r) for r in runs)
+        out_shape = tuple(out_chunks[a][i] for a, i in enumerate(index))
+        start = tuple(c[1] for c in cells)
+        wslice = (tuple(slice(*c[2]) if c[2] else slice(None) for c in cells)
+                  if spec.batch else None)
+        wkb = wk[wslice] if spec.batch else wk
+        bspec = dataclasses.replace(spec, x_shape=piece_shape, w_shape=wkb.shape,
+                                    out_shape=out_shape, start=start, reverse_out=False,
+                                    conj_out=False)
+        key = (piece_shape, out_shape, start, tuple(c[2] for c in cells))
+        if key not in decisions:
+            decisions[key] = decide(bspec, _probe(piece_shape, x.dtype), None, method,
+                                    wk=wkb)
+        job = _Job(spec=bspec, decision=decisions[key], wslice=wslice, nthreads=nthreads)
+        tasks[index] = (_conv_block, _pieces(x, runs, in_bounds, slices), kernel_key, job)
+    token = (repr(spec), wk, sorted((repr(k), repr(d)) for k, d in decisions.items()))
+    return _graph_array("conv", token, x, tasks, out_chunks, spec.result_dtype,
+                        extra={kernel_key: wk, **_slice_tasks(x, slices)})
+
+
+def _one_task(fallback, in1, in2, prepare):
+    """The whole call as one lazy task (shape and dtype from the shadow's validation)."""
+    from .._arrays import array_kind
+    s1 = _shadow(in1) if array_kind(in1) == "dask" else np.asarray(in1)
+    s2 = _shadow(in2) if array_kind(in2) == "dask" else np.asarray(in2)
+    plan = prepare(s1, s2)
+    if plan[0] == "run":
+        shape, dtype = plan[1].out_shape, plan[1].result_dtype
+    else:
+        shape, dtype = plan[1].shape, plan[1].dtype
+    task = dask.delayed(_call, pure=True)(fallback, in1, in2)
+    return da.from_delayed(task, shape, dtype=dtype,
+                           meta=np.empty((0,) * len(shape), dtype))
+
+
+def _call(fallback, x, w):
+    return np.asarray(fallback(x, w))
+
+
+# -- ndimage filters ---------------------------------------------------------------------
+
+def _radius(sigma, truncate, radius):
+    return int(radius) if radius is not None else int(truncate * float(sigma) + 0.5)
+
+
+def _seq(value, n):
+    return list(value) if (not isinstance(value, str) and np.iterable(value)) else [value] * n
+
+
+def _axes_of(axes, ndim):
+    if axes is None:
+        return list(range(ndim))
+    axes = [axes] if np.isscalar(axes) else list(axes)
+    return [int(a) % ndim for a in axes]
+
+
+def _filter_halo(name, ndim, a):
+    """Per-axis halo (sum of the passes' radii) and per-axis modes of an ndimage call,
+    from its bound arguments ``a``."""
+    h, modes = [0] * ndim, [a.get("mode", "reflect")] * ndim
+    if name in ("correlate1d", "convolve1d", "gaussian_filter1d", "uniform_filter1d"):
+        ax = int(a.get("axis", -1)) % ndim
+        if name == "gaussian_filter1d":
+            h[ax] = _radius(a["sigma"], a.get("truncate", 4.0), a.get("radius"))
+        elif name == "uniform_filter1d":
+            h[ax] = int(a["size"]) - 1
+        else:
+            h[ax] = len(np.asarray(a["weights"])) - 1
+        return h, modes
+    if name in ("correlate", "convolve"):
+        axes = _axes_of(a.get("axes"), ndim)
+        w = np.asarray(a["weights"])
+        for ax, k in zip(axes, w.shape[-len(axes):]):
+            h[ax] = max(int(k) - 1, 0)         # |origin| <= k // 2 keeps reads within k - 1
+        return h, modes
+    if name in ("sobel", "prewitt"):
+        return [1] * ndim, _seq(a.get("mode", "reflect"), ndim)
+    axes = _axes_of(a.get("axes"), ndim)
+    mode_list = _seq(a.get("mode", "reflect"), len(axes))
+    for ax, m in zip(axes, mode_list):
+        modes[ax] = m
+    if name == "laplace":
+        for ax in axes:
+            h[ax] = 1
+        return h, modes
+    if name == "uniform_filter":
+        for ax, s in zip(axes, _seq(a.get("size", 3), len(axes))):
+            h[ax] = max(int(s) - 1, 0)
+        return h, modes
+    # gaussian_filter, gaussian_laplace, gaussian_gradient_magnitude
+    kw = a.get("kwargs", {}) or {}
+    truncate = a.get("truncate", kw.get("truncate", 4.0))
+    radius = a.get("radius", kw.get("radius"))
+    radii = _seq(radius, len(axes))
+    for ax, s, r in zip(axes, _seq(a["sigma"], len(axes)), radii):
+        h[ax] = _radius(s, truncate, r) if float(s) > 1e-15 else 0
+    return h, modes
+
+
+def _filter_block(pieces, job):
+    """One task: the NumPy ndimage filter on a block with its halo, cropped; the N-d
+    correlations inside run the methods the client decided."""
+    from .. import ndimage
+    p = job.params
+    name, args, kwargs, crop, methods, nthreads = (
+        p["name"], p["args"], p["kwargs"], p["crop"], p["methods"], p["nthreads"])
+    piece = _assemble(pieces)
+    func = getattr(ndimage, name).__wrapped__
+    token = ndimage._METHODS.set(ndimage._MethodPlan(list(methods), record=False))
+    try:
+        with _config.threads(nthreads):
+            out = func(piece, *args, **kwargs)
+    finally:
+        ndimage._METHODS.reset(token)
+    # A view: the block keeps its piece's halo rows alive (a few per cent for chunks much
+    # larger than the halo) instead of paying a copy of every block.
+    return out[crop]
+
+
+def filter_call(func, input, args, kwargs):
+    """An ndimage filter (the undecorated public function ``func``) over a Dask array."""
+    name = func.__name__
+    _check_chunks(input, "input")
+    args = tuple(_materialise(v) for v in args)
+    kwargs = {k: _materialise(v) for k, v in kwargs.items()}
+    x = input
+    bound = inspect.signature(func).bind(_shadow(x), *args, **kwargs)
+    bound.apply_defaults()
+    a = dict(bound.arguments)
+    out = a.get("output")
+    if out is not None and not isinstance(out, (type, np.dtype, str)):
+        raise TypeError("output must be None or a dtype when input is a dask array "
+                        "(the result is a new lazy dask array)")
+    tiny = np.zeros((1,) * x.ndim, x.dtype)
+    dtype = func(tiny, *args, **kwargs).dtype       # validates and gives scipy's dtype
+    halo, modes = _filter_halo(name, x.ndim, a)
+    wrap = [m in ("wrap", "grid-wrap") for m in modes]
+    tunes = name in ("correlate", "convolve")
+    nthreads = task_threads()
+    per_axis = [[_halo_axis(n, o0, o1, h, wr) + ((o1 - o0),)
+                 for o0, o1 in _bounds(c)]
+                for n, c, h, wr in zip(x.shape, x.chunks, halo, wrap)]
+    methods = {}
+    in_bounds = [_bounds(c) for c in x.chunks]
+    tasks, slices = {}, {}
+    for index in itertools.product(*(range(len(r)) for r in per_axis)):
+        cells = [per_axis[ax][i] for ax, i in enumerate(index)]
+        runs = [c[0] for c in cells]
+        crop = tuple(slice(c[1], c[1] + c[2]) for c in cells)
+        piece_shape = tuple(sum(e - b for b, e in r) for r in runs)
+        if piece_shape not in methods:
+            methods[piece_shape] = _record(func, piece_shape, x.dtype, args, kwargs) \
+                if tunes else ()
+        job = _Job(name=name, args=args, kwargs=kwargs, crop=crop,
+                   methods=methods[piece_shape], nthreads=nthreads)
+        tasks[index] = (_filter_block, _pieces(x, runs, in_bounds, slices), job)
+    token = (name, repr(args), repr(kwargs), [a for a in args if isinstance(a, np.ndarray)],
+             sorted(methods.items()), nthreads)
+    return _graph_array("filter", token, x, tasks, x.chunks, dtype,
+                        extra=_slice_tasks(x, slices))
+
+
+def _record(func, shape, dtype, args, kwargs):
+    """The methods ``func`` decides (through the dispatcher's tuner, on the client) for
+    its N-d correlations on a probe block of ``shape``; nothing is computed."""
+    from .. import ndimage
+    plan = ndimage._MethodPlan([], record=True)
+    token = ndimage._METHODS.set(plan)
+    try:
+        func(np.zeros(shape, dtype), *args, **kwargs)
+    finally:
+        ndimage._METHODS.reset(token)
+    return tuple(plan.methods)

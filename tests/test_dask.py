@@ -1,0 +1,319 @@
+"""The Dask engine: lazy dask arrays out, the NumPy path's results, on a LocalCluster.
+
+References: the NumPy path (bit for bit where the same method runs: method='direct' and
+the ndimage filters), scipy.signal / scipy.ndimage, and a naive float64 loop.
+"""
+import os
+import tracemalloc
+
+import numpy as np
+import pytest
+import scipy.ndimage as sndi
+import scipy.signal as ss
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+distributed = pytest.importorskip("distributed")
+
+import fastconv  # noqa: E402
+from fastconv import ndimage as fnd  # noqa: E402
+from fastconv import tuner  # noqa: E402
+from fastconv.engines import dask as engine  # noqa: E402
+
+from reference import correlate_ref  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
+                                       dashboard_address=":0")
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+RNG = np.random.default_rng(13)
+X2 = RNG.standard_normal((37, 29))
+W2 = RNG.standard_normal((5, 4))
+UNEVEN = ((7, 11, 2, 17), (3, 9, 9, 8))         # chunks that do not divide the shape
+
+
+def _lazy(a, chunks=UNEVEN):
+    return da.from_array(a, chunks=chunks)
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm", "mirror", "nearest"])
+@pytest.mark.parametrize("op", ["convolve", "correlate"])
+def test_signal_equals_numpy_path_bit_for_bit(client, op, mode, boundary):
+    f = getattr(fastconv, op)
+    kw = dict(boundary=boundary, fillvalue=1.5 if boundary == "fill" else 0)
+    got = f(_lazy(X2), W2, mode, method="direct", **kw)
+    assert isinstance(got, da.Array)
+    want = f(X2, W2, mode, method="direct", **kw)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    _same(got.compute(), want, boundary)
+
+
+def _same(got, want, boundary):
+    """Bit for bit, except 'wrap': a block at the edge gets the far samples gathered into
+    its piece and sums them in the interior order (last bits)."""
+    if boundary in ("wrap", "grid-wrap"):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
+@pytest.mark.parametrize("op", ["convolve2d", "correlate2d"])
+def test_2d_drop_ins_equal_scipy(client, op, mode, boundary):
+    got = getattr(fastconv, op)(_lazy(X2), W2, mode, boundary, 0.5)
+    want = getattr(ss, op)(X2, W2, mode, boundary, 0.5)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got.compute(), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize("f", ["fftconvolve", "oaconvolve"])
+def test_fft_drop_ins_equal_scipy(client, f, mode):
+    got = getattr(fastconv, f)(_lazy(X2), W2, mode)
+    np.testing.assert_allclose(got.compute(), getattr(ss, f)(X2, W2, mode), rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_fftconvolve_axes_pair_the_batch_axis_per_block(client):
+    x = RNG.standard_normal((6, 40))
+    w = RNG.standard_normal((6, 7))         # axis 0 pairs elementwise (equal lengths)
+    got = fastconv.fftconvolve(da.from_array(x, chunks=(4, 9)), w, "same", axes=1)
+    np.testing.assert_allclose(got.compute(), ss.fftconvolve(x, w, "same", axes=1),
+                               atol=1e-12)
+
+
+def test_chunks_smaller_than_the_halo(client):
+    x = RNG.standard_normal((13, 14))
+    w = RNG.standard_normal((7, 8))             # halo 6 x 7 over chunks of 2 x 3
+    for boundary in ("fill", "wrap", "symm", "mirror", "nearest"):
+        got = fastconv.correlate(da.from_array(x, chunks=(2, 3)), w, "same",
+                                 method="direct", boundary=boundary)
+        _same(got.compute(), fastconv.correlate(x, w, "same", method="direct",
+                                                boundary=boundary), boundary)
+    got = fnd.gaussian_filter(da.from_array(x, chunks=(2, 3)), 3, mode="wrap")
+    np.testing.assert_array_equal(got.compute(), fnd.gaussian_filter(x, 3, mode="wrap"))
+
+
+@pytest.mark.parametrize("method", ["auto", "fft", "oa"])
+def test_kernel_larger_than_a_chunk(client, method):
+    x = RNG.standard_normal((64, 70))
+    w = RNG.standard_normal((25, 31))           # larger than the 16 x 16 chunks
+    got = fastconv.convolve(da.from_array(x, chunks=16), w, "same", method=method)
+    want = correlate_ref(x, w[::-1, ::-1], start=(-12, -15),
+                                  out_shape=x.shape)
+    np.testing.assert_allclose(got.compute(), want, rtol=1e-10, atol=1e-10)
+
+
+def test_integers_exact(client):
+    x = RNG.integers(-30000, 30000, (40, 33)).astype(np.int16)
+    w = RNG.integers(-100, 100, (6, 5)).astype(np.int16)
+    for mode in ("full", "same", "valid"):
+        got = fastconv.convolve(_lazy(x, (9, 8)), w, mode)
+        want = ss.convolve(x, w, mode, method="direct")
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got.compute(), want)
+    big = RNG.integers(-2**40, 2**40, (40, 33))       # beyond the FFT exactness bound
+    got = fastconv.convolve(_lazy(big, (9, 8)), w.astype(np.int64), "same")
+    np.testing.assert_array_equal(got.compute(), ss.convolve(big, w.astype(np.int64),
+                                                             "same", method="direct"))
+
+
+def test_float32_stays_float32(client):
+    x = X2.astype(np.float32)
+    assert fastconv.convolve(_lazy(x), W2.astype(np.float32), "same").dtype == np.float32
+    got = fnd.gaussian_filter(_lazy(x), 2)
+    assert got.dtype == np.float32 and got.compute().dtype == np.float32
+    np.testing.assert_array_equal(got.compute(), fnd.gaussian_filter(x, 2))
+
+
+ND_CALLS = {
+    "gaussian_filter": (fnd.gaussian_filter, (1.5,), {}),
+    "gaussian_filter order": (fnd.gaussian_filter, ((1.0, 2.0),), dict(order=(1, 0))),
+    "gaussian_filter1d": (fnd.gaussian_filter1d, (2.0,), dict(axis=0)),
+    "uniform_filter": (fnd.uniform_filter, ((3, 6),), dict(origin=(1, -2))),
+    "uniform_filter1d": (fnd.uniform_filter1d, (5,), dict(axis=1, origin=1)),
+    "correlate": (fnd.correlate, (W2,), dict(origin=(1, -1))),
+    "convolve": (fnd.convolve, (W2,), dict(origin=(-2, 1))),
+    "correlate1d": (fnd.correlate1d, (W2[0],), dict(axis=0, origin=-1)),
+    "convolve1d": (fnd.convolve1d, (W2[1],), dict(axis=1)),
+    "sobel": (fnd.sobel, (), dict(axis=0)),
+    "prewitt": (fnd.prewitt, (), {}),
+    "laplace": (fnd.laplace, (), {}),
+    "gaussian_laplace": (fnd.gaussian_laplace, (1.2,), {}),
+    "gaussian_gradient_magnitude": (fnd.gaussian_gradient_magnitude, (1.2,), {}),
+}
+ND_MODES = ["reflect", "mirror", "nearest", "wrap", "constant"]
+
+
+@pytest.mark.parametrize("mode", ND_MODES)
+@pytest.mark.parametrize("name", sorted(ND_CALLS))
+def test_ndimage_filters_equal_numpy_path(client, name, mode):
+    f, args, kw = ND_CALLS[name]
+    kw = dict(kw, mode=mode, cval=0.75)
+    got = f(_lazy(X2), *args, **kw)
+    assert isinstance(got, da.Array)
+    want = f(X2, *args, **kw)
+    assert got.dtype == want.dtype
+    # Running sums (uniform filters) start at each block: last-bit differences only.
+    # and 'wrap' at edge blocks of the N-d correlations (see _same): last bits only.
+    tol = (dict(rtol=1e-13, atol=1e-13) if "uniform" in name or mode == "wrap"
+           else dict(rtol=0, atol=0))
+    np.testing.assert_allclose(got.compute(), want, **tol)
+    np.testing.assert_allclose(want, getattr(sndi, f.__name__)(X2, *args, **kw),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_ndimage_integer_output_exact(client):
+    x = RNG.integers(0, 255, (37, 29)).astype(np.uint8)
+    for f, args in ((fnd.gaussian_filter, (1.7,)), (fnd.sobel, ()),
+                    (fnd.correlate, (np.arange(9).reshape(3, 3),))):
+        got = f(_lazy(x), *args)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got.compute(), getattr(sndi, f.__name__)(x, *args))
+
+
+def test_ndimage_output_array_is_refused(client):
+    with pytest.raises(TypeError, match="output"):
+        fnd.gaussian_filter(_lazy(X2), 1, output=np.empty_like(X2))
+
+
+def test_errors_are_the_numpy_paths(client):
+    with pytest.raises(ValueError, match="Acceptable mode flags"):
+        fastconv.convolve(_lazy(X2), W2, "bad")
+    with pytest.raises(ValueError, match="same dimensionality"):
+        fastconv.convolve(_lazy(X2), W2[0])
+    with pytest.raises(RuntimeError, match="boundary mode not supported"):
+        fnd.gaussian_filter(_lazy(X2), 1, mode="bad")
+
+
+_SEEN = []          # module-level: the task function is pickled by reference
+
+
+def _count(block):
+    _SEEN.append(block.shape)
+    return block
+
+
+def test_lazy_until_compute(client):
+    _SEEN.clear()
+    x = _lazy(X2).map_blocks(_count, dtype=X2.dtype, meta=np.empty((0, 0)))
+    results = [fastconv.convolve(x, W2, "same"), fastconv.fftconvolve(x, W2),
+               fastconv.convolve2d(x, W2, boundary="wrap"),
+               fnd.gaussian_filter(x, 2), fnd.correlate(x, W2)]
+    assert _SEEN == [] and all(isinstance(r, da.Array) for r in results)
+    results[0].compute()
+    assert _SEEN
+    # Computed together, the graphs share only identical halo tasks.
+    got = dask.compute(*results)
+    np.testing.assert_array_equal(got[3], fnd.gaussian_filter(X2, 2))
+    np.testing.assert_allclose(got[4], sndi.correlate(X2, W2), atol=1e-12)
+    np.testing.assert_allclose(got[2], ss.convolve2d(X2, W2, boundary="wrap"), atol=1e-12)
+
+
+def test_tasks_never_decide(client, monkeypatch):
+    """The decisions are made while the graph is built; computing it asks the tuner
+    nothing (so no worker measures)."""
+    x = RNG.standard_normal((80, 90))
+    with fastconv.tuning("measure"):
+        lazy = [fastconv.convolve(da.from_array(x, chunks=(30, 25)), W2, "same"),
+                fnd.correlate(da.from_array(x, chunks=(30, 25)), W2)]
+    calls = []
+    real = tuner.decide
+    monkeypatch.setattr(tuner, "decide", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with fastconv.tuning("measure"):
+        got = [r.compute() for r in lazy]
+    assert calls == []
+    np.testing.assert_allclose(got[0], ss.convolve(x, W2, "same"), atol=1e-12)
+    np.testing.assert_allclose(got[1], sndi.correlate(x, W2), atol=1e-12)
+
+
+def test_thread_budget(client):
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert engine.task_threads() == max(1, cores // 2)       # 1 worker x 2 task threads
+    assert engine._cluster_key_threads(
+        (("a", "h1", 2), ("b", "h1", 2), ("c", "h2", 1)), (("h1", 8), ("h2", 4))) == 2
+
+
+def test_dask_kernel_and_numpy_data(client):
+    got = fastconv.convolve(X2, da.from_array(W2, chunks=2), "same")
+    assert isinstance(got, da.Array)
+    np.testing.assert_allclose(got.compute(), ss.convolve(X2, W2, "same"), atol=1e-12)
+    # 'valid' with the dask array as the smaller operand: one task, scipy's swap.
+    got = fastconv.correlate(_lazy(W2, 2), X2, "valid")
+    np.testing.assert_allclose(got.compute(), ss.correlate(W2, X2, "valid"), atol=1e-12)
+
+
+def test_one_dimensional_and_three_dimensional(client):
+    s = RNG.standard_normal(1000)
+    k = RNG.standard_normal(101)
+    got = fastconv.convolve(da.from_array(s, chunks=77), k, "full")
+    np.testing.assert_allclose(got.compute(), ss.convolve(s, k), atol=1e-10)
+    v = RNG.standard_normal((12, 13, 14)).astype(np.float32)
+    got = fnd.gaussian_filter(da.from_array(v, chunks=5), 1.0, mode="wrap")
+    np.testing.assert_array_equal(got.compute(), fnd.gaussian_filter(v, 1.0, mode="wrap"))
+
+
+def test_processes_cluster():
+    """One small run on worker processes: the graph's functions pickle by reference."""
+    with distributed.LocalCluster(processes=True, n_workers=1, threads_per_worker=1,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as c:
+        x = RNG.standard_normal((40, 30)).astype(np.float32)
+        a = fastconv.convolve(da.from_array(x, chunks=16), W2.astype(np.float32), "same")
+        b = fnd.gaussian_filter(da.from_array(x, chunks=16), 1.5, mode="wrap")
+        ra, rb = c.compute([a, b], sync=True)
+        np.testing.assert_allclose(ra, ss.convolve(x, W2.astype(np.float32), "same"),
+                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(rb, fnd.gaussian_filter(x, 1.5, mode="wrap"))
+
+
+def test_out_of_core_zarr_chunk_by_chunk(tmp_path):
+    """A 64 MiB zarr array filtered and written back to zarr chunk by chunk: the peak of
+    NumPy allocations (tracemalloc counts them) stays below a third of the array, on 2
+    scheduler threads. A tall array keeps the band of chunks that the halos and Dask's
+    read-ahead hold (~14 MiB here, as much as for ``x + 1``) well below the array."""
+    zarr = pytest.importorskip("zarr")
+    n, m, c = 16384, 1024, 256
+    src = zarr.open_array(str(tmp_path / "in.zarr"), mode="w", shape=(n, m),
+                          chunks=(c, c), dtype="f4")
+    for i in range(0, n, c):                          # written a band at a time
+        src[i:i + c] = np.random.default_rng(i).standard_normal((c, m), np.float32)
+    x = da.from_zarr(str(tmp_path / "in.zarr"))
+    y = fnd.gaussian_filter(x, 2.0)
+    with dask.config.set(scheduler="threads", num_workers=2):
+        tracemalloc.start()
+        try:
+            da.to_zarr(y, str(tmp_path / "out.zarr"))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < n * m * 4 / 3, f"peak {peak / 2**20:.1f} MiB"
+    out = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")
+    for i, j in ((0, 0), (4096, 512), (n - c, m - c)):
+        lo_i, lo_j = max(i - 16, 0), max(j - 16, 0)
+        part = np.asarray(src[lo_i:i + c + 16, lo_j:j + c + 16])
+        want = sndi.gaussian_filter(part, 2.0)[i - lo_i:i - lo_i + c, j - lo_j:j - lo_j + c]
+        np.testing.assert_allclose(out[i:i + c, j:j + c], want, rtol=1e-5, atol=1e-5)
+
+
+class _FakeGpuChunk:
+    """Stands in for a CuPy chunk type: a Dask array whose meta is not a NumPy array."""
+    ndim, shape, dtype = 2, (0, 0), np.dtype(np.float64)
+
+
+def test_non_numpy_chunks_are_refused(client):
+    x = _lazy(X2)
+    x._meta = _FakeGpuChunk()
+    with pytest.raises(TypeError, match="in1 is a Dask array of"):
+        fastconv.convolve(x, W2)
+    with pytest.raises(TypeError, match="input is a Dask array of"):
+        fnd.gaussian_filter(x, 1)
