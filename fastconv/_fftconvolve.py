@@ -122,8 +122,14 @@ _LONG = {np.dtype(np.longdouble), np.dtype(np.clongdouble)} - {np.dtype(np.float
 def _as_scipy_dtype(out, in1, in2):
     """scipy returns long double (complex) results for long double inputs; fastconv
     computes them in double (its kernels stop at 64-bit floats) and widens at the end."""
-    rt = np.result_type(np.asarray(in1).dtype, np.asarray(in2).dtype)
+    rt = np.result_type(_dtype_of(in1), _dtype_of(in2))
     return out.astype(rt) if rt in _LONG else out
+
+
+def _dtype_of(a):
+    # An array's own dtype: np.asarray would compute a Dask array just to read it.
+    dt = getattr(a, "dtype", None)
+    return dt if isinstance(dt, np.dtype) else np.asarray(a).dtype
 
 
 def _result_dtype(d1, d2):
