@@ -1,4 +1,4 @@
-"""``python -m fastconv``: info, bench, tune, cache (and demo, the README's main job)."""
+"""``python -m fastconv``: info, bench, tune, cache, warmup (and demo, the README's main job)."""
 from __future__ import annotations
 
 import argparse
@@ -24,7 +24,7 @@ def cmd_info(args) -> int:
     import scipy
 
     import fastconv
-    from fastconv import _jit, tuner
+    from fastconv import _jit, _warmup, tuner
 
     # One tiny parallel call so the threading layer in force is known.
     fastconv.convolve(np.ones((8, 8), np.float32), np.ones((3, 3), np.float32), "same",
@@ -37,6 +37,7 @@ def cmd_info(args) -> int:
         ("scipy", scipy.__version__),
         ("threading layer", _jit.threading_layer()),
         ("threads", f"{fastconv.get_num_threads()} (max {numba.config.NUMBA_NUM_THREADS})"),
+        ("compiled", _warmup.status()),
         ("tuning mode", fastconv._config.get().tune),
         ("tuning cache", info["path"]),
         ("cache entries", f"{info['entries']} ({info['bytes']} bytes), calibrated: "
@@ -190,6 +191,27 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def _list(text, convert, name):
+    try:
+        return tuple(convert(v.strip()) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise SystemExit(f"--{name}: cannot parse {text!r}")
+
+
+def cmd_warmup(args) -> int:
+    from fastconv import _warmup
+    try:
+        summary = _warmup.run(_list(args.dtypes, str, "dtypes"), _list(args.ranks, int, "ranks"),
+                              progress=None if args.no_progress else _progress)
+    except ValueError as exc:
+        raise SystemExit(str(exc))
+    print(f"compiled {summary['calls']} calls ({summary['skipped']} not applicable) for "
+          f"{','.join(summary['dtypes'])} ranks {','.join(map(str, summary['ranks']))} in "
+          f"{summary['seconds']} s")
+    print(f"compiled: {_warmup.status()}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from fastconv import demo
     return demo.main(args)
@@ -218,12 +240,16 @@ def main(argv=None) -> int:
     c = sub.add_parser("cache", help="the tuning cache: info, clear, export, import")
     c.add_argument("action", choices=("info", "clear", "export", "import"))
     c.add_argument("path", nargs="?")
+    wu = sub.add_parser("warmup", help="compile every kernel into numba's disk cache")
+    wu.add_argument("--dtypes", default="float32,float64", help="comma-separated")
+    wu.add_argument("--ranks", default="1,2,3", help="comma-separated array ranks")
+    wu.add_argument("--no-progress", action="store_true")
     d = sub.add_parser("demo", help="the classic examples, pictures and a timing table")
     d.add_argument("--out", default="fastconv-demo-output")
     d.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
     return {"info": cmd_info, "bench": cmd_bench, "tune": cmd_tune, "cache": cmd_cache,
-            "demo": cmd_demo}[args.cmd](args)
+            "warmup": cmd_warmup, "demo": cmd_demo}[args.cmd](args)
 
 
 if __name__ == "__main__":
