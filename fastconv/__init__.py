@@ -4,7 +4,6 @@ Public re-exports only; see the submodules for the implementations.
 """
 __version__ = "0.1.0"
 
-from . import _jit  # noqa: F401  (chooses a thread-safe threading layer before any kernel)
 from ._config import (get_num_threads, get_tuning, set_num_threads, set_tuning, threads,
                       tuning)
 from ._patch import patch_scipy, scipy_is_patched, scipy_patched, unpatch_scipy

@@ -11,8 +11,6 @@ import threading
 import warnings
 from dataclasses import dataclass, replace
 
-import numba
-
 __all__ = [
     "Config", "get", "override", "get_num_threads", "set_num_threads", "threads",
     "resolve_workers", "workers_scope", "get_tuning", "set_tuning", "tuning",
@@ -131,21 +129,35 @@ def tuning(mode: str):
 # numba.set_num_threads is per calling thread, so a context manager in one Python thread
 # never changes the thread count another Python thread sees.
 
+_nb = None
+
+
+def _numba():
+    """numba, loaded on first use (``import fastconv`` stays light), through ``_jit``:
+    importing ``_jit`` chooses the threading layer, which must happen before anything
+    starts numba's thread pool, as ``numba.get_num_threads`` does."""
+    global _nb
+    if _nb is None:
+        from . import _jit
+        _nb = _jit.numba
+    return _nb
+
+
 def get_num_threads() -> int:
     """Threads that fastconv's parallel kernels and scipy.fft use in this Python thread."""
-    return numba.get_num_threads()
+    return _numba().get_num_threads()
 
 
 def set_num_threads(n: int) -> None:
     """Set the thread count for this Python thread (1 <= n <= numba.config.NUMBA_NUM_THREADS)."""
-    numba.set_num_threads(_check_threads(n))
+    _numba().set_num_threads(_check_threads(n))
 
 
 def _check_threads(n) -> int:
     if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
         raise TypeError(f"number of threads must be an integer, got {type(n).__name__}")
     n = int(n)
-    top = numba.config.NUMBA_NUM_THREADS
+    top = _numba().config.NUMBA_NUM_THREADS
     if not 1 <= n <= top:
         raise ValueError(f"number of threads must be in [1, {top}], got {n}")
     return n
@@ -159,7 +171,7 @@ def resolve_workers(workers) -> int:
     if isinstance(workers, bool) or not hasattr(workers, "__index__"):
         raise TypeError(f"workers must be an integer or None, got {type(workers).__name__}")
     workers = int(workers)
-    top = numba.config.NUMBA_NUM_THREADS
+    top = _numba().config.NUMBA_NUM_THREADS
     if workers == 0:
         raise ValueError("workers must not be 0")
     if workers < 0:
@@ -174,12 +186,13 @@ def resolve_workers(workers) -> int:
 def threads(n):
     """Context manager: run fastconv calls in this Python thread on ``n`` threads."""
     n = _check_threads(n)
-    old = numba.get_num_threads()
-    numba.set_num_threads(n)
+    nb = _numba()
+    old = nb.get_num_threads()
+    nb.set_num_threads(n)
     try:
         yield n
     finally:
-        numba.set_num_threads(old)
+        nb.set_num_threads(old)
 
 
 _NO_SCOPE = contextlib.nullcontext()

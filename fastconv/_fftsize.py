@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 
-import scipy.fft as sp_fft
 
 __all__ = ["fast_len", "fft_shape", "oa_block_len", "block_len", "oa_block_shape",
            "cost_direct", "cost_separable", "cost_fft", "cost_oa", "OA_CHUNK_BYTES"]
@@ -33,9 +32,15 @@ _FFT_WEIGHT = 6.25
 _FFT_PER_ELEMENT = 15.0
 
 
+_next_fast_len = None
+
+
 def fast_len(n: int, real: bool = True) -> int:
     """The smallest length >= n that pocketfft transforms fast (5-smooth, 11 allowed)."""
-    return sp_fft.next_fast_len(max(int(n), 1), real)
+    global _next_fast_len
+    if _next_fast_len is None:      # scipy.fft loads on first use, not at import fastconv
+        from scipy.fft import next_fast_len as _next_fast_len
+    return _next_fast_len(max(int(n), 1), real)
 
 
 def fft_shape(core_shape, kshape, out_shape, real=True):

@@ -5,8 +5,11 @@
   that keeps NaN/Inf semantics (no ``nnan``/``ninf``): NaN must reach the outputs whose
   window holds it, whatever the kernel.
 * The threading layer: unless the user chose one (NUMBA_THREADING_LAYER), ask numba for a
-  thread-safe layer (tbb if it loads, else OpenMP, never workqueue, which aborts the
-  process when two Python threads enter a parallel region).
+  thread-safe layer when this module loads. ``import fastconv`` does not load it (nor numba);
+  every kernel module imports it at its top and ``_config``'s thread functions through
+  ``_config._numba()``, so the request is made before anything can start numba's thread
+  pool from fastconv. The choice: tbb if it loads, else OpenMP, never workqueue, which
+  aborts the process when two Python threads enter a parallel region.
 * ``run_parallel``: if the layer in force is workqueue anyway (the user forced it), parallel
   calls are serialised under a lock instead of aborting.
 * Serial twins: every ``jit(parallel=True)`` kernel has one, the same Python function

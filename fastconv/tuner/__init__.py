@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _config
-from .._jit import num_threads
 from .._memo import LRU
 from ..kernels import available, device_sync
 from . import _model
@@ -189,9 +188,17 @@ def key_for(spec, x, allowed) -> str:
 _HOT = LRU(4096)    # the whole decision of a floating call, by spec, kernel and context
 
 
+_num_threads = None
+
+
 def _threads() -> int:
-    """The calling Python thread's thread count, through the cheapest reader."""
-    return num_threads()
+    """The calling Python thread's thread count, through the cheapest reader (``_jit``,
+    imported on first use so that ``import fastconv`` does not load numba)."""
+    global _num_threads
+    if _num_threads is None:
+        from .._jit import num_threads
+        _num_threads = num_threads
+    return _num_threads()
 
 
 def _after_fork_in_child():

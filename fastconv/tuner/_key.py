@@ -13,8 +13,9 @@ import os
 import platform
 from functools import lru_cache
 
-import numba
 import numpy as np
+
+from .. import _config
 
 SCHEMA = 1
 
@@ -34,7 +35,7 @@ def _dims(shape) -> str:
 def make_key(spec, x_layout: str = "C", threads: int | None = None,
              device: str = "cpu") -> str:
     """A stable, human-readable string; equal specs give equal keys across processes."""
-    threads = numba.get_num_threads() if threads is None else threads
+    threads = _config._numba().get_num_threads() if threads is None else threads
     parts = [
         spec.op,
         f"x={_dims(spec.x_shape)}",
@@ -74,7 +75,7 @@ def _isa() -> list:
 
 
 def requested_threading_layer() -> str:
-    # What was asked for at import, not numba.threading_layer(): that one is only known
+    # What _jit asked for when it loaded, not numba.threading_layer(): that one is only known
     # after the first parallel call, and the fingerprint must not change mid-process.
     from .._jit import REQUESTED_LAYER
     return REQUESTED_LAYER
@@ -98,21 +99,21 @@ def _kernels_digest() -> str:
 def fingerprint() -> dict:
     from .. import __version__
     try:
-        cpu_name = numba.config.CPU_NAME or __import__("llvmlite.binding", fromlist=["x"]).get_host_cpu_name()
+        cpu_name = _config._numba().config.CPU_NAME or __import__("llvmlite.binding", fromlist=["x"]).get_host_cpu_name()
     except Exception:
         cpu_name = "unknown"
     return {
         "schema": SCHEMA,
         "fastconv": __version__,
         "kernels": _kernels_digest(),
-        "numba": numba.__version__,
+        "numba": _config._numba().__version__,
         "numpy": np.__version__,
         "machine": platform.machine(),
         "cpu": _cpu_model(),
         "llvm_cpu": cpu_name,
         "isa": _isa(),
         "cores": os.cpu_count(),
-        "max_threads": numba.config.NUMBA_NUM_THREADS,
+        "max_threads": _config._numba().config.NUMBA_NUM_THREADS,
         "threading_layer": requested_threading_layer(),
     }
 
