@@ -98,22 +98,23 @@ def _kernels_digest() -> str:
 @lru_cache(maxsize=1)
 def fingerprint() -> dict:
     from .. import __version__
+    numba = _config._numba()
     try:
-        cpu_name = _config._numba().config.CPU_NAME or __import__("llvmlite.binding", fromlist=["x"]).get_host_cpu_name()
+        cpu_name = numba.config.CPU_NAME or __import__("llvmlite.binding", fromlist=["x"]).get_host_cpu_name()
     except Exception:
         cpu_name = "unknown"
     return {
         "schema": SCHEMA,
         "fastconv": __version__,
         "kernels": _kernels_digest(),
-        "numba": _config._numba().__version__,
+        "numba": numba.__version__,
         "numpy": np.__version__,
         "machine": platform.machine(),
         "cpu": _cpu_model(),
         "llvm_cpu": cpu_name,
         "isa": _isa(),
         "cores": os.cpu_count(),
-        "max_threads": _config._numba().config.NUMBA_NUM_THREADS,
+        "max_threads": numba.config.NUMBA_NUM_THREADS,
         "threading_layer": requested_threading_layer(),
     }
 
