@@ -178,7 +178,8 @@ def test_scratch_buffers_go_with_their_thread():
     t.start()
     t.join()
     assert len(seen) == 1          # the thread's buffers were registered ...
-    del t, seen
+    del t
+    seen.clear()
     gc.collect()
     assert all("test" not in b for b in _chunks._ALL_SCRATCH)   # ... and left with it
 

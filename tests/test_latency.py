@@ -169,7 +169,6 @@ def test_one_shot_direct_calls_reuse_the_bound_call(monkeypatch, dtype):
     """A repeated one-shot direct call on C-ordered data runs the bound kernel call
     (no launcher Python), with the launcher's bits; other kernels, fill values and
     layouts get their own or the launcher."""
-    from fastconv import _dispatch
     rng = np.random.default_rng(7)
     x = rng.standard_normal((30, 41)).astype(dtype)
     ws = [rng.standard_normal((3, 5)).astype(dtype) for _ in range(2)]

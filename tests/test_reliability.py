@@ -4,7 +4,6 @@ Calls that used to hang (an Inf in a kernel sent LAPACK's SVD into an endless lo
 ignores Ctrl-C) run in a subprocess with a deadline, so a regression fails instead of
 hanging the test run.
 """
-import faulthandler
 import os
 import subprocess
 import sys

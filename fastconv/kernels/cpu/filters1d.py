@@ -900,18 +900,18 @@ def uniform1d(x, size, out, axis, start, boundary, cval):
     tab = extension_table(n, start, n + size - 1, boundary)
     x3, o3 = _lines(x, axis), _lines(out, axis)
     cval = np.float64(cval)
-    work = out.size * UNIFORM_TAPS
     if x3.shape[2] >= MID_MIN_INNER:
         crow = np.full(x3.shape[2], cval)
-        if runs_serial(out.size * 2):
+        work = out.size * UNIFORM_TAPS
+        if runs_serial(work):
             ntasks = o3.shape[0] * ((o3.shape[2] + UWIDTH - 1) // UWIDTH)
             _mid_uniform_cols(x3, size, tab, crow, o3, 0, ntasks)
         else:
-            run_parallel(_mid_uniform_par, x3, size, tab, crow, o3, work=out.size * 2)
+            run_parallel(_mid_uniform_par, x3, size, tab, crow, o3, work=work)
     else:
         B = x3.shape[2]
         o2 = o3.reshape(o3.shape[0], -1)
-        _run(_line_uniform_rows, _line_uniform_par, o2.shape[0], out.size,
+        _run(_line_uniform_rows, _line_uniform_par, o2.shape[0], out.size * UNIFORM_TAPS,
              x3.reshape(x3.shape[0], -1), size, tab, -start, cval, B, o2)
     return out
 
