@@ -16,25 +16,17 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
+import numpy as np  # noqa: F401  (the doctests' namespace)
+
+from ._finite import all_finite
 
 # fastconv method -> the scipy method of the same family (how the sum is formed).
 SCIPY_METHOD = {"direct": "direct", "separable": "direct", "fft": "fft", "oa": "fft"}
 
 
-def _has_nonfinite(a) -> bool:
-    # One summing pass: the sum of finite values is finite unless it overflows, and any
-    # NaN/Inf makes it non-finite; an overflowed sum is settled element by element.
-    a = np.asarray(a)
-    if a.dtype.kind not in "fc" or a.size == 0:
-        return False
-    with np.errstate(over="ignore", invalid="ignore"):
-        return not (np.isfinite(a.sum()) or np.isfinite(a).all())
-
-
 def warn_fft_nonfinite(x, w, stacklevel=3):
     """Warn as scipy does when ``method='fft'`` meets NaN or Inf in either input."""
-    if _has_nonfinite(x) or _has_nonfinite(w):
+    if not (all_finite(x) and all_finite(w)):
         warnings.warn("Use of fft convolution on input with NAN or inf: fastconv keeps "
                       "them local to the outputs whose window holds them (scipy's FFT "
                       "spreads them over the whole output); method='direct' gives the "
@@ -51,7 +43,7 @@ def scipy_choose_conv_method(in1, in2, mode="full", measure=False):
 
     Examples
     --------
-    >>> import numpy as np
+    >>> from ._finite import all_finite
     >>> from fastconv._compat import scipy_choose_conv_method
     >>> scipy_choose_conv_method(np.ones(1000), np.ones(3))
     'direct'

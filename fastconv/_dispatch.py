@@ -27,6 +27,7 @@ import functools
 import numpy as np
 
 from . import tuner
+from ._finite import all_finite
 from ._memo import LRU
 from .kernels import get_launcher
 from .tuner import Decision
@@ -137,7 +138,7 @@ def _decide_layer(spec, x, w, method, wk, force_measure):
                 out=np.empty(spec.out_shape, spec.dtype))
 
     m, reason, info = tuner.choose_custom(key, costs, runner, spec.device, force_measure)
-    if m in ("fft", "winograd") and not (_all_finite(x) and _all_finite(w)):
+    if m in ("fft", "winograd") and not (all_finite(x) and all_finite(w)):
         # Only FFT and Winograd spread a NaN or Inf past its window: the data is checked
         # (one summing pass) only when one of them was chosen.
         m = _k.choose_method(spec.x_shape, spec.w_shape, st, dl, g, spec.dtype,
@@ -156,11 +157,6 @@ def _layer_model(x_shape, w_shape, st, dl, groups, dtype):
     key = "conv|" + "|".join(str(v) for v in _k.layer_key(x_shape, w_shape, st, dl,
                                                             groups, dtype))
     return costs, key
-
-
-def _all_finite(a) -> bool:
-    from .kernels.cpu.fft import _all_finite as finite
-    return finite(a)
 
 
 _DECIDE = {"correlate": _decide_conv, "batched": _decide_conv, "filter": _decide_filter,

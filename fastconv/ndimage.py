@@ -55,6 +55,7 @@ except ImportError:  # numpy < 2
 
 from ._arrays import dask_aware
 from ._dispatch import decide, dispatch
+from ._finite import all_finite
 from ._validate import ConvSpec, FilterSpec
 
 __all__ = [
@@ -710,7 +711,7 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
     start = tuple(-(k // 2 + int(o)) for k, o in zip(weights.shape, origins))
     if input.ndim == 0:
         result = np.asarray(x * w, dtype=dt)
-    elif not keep.all() and not (_all_finite(x) and np.isfinite(cval)):
+    elif not keep.all() and not (all_finite(x) and np.isfinite(cval)):
         result = _footprint_correlate(x, w, keep, _target(x, output, dt), start, boundary,
                                       cval, exact=output.dtype.kind in "biu")
     else:
@@ -729,10 +730,6 @@ def _footprint(weights):
     """scipy's footprint of float64 ``weights``: the taps that take part in the sum."""
     with np.errstate(invalid="ignore"):
         return np.abs(weights) > _DBL_EPSILON
-
-
-def _all_finite(a) -> bool:
-    return a.dtype.kind not in "fc" or bool(np.isfinite(a).all())
 
 
 def _footprint_correlate(x, w, keep, out, start, boundary, cval, exact):

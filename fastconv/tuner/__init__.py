@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _config
+from .._finite import all_finite
 from .._memo import LRU
 from ..kernels import available, device_sync
 from . import _model
@@ -87,12 +88,8 @@ _FACTOR_MEMO = LRU(64)
 
 
 def finite_kernel(wk: np.ndarray) -> bool:
-    """Whether every tap is finite (kernels are small: one summing pass; a sum of finite
-    values can overflow to Inf, so an Inf sum is checked element by element)."""
-    if wk.dtype.kind not in "fc":
-        return True
-    total = wk.sum()
-    return bool(np.isfinite(total)) or bool(np.isfinite(wk).all())
+    """Whether every tap is finite."""
+    return all_finite(wk)
 
 
 def separable_params(wk: np.ndarray, device: str = "cpu"):

@@ -76,6 +76,7 @@ from ..._config import get_num_threads
 from ..._fftsize import OA_CHUNK_BYTES, fast_len, oa_block_shape
 from . import direct
 from ..._extend import window
+from ..._finite import all_finite as _all_finite
 
 __all__ = ["correlate_fft", "correlate_oa", "correlate_batched", "fft_is_exact",
            "fft_error_bound", "NONFINITE_POLICIES"]
@@ -449,18 +450,6 @@ def _zero_outside(out, keep):
         pre = (slice(None),) * a
         out[pre + (slice(0, sl.start),)] = 0
         out[pre + (slice(sl.stop, None),)] = 0
-
-
-def _all_finite(a) -> bool:
-    """True iff every value is finite: the sum of finite values is finite unless it
-    overflows, and any Inf/NaN makes it non-finite; an overflow is settled exactly."""
-    if a.dtype.kind not in "fc" or a.size == 0:
-        return True
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = a.sum()          # native dtype: one SIMD pass, no conversion
-    if np.isfinite(total):
-        return True
-    return bool(np.isfinite(a).all())
 
 
 # -- whole-array FFT ---------------------------------------------------------------------------
