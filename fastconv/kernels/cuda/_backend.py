@@ -1,0 +1,109 @@
+"""The one module that imports numba-cuda.
+
+Every CUDA kernel module and every CUDA-aware part of fastconv reaches the GPU through the
+names below, so that a successor to numba-cuda (numba-cuda is in maintenance; its
+announced successor is numba-cuda-mlir) replaces this file and nothing else. Importing it
+needs numba-cuda (the ``fastconv[cuda]`` extra) but no GPU: kernels are compiled lazily,
+at their first launch (or by ``compile_ptx`` in the tests), never at import.
+
+Under Numba's simulator (``NUMBA_ENABLE_CUDASIM=1``, set before numba is first imported)
+the same kernels run as Python on the CPU: slow (about 0.75 ms per CUDA thread), untyped,
+and with device arrays that expose ``__dlpack__`` but not ``__cuda_array_interface__``.
+``SIMULATOR`` tells the launchers, which then use a NumPy stand-in for cuFFT.
+"""
+from __future__ import annotations
+
+import numba
+from numba import cuda
+
+__all__ = ["cuda", "jit", "SIMULATOR", "available", "is_device_array", "as_device_array",
+           "to_device", "device_array", "copy_to_host", "synchronize", "stream_of",
+           "grid_1d", "grid_2d", "compile_ptx"]
+
+SIMULATOR: bool = bool(numba.config.ENABLE_CUDASIM)
+
+# Kernels are declared with ``@jit`` (lazy: no signature, so nothing compiles at import
+# and the module imports without a driver); device helpers with ``@jit(device=True)``.
+jit = cuda.jit
+
+
+def available() -> bool:
+    """True when kernels can run: a working driver and GPU, or the simulator."""
+    try:
+        return bool(cuda.is_available())
+    except Exception:              # a broken driver install reads as "no GPU"
+        return False
+
+
+def is_device_array(obj) -> bool:
+    """True for an array in GPU memory that kernels can take without a copy: anything
+    with ``__cuda_array_interface__`` (CuPy, torch CUDA tensors, numba device arrays), or
+    the simulator's stand-in device arrays."""
+    if SIMULATOR:
+        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+        return isinstance(obj, FakeCUDAArray)
+    return bool(cuda.is_cuda_array(obj))
+
+
+def as_device_array(obj):
+    """A numba device-array view of ``obj`` (no copy; ``obj`` keeps owning the memory)."""
+    if SIMULATOR:
+        return obj
+    return cuda.as_cuda_array(obj)
+
+
+def to_device(host, stream=0):
+    """An explicit host-to-device copy of a NumPy array."""
+    return cuda.to_device(host, stream=stream)
+
+
+def device_array(shape, dtype, stream=0):
+    """Uninitialised device memory (C order)."""
+    return cuda.device_array(shape, dtype=dtype, stream=stream)
+
+
+def copy_to_host(dev, stream=0):
+    """An explicit device-to-host copy, as a NumPy array."""
+    return dev.copy_to_host(stream=stream)
+
+
+def synchronize() -> None:
+    """Wait for all queued work on the current device (the tuner's clock hook)."""
+    cuda.synchronize()
+
+
+def stream_of(obj):
+    """The stream a caller's array library is queuing work on, as a numba stream: CuPy's
+    and torch's current streams; the default stream otherwise. Kernels launched on it are
+    ordered with the caller's own work without a host synchronisation."""
+    if SIMULATOR:
+        return cuda.default_stream()
+    module = type(obj).__module__ or ""
+    ptr = None
+    if module.startswith("cupy"):
+        import cupy
+        ptr = cupy.cuda.get_current_stream().ptr
+    elif module.startswith("torch"):
+        import torch
+        ptr = torch.cuda.current_stream(obj.device).cuda_stream
+    if not ptr:
+        return cuda.default_stream()
+    return cuda.external_stream(ptr)
+
+
+def grid_1d(n: int, threads: int = 256):
+    """(blocks, threads) covering ``n`` items with one thread each."""
+    return (max(1, -(-n // threads)), threads)
+
+
+def grid_2d(ny: int, nx: int, ty: int = 16, tx: int = 16):
+    """((blocks_y, blocks_x), (ty, tx)) covering an ``ny`` x ``nx`` grid."""
+    return ((max(1, -(-ny // ty)), max(1, -(-nx // tx))), (ty, tx))
+
+
+def compile_ptx(kernel, signature, cc=(8, 0)):
+    """PTX text of ``kernel`` (a ``@jit`` dispatcher) for ``signature`` at compute
+    capability ``cc``: a type check of the kernel that needs no GPU (the simulator checks
+    no types). Needs numba-cuda's NVVM wheels (``numba-cuda[cu13]``)."""
+    ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=cc)
+    return ptx
