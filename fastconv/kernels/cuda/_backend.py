@@ -10,6 +10,11 @@ Under Numba's simulator (``NUMBA_ENABLE_CUDASIM=1``, set before numba is first i
 the same kernels run as Python on the CPU: slow (about 0.75 ms per CUDA thread), untyped,
 and with device arrays that expose ``__dlpack__`` but not ``__cuda_array_interface__``.
 ``SIMULATOR`` tells the launchers, which then use a NumPy stand-in for cuFFT.
+
+Kernel modules write ``from ._backend import cuda, jit`` and call ``cuda.grid(...)``,
+``cuda.shared.array(...)`` through that global name ``cuda``: the simulator runs a
+kernel by swapping the globals that refer to the ``numba.cuda`` module (``_backend.cuda``
+from inside a kernel would not be swapped).
 """
 from __future__ import annotations
 
