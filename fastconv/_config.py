@@ -17,6 +17,7 @@ __all__ = [
 ]
 
 TUNE_VALUES = ("off", "model", "measure")
+FIRST_CALL_VALUES = ("tier", "compile")
 DEVICE_VALUES = ("cpu", "cuda")
 
 
@@ -26,6 +27,7 @@ class Config:
     tune: str = "measure"             # FASTCONV_TUNE: off | model | measure
     device: str = "cpu"               # FASTCONV_DEVICE: default device for method="auto"
     tune_budget_s: float = 2.0        # FASTCONV_TUNE_BUDGET: seconds of measuring per signature
+    first_call: str = "tier"          # FASTCONV_FIRST_CALL: tier | compile (_firstcall.py)
 
 
 def _from_env() -> Config:
@@ -45,6 +47,13 @@ def _from_env() -> Config:
         else:
             warnings.warn(f"FASTCONV_DEVICE={device!r} is not one of {DEVICE_VALUES}; "
                           f"using 'cpu'", RuntimeWarning, stacklevel=3)
+    first = env.get("FASTCONV_FIRST_CALL", "").strip().lower()
+    if first:
+        if first in FIRST_CALL_VALUES:
+            cfg = replace(cfg, first_call=first)
+        else:
+            warnings.warn(f"FASTCONV_FIRST_CALL={first!r} is not one of "
+                          f"{FIRST_CALL_VALUES}; using 'tier'", RuntimeWarning, stacklevel=3)
     budget = env.get("FASTCONV_TUNE_BUDGET", "").strip()
     if budget:
         try:
@@ -74,7 +83,17 @@ def get() -> Config:
 def _checked(cfg: Config) -> Config:
     if cfg.tune not in TUNE_VALUES:
         raise ValueError(f"tune must be one of {TUNE_VALUES}, got {cfg.tune!r}")
+    if cfg.first_call not in FIRST_CALL_VALUES:
+        raise ValueError(f"first_call must be one of {FIRST_CALL_VALUES}, got "
+                         f"{cfg.first_call!r}")
     return cfg
+
+
+def first_call_mode() -> str:
+    """``"tier"``: a call whose kernels are not compiled yet runs a method that needs no
+    compile while they compile in the background (``_firstcall.py``); ``"compile"``:
+    it compiles them first."""
+    return get().first_call
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ import functools
 
 import numpy as np
 
-from . import tuner
+from . import _firstcall, tuner
 from ._finite import all_finite
 from ._memo import LRU
 from .kernels import get_launcher
@@ -260,6 +260,11 @@ _EXECUTE = {"correlate": _execute_conv, "batched": _execute_conv,
 def dispatch(spec, x, w, method: str = "auto", *, out=None):
     """Decide and execute: the function every public call reaches."""
     wk = prepare_kernel(spec, w) if spec.kind in _CONV_KINDS else None
+    # A call whose kernels are not compiled yet: a method that needs no compile, while
+    # they compile in the background (_firstcall.py).
+    first = _firstcall.serve(spec, x, wk, method, out)
+    if first is not None:
+        return execute(spec, x, w, first, wk=wk, out=out)
     return execute(spec, x, w, decide(spec, x, w, method, wk=wk), wk=wk, out=out)
 
 

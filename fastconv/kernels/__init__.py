@@ -35,8 +35,12 @@ REGISTRY = {
     ("correlate", "oa", "cpu"): ("fastconv.kernels.cpu.fft", "correlate_oa"),
     ("correlate", "separable", "cpu"): ("fastconv.kernels.cpu.separable",
                                         "correlate_separable"),
+    # The direct method in NumPy: no compile (first calls, _firstcall.py)
+    ("correlate", "numpy", "cpu"): ("fastconv.kernels.cpu.direct_numpy", "correlate"),
     ("batched", "fft", "cpu"): ("fastconv.kernels.cpu.fft", "correlate_batched"),
     ("filter", "passes", "cpu"): ("fastconv.kernels.cpu.filters1d", "run_passes"),
+    # scipy.ndimage's passes: the same bits with no compile (first calls, _firstcall.py)
+    ("filter", "scipy", "cpu"): ("fastconv.kernels.cpu.filters_scipy", "run_passes"),
     ("layer", "direct", "cpu"): ("fastconv.kernels.cpu.nn", "layer_direct"),
     ("layer", "gemm", "cpu"): ("fastconv.kernels.cpu.nn", "layer_gemm"),
     ("layer", "fft", "cpu"): ("fastconv.kernels.cpu.nn", "layer_fft"),

@@ -140,6 +140,12 @@ def method_params(spec, method: str) -> dict:
     return {}
 
 
+def model_costs(spec, allowed: dict) -> dict:
+    """The cost model's seconds for each ``{method: params}`` of ``allowed`` (no
+    measuring, no cache)."""
+    return {m: _model.predict(spec, m, p, _constants()) for m, p in allowed.items()}
+
+
 def candidates(spec, x, wk) -> tuple[dict, dict]:
     """({method: params} that may run, {method: why not}) for this call; ``wk`` is the
     prepared kernel (``_dispatch.prepare_kernel``)."""

@@ -1,0 +1,416 @@
+"""First calls: a call whose kernels are not compiled yet runs a method that needs no
+compile, while a background process compiles the kernels into numba's disk cache.
+
+Why. Measured on the 2-core dev machine, fresh numba cache, new process, float32 'same'
+1024^2 with 5x5: the first ``convolve`` (auto) took 9.4 s, with ``method="direct"`` 11.3 s,
+the first ``gaussian_filter`` 10.5 s: LLVM optimising the kernels. The FFT and
+overlap-add launchers compile nothing (scipy.fft and NumPy): 0.31-0.5 s for the same
+first call, and scipy.ndimage computes the 1-D filter passes with no compile at all.
+
+What. ``serve(spec, x, wk, method)`` is asked by the dispatcher for every ``"auto"``
+convolution and every ndimage filter step on the CPU. For a call *class* (operation kind,
+dtypes, rank, boundaries) not compiled yet it returns a decision for the no-compile tier:
+
+* a ConvSpec: the direct method in NumPy (one pass per tap: few taps, small calls,
+  ``kernels/cpu/direct_numpy``), FFT or overlap-add, whichever costs least by the cost
+  model; FFT and overlap-add only where the FFT guard allows them (integers within the
+  float64 exactness bound, finite kernel taps). The result is within the documented
+  tolerance of the direct kernel; integers stay exact; NaN/Inf stay local (the direct
+  rule, or the FFT launcher's);
+* a filter step: scipy.ndimage's own passes (``kernels/cpu/filters_scipy``), the same bits
+  as fastconv's kernels, which follow scipy's arithmetic.
+
+Nothing is tuned or stored while the tier serves: ``auto`` measures once the kernels are
+there. Explicit methods, plans and ``explain`` never take the tier (a user who asks for
+direct gets direct).
+
+The compile runs in a separate Python process (``python -m fastconv._firstcall``, fed the
+call classes on stdin), which calls the real launchers on small replicas of each call
+(serial twins and the parallel kernels, every method the tuner may pick) and records the
+class in a marker file beside numba's cache when its kernels are on disk. The calling
+process polls the child (one ``waitpid``) on its next first-tier call and, once it is
+done, takes the compiled route, loading the kernels from the cache (milliseconds).
+
+The measured first calls, and what they became, are in docs/install.md ("First calls").
+
+A process and not a thread, because: compiling holds the GIL for much of its time (type
+inference is Python), which would slow the caller's own Python; a thread holding numba's
+compiler lock at ``fork()`` leaves the child deadlocked at its first compile; and a
+thread inside LLVM when the interpreter exits can crash the exit or make it wait for the
+compile. The child owns none of the caller's locks, survives the caller's exit harmlessly
+(numba writes cache files atomically), and a forked caller simply forgets it.
+
+Disabled (every call compiles in the foreground, as before) with ``FASTCONV_FIRST_CALL=
+compile``, and automatically when numba has no writable cache folder (the child's work
+could not reach the caller) or when the kernels of a class are already on disk: either
+``python -m fastconv warmup`` ran for its dtype and rank, or an earlier child recorded it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import threading
+
+import numpy as np
+
+from . import tuner
+from ._config import first_call_mode
+from .tuner import Decision
+
+__all__ = ["serve", "wait", "pending", "ready_classes"]
+
+MARKER = "fastconv-first-calls.json"
+
+# Per call kind, the methods whose launchers compile nothing (measured above).
+NO_COMPILE = {"correlate": ("numpy", "fft", "oa"), "filter": ("scipy",)}
+# The NumPy direct method's seconds per output and tap (kernels/cpu/direct_numpy.py:
+# 0.2-4.5 ns measured), for its choice against the FFT's cost model.
+NUMPY_TAP_S = 2e-9
+
+_LOCK = threading.Lock()
+_READY: set = set()           # classes whose kernels are compiled or on disk
+_QUEUED: dict = {}            # class -> job payload, waiting for a child
+_RUNNING: dict = {}           # class -> job payload, in the running child
+_PROC = None                  # the running child (subprocess.Popen) or None
+_STATE = {"loaded": False, "usable": None}
+
+
+# -- call classes ---------------------------------------------------------------------------
+
+def _class(spec) -> str | None:
+    """What a call's compiled kernels depend on (kernels specialise on dtypes, rank and
+    boundary handling, never on sizes or tap values), as a string for the marker."""
+    if spec.kind == "correlate":
+        return f"correlate|{spec.compute_dtype.str}|{spec.ndim}|{spec.boundary}"
+    if spec.kind == "filter":
+        return None   # needs the arrays' dtypes: _filter_class
+    return None
+
+
+def _filter_class(spec, x, out) -> str:
+    bounds = ",".join(p[2] + ("box" if p[3] is None else "") for p in spec.passes)
+    return f"filter|{x.dtype.str}|{out.dtype.str}|{x.ndim}|{len(spec.passes)}|{bounds}"
+
+
+# -- the decision ---------------------------------------------------------------------------
+
+def serve(spec, x, wk, method, out=None):
+    """The no-compile tier's Decision for this call, or None when the call should take the
+    usual route (its kernels are compiled, or the tier does not apply)."""
+    if spec.device != "cpu" or method not in ("auto", "passes"):
+        return None
+    if spec.kind == "correlate":
+        cls = _class(spec)
+    elif spec.kind == "filter" and out is not None:
+        cls = _filter_class(spec, x, out)
+    else:
+        return None
+    if cls in _READY:
+        return None
+    if first_call_mode() != "tier":
+        return None
+    if not _STATE["loaded"]:
+        _load_ready()
+        if cls in _READY:
+            return None
+    if not _STATE["usable"]:
+        return None
+    _poll()
+    if cls in _READY:
+        return None
+    if spec.kind == "correlate":
+        decision = _conv_tier(spec, x, wk)
+        payload = ("correlate", _conv_payload(spec, wk))
+    else:
+        decision = Decision("scipy", {}, "first call: scipy.ndimage while the filter "
+                            "kernels compile in the background")
+        payload = ("filter", _filter_payload(spec, x, out))
+    if decision is None:
+        return None
+    _enqueue(cls, payload)
+    return decision
+
+
+def _conv_tier(spec, x, wk):
+    costs = {"numpy": NUMPY_TAP_S * float(np.prod(spec.out_shape)) * wk.size}
+    if not tuner.fft_guard(spec, x, wk):
+        # Only where the FFT is exact enough (integers) and its NaN rule applies.
+        costs.update(tuner.model_costs(spec, {m: tuner.method_params(spec, m)
+                                              for m in ("fft", "oa")}))
+    m = min(costs, key=costs.get)
+    return Decision(m, tuner.method_params(spec, m),
+                    f"first call: {m} while the kernels compile in the background",
+                    device=spec.device)
+
+
+def _conv_payload(spec, wk):
+    return {"op": spec.op, "w_shape": tuple(spec.w_shape), "start": tuple(spec.start),
+            "dtype": spec.compute_dtype.str, "boundary": spec.boundary, "cval": spec.cval,
+            "mode": spec.mode, "flip": spec.flip, "conj": spec.conj, "wk": wk}
+
+
+def _filter_payload(spec, x, out):
+    return {"passes": spec.passes, "cval": spec.cval, "x_dtype": x.dtype.str,
+            "out_dtype": out.dtype.str, "ndim": x.ndim}
+
+
+# -- readiness: in this process, and recorded beside numba's cache -----------------------
+
+def _marker_path():
+    """The marker beside numba's cache of the kernel modules (None: numba has no cache
+    folder for them, and a child's compile could not reach this process)."""
+    from . import _warmup
+    try:
+        warm = _warmup.marker_path()
+    except Exception:        # numba cannot locate a cache folder
+        return None
+    return None if warm is None else os.path.join(os.path.dirname(warm), MARKER)
+
+
+def _writable(folder) -> bool:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
+
+
+def _versions() -> dict:
+    import numba
+
+    import fastconv
+    return {"fastconv": fastconv.__version__, "numba": numba.__version__}
+
+
+def _load_ready():
+    """Read the marker (classes recorded by earlier children) and the warmup marker
+    (dtypes and ranks compiled ahead by ``python -m fastconv warmup``)."""
+    with _LOCK:
+        if _STATE["loaded"]:
+            return
+        path = _marker_path()
+        _STATE["usable"] = path is not None and _writable(os.path.dirname(path))
+        if path is not None:
+            _READY.update(_recorded(path))
+            _READY.update(_warmed_classes(os.path.dirname(path)))
+        _STATE["loaded"] = True
+
+
+def _recorded(path) -> set:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        if {k: data.get(k) for k in ("fastconv", "numba")} != _versions():
+            return set()
+        return {c for c in data.get("classes", []) if isinstance(c, str)}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return set()
+
+
+def _warmed_classes(folder) -> set:
+    from . import _warmup
+    try:
+        with open(os.path.join(folder, _warmup.MARKER)) as f:
+            m = json.load(f)
+        if {k: m.get(k) for k in ("fastconv", "numba")} != _versions():
+            return set()
+        dtypes = [np.dtype(d).str for d in m["dtypes"]]
+        ranks = [int(r) for r in m["ranks"]]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return set()
+    from .kernels import BOUNDARIES
+    return {f"correlate|{d}|{r}|{b}" for d in dtypes for r in ranks for b in BOUNDARIES}
+
+
+def _record(path, classes):
+    """Add ``classes`` to the marker: read, merge, write to a temporary file and rename
+    (a reader never sees half a file; a racing writer may drop a class, which costs only
+    a redundant background compile later)."""
+    data = {"classes": []}
+    try:
+        with open(path) as f:
+            old = json.load(f)
+        if {k: old.get(k) for k in ("fastconv", "numba")} == _versions():
+            data = old
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    merged = sorted(set(data.get("classes", [])) | set(classes))
+    data = dict(_versions(), classes=merged)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=0)
+    os.replace(tmp, path)
+
+
+# -- the background child ---------------------------------------------------------------------
+
+def _enqueue(cls, payload):
+    with _LOCK:
+        if cls not in _RUNNING and cls not in _QUEUED:
+            _QUEUED[cls] = payload
+        if _PROC is None:
+            _start()
+
+
+def _start():
+    """Start a child for every queued class (called under ``_LOCK``)."""
+    global _PROC
+    if not _QUEUED:
+        return
+    jobs = dict(_QUEUED)
+    _QUEUED.clear()
+    env = dict(os.environ, FASTCONV_FIRST_CALL="compile")
+    # The child imports this same fastconv, wherever it was imported from.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "")
+                                                  .split(os.pathsep) if p])
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "fastconv._firstcall"],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+        proc.stdin.write(pickle.dumps(list(jobs.items())))
+        proc.stdin.close()
+    except (OSError, ValueError, pickle.PicklingError):
+        # No child (a sandbox without fork/exec, say): these classes compile in the
+        # foreground, as they would without the tier.
+        _READY.update(jobs)
+        return
+    _RUNNING.update(jobs)
+    _PROC = proc
+
+
+def _poll():
+    """If the child has finished: its classes are ready (recorded or not: a class whose
+    child failed compiles in the foreground rather than tiering forever); start the next."""
+    global _PROC
+    proc = _PROC
+    if proc is None or proc.poll() is None:
+        return
+    with _LOCK:
+        if _PROC is not proc:
+            return
+        _READY.update(_RUNNING)
+        _RUNNING.clear()
+        _PROC = None
+        _start()
+
+
+def pending() -> tuple:
+    """Classes queued or compiling in a child."""
+    _poll()
+    with _LOCK:
+        return tuple(_RUNNING) + tuple(_QUEUED)
+
+
+def ready_classes() -> tuple:
+    return tuple(sorted(_READY))
+
+
+def wait(timeout: float | None = None) -> bool:
+    """Wait for the background compiles (tests, benchmarks that want the compiled route);
+    True when none is left."""
+    import time
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        proc = _PROC
+        if proc is None and not _QUEUED:
+            return True
+        if proc is not None:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                proc.wait(left)
+            except subprocess.TimeoutExpired:
+                return False
+        _poll()
+        with _LOCK:
+            if _PROC is None and _QUEUED:
+                _start()
+
+
+def _after_fork_in_child():
+    # The child of a fork does not own the background process (it cannot wait for it)
+    # and may hold a copy of a held lock: start clean; its first calls re-queue.
+    global _PROC, _LOCK
+    _PROC = None
+    _LOCK = threading.Lock()
+    _QUEUED.clear()
+    _RUNNING.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# -- the child: compile by running small replicas of each class ---------------------------
+
+def _replica_shapes(w_shape, taps):
+    """A small input (serial twins) and one above the parallel-region threshold (the
+    parallel kernels) for a kernel of ``w_shape``."""
+    from . import _jit
+    ndim = len(w_shape)
+    small = tuple(k + 4 for k in w_shape)
+    outputs = 8 * _jit.LAUNCH_WORK // max(taps, 1) + 1
+    side = int(np.ceil(outputs ** (1.0 / ndim)))
+    large = tuple(max(side, k + 4) for k in w_shape)
+    return small, large
+
+
+def _compile_conv(p):
+    from . import _dispatch
+    from ._validate import ConvSpec
+    dt = np.dtype(p["dtype"])
+    wk = np.asarray(p["wk"], dt)
+    rng = np.random.default_rng(0)
+    methods = {"direct": {}}
+    if wk.ndim >= 2:
+        # A rank-1 kernel of the same shape compiles the separable kernels whatever the
+        # caller's kernel factors into.
+        ones = np.ones((), dt)
+        for k in wk.shape:
+            ones = np.multiply.outer(ones, np.ones(k, dt))
+        params = tuner.separable_params(ones)
+        if params is not None:
+            methods["separable"] = params
+    for shape in _replica_shapes(wk.shape, wk.size):
+        x = rng.standard_normal(shape).astype(dt) if dt.kind in "fc" else \
+            rng.integers(-9, 9, shape).astype(dt)
+        spec = ConvSpec(op=p["op"], x_shape=shape, w_shape=wk.shape, out_shape=shape,
+                        start=p["start"], compute_dtype=dt, result_dtype=dt,
+                        boundary=p["boundary"], cval=p["cval"], mode=p["mode"])
+        for m, params in methods.items():
+            kern = wk if m == "direct" else np.ones(wk.shape, dt)
+            _dispatch.execute(spec, x, None, Decision(m, params, "first-call compile"),
+                              wk=kern)
+
+
+def _compile_filter(p):
+    from . import _dispatch
+    from ._validate import FilterSpec
+    rng = np.random.default_rng(0)
+    spec = FilterSpec(p["passes"], p["cval"])
+    taps = sum(len(q[3]) if q[3] is not None else 3 for q in p["passes"])
+    for shape in _replica_shapes((4,) * p["ndim"], taps):
+        x = rng.standard_normal(shape).astype(np.dtype(p["x_dtype"]))
+        out = np.empty(shape, np.dtype(p["out_dtype"]))
+        _dispatch.execute(spec, x, None, Decision("passes", {}, "first-call compile"),
+                          out=out)
+
+
+def _child_main():
+    jobs = pickle.loads(sys.stdin.buffer.read())
+    path = _marker_path()
+    for cls, (kind, payload) in jobs:
+        try:
+            (_compile_conv if kind == "correlate" else _compile_filter)(payload)
+        except Exception:         # the caller compiles this class itself later
+            continue
+        if path is not None:
+            _record(path, [cls])
+
+
+if __name__ == "__main__":
+    _child_main()

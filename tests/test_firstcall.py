@@ -1,0 +1,257 @@
+"""The first-call tier (fastconv/_firstcall.py): a call whose kernels are not compiled yet
+runs a no-compile method while a child process compiles them.
+
+In-process tests drive the tier with a fake readiness state and a recorded (not started)
+child; two subprocess tests run the real thing on a fresh numba cache: the tier serves,
+the child records the class, the caller then takes the compiled route, and a new process
+starts on it; a caller that exits at once neither waits for nor breaks the child.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import scipy.ndimage
+import scipy.signal
+
+import fastconv
+from fastconv import _config, _firstcall
+from fastconv.kernels.cpu import direct_numpy, filters1d, filters_scipy
+from reference import correlate_ref
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BOUNDS = ("constant", "wrap", "symmetric", "reflect", "edge")
+
+
+# -- the no-compile filter launcher gives the compiled kernels' bits ----------------------
+
+@pytest.mark.parametrize("boundary", BOUNDS)
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("dtypes", [("f4", "f4"), ("f8", "f8"), ("f8", "f4")])
+def test_scipy_passes_equal_the_kernels_bit_for_bit(boundary, k, dtypes):
+    rng = np.random.default_rng(k)
+    x = rng.standard_normal((9, 13)).astype(dtypes[0])
+    w = rng.standard_normal(k)
+    for origin in range(-(k // 2), (k - 1) // 2 + 1):
+        start = -(k // 2) - origin
+        for passes in ([(1, start, boundary, w, k)], [(0, start, boundary, None, k)],
+                       [(0, start, boundary, w, k), (1, start, boundary, w[::-1].copy(), k)],
+                       [(1, start, boundary, w, k), (0, start, boundary, w, k)]):
+            a = np.empty(x.shape, dtypes[1])
+            b = np.empty(x.shape, dtypes[1])
+            filters1d.run_passes(x, a, tuple(passes), 0.5)
+            filters_scipy.run_passes(x, b, tuple(passes), 0.5)
+            np.testing.assert_array_equal(a, b)
+
+
+# -- the NumPy direct method against the float64 reference ---------------------------------
+
+@pytest.mark.parametrize("boundary", BOUNDS)
+@pytest.mark.parametrize("dtype", ["f4", "f8", "c8", "c16", "i8"])
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_numpy_direct_matches_the_reference(boundary, dtype, ndim):
+    rng = np.random.default_rng(ndim)
+    for _ in range(3):
+        xs = tuple(rng.integers(1, 9, ndim))
+        ws = tuple(rng.integers(1, 5, ndim))
+        out_shape = tuple(rng.integers(1, 12, ndim))
+        start = tuple(int(s) for s in rng.integers(-6, 4, ndim))
+        x = (rng.integers(-9, 9, xs) + (1j * rng.integers(-9, 9, xs) if dtype[0] == "c"
+                                        else 0)).astype(dtype)
+        x = x[::-1] if ndim == 1 else x.swapaxes(0, 1)    # strided views
+        w = rng.integers(-4, 5, ws).astype(dtype)
+        out = np.empty(out_shape, dtype)
+        direct_numpy.correlate(x, w, out, start, boundary, 3)
+        ref = correlate_ref(x, w, start, out_shape, boundary, 3)
+        np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
+        if dtype == "i8":
+            np.testing.assert_array_equal(out, ref)
+
+
+# -- the tier's decisions, in-process -------------------------------------------------------
+
+@pytest.fixture
+def cold(monkeypatch):
+    """Nothing compiled, a usable cache, and a child that is recorded instead of started."""
+    started = []
+    monkeypatch.setattr(_firstcall, "_READY", set())
+    monkeypatch.setattr(_firstcall, "_QUEUED", {})
+    monkeypatch.setattr(_firstcall, "_RUNNING", {})
+    monkeypatch.setattr(_firstcall, "_STATE", {"loaded": True, "usable": True})
+
+    def fake_start():
+        started.append(dict(_firstcall._QUEUED))
+        _firstcall._RUNNING.update(_firstcall._QUEUED)
+        _firstcall._QUEUED.clear()
+    monkeypatch.setattr(_firstcall, "_start", fake_start)
+    monkeypatch.setattr(_firstcall, "_PROC", None)
+    with _config.override(first_call="tier"):
+        yield started
+
+
+def test_a_cold_auto_call_runs_a_no_compile_method_and_queues_its_class(cold):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 50)).astype(np.float32)
+    w = rng.standard_normal((5, 5)).astype(np.float32)
+    got = fastconv.convolve(x, w, "same")
+    assert cold and "correlate|<f4|2|constant" in cold[0]
+    ref = scipy.signal.convolve(x.astype(np.float64), w.astype(np.float64), "same")
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+    fft = fastconv.convolve(x, w, "same", method="fft")
+    oa = fastconv.convolve(x, w, "same", method="oa")
+    numpy_direct = direct_numpy.correlate(x, np.ascontiguousarray(w[::-1, ::-1]),
+                                          np.empty_like(x), (-2, -2))
+    assert any(np.array_equal(got, r) for r in (fft, oa, numpy_direct))
+
+
+def test_explicit_methods_and_the_compile_mode_never_take_the_tier(cold):
+    x = np.arange(30.0)
+    w = np.array([1.0, 2.0, 3.0])
+    fastconv.convolve(x, w, "same", method="direct")
+    with _config.override(first_call="compile"):
+        fastconv.convolve(x, w, "same")
+    assert not cold
+
+
+@pytest.mark.parametrize("case", ["nonfinite-kernel", "huge-integers", "bool"])
+def test_calls_the_fft_may_not_run_take_numpy_direct(cold, case):
+    x = np.arange(40.0)
+    w = np.array([1.0, np.inf, 1.0])
+    if case == "huge-integers":
+        x = np.full(40, 2**62, np.int64)
+        w = np.array([1, 1, 1], np.int64)
+    elif case == "bool":
+        x = np.ones(40, bool)
+        w = np.ones(3, bool)
+    got = fastconv.convolve(x, w, "same")
+    ref = scipy.signal.convolve(x, w, "same", method="direct")
+    if case == "nonfinite-kernel":
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        np.testing.assert_array_equal(got[~np.isnan(got)], ref[~np.isnan(ref)])
+    else:
+        np.testing.assert_array_equal(got, ref)
+    assert cold
+
+
+def test_small_calls_take_numpy_direct_and_print_like_scipy(cold):
+    got = fastconv.convolve([1.0, 2.0, 3.0], [0.0, 1.0, 0.5])
+    np.testing.assert_array_equal(got, scipy.signal.convolve([1.0, 2.0, 3.0],
+                                                             [0.0, 1.0, 0.5]))
+    assert cold
+
+
+def test_integers_under_the_tier_stay_exact_and_nan_stays_local(cold):
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (30, 31)).astype(np.uint8)
+    w = rng.integers(-3, 4, (3, 4)).astype(np.int16)
+    np.testing.assert_array_equal(fastconv.convolve(x, w, "full"),
+                                  scipy.signal.convolve(x, w, "full", method="direct"))
+    xf = rng.standard_normal((30, 31))
+    xf[10, 10] = np.nan
+    got = fastconv.convolve(xf, np.ones((3, 3)), "same")
+    assert cold
+    bad = np.isnan(got)
+    assert bad.sum() == 9 and bad[9:12, 9:12].all()
+
+
+def test_a_cold_filter_runs_scipy_ndimage_with_scipy_bits(cold):
+    x = np.random.default_rng(3).standard_normal((33, 40)).astype(np.float32)
+    for fn, args in ((fastconv.ndimage.gaussian_filter, (1.5,)),
+                     (fastconv.ndimage.uniform_filter, (4,)),
+                     (fastconv.ndimage.sobel, ())):
+        ref = getattr(scipy.ndimage, fn.__name__)(x, *args, mode="wrap")
+        np.testing.assert_array_equal(fn(x, *args, mode="wrap"), ref)
+    assert any(c.startswith("filter|") for job in cold for c in job)
+
+
+def test_a_finished_child_makes_its_classes_take_the_compiled_route(cold, monkeypatch):
+    class Done:
+        def poll(self):
+            return 0
+    x = np.arange(20.0)
+    fastconv.convolve(x, [1.0, 2.0], "full")
+    assert _firstcall.pending() == ("correlate|<f8|1|constant",)
+    monkeypatch.setattr(_firstcall, "_PROC", Done())
+    assert _firstcall.pending() == ()
+    assert "correlate|<f8|1|constant" in _firstcall.ready_classes()
+    n = len(cold)
+    fastconv.convolve(x, [1.0, 2.0], "full")
+    assert len(cold) == n
+
+
+def test_a_bad_first_call_setting_warns_and_keeps_the_tier(monkeypatch):
+    monkeypatch.setenv("FASTCONV_FIRST_CALL", "sometimes")
+    with pytest.warns(RuntimeWarning, match="FASTCONV_FIRST_CALL"):
+        cfg = _config._from_env()
+    assert cfg.first_call == "tier"
+
+
+# -- the real child, on a fresh numba cache ---------------------------------------------------
+
+SCRIPT = textwrap.dedent("""
+    import json, sys, time
+    import numpy as np
+    import fastconv
+    from fastconv import _firstcall
+    x = np.random.default_rng(0).standard_normal(3000)
+    w = np.array([1.0, -2.0, 0.5, 3.0])
+    t = time.perf_counter()
+    y = fastconv.convolve(x, w, "same")
+    first = time.perf_counter() - t
+    pend = _firstcall.pending()
+    if sys.argv[1] == "exit":
+        print(json.dumps({"pending": pend}))
+        sys.exit(0)
+    done = _firstcall.wait(600)
+    z = fastconv.convolve(x, w, "same")
+    d = fastconv.explain(x, w, "same")
+    print(json.dumps({"pending": pend, "done": done, "first": first,
+                      "ready": _firstcall.ready_classes(), "method": d.method,
+                      "err": float(np.abs(y - np.convolve(x, w, "same")).max()),
+                      "same": bool(np.allclose(y, z, rtol=1e-12, atol=1e-12))}))
+""")
+
+
+def _run(tmp_path, arg):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               FASTCONV_CACHE_DIR=str(tmp_path / "tuner"), FASTCONV_FIRST_CALL="tier")
+    r = subprocess.run([sys.executable, "-c", SCRIPT, arg], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _marker(tmp_path):
+    for root, _, files in os.walk(tmp_path / "numba"):
+        if _firstcall.MARKER in files:
+            with open(os.path.join(root, _firstcall.MARKER)) as f:
+                return json.load(f)
+    return None
+
+
+def test_the_child_compiles_and_the_next_process_starts_compiled(tmp_path):
+    cls = "correlate|<f8|1|constant"
+    one = _run(tmp_path, "wait")
+    assert one["pending"] == [cls] and one["done"] and cls in one["ready"]
+    assert one["err"] < 1e-12 and one["same"]
+    assert cls in _marker(tmp_path)["classes"]
+    two = _run(tmp_path, "wait")
+    assert two["pending"] == []          # recorded: straight to the compiled kernels
+
+
+def test_a_caller_that_exits_at_once_leaves_the_child_to_finish(tmp_path):
+    out = _run(tmp_path, "exit")
+    assert out["pending"] == ["correlate|<f8|1|constant"]
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        m = _marker(tmp_path)
+        if m and "correlate|<f8|1|constant" in m["classes"]:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the background compile never recorded its class")
+    assert _run(tmp_path, "wait")["pending"] == []
