@@ -18,7 +18,9 @@ dtypes, rank, boundaries) not compiled yet it returns a decision for the no-comp
   tolerance of the direct kernel; integers stay exact; NaN/Inf stay local (the direct
   rule, or the FFT launcher's);
 * a filter step: scipy.ndimage's own passes (``kernels/cpu/filters_scipy``), the same bits
-  as fastconv's kernels, which follow scipy's arithmetic.
+  as fastconv's kernels, which follow scipy's arithmetic;
+* a conv layer (``fastconv.nn``, ``"auto"``): one NumPy matmul per kernel tap
+  (``kernels/cpu/nn_numpy``).
 
 Nothing is tuned or stored while the tier serves: ``auto`` measures once the kernels are
 there. Explicit methods, plans and ``explain`` never take the tier (a user who asks for
@@ -90,6 +92,12 @@ def _class(spec) -> str | None:
     return None
 
 
+def _layer_class(spec) -> str:
+    # The layer kernels specialise on everything but the batch and spatial sizes.
+    return (f"layer|{np.dtype(spec.dtype).str}|{spec.w_shape}|{spec.stride}|"
+            f"{spec.dilation}|{spec.groups}|{spec.pads is None}")
+
+
 def _filter_class(spec, x, out) -> str:
     bounds = ",".join(p[2] + ("box" if p[3] is None else "") for p in spec.passes)
     return f"filter|{x.dtype.str}|{out.dtype.str}|{x.ndim}|{len(spec.passes)}|{bounds}"
@@ -104,6 +112,8 @@ def serve(spec, x, wk, method, out=None):
         return None
     if spec.kind == "correlate":
         cls = _class(spec)
+    elif spec.kind == "layer" and method == "auto":
+        cls = _layer_class(spec)
     elif spec.kind == "filter" and out is not None:
         cls = _filter_class(spec, x, out)
     else:
@@ -124,6 +134,10 @@ def serve(spec, x, wk, method, out=None):
     if spec.kind == "correlate":
         decision = _conv_tier(spec, x, wk)
         payload = ("correlate", _conv_payload(spec, wk))
+    elif spec.kind == "layer":
+        decision = Decision("numpy", {}, "first call: a matmul per tap while the layer "
+                            "kernels compile in the background", device=spec.device)
+        payload = ("layer", _layer_payload(spec))
     else:
         decision = Decision("scipy", {}, "first call: scipy.ndimage while the filter "
                             "kernels compile in the background")
@@ -150,6 +164,12 @@ def _conv_payload(spec, wk):
     return {"op": spec.op, "w_shape": tuple(spec.w_shape), "start": tuple(spec.start),
             "dtype": spec.compute_dtype.str, "boundary": spec.boundary, "cval": spec.cval,
             "mode": spec.mode, "flip": spec.flip, "conj": spec.conj, "wk": wk}
+
+
+def _layer_payload(spec):
+    return {"x_shape": spec.x_shape, "w_shape": spec.w_shape, "out_shape": spec.out_shape,
+            "stride": spec.stride, "dilation": spec.dilation, "groups": spec.groups,
+            "dtype": np.dtype(spec.dtype).str, "pads": spec.pads}
 
 
 def _filter_payload(spec, x, out):
@@ -262,7 +282,8 @@ def _start():
         return
     jobs = dict(_QUEUED)
     _QUEUED.clear()
-    env = dict(os.environ, FASTCONV_FIRST_CALL="compile")
+    # The child compiles and never tunes: nothing of its replicas reaches the tuner cache.
+    env = dict(os.environ, FASTCONV_FIRST_CALL="compile", FASTCONV_TUNE="off")
     # The child imports this same fastconv, wherever it was imported from.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "")
@@ -400,12 +421,52 @@ def _compile_filter(p):
                           out=out)
 
 
+def _compile_layer(p):
+    """Every method that applies, on the layer with batch 1 and a few output rows and
+    columns (enough columns for the register-tiled kernels, which need 32)."""
+    from . import _dispatch
+    from ._validate import LayerSpec
+    dt = np.dtype(p["dtype"])
+    st, dl, ws = p["stride"], p["dilation"], p["w_shape"]
+    pads = p["pads"] or ((0, 0),) * 3
+    limits = (2, 6, 40)
+    osp, xsp, padded = [], [], []
+    for a in range(3):
+        o = min(p["out_shape"][2 + a], limits[a])
+        full = (o - 1) * st[a] + dl[a] * (ws[2 + a] - 1) + 1
+        inner = full - pads[a][0] - pads[a][1]
+        while inner < 1:                 # the pads alone would cover it: one more row
+            o += 1
+            full += st[a]
+            inner += st[a]
+        osp.append(o)
+        padded.append(full)
+        xsp.append(inner if p["pads"] is not None else full)
+    spec = LayerSpec(x_shape=tuple(p["x_shape"][:2]) + tuple(padded), w_shape=ws,
+                     out_shape=(1, p["out_shape"][1]) + tuple(osp), stride=st,
+                     dilation=dl, groups=p["groups"], dtype=dt, pads=p["pads"])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, p["x_shape"][1]) + tuple(xsp)).astype(dt)
+    w = rng.standard_normal(ws).astype(dt)
+    from .kernels import methods
+    for m in methods("layer"):
+        try:
+            d = _dispatch.decide(spec, x, w, m)
+        except ValueError:               # the method does not apply to this layer
+            continue
+        _dispatch.execute(spec, x, w, d, out=np.empty(spec.out_shape, dt))
+
+
+_COMPILERS = {"correlate": _compile_conv, "filter": _compile_filter,
+              "layer": _compile_layer}
+
+
 def _child_main():
     jobs = pickle.loads(sys.stdin.buffer.read())
     path = _marker_path()
     for cls, (kind, payload) in jobs:
         try:
-            (_compile_conv if kind == "correlate" else _compile_filter)(payload)
+            _COMPILERS[kind](payload)
         except Exception:         # the caller compiles this class itself later
             continue
         if path is not None:

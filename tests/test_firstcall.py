@@ -20,7 +20,7 @@ import scipy.signal
 
 import fastconv
 from fastconv import _config, _firstcall
-from fastconv.kernels.cpu import direct_numpy, filters1d, filters_scipy
+from fastconv.kernels.cpu import direct_numpy, filters1d, filters_scipy, nn_numpy
 from reference import correlate_ref
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,6 +70,43 @@ def test_numpy_direct_matches_the_reference(boundary, dtype, ndim):
         np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
         if dtype == "i8":
             np.testing.assert_array_equal(out, ref)
+
+
+LAYERS = [  # (N, C, O, groups, kernel, stride, dilation, padding, spatial)
+    (2, 6, 4, 2, (3, 3), (1, 1), (1, 1), 1, (9, 11)),
+    (1, 8, 8, 8, (5, 5), (2, 2), (1, 1), 2, (12, 13)),     # depthwise, strided
+    (3, 4, 6, 1, (2, 3), (2, 1), (2, 1), 0, (10, 9)),      # even kernel, dilated
+    (1, 5, 7, 1, (1, 1), (2, 2), (1, 1), 0, (8, 8)),       # pointwise, strided
+]
+
+
+@pytest.mark.parametrize("case", LAYERS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpy_layer_matches_torch(case, dtype):
+    torch = pytest.importorskip("torch")
+    n, c, o, g, k, s, d, pad, sp = case
+    rng = np.random.default_rng(len(sp) + g)
+    x = rng.standard_normal((n, c) + sp).astype(dtype)
+    w = rng.standard_normal((o, c // g) + k).astype(dtype)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=s,
+                                     dilation=d, padding=pad, groups=g).numpy()
+    out = np.empty((n, o, 1) + ref.shape[2:], dtype)
+    nn_numpy.layer(x[:, :, None][:, :, :, ::1], w[:, :, None], out, (1,) + s, (1,) + d,
+                   g, ((0, 0), (pad, pad), (pad, pad)))
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(out[:, :, 0], ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("case", LAYERS[:2])
+def test_the_layer_replicas_compile_every_method_that_applies(case):
+    n, c, o, g, k, s, d, pad, sp = case
+    spec = fastconv._validate.LayerSpec(
+        x_shape=(n, c, 1) + tuple(a + 2 * pad for a in sp), w_shape=(o, c // g, 1) + k,
+        out_shape=(n, o, 1) + tuple((a + 2 * pad - dd * (kk - 1) - 1) // ss + 1
+                                    for a, kk, ss, dd in zip(sp, k, s, d)),
+        stride=(1,) + s, dilation=(1,) + d, groups=g, dtype=np.dtype(np.float32),
+        pads=((0, 0), (pad, pad), (pad, pad)))
+    _firstcall._compile_layer(_firstcall._layer_payload(spec))
 
 
 # -- the tier's decisions, in-process -------------------------------------------------------
@@ -181,6 +218,18 @@ def test_a_finished_child_makes_its_classes_take_the_compiled_route(cold, monkey
     n = len(cold)
     fastconv.convolve(x, [1.0, 2.0], "full")
     assert len(cold) == n
+
+
+def test_a_cold_layer_runs_numpy_and_queues_its_layer(cold):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 8, 20, 21)).astype(np.float32)
+    w = rng.standard_normal((8, 1, 3, 3)).astype(np.float32)
+    got = fastconv.nn.conv2d(x, w, padding=1, groups=8, stride=2)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1,
+                                     groups=8, stride=2).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+    assert any(c.startswith("layer|<f4|(8, 1, 1, 3, 3)|") for job in cold for c in job)
 
 
 def test_a_bad_first_call_setting_warns_and_keeps_the_tier(monkeypatch):

@@ -45,6 +45,8 @@ REGISTRY = {
     ("layer", "gemm", "cpu"): ("fastconv.kernels.cpu.nn", "layer_gemm"),
     ("layer", "fft", "cpu"): ("fastconv.kernels.cpu.nn", "layer_fft"),
     ("layer", "winograd", "cpu"): ("fastconv.kernels.cpu.nn", "layer_winograd"),
+    # A layer in NumPy (one matmul per tap): no compile (first calls, _firstcall.py)
+    ("layer", "numpy", "cpu"): ("fastconv.kernels.cpu.nn_numpy", "layer"),
 }
 
 # Per device: how the tuner waits for queued work before it stops a clock (None: calls
@@ -61,9 +63,16 @@ def available(kind: str, method: str, device: str = "cpu") -> bool:
     return (kind, method, device) in REGISTRY
 
 
+# Launchers that need no compile and serve only first calls (_firstcall.py): not methods a
+# user or the tuner chooses.
+FIRST_CALL_ONLY = frozenset({("correlate", "numpy"), ("filter", "scipy"), ("layer", "numpy")})
+
+
 def methods(kind: str, device: str = "cpu") -> tuple:
-    """The methods registered for an operation kind on a device, in registry order."""
-    return tuple(m for k, m, d in REGISTRY if k == kind and d == device)
+    """The methods a user or the tuner may choose for an operation kind on a device, in
+    registry order (the first-call launchers excluded)."""
+    return tuple(m for k, m, d in REGISTRY
+                 if k == kind and d == device and (k, m) not in FIRST_CALL_ONLY)
 
 
 def device_sync(device: str):

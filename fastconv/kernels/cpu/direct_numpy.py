@@ -27,12 +27,14 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
     data = window(x, w.shape, out.shape, start, boundary, cval)
     tmp = np.empty(out.shape, out.dtype)
     first = True
-    for j in np.ndindex(w.shape):
-        src = data[tuple(slice(a, a + m) for a, m in zip(j, out.shape))]
-        if first:
-            np.multiply(src, w[j], out=out)
-            first = False
-        else:
-            np.multiply(src, w[j], out=tmp)
-            np.add(out, tmp, out=out)
+    # Inf * 0 and overflow give NaN/Inf silently, as the compiled kernels do.
+    with np.errstate(invalid="ignore", over="ignore"):
+        for j in np.ndindex(w.shape):
+            src = data[tuple(slice(a, a + m) for a, m in zip(j, out.shape))]
+            if first:
+                np.multiply(src, w[j], out=out)
+                first = False
+            else:
+                np.multiply(src, w[j], out=tmp)
+                np.add(out, tmp, out=out)
     return out
