@@ -250,6 +250,12 @@ def main(argv=None) -> int:
     d.add_argument("--out", default="fastconv-demo-output")
     d.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
+    if args.cmd in ("bench", "tune", "warmup", "demo"):
+        # They time or compile the kernels themselves: a first call must not run the
+        # no-compile tier (_firstcall.py) instead. Subprocesses they start (the first-call
+        # timings of bench --compile) keep the user's default.
+        from fastconv import _config
+        _config.set_first_call("compile")
     return {"info": cmd_info, "bench": cmd_bench, "tune": cmd_tune, "cache": cmd_cache,
             "warmup": cmd_warmup, "demo": cmd_demo}[args.cmd](args)
 

@@ -89,6 +89,19 @@ def _checked(cfg: Config) -> Config:
     return cfg
 
 
+def set_first_call(mode: str) -> str:
+    """Set the process-wide first-call mode (what ``FASTCONV_FIRST_CALL`` sets at import);
+    returns the previous one. Benchmarks, ``tune``, ``warmup`` and the demo set
+    ``"compile"``: they measure or compile the kernels themselves."""
+    global _CONFIG
+    if mode not in FIRST_CALL_VALUES:
+        raise ValueError(f"first-call mode must be one of {FIRST_CALL_VALUES}, got {mode!r}")
+    with _CONFIG_LOCK:
+        old = _CONFIG.first_call
+        _CONFIG = replace(_CONFIG, first_call=mode)
+    return old
+
+
 def first_call_mode() -> str:
     """``"tier"``: a call whose kernels are not compiled yet runs a method that needs no
     compile while they compile in the background (``_firstcall.py``); ``"compile"``:

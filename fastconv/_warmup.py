@@ -122,7 +122,7 @@ def _parallel_regions():
 def run(dtypes=DTYPES, ranks=RANKS, progress=None) -> dict:
     """Compile every kernel for ``dtypes`` x ``ranks`` (parallel kernels and their serial
     twins) into numba's disk cache; write the marker. Returns a summary."""
-    import fastconv
+    from fastconv import _config
 
     for d in dtypes:
         if d not in DTYPES:
@@ -130,6 +130,14 @@ def run(dtypes=DTYPES, ranks=RANKS, progress=None) -> dict:
     for r in ranks:
         if r not in RANKS:
             raise ValueError(f"ranks: {r!r} is not one of {RANKS}")
+    # Compile for real: the first-call tier (_firstcall.py) would serve these tiny calls
+    # with launchers that need no compile.
+    with _config.override(first_call="compile"):
+        return _run(dtypes, ranks, progress)
+
+
+def _run(dtypes, ranks, progress):
+    import fastconv
     plan = [(d, r) for d in dtypes for r in ranks]
     t0 = time.perf_counter()
     done = skipped = 0

@@ -7,6 +7,12 @@ os.environ.setdefault("FASTCONV_CACHE_DIR", tempfile.mkdtemp(prefix="fastconv-as
 
 import numpy as np  # noqa: E402
 
+from fastconv import _config  # noqa: E402
+
+# Timings are of the compiled kernels: no first call runs the no-compile tier
+# (fastconv/_firstcall.py; bench_compile measures first calls in fresh processes).
+_config.set_first_call("compile")
+
 THREADS = 2
 
 
