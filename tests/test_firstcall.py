@@ -232,6 +232,31 @@ def test_a_cold_layer_runs_numpy_and_queues_its_layer(cold):
     assert any(c.startswith("layer|<f4|(8, 1, 1, 3, 3)|") for job in cold for c in job)
 
 
+def _child_call(seed):
+    x = np.random.default_rng(seed).standard_normal((30, 40))
+    got = fastconv.convolve(x, np.ones((3, 3)), "same")
+    ref = scipy.signal.convolve(x, np.ones((3, 3)), "same")
+    return float(np.abs(got - ref).max()), _firstcall._PROC is None, len(_firstcall._RUNNING)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork start method")
+def test_a_forked_child_forgets_the_background_compile_and_still_computes(cold, monkeypatch):
+    import multiprocessing
+
+    class Running:                       # the parent's child: still compiling
+        def poll(self):
+            return None
+    fastconv.convolve(np.arange(50.0), [1.0, 2.0, 1.0], "same")
+    monkeypatch.setattr(_firstcall, "_PROC", Running())
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = pool.map(_child_call, range(4), chunksize=1)
+    for err, no_proc, running in results:
+        # Each forked child starts clean (no parent's process to poll) and queues its own
+        # compile (recorded, not started, by the fixture's fake _start).
+        assert err < 1e-12 and no_proc and running >= 1
+    assert isinstance(_firstcall._PROC, Running)     # the parent keeps its own
+
+
 def test_a_bad_first_call_setting_warns_and_keeps_the_tier(monkeypatch):
     monkeypatch.setenv("FASTCONV_FIRST_CALL", "sometimes")
     with pytest.warns(RuntimeWarning, match="FASTCONV_FIRST_CALL"):
