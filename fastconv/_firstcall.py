@@ -108,10 +108,15 @@ def _filter_class(spec, x, out) -> str:
 def serve(spec, x, wk, method, out=None):
     """The no-compile tier's Decision for this call, or None when the call should take the
     usual route (its kernels are compiled, or the tier does not apply)."""
-    if spec.device != "cpu" or method not in ("auto", "passes"):
+    if method not in ("auto", "passes") or spec.device != "cpu":
         return None
     if spec.kind == "correlate":
-        cls = _class(spec)
+        # On every auto call: the class string is built once per spec object (specs are
+        # memoised per signature), then one dict and one set lookup.
+        cls = spec.__dict__.get("_first_call_class")
+        if cls is None:
+            cls = _class(spec)
+            object.__setattr__(spec, "_first_call_class", cls)
     elif spec.kind == "layer" and method == "auto":
         cls = _layer_class(spec)
     elif spec.kind == "filter" and out is not None:

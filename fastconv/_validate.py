@@ -82,6 +82,11 @@ class ConvSpec:
             object.__setattr__(self, "_hash", h)
         return h
 
+    def __getstate__(self):
+        # The cached hash and first-call class are per process (string hashes are salted
+        # per process): a spec shipped to a Dask worker recomputes them there.
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
 
 @dataclass(frozen=True, eq=False)
 class FilterSpec:
