@@ -84,3 +84,26 @@ def get_launcher(kind: str, method: str, device: str = "cpu"):
                          f"{device!r}") from None
     fn = _LOADED[(kind, method, device)] = getattr(importlib.import_module(module), name)
     return fn
+
+
+# -- device facts and clocks for the tuner (it imports nothing above the kernels) ---------
+
+def device_facts(device: str) -> dict:
+    """What the device is ({} for the CPU, whose facts are the tuner's fingerprint): for
+    "cuda", ``kernels/cuda/_backend.device_facts()`` (name, compute capability, driver,
+    runtime, numba-cuda and CuPy versions, SM count, clocks, memory bus)."""
+    if device == "cpu":
+        return {}
+    import importlib
+    return importlib.import_module("fastconv.kernels.cuda._backend").device_facts()
+
+
+def device_timer(device: str):
+    """``timer(fn) -> seconds`` that times one call on the device's own clock (CUDA
+    events on the current stream for "cuda"), or None: the host clock with the sync hook."""
+    if device != "cuda":
+        return None
+    import importlib
+    b = importlib.import_module("fastconv.kernels.cuda._backend")
+    current = getattr(b, "current_stream", None)
+    return lambda fn: b.time_launches(fn, current() if current is not None else None)

@@ -23,9 +23,83 @@ from numba import cuda
 
 __all__ = ["cuda", "jit", "SIMULATOR", "available", "is_device_array", "as_device_array",
            "to_device", "device_array", "copy_to_host", "synchronize", "stream_of",
-           "grid_1d", "grid_2d", "compile_ptx"]
+           "grid_1d", "grid_2d", "compile_ptx", "device_facts", "time_launches"]
 
 SIMULATOR: bool = bool(numba.config.ENABLE_CUDASIM)
+
+# -- device facts (the tuner's key and GPU cost model; ``python -m fastconv info``) ----------
+
+def device_facts() -> dict:
+    """What the current GPU is, for the tuning key (results never cross devices, drivers
+    or library versions) and for the GPU cost model (SM count, clocks, memory bus). Under
+    the simulator: a fixed description. Attributes the driver does not report are None."""
+    facts = {"name": "numba CUDA simulator", "cc": "sim", "driver": "", "runtime": "",
+             "sms": None, "clock_khz": None, "mem_clock_khz": None, "bus_bits": None}
+    facts.update(_library_versions())
+    if SIMULATOR:
+        return facts
+    dev = cuda.get_current_device()
+    name = dev.name
+    facts["name"] = name.decode() if isinstance(name, bytes) else str(name)
+    facts["cc"] = "%d.%d" % tuple(dev.compute_capability)
+    for key, attr in (("sms", "MULTIPROCESSOR_COUNT"), ("clock_khz", "CLOCK_RATE"),
+                      ("mem_clock_khz", "MEMORY_CLOCK_RATE"),
+                      ("bus_bits", "GLOBAL_MEMORY_BUS_WIDTH")):
+        try:
+            facts[key] = int(getattr(dev, attr))
+        except Exception:          # an attribute this driver no longer reports
+            pass
+    try:
+        facts["driver"] = "%d.%d" % tuple(cuda.cudadrv.driver.get_version())
+    except Exception:
+        pass
+    try:
+        facts["runtime"] = "%d.%d" % tuple(cuda.runtime.get_version())
+    except Exception:
+        pass
+    return facts
+
+
+def _library_versions() -> dict:
+    out = {}
+    try:
+        from numba_cuda import __version__ as v
+        out["numba_cuda"] = v
+    except ImportError:
+        out["numba_cuda"] = "builtin"
+    try:
+        import importlib.metadata as md
+        for dist in ("cupy-cuda13x", "cupy-cuda12x", "cupy"):
+            try:
+                out["cupy"] = md.version(dist)
+                break
+            except md.PackageNotFoundError:
+                continue
+    except Exception:
+        pass
+    return out
+
+
+def time_launches(fn, stream=None) -> float:
+    """Seconds ``fn()`` keeps the GPU busy, from CUDA events recorded around it on
+    ``stream`` (the default stream when None): no host-side launch latency, no
+    synchronisation inside the measured interval. The simulator's events report no time
+    (-1): there, the wall clock with a synchronisation on both sides."""
+    import time
+    if SIMULATOR:
+        cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        cuda.synchronize()
+        return time.perf_counter() - t0
+    stream = cuda.default_stream() if stream is None else stream
+    start, stop = cuda.event(timing=True), cuda.event(timing=True)
+    start.record(stream)
+    fn()
+    stop.record(stream)
+    stop.synchronize()
+    return cuda.event_elapsed_time(start, stop) / 1e3
+
 
 # Kernels are declared with ``@jit`` (lazy: no signature, so nothing compiles at import
 # and the module imports without a driver); device helpers with ``@jit(device=True)``.
