@@ -41,13 +41,42 @@ REGISTRY = {
     ("layer", "gemm", "cpu"): ("fastconv.kernels.cpu.nn", "layer_gemm"),
     ("layer", "fft", "cpu"): ("fastconv.kernels.cpu.nn", "layer_fft"),
     ("layer", "winograd", "cpu"): ("fastconv.kernels.cpu.nn", "layer_winograd"),
+    # CUDA twins (numba-cuda, imported on first use; no "layer" rows: conv layers on the
+    # GPU are out of scope). x and out are device arrays, w a host array (see
+    # kernels/cuda/direct.py); launchers queue on kernels.cuda._backend.current_stream().
+    ("correlate", "direct", "cuda"): ("fastconv.kernels.cuda.direct", "correlate"),
+    ("correlate", "fft", "cuda"): ("fastconv.kernels.cuda.fft", "correlate_fft"),
+    ("correlate", "oa", "cuda"): ("fastconv.kernels.cuda.fft", "correlate_oa"),
+    ("correlate", "separable", "cuda"): ("fastconv.kernels.cuda.separable",
+                                         "correlate_separable"),
+    ("batched", "fft", "cuda"): ("fastconv.kernels.cuda.fft", "correlate_batched"),
+    ("filter", "passes", "cuda"): ("fastconv.kernels.cuda.filters1d", "run_passes"),
 }
 
 # Per device: how the tuner waits for queued work before it stops a clock (None: calls
 # return when their work is done).
 DEVICES = {
     "cpu": {"sync": None},
+    # "memory": the module of device-array helpers (empty, zeros, convert, finish,
+    # all_finite, to_host, from_host), named so that nothing imports numba-cuda before a
+    # call runs on the GPU; load it with ``device_memory("cuda")``.
+    "cuda": {"sync": lambda: _cuda_backend().synchronize(),
+             "memory": "fastconv.kernels.cuda._memory"},
 }
+
+
+def _cuda_backend():
+    import importlib
+    return importlib.import_module("fastconv.kernels.cuda._backend")
+
+
+def device_memory(device: str):
+    """The device's memory-helper module (None for the CPU: NumPy is its memory)."""
+    name = DEVICES[device].get("memory")
+    if name is None:
+        return None
+    import importlib
+    return importlib.import_module(name)
 
 
 _LOADED: dict = {}

@@ -18,12 +18,16 @@ from inside a kernel would not be swapped).
 """
 from __future__ import annotations
 
+import contextlib as _contextlib
+import contextvars as _contextvars
+
 import numba
 from numba import cuda
 
 __all__ = ["cuda", "jit", "SIMULATOR", "available", "is_device_array", "as_device_array",
            "to_device", "device_array", "copy_to_host", "synchronize", "stream_of",
-           "grid_1d", "grid_2d", "compile_ptx", "device_facts", "time_launches"]
+           "grid_1d", "grid_2d", "compile_ptx", "current_stream", "use_stream",
+           "launch", "strided_view", "device_facts", "time_launches"]
 
 SIMULATOR: bool = bool(numba.config.ENABLE_CUDASIM)
 
@@ -186,3 +190,64 @@ def compile_ptx(kernel, signature, cc=(8, 0)):
     no types). Needs numba-cuda's NVVM wheels (``numba-cuda[cu13]``)."""
     ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=cc)
     return ptx
+
+
+# -- streams (the kernels' side) ------------------------------------------------------------
+#
+# Every launcher and every _memory helper queues its work on ``current_stream()``; the
+# device plumbing sets it around a call with ``use_stream(stream_of(x))`` so that the
+# kernels are ordered with the caller's own work (CuPy's or torch's current stream)
+# without a host synchronisation. A context variable, so threads and asyncio tasks each
+# keep their own.
+
+_STREAM = _contextvars.ContextVar("fastconv_cuda_stream", default=None)
+
+
+def current_stream():
+    """The stream kernels are launched on now: the one set by ``use_stream``, else the
+    default stream."""
+    s = _STREAM.get()
+    return cuda.default_stream() if s is None else s
+
+
+@_contextlib.contextmanager
+def use_stream(stream):
+    """Launch on ``stream`` (a numba stream; None: the default stream) inside the block."""
+    token = _STREAM.set(stream)
+    try:
+        yield stream
+    finally:
+        _STREAM.reset(token)
+
+
+def launch(kernel, grid, block, *args):
+    """``kernel[grid, block, current_stream()](*args)``: the one launch form."""
+    kernel[grid, block, current_stream()](*args)
+
+
+def strided_view(arr, shape, strides, dtype=None):
+    """A view of device array ``arr`` with another ``shape``, byte ``strides`` and
+    (optionally) ``dtype`` over the same memory, starting at its element 0 (new size-1
+    axes, merged axes, the low bytes of wider integers). No copy."""
+    import numpy as np
+    shape = tuple(int(s) for s in shape)
+    strides = tuple(int(s) for s in strides)
+    dtype = arr.dtype if dtype is None else np.dtype(dtype)
+    if SIMULATOR:
+        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+        host = arr._ary if isinstance(arr, FakeCUDAArray) else arr
+        return FakeCUDAArray(np.asarray(_HostView(host, shape, strides, dtype)))
+    from numba.cuda.cudadrv.devicearray import DeviceNDArray
+    return DeviceNDArray(shape, strides, dtype, stream=arr.stream, gpu_data=arr.gpu_data)
+
+
+class _HostView:
+    """The simulator's stand-in for a device-memory view: a NumPy array over ``base``'s
+    memory from its element 0 (``__array_interface__``; keeps ``base`` alive)."""
+
+    def __init__(self, base, shape, strides, dtype):
+        self._base = base
+        self.__array_interface__ = {
+            "version": 3, "shape": shape, "strides": strides, "typestr": dtype.str,
+            "descr": dtype.descr,
+            "data": (base.__array_interface__["data"][0], not base.flags.writeable)}

@@ -1,0 +1,258 @@
+"""1-D passes along one axis on the GPU: scipy.ndimage's separable filters
+(``run_passes``, the "filter" launcher) and the passes of the separable convolution
+method (``axis_pass``, used by ``separable.py``).
+
+Launcher contract (as ``kernels/cpu/filters1d.run_passes``)::
+
+    run_passes(x, out, passes, cval)
+
+``passes`` is one ``(axis, start, boundary, weights, size)`` pass (``weights`` None: a box
+of ``size``), or two weighted passes on neighbouring axes applied in the order given
+(``_validate.FilterSpec``); boundaries are numpy.pad names (fastconv.ndimage has mapped
+scipy's modes, 'mirror', 'nearest', 'grid-*' and the rest, onto them, and ``origin``
+into ``start``). ``x`` and ``out`` are C-contiguous float32/float64 device arrays of one
+shape (their dtypes may differ). Arithmetic as scipy's: every pass accumulates in
+float64 whatever the dtypes and rounds once into its output; two passes round the
+intermediate to out's dtype, as scipy rounds it into its output array. The sums run in
+tap order rather than scipy's symmetric pairing, and the box filter multiplies its
+window's sum by 1/size instead of dividing scipy's running sum by size, so results match
+SciPy to float64 rounding, not bit for bit (the CPU twin is bit-exact).
+
+How a pass runs: the data is seen as ``(A, N, B)`` with the filtered axis in the middle,
+and the boundary is a table of source indices along it (``_extend.index_map``; -1 reads
+the fill value), applied while the data is loaded into shared memory.
+
+* ``B >= MID_MIN`` (any axis but the last): ``_pass_mid``, blocks of 32 x 8 threads, 32
+  neighbouring columns (coalesced) by RY = 4 outputs per thread down the axis; the block's
+  input rows plus halo sit in shared memory.
+* ``B < MID_MIN`` (the last axis, or a few trailing channels): ``_pass_line``, a block
+  loads a run of the line (up to SPAN values, channels interleaved) and each thread
+  computes up to R_LINE outputs, output f reading span[f + j * B].
+* Taps are taken in chunks of KC (any kernel length): per chunk the block loads the
+  taps and the input run they read, so shared-memory shapes stay compile-time constants.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..._extend import index_map
+from ._backend import cuda, current_stream, jit, launch
+
+__all__ = ["run_passes", "axis_pass", "PTX_SIGNATURES"]
+
+KC = 32           # taps per chunk
+MX = 32           # _pass_mid: columns per block (one warp)
+MY = 8            # _pass_mid: thread rows per block
+RY = 4            # _pass_mid: outputs per thread down the axis
+MBH = MY * RY     # _pass_mid: outputs per block down the axis
+MID_MIN = 32      # inner size from which the column kernel runs
+SPAN = 2048       # _pass_line: values of a run held in shared memory
+TL = 256          # _pass_line: threads per block
+R_LINE = SPAN // TL
+MAX_GRID = 65535
+
+
+@jit
+def _pass_mid(x, tab, s, w, cval, scale, out):
+    """out[a, i, b] = scale * sum_j w[j] * X[a, s + i + j, b], X read through ``tab`` (the
+    source index of extended index s + e at tab[e]; -1: cval) unless the block's rows
+    lie inside x. Accumulates in w's dtype (``scale``: 1, or 1/size for a box)."""
+    tile = cuda.shared.array((MBH + KC - 1, MX), dtype=w.dtype)
+    taps = cuda.shared.array(KC, dtype=w.dtype)
+    acc = cuda.local.array(RY, dtype=w.dtype)
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    tid = ty * MX + tx
+    na = out.shape[0]
+    m = out.shape[1]
+    nb = out.shape[2]
+    n = x.shape[1]
+    k = w.shape[0]
+    b0 = cuda.blockIdx.x * MX
+    b = b0 + tx
+    a = cuda.blockIdx.z
+    while a < na:
+        yb = cuda.blockIdx.y
+        while yb * MBH < m:
+            i0 = yb * MBH
+            for q in range(RY):
+                acc[q] = 0
+            c0 = 0
+            while c0 < k:
+                kc = min(KC, k - c0)
+                rows = min(MBH + kc - 1, m + k - 1 - i0 - c0)
+                inside = s + i0 + c0 >= 0 and s + i0 + c0 + rows <= n
+                cuda.syncthreads()       # the previous chunk's tile is no longer read
+                if tid < kc:
+                    taps[tid] = w[c0 + tid]
+                r = ty
+                while r < MBH + kc - 1:
+                    v = cval
+                    if r < rows and b < nb:
+                        e = i0 + c0 + r
+                        src = s + e if inside else tab[e]
+                        if src >= 0:
+                            v = x[a, src, b]
+                    tile[r, tx] = v
+                    r += MY
+                cuda.syncthreads()
+                for j in range(kc):
+                    wv = taps[j]
+                    for q in range(RY):
+                        acc[q] += wv * tile[ty * RY + q + j, tx]
+                c0 += KC
+            if b < nb:
+                for q in range(RY):
+                    i = i0 + ty * RY + q
+                    if i < m:
+                        out[a, i, b] = acc[q] * scale
+            yb += cuda.gridDim.y
+        a += cuda.gridDim.z
+
+
+@jit
+def _pass_line(x, tab, s, w, cval, scale, out):
+    """The same for a small inner size B < MID_MIN (the last axis: B = 1; or a few
+    interleaved channels). A block covers ``per`` positions of one line: per chunk of
+    taps it loads extended positions [p0 + c0, p0 + c0 + per + kc - 1) into span
+    (index pos*B + ch) and output f = pos*B + ch reads span[f + j*B] (f < per * B keeps
+    that inside the span: (per + KC - 1) * B <= SPAN)."""
+    span = cuda.shared.array(SPAN, dtype=w.dtype)
+    taps = cuda.shared.array(KC, dtype=w.dtype)
+    acc = cuda.local.array(R_LINE, dtype=w.dtype)
+    tid = cuda.threadIdx.x
+    na = out.shape[0]
+    B = out.shape[2]
+    m = out.shape[1]
+    n = x.shape[1]
+    k = w.shape[0]
+    per = SPAN // B - (KC - 1)           # positions per block (launcher: per >= 1)
+    a = cuda.blockIdx.y
+    while a < na:
+        pb = cuda.blockIdx.x
+        while pb * per < m:
+            p0 = pb * per
+            for q in range(R_LINE):
+                acc[q] = 0
+            c0 = 0
+            while c0 < k:
+                kc = min(KC, k - c0)
+                npos = min(per + kc - 1, m + k - 1 - p0 - c0)
+                inside = s + p0 + c0 >= 0 and s + p0 + c0 + npos <= n
+                cuda.syncthreads()
+                if tid < kc:
+                    taps[tid] = w[c0 + tid]
+                t = tid
+                while t < (per + kc - 1) * B:
+                    pos = t // B
+                    ch = t - pos * B
+                    v = cval
+                    if pos < npos:
+                        e = p0 + c0 + pos
+                        src = s + e if inside else tab[e]
+                        if src >= 0:
+                            v = x[a, src, ch]
+                    span[t] = v
+                    t += TL
+                cuda.syncthreads()
+                for j in range(kc):
+                    wv = taps[j]
+                    for q in range(R_LINE):
+                        if tid + q * TL < per * B:
+                            acc[q] += wv * span[tid + q * TL + j * B]
+                c0 += KC
+            for q in range(R_LINE):
+                f = tid + q * TL
+                pos = f // B
+                if f < per * B and p0 + pos < m:
+                    out[a, p0 + pos, f - pos * B] = acc[q] * scale
+            pb += cuda.gridDim.x
+        a += cuda.gridDim.y
+
+
+# (x, out, accumulation) dtypes the passes are launched with: scipy.ndimage's filters
+# (float32/float64 in and out, float64 sums) and the separable method (one dtype).
+PASS_DTYPES = tuple((np.dtype(a), np.dtype(b), np.dtype(c)) for a, b, c in [
+    (np.float32, np.float32, np.float64), (np.float32, np.float64, np.float64),
+    (np.float64, np.float32, np.float64), (np.float64, np.float64, np.float64),
+    (np.float32, np.float32, np.float32), (np.complex64, np.complex64, np.complex64),
+    (np.complex128, np.complex128, np.complex128), (np.int64, np.int64, np.int64)])
+
+
+def _ptx_signatures():
+    """Every (kernel, argument types) this module launches, for tests/test_cuda_ptx.py."""
+    from numba import types
+    from numba.np.numpy_support import from_dtype
+    i64 = types.int64
+    tab = types.Array(types.int32, 1, "C")
+    sigs = {_pass_mid: [], _pass_line: []}
+    for xd, od, ad in PASS_DTYPES:
+        ta = from_dtype(ad)
+        sig = (types.Array(from_dtype(xd), 3, "C"), tab, i64, types.Array(ta, 1, "C"), ta,
+               ta, types.Array(from_dtype(od), 3, "C"))
+        sigs[_pass_mid].append(sig)
+        sigs[_pass_line].append(sig)
+    return sigs
+
+
+PTX_SIGNATURES = _ptx_signatures
+
+
+# -- launchers ---------------------------------------------------------------------------------
+
+def _lines(a, axis):
+    """(A, N, B) view of a C-contiguous device array with ``axis`` in the middle."""
+    shape = tuple(a.shape)
+    A = int(np.prod(shape[:axis], dtype=np.int64))
+    B = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    return a.reshape((A, shape[axis], B))
+
+
+def axis_pass(x, out, axis, start, boundary, w, cval, scale=1):
+    """out = scale * (correlation of x with the 1-D ``w`` along ``axis``):
+    out[..., i, ...] = scale * sum_j w[j] * X[..., start + i + j, ...], X extended by
+    ``boundary`` (fill ``cval``). ``x`` and ``out`` C-contiguous device arrays whose shapes
+    differ at most along ``axis``; ``w`` a host array in the accumulation dtype."""
+    if out.size == 0:
+        return out
+    acc = w.dtype
+    k = w.shape[0]
+    n = x.shape[axis]
+    m = out.shape[axis]
+    tab = index_map(int(n), int(start), int(m) + k - 1, boundary).astype(np.int32)
+    stream = current_stream()
+    dtab = cuda.to_device(tab, stream=stream)
+    dw = cuda.to_device(np.ascontiguousarray(w), stream=stream)
+    cv = acc.type(cval)
+    sc = acc.type(scale)
+    x3 = _lines(x, axis)
+    o3 = _lines(out, axis)
+    A, M, B = o3.shape
+    if B >= MID_MIN:
+        grid = (-(-B // MX), min(MAX_GRID, -(-M // MBH)), min(MAX_GRID, A))
+        launch(_pass_mid, grid, (MX, MY), x3, dtab, int(start), dw, cv, sc, o3)
+    else:
+        per = SPAN // B - (KC - 1)
+        grid = (min(MAX_GRID, -(-M // per)), min(MAX_GRID, A))
+        launch(_pass_line, grid, TL, x3, dtab, int(start), dw, cv, sc, o3)
+    return out
+
+
+def run_passes(x, out, passes, cval):
+    """scipy.ndimage's separable filter step on the device (module docstring)."""
+    from . import _memory
+    if out.size == 0:
+        return out
+    cval = float(cval)
+    if len(passes) == 1:
+        axis, start, boundary, weights, size = passes[0]
+        if weights is None:
+            # the box: the window's sum times 1/size (within an ulp of scipy's sum/size)
+            w, scale = np.ones(int(size), np.float64), 1.0 / int(size)
+        else:
+            w, scale = np.ascontiguousarray(weights, np.float64), 1.0
+        return axis_pass(x, out, axis, start, boundary, w, cval, scale)
+    (a0, s0, b0, w0, _), (a1, s1, b1, w1, _) = passes
+    tmp = _memory.empty(x.shape, out.dtype)     # scipy's intermediate: out's dtype
+    axis_pass(x, tmp, a0, s0, b0, np.ascontiguousarray(w0, np.float64), cval)
+    return axis_pass(tmp, out, a1, s1, b1, np.ascontiguousarray(w1, np.float64), cval)
