@@ -60,7 +60,7 @@ try:
 except ImportError:  # numpy < 2
     from numpy.core.multiarray import normalize_axis_index as _normalize_axis_index
 
-from ._arrays import CPU, dask_aware, placement
+from ._arrays import CPU, array_kind, dask_aware, placement
 from ._dispatch import decide, device_memory, dispatch, finite
 from ._finite import all_finite
 from ._validate import ConvSpec, FilterSpec
@@ -143,7 +143,7 @@ def _asarray(a):
 def _weights(w):
     """Weights as a host NumPy array (a GPU array of weights: an explicit copy of the
     small operand)."""
-    if isinstance(w, np.ndarray) or _PLACE.get() is None and not hasattr(w, "copy_to_host"):
+    if isinstance(w, np.ndarray) or array_kind(w) != "cuda":
         return np.asarray(w)
     from ._arrays import Placement
     return device_memory("cuda").to_host(Placement("cuda").array(w, "weights"))
