@@ -150,7 +150,13 @@ class Placement:
     def array(self, value, name):
         if self.device == "cpu" or array_kind(value) != "cuda":
             return as_array(value, name)
-        return _backend().as_device_array(_cai(value, name))
+        b = _backend()
+        value = _cai(value, name)
+        if not b.SIMULATOR and not hasattr(value, "copy_to_host"):
+            # A foreign CUDA array: a view without numba's host synchronisation on the
+            # producer's stream (the call runs on that stream: Placement.scope).
+            return b.cuda.as_cuda_array(value, sync=False)
+        return b.as_device_array(value)
 
     def scope(self):
         if self.device != "cuda":
@@ -168,8 +174,7 @@ class Placement:
             return _memory().to_host(result)
         module = type(home).__module__ or ""
         if module.startswith("cupy"):
-            import cupy
-            return cupy.asarray(result)
+            return _as_cupy(result)
         if module.startswith("torch"):
             import torch
             return torch.as_tensor(result, device=home.device)
@@ -183,6 +188,17 @@ class Placement:
 
 
 CPU = Placement("cpu")
+
+
+def _as_cupy(dev):
+    """A CuPy array over a numba device array's memory: no copy and no host
+    synchronisation (``cupy.asarray`` of the array interface would wait for the stream it
+    names; the result is already ordered on the caller's stream)."""
+    import cupy
+    ptr, _ = dev.__cuda_array_interface__["data"]
+    mem = cupy.cuda.UnownedMemory(ptr, dev.nbytes, owner=dev)
+    return cupy.ndarray(tuple(dev.shape), dtype=dev.dtype,
+                        memptr=cupy.cuda.MemoryPointer(mem, 0), strides=tuple(dev.strides))
 
 
 def _cai(value, name):
