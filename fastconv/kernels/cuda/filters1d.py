@@ -45,6 +45,7 @@ MX = 32           # _pass_mid: columns per block (one warp)
 MY = 8            # _pass_mid: thread rows per block
 RY = 4            # _pass_mid: outputs per thread down the axis
 MBH = MY * RY     # _pass_mid: outputs per block down the axis
+MROWS = MBH + KC - 1   # _pass_mid: tile rows (a constant: shared shapes are literals)
 MID_MIN = 32      # inner size from which the column kernel runs
 SPAN = 2048       # _pass_line: values of a run held in shared memory
 TL = 256          # _pass_line: threads per block
@@ -57,7 +58,7 @@ def _pass_mid(x, tab, s, w, cval, scale, out):
     """out[a, i, b] = scale * sum_j w[j] * X[a, s + i + j, b], X read through ``tab`` (the
     source index of extended index s + e at tab[e]; -1: cval) unless the block's rows
     lie inside x. Accumulates in w's dtype (``scale``: 1, or 1/size for a box)."""
-    tile = cuda.shared.array((MBH + KC - 1, MX), dtype=w.dtype)
+    tile = cuda.shared.array((MROWS, MX), dtype=w.dtype)
     taps = cuda.shared.array(KC, dtype=w.dtype)
     acc = cuda.local.array(RY, dtype=w.dtype)
     tx = cuda.threadIdx.x
