@@ -202,18 +202,25 @@ def _round_into(src, out):
 
 @jit
 def _absmax(a, res):
-    """res[0] = max over the finite values of |a| (float64; atomics across blocks)."""
+    """res[0] = max over the finite values of |a|, res[1] = 1 if any value is NaN/Inf
+    (float64; atomics across blocks): the non-finite check and the overflow guard's
+    magnitude in one pass and one read-back."""
     i = cuda.grid(1)
     step = cuda.gridsize(1)
     best = 0.0
+    bad = 0.0
     while i < a.shape[0]:
         v = a[i]
         if math.isfinite(v.real) and math.isfinite(v.imag):
             m = abs(v)
             if m > best:
                 best = m
+        else:
+            bad = 1.0
         i += step
     cuda.atomic.max(res, 0, best)
+    if bad > 0:
+        res[1] = 1.0
 
 
 @jit
@@ -337,16 +344,16 @@ def _smooth_len(n, even=False):
 
 # -- host helpers ------------------------------------------------------------------------------
 
-def _device_absmax(a):
-    """max |a| over the finite values of device array ``a`` (float64)."""
+def _scan(a):
+    """(every value finite, max |a| over the finite values) of device array ``a``."""
     if a.size == 0:
-        return 0.0
+        return True, 0.0
     stream = current_stream()
-    res = cuda.to_device(np.zeros(1, np.float64), stream=stream)
+    res = cuda.to_device(np.zeros(2, np.float64), stream=stream)
     launch(_absmax, _grid(a.size), THREADS, a.reshape(a.size), res)
     host = res.copy_to_host(stream=stream)
     stream.synchronize()
-    return float(host[0])
+    return not host[1], float(host[0])
 
 
 def _int_fft_exact(xmax, w, cval, boundary, x_shape, out_shape):
@@ -426,7 +433,7 @@ def _correlate(x, w, out, start, boundary, cval, block, nonfinite, spectra):
     w = np.ascontiguousarray(w, dtype=dt)
     start = tuple(int(s) for s in start)
     if dt.kind in "iu":
-        xmax = _device_absmax(x)
+        xmax = _scan(x)[1]
         if not _int_fft_exact(xmax, w, cval, boundary, x.shape, out.shape):
             return direct.correlate(x, w, out, start, boundary, cval)
         f64 = np.dtype(np.float64)
@@ -443,9 +450,9 @@ def _correlate(x, w, out, start, boundary, cval, block, nonfinite, spectra):
     if nonfinite != "ignore":
         if not np.isfinite(w).all():
             return direct.correlate(x, w, out, start, boundary, cval)
-        bad = not _memory.all_finite(x) or (boundary == "constant"
-                                            and not np.isfinite(cval))
-        amax = max(_device_absmax(x), abs(complex(cval)) if np.isfinite(cval) else 0.0)
+        finite, amax = _scan(x)
+        bad = not finite or (boundary == "constant" and not np.isfinite(cval))
+        amax = max(amax, abs(complex(cval)) if np.isfinite(cval) else 0.0)
         scaled = _may_overflow(amax, w, x.shape, dt)
     real = dt.kind != "c"
     m, k = tuple(out.shape), w.shape
