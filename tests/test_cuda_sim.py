@@ -27,3 +27,15 @@ def test_cuda_kernels_under_the_simulator():
     if proc.returncode != 0:
         pytest.fail("tests/cuda under NUMBA_ENABLE_CUDASIM=1 failed:\n"
                     + proc.stdout[-12000:] + proc.stderr[-4000:], pytrace=False)
+
+
+def test_registry_and_device_table_import_no_cuda():
+    """The cuda registry rows and DEVICES["cuda"] are names, loaded on first use:
+    importing fastconv.kernels (and asking for the CPU) never imports numba-cuda."""
+    code = ("import sys, fastconv.kernels as k; k.methods('correlate', 'cuda'); "
+            "k.device_sync('cpu'); "
+            "bad = [m for m in sys.modules if m.startswith(('numba.cuda', 'numba_cuda.'))]; "
+            "assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
