@@ -1,7 +1,8 @@
 """The CUDA filter passes (run_passes: scipy.ndimage's 1-D passes) against scipy.ndimage
 itself: every mode (through fastconv.ndimage's mode table), origins, box and weighted
-passes, float32/float64 in and out, fused pairs, kernels longer than a tap chunk, lines
-with interleaved channels and the column kernel."""
+passes, float32/float64 in and out, fused pairs (one sweep, either order, several
+tiles) and unfused ones, kernels longer than a tap chunk, lines with interleaved
+channels and the column kernel."""
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -75,3 +76,38 @@ def test_long_line_several_blocks():
     w = rng.standard_normal(9)
     got = _run(x, [_pass(0, 9, "mirror", w)], 0.0, np.float64)
     _close(got, ndi.correlate1d(x, w, mode="mirror"))
+
+
+@pytest.mark.parametrize("order", ["yx", "xy"])
+def test_fused_pair_several_tiles_both_orders(order):
+    """A 40 x 35 plane: 2 x 2 fused 32 x 32 tiles, y pass first or x pass first."""
+    rng = np.random.default_rng(35)
+    x = rng.standard_normal((40, 35))
+    wy, wx = rng.standard_normal(7), rng.standard_normal(4)
+    py, px = _pass(0, 7, "nearest", wy), _pass(1, 4, "constant", wx, origin=-1)
+    passes = [py, px] if order == "yx" else [px, py]
+    got = _run(x, passes, -1.0, np.float64)
+    if order == "yx":
+        tmp = ndi.correlate1d(x, wy, axis=0, mode="nearest")
+        ref = ndi.correlate1d(tmp, wx, axis=1, mode="constant", cval=-1.0, origin=-1)
+    else:
+        tmp = ndi.correlate1d(x, wx, axis=1, mode="constant", cval=-1.0, origin=-1)
+        ref = ndi.correlate1d(tmp, wy, axis=0, mode="nearest")
+    _close(got, ref)
+
+
+def test_pair_not_fused_on_inner_planes_and_long_factors():
+    """A pair on axes 0, 1 of a 3-D array (lines of 3 channels) and a pair with a factor
+    longer than the fused tile holds: two passes through an intermediate."""
+    rng = np.random.default_rng(36)
+    x = rng.standard_normal((5, 4, 3))
+    wy, wx = rng.standard_normal(3), rng.standard_normal(3)
+    got = _run(x, [_pass(0, 3, "wrap", wy), _pass(1, 3, "mirror", wx)], 0.0, np.float64)
+    tmp = ndi.correlate1d(x, wy, axis=0, mode="wrap")
+    _close(got, ndi.correlate1d(tmp, wx, axis=1, mode="mirror"))
+    x = rng.standard_normal((4, 6))
+    wy, wx = rng.standard_normal(27), rng.standard_normal(3)
+    got = _run(x, [_pass(0, 27, "reflect", wy), _pass(1, 3, "reflect", wx)], 0.0,
+               np.float64)
+    tmp = ndi.correlate1d(x, wy, axis=0, mode="reflect")
+    _close(got, ndi.correlate1d(tmp, wx, axis=1, mode="reflect"))

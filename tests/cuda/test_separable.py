@@ -94,3 +94,19 @@ def test_nan_stays_local():
     got, w = _run(x, terms, start, oshape, "reflect", 0)
     with np.errstate(invalid="ignore"):
         check(got, correlate_ref(x, w, start, oshape, "reflect"), np.float64)
+
+
+def test_2d_unfused_long_factor_and_fused_several_tiles():
+    """A 27-tap factor (longer than the fused tile holds): two passes; a 35 x 33 output:
+    2 x 2 fused tiles with both halos."""
+    rng = np.random.default_rng(30)
+    x = data(rng, (3, 5), np.float64)
+    terms = [[data(rng, (27,), np.float64), data(rng, (2,), np.float64)]]
+    start, oshape = mode_start("full", x.shape, (27, 2))
+    got, w = _run(x, terms, start, oshape, "constant", 0.5)
+    check(got, correlate_ref(x, w, start, oshape, "constant", 0.5), np.float64)
+    x = data(rng, (35, 33), np.float32)
+    terms = [[data(rng, (5,), np.float32), data(rng, (3,), np.float32)]]
+    start, oshape = mode_start("same", x.shape, (5, 3))
+    got, w = _run(x, terms, start, oshape, "reflect", 0)
+    check(got, correlate_ref(x, w, start, oshape, "reflect"), np.float32)
