@@ -21,9 +21,11 @@ How (ranks 1-3, folded to rank 3; one code path for both methods):
 * ``_gather`` (a ``@cuda.jit`` kernel) fills the batch's input buffers: element e of
   block b is the extended input at start + b * B + e, through per-axis index maps
   (``_extend.index_map``; -1: ``cval``), so padding and every boundary are one pass.
-* ``_place`` puts the taps at circular positions -j mod L of a zeroed buffer (the
-  circular convolution with it is the correlation, no shift), transformed once per call
-  (or kept in the caller's ``spectra`` dict, for plans).
+* The kernel sits at circular positions -j mod L (the circular convolution with it is
+  the correlation, no shift); its spectrum is a pruned transform (``_place_last`` and
+  ``_scatter_axis``: the last axis transformed over the kernel's rows only, the earlier
+  axes grown to length L one at a time), once per call or kept in the caller's
+  ``spectra`` dict (plans).
 * cuFFT (``cupy.fft.rfftn``/``fftn`` over the last axes, batched over blocks) on the
   launcher's stream; ``_spec_mul`` multiplies the spectra in place; the inverse
   transform; ``_crop`` writes the first B values of each block to ``out``. Under Numba's
@@ -41,7 +43,7 @@ Numerical contract (as on the CPU):
   ``nonfinite="ignore"`` skips the check.
 * Overflow guard: when ``L**2 * max|x| * sum|w|`` could come within a margin of the
   dtype's largest value, data and kernel are scaled by powers of two (exact) in
-  ``_gather``/``_place`` and scaled back in ``_crop``.
+  ``_gather``/``_place_last`` and scaled back in ``_crop``.
 * int64 runs in float64 and is rounded back when the result is provably exact
   (scipy's bound on the largest output and the transform's rounding below 1/4, as
   ``cpu.fft.fft_is_exact``), else the direct method runs.
@@ -118,14 +120,14 @@ def _gather(x, maps, o1, o2, ml0, ml1, ml2, B0, B1, B2, nb1, nb2, nblk, c0, cval
 
 
 @jit
-def _place(w, scale, kbuf):
-    """kbuf[ib, -j0 mod L0, -j1 mod L1, -j2 mod L2] = scale * w[ib, j0, j1, j2] (kbuf
-    zeroed): the circular convolution with kbuf is the correlation with w."""
+def _place_last(w, scale, kbuf):
+    """kbuf[ib, j0, j1, -j2 mod L2] = scale * w[ib, j0, j1, j2] (kbuf zeroed, its last
+    axis of transform length L2, the others as long as w's): the first stage of the
+    kernel spectrum, whose other axes are grown to their circular positions after the
+    last axis is transformed (``_scatter_axis``)."""
     k0 = w.shape[1]
     k1 = w.shape[2]
     k2 = w.shape[3]
-    L0 = kbuf.shape[1]
-    L1 = kbuf.shape[2]
     L2 = kbuf.shape[3]
     total = w.shape[0] * k0 * k1 * k2
     i = cuda.grid(1)
@@ -137,7 +139,34 @@ def _place(w, scale, kbuf):
         r = r // k1
         j0 = r % k0
         ib = r // k0
-        kbuf[ib, (L0 - j0) % L0, (L1 - j1) % L1, (L2 - j2) % L2] = w[ib, j0, j1, j2] * scale
+        kbuf[ib, j0, j1, (L2 - j2) % L2] = w[ib, j0, j1, j2] * scale
+        i += step
+
+
+@jit
+def _scatter_axis(src, dst, ax):
+    """dst[..., -j mod L, ...] = src[..., j, ...] along axis ``ax`` (1 or 2) of 4-D
+    arrays, L = dst's length there (dst zeroed): kernel spectrum rows moved to their
+    circular positions before that axis is transformed, so only the rows that hold taps
+    were transformed along the later axes (a pruned transform)."""
+    n1 = src.shape[1]
+    n2 = src.shape[2]
+    n3 = src.shape[3]
+    L = dst.shape[ax]
+    total = src.shape[0] * n1 * n2 * n3
+    i = cuda.grid(1)
+    step = cuda.gridsize(1)
+    while i < total:
+        f = i % n3
+        r = i // n3
+        a2 = r % n2
+        r = r // n2
+        a1 = r % n1
+        b = r // n1
+        if ax == 1:
+            dst[b, (L - a1) % L, a2, f] = src[b, a1, a2, f]
+        else:
+            dst[b, a1, (L - a2) % L, f] = src[b, a1, a2, f]
         i += step
 
 
@@ -277,8 +306,8 @@ def _ptx_signatures():
     from fastconv.kernels import KERNEL_DTYPES
     i64, f64, b1 = types.int64, types.float64, types.boolean
     imaps = types.Array(types.int32, 1, "C")
-    sigs = {k: [] for k in (_gather, _place, _spec_mul, _crop, _round_into, _absmax,
-                            _indicator, _direct_masked)}
+    sigs = {k: [] for k in (_gather, _place_last, _scatter_axis, _spec_mul, _crop,
+                            _round_into, _absmax, _indicator, _direct_masked)}
     for dt in KERNEL_DTYPES:
         t = from_dtype(dt)
         if dt.kind == "i":
@@ -287,7 +316,8 @@ def _ptx_signatures():
         a1, a3, a4 = (types.Array(t, n, "C") for n in (1, 3, 4))
         ct = from_dtype(np.result_type(dt, np.complex64))
         sigs[_gather].append((a4, imaps) + (i64,) * 12 + (t, f64, b1, a4))
-        sigs[_place].append((a4, f64, a4))
+        sigs[_place_last].append((a4, f64, a4))
+        sigs[_scatter_axis].append((types.Array(ct, 4, "C"), types.Array(ct, 4, "C"), i64))
         sigs[_spec_mul].append((types.Array(ct, 2, "C"), types.Array(ct, 2, "C"), i64, i64))
         sigs[_crop].append((a4,) + (i64,) * 7 + (f64, f64, a4))
         sigs[_absmax].append((a1, types.Array(f64, 1, "C")))
@@ -303,17 +333,21 @@ PTX_SIGNATURES = _ptx_signatures
 
 # -- the transform stage: cuFFT through CuPy, or NumPy under the simulator ------------------
 
-def _transform(kind, a, nd, L=None):
-    """``kind`` in rfftn/irfftn/fftn/ifftn over the last ``nd`` axes of device array
-    ``a`` (``L``: the inverse real transform's lengths), as a new device array; complex64
-    spectra for float32 data."""
-    axes = tuple(range(a.ndim - nd, a.ndim))
+def _transform(kind, a, nd, L=None, axis=None):
+    """``kind`` (rfftn/irfftn/fftn/ifftn over the last ``nd`` axes of device array ``a``;
+    ``L``: the inverse real transform's lengths; or rfft/fft along ``axis``) as a new
+    device array; complex64 spectra for float32 data."""
     stream = current_stream()
+    if kind in ("rfft", "fft"):
+        args = {"axis": axis}
+    elif kind == "irfftn":
+        args = {"s": L, "axes": tuple(range(a.ndim - nd, a.ndim))}
+    else:
+        args = {"axes": tuple(range(a.ndim - nd, a.ndim))}
     if SIMULATOR:
         # NumPy stand-in for cuFFT: only under the simulator, which has no GPU
         host = a.copy_to_host()
-        fn = getattr(np.fft, kind)
-        res = fn(host, s=L, axes=axes) if kind == "irfftn" else fn(host, axes=axes)
+        res = getattr(np.fft, kind)(host, **args)
         single = a.dtype in (np.float32, np.complex64)
         if kind == "irfftn":
             res = res.astype(np.float32 if single else np.float64)
@@ -323,10 +357,31 @@ def _transform(kind, a, nd, L=None):
     import cupy
     from ._backend import cupy_stream, from_cupy, to_cupy
     with cupy_stream(stream):
-        c = to_cupy(a)
-        fn = getattr(cupy.fft, kind)
-        res = fn(c, s=L, axes=axes) if kind == "irfftn" else fn(c, axes=axes)
+        res = getattr(cupy.fft, kind)(to_cupy(a), **args)
         return from_cupy(cupy.ascontiguousarray(res))
+
+
+def _kernel_spectrum(w4, L, nd, real, wscale):
+    """Spectra of the kernels in w4 (nbw, k0, k1, k2) placed at circular positions -j mod
+    L per axis, as (nbw, spectrum size): the last axis transformed over the kernel's own
+    rows only, then each earlier transformed axis grown to its length and transformed
+    (the rows of zeros never go through the last-axis transforms)."""
+    from . import _memory
+    stream = current_stream()
+    nbw = w4.shape[0]
+    buf = _memory.zeros((nbw,) + tuple(w4.shape[1:3]) + (L[2],), w4.dtype)
+    launch(_place_last, _grid(w4.size), THREADS, cuda.to_device(w4, stream=stream),
+           wscale, buf)
+    spec = _transform("rfft" if real else "fft", buf, 1, axis=3)
+    for ax in (2, 1):
+        if ax - 1 < 3 - nd:            # a folded axis (length 1): nothing to transform
+            continue
+        shape = list(spec.shape)
+        shape[ax] = L[ax - 1]
+        grown = _memory.zeros(tuple(shape), spec.dtype)
+        launch(_scatter_axis, _grid(spec.size), THREADS, spec, grown, ax)
+        spec = _transform("fft", grown, 1, axis=ax)
+    return spec.reshape((nbw, spec.size // nbw))
 
 
 def _smooth_len(n, even=False):
@@ -508,11 +563,7 @@ def _fft_blocks(x4, w4, o4, start, boundary, cval, L, nd, real, zero_bad, ex, ew
     key = ("cuda", L, real, dt.str, w4.shape)
     K = spectra.get(key) if spectra is not None else None
     if K is None:
-        kbuf = _memory.zeros((w4.shape[0],) + tuple(L), dt)
-        dw = cuda.to_device(w4, stream=stream)
-        launch(_place, _grid(w4.size), THREADS, dw, wscale, kbuf)
-        K = _transform(fwd, kbuf, nd)
-        K = K.reshape((K.shape[0], K.size // K.shape[0]))
+        K = _kernel_spectrum(w4, L, nd, real, wscale)
         if spectra is not None:
             spectra[key] = K
 

@@ -56,6 +56,7 @@ FRY = FB // 8     # _pass2d: outputs per thread down a column
 KF = 25           # _pass2d: longest factor kept in the fused tile (Gaussian sigma <= 3)
 FS = FB + KF - 1  # _pass2d: input tile side
 FT = FS * FB      # _pass2d: intermediate tile size (either orientation)
+FUSED_ITEMSIZE = 8   # _pass2d: widest accumulation type (complex128 tiles: 78 KB > 48 KB)
 
 
 @jit
@@ -303,8 +304,9 @@ def _ptx_signatures():
         sigs[_pass_line].append(sig)
         a3x, a3o = types.Array(from_dtype(xd), 3, "C"), types.Array(from_dtype(od), 3, "C")
         w1d = types.Array(ta, 1, "C")
-        sigs[_pass2d].append((a3x, tab, i64, i64, i64, w1d, w1d, ta, ta, types.boolean,
-                              a3o))
+        if ad.itemsize <= FUSED_ITEMSIZE:
+            sigs[_pass2d].append((a3x, tab, i64, i64, i64, w1d, w1d, ta, ta,
+                                  types.boolean, a3o))
     return sigs
 
 
@@ -383,7 +385,7 @@ def fused_pair(x, out, a0, a1, k0, k1):
     """Whether two passes on axes a0, a1 run fused (``pass2d``): neighbouring axes, the
     later one the array's last (a plane of lines), factors up to KF taps."""
     return (abs(a0 - a1) == 1 and max(a0, a1) == x.ndim - 1 and k0 <= KF and k1 <= KF
-            and x.ndim == out.ndim)
+            and x.ndim == out.ndim and out.dtype.itemsize <= FUSED_ITEMSIZE)
 
 
 def pass2d(x, out, ay, starts, boundaries, wy, wx, cval0, cval1, yfirst):

@@ -16,8 +16,9 @@ the boundary applied while loading). Pass a's output has the final length along 
 boundary rule: the extension of a product kernel's partial result along a later axis is
 the partial result of the extension (index maps act per axis), except for the constant
 fill, which after the passes over axes < a is ``cval * prod(sum of those factors)``. A
-rank-1 2-D kernel with factors of up to ``filters1d.KF`` taps runs both passes in one
-sweep (``filters1d.pass2d``: one output tile loads its input tile once and keeps the
+rank-1 2-D kernel with factors of up to ``filters1d.KF`` taps (any dtype but complex128,
+whose tiles would not fit in a block's shared memory) runs both passes in one sweep
+(``filters1d.pass2d``: one output tile loads its input tile once and keeps the
 intermediate in shared memory, as OpenCV's CUDA filters fuse where it pays); otherwise
 the intermediates cost one extra write and read of an image per axis. A rank-r kernel
 adds its terms.
@@ -68,8 +69,10 @@ def correlate_separable(x, w, out, start, boundary="constant", cval=0, *, factor
     dt = out.dtype
     nd = x.ndim
     start = tuple(int(s) for s in start)
-    if nd == 2 and len(factors) == 1 and all(len(f) <= filters1d.KF for f in factors[0]):
-        # rank 1 in 2-D: both passes fused in one sweep (the intermediate stays on chip)
+    if (nd == 2 and len(factors) == 1 and dt.itemsize <= filters1d.FUSED_ITEMSIZE
+            and all(len(f) <= filters1d.KF for f in factors[0])):
+        # rank 1 in 2-D: both passes fused in one sweep (the intermediate stays on chip;
+        # complex128 tiles would not fit in a block's shared memory)
         f0, f1 = (np.ascontiguousarray(f, dtype=dt) for f in factors[0])
         cval = dt.type(cval)
         return filters1d.pass2d(x, out, 0, start, (boundary, boundary), f0, f1, cval,
