@@ -2,9 +2,12 @@
 capability 8.0 and 9.0 (no GPU needed; the simulator checks no types, so this is the
 type check of kernels/cuda). Kernels are found by walking the kernel modules, so a new
 kernel cannot be left out: each module lists its launch signatures in
-``PTX_SIGNATURES()`` and this test fails for any ``@jit`` kernel without one."""
+``PTX_SIGNATURES()`` and this test fails for any ``@jit`` kernel without one. It also
+holds every kernel's static shared memory to the 48 KiB a block gets without opting in
+(the PTX compiles past it; the launch would fail)."""
 import importlib
 import pkgutil
+import re
 
 import pytest
 
@@ -72,6 +75,12 @@ def device_helpers_compile(request):
     mp.undo()
 
 
+# A block's static shared memory is limited to 48 KiB (more needs a dynamic opt-in); PTX
+# compiles past that, the launch on a GPU would fail.
+SHARED_LIMIT = 48 * 1024
+_SHARED_DECL = re.compile(r"\.shared\s+\.align\s+\d+\s+\.b8\s+\S+\[(\d+)\]")
+
+
 @pytest.mark.parametrize("mod,kernel,sigs", _cases())
 def test_kernel_compiles_to_ptx(mod, kernel, sigs, device_helpers_compile):
     from fastconv.kernels.cuda._backend import compile_ptx
@@ -80,6 +89,8 @@ def test_kernel_compiles_to_ptx(mod, kernel, sigs, device_helpers_compile):
         for cc in ((8, 0), (9, 0)):
             ptx = compile_ptx(kernel, sig, cc=cc)
             assert ".entry" in ptx, (kernel.__name__, sig, cc)
+            shared = sum(int(n) for n in _SHARED_DECL.findall(ptx))
+            assert shared <= SHARED_LIMIT, (kernel.__name__, sig, shared)
 
 
 def test_every_module_lists_signatures():

@@ -27,7 +27,8 @@ from numba import cuda
 __all__ = ["cuda", "jit", "SIMULATOR", "available", "is_device_array", "as_device_array",
            "to_device", "device_array", "copy_to_host", "synchronize", "stream_of",
            "grid_1d", "grid_2d", "compile_ptx", "current_stream", "use_stream",
-           "launch", "strided_view", "device_facts", "time_launches"]
+           "launch", "strided_view", "stream_ptr", "to_cupy", "from_cupy",
+           "cupy_stream", "device_facts", "time_launches"]
 
 SIMULATOR: bool = bool(numba.config.ENABLE_CUDASIM)
 
@@ -251,3 +252,38 @@ class _HostView:
             "version": 3, "shape": shape, "strides": strides, "typestr": dtype.str,
             "descr": dtype.descr,
             "data": (base.__array_interface__["data"][0], not base.flags.writeable)}
+
+
+# -- CuPy interop (the cuFFT stage of the FFT launchers) ---------------------------------------
+#
+# Views both ways without copies and without the host synchronisation that the
+# ``__cuda_array_interface__`` exchange performs by default (CuPy's and numba's "sync"
+# behaviour): the work is ordered by running CuPy on the same stream instead.
+
+def stream_ptr(stream) -> int:
+    """The raw CUstream handle of a numba stream (0: the legacy default stream)."""
+    handle = stream.handle
+    value = getattr(handle, "value", handle)
+    return int(value) if value else 0
+
+
+def to_cupy(dev):
+    """A CuPy view of numba device array ``dev`` (no copy; keeps ``dev`` alive)."""
+    import cupy
+    ptr = int(dev.device_ctypes_pointer.value or 0)
+    mem = cupy.cuda.UnownedMemory(ptr, max(int(dev.alloc_size), 1), dev)
+    return cupy.ndarray(tuple(dev.shape), dev.dtype, cupy.cuda.MemoryPointer(mem, 0),
+                        strides=tuple(dev.strides))
+
+
+def from_cupy(arr):
+    """A numba device-array view of CuPy array ``arr`` (no copy, no synchronisation)."""
+    return cuda.from_cuda_array_interface(arr.__cuda_array_interface__, owner=arr,
+                                          sync=False)
+
+
+def cupy_stream(stream):
+    """A context manager that makes ``stream`` CuPy's current stream."""
+    import cupy
+    ptr = stream_ptr(stream)
+    return cupy.cuda.ExternalStream(ptr) if ptr else cupy.cuda.Stream.null

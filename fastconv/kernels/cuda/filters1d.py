@@ -38,18 +38,25 @@ import numpy as np
 from ..._extend import index_map
 from ._backend import cuda, current_stream, jit, launch
 
-__all__ = ["run_passes", "axis_pass", "PTX_SIGNATURES"]
+__all__ = ["run_passes", "axis_pass", "pass2d", "fused_pair", "PTX_SIGNATURES"]
 
 KC = 32           # taps per chunk
 MX = 32           # _pass_mid: columns per block (one warp)
 MY = 8            # _pass_mid: thread rows per block
 RY = 4            # _pass_mid: outputs per thread down the axis
 MBH = MY * RY     # _pass_mid: outputs per block down the axis
+MROWS = MBH + KC - 1   # _pass_mid: tile rows (a constant: shared shapes are literals)
 MID_MIN = 32      # inner size from which the column kernel runs
 SPAN = 2048       # _pass_line: values of a run held in shared memory
 TL = 256          # _pass_line: threads per block
 R_LINE = SPAN // TL
 MAX_GRID = 65535
+FB = 32           # _pass2d: output tile side (32 x 32 outputs, 32 x 8 threads)
+FRY = FB // 8     # _pass2d: outputs per thread down a column
+KF = 25           # _pass2d: longest factor kept in the fused tile (Gaussian sigma <= 3)
+FS = FB + KF - 1  # _pass2d: input tile side
+FT = FS * FB      # _pass2d: intermediate tile size (either orientation)
+FUSED_ITEMSIZE = 8   # _pass2d: widest accumulation type (complex128 tiles: 78 KB > 48 KB)
 
 
 @jit
@@ -57,7 +64,7 @@ def _pass_mid(x, tab, s, w, cval, scale, out):
     """out[a, i, b] = scale * sum_j w[j] * X[a, s + i + j, b], X read through ``tab`` (the
     source index of extended index s + e at tab[e]; -1: cval) unless the block's rows
     lie inside x. Accumulates in w's dtype (``scale``: 1, or 1/size for a box)."""
-    tile = cuda.shared.array((MBH + KC - 1, MX), dtype=w.dtype)
+    tile = cuda.shared.array((MROWS, MX), dtype=w.dtype)
     taps = cuda.shared.array(KC, dtype=w.dtype)
     acc = cuda.local.array(RY, dtype=w.dtype)
     tx = cuda.threadIdx.x
@@ -170,6 +177,109 @@ def _pass_line(x, tab, s, w, cval, scale, out):
         a += cuda.gridDim.y
 
 
+@jit
+def _pass2d(x, tab, o1, s0, s1, w0, w1, cval0, cval1, yfirst, out):
+    """Two passes fused in one sweep over a 2-D plane (x, out: (A, N0, N1), (A, M0, M1)):
+    along axis 1 of the plane with w0 (start s0, map at tab[0:]) and along axis 2 with
+    w1 (start s1, map at tab[o1:]), in the order ``yfirst`` says (axis 1 first) or the
+    other. A 32 x 32 output tile loads its input tile plus both halos once (reading
+    ``cval0`` outside the input), runs the first pass into an intermediate tile of out's
+    dtype (the rounding of scipy's intermediate array; where the second pass reads past
+    the intermediate's edge it reads ``cval1``), then the second pass from it.
+    Accumulates in w's dtype; factors up to KF taps."""
+    xt = cuda.shared.array((FS, FS), dtype=w0.dtype)
+    tt = cuda.shared.array(FT, dtype=out.dtype)
+    t0 = cuda.shared.array(KF, dtype=w0.dtype)
+    t1 = cuda.shared.array(KF, dtype=w0.dtype)
+    acc = cuda.local.array(FRY, dtype=w0.dtype)
+    zero = cuda.local.array(1, dtype=w0.dtype)    # a zero of the accumulation dtype
+    zero[0] = 0
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    tid = ty * FB + tx
+    na = out.shape[0]
+    m0 = out.shape[1]
+    m1 = out.shape[2]
+    n0 = x.shape[1]
+    n1 = x.shape[2]
+    k0 = w0.shape[0]
+    k1 = w1.shape[0]
+    ox0 = cuda.blockIdx.x * FB
+    oy0 = cuda.blockIdx.y * FB
+    ny = min(FB + k0 - 1, m0 + k0 - 1 - oy0)       # input tile rows read
+    nx = min(FB + k1 - 1, m1 + k1 - 1 - ox0)       # input tile columns read
+    yin = s0 + oy0 >= 0 and s0 + oy0 + ny <= n0
+    xin = s1 + ox0 >= 0 and s1 + ox0 + nx <= n1
+    if tid < k0:
+        t0[tid] = w0[tid]
+    if tid < k1:
+        t1[tid] = w1[tid]
+    a = cuda.blockIdx.z
+    while a < na:
+        cuda.syncthreads()                  # the previous plane's tiles are no longer read
+        t = tid
+        while t < FS * FS:
+            r = t // FS
+            c = t - r * FS
+            v = cval0
+            if r < ny and c < nx:
+                ys = s0 + oy0 + r if yin else tab[oy0 + r]
+                xs = s1 + ox0 + c if xin else tab[o1 + ox0 + c]
+                if ys >= 0 and xs >= 0:
+                    v = x[a, ys, xs]
+            xt[r, c] = v
+            t += 256
+        cuda.syncthreads()
+        if yfirst:
+            # intermediate rows oy0 .. oy0+FB-1, columns of the second pass's span
+            t = tid
+            while t < FB * (FB + k1 - 1):
+                r = t // (FB + k1 - 1)
+                c = t - r * (FB + k1 - 1)
+                v = zero[0]
+                if c < nx and (xin or tab[o1 + ox0 + c] >= 0):
+                    for j in range(k0):
+                        v += t0[j] * xt[r + j, c]
+                else:
+                    v = cval1
+                tt[t] = v
+                t += 256
+        else:
+            # intermediate rows of the second pass's span, columns ox0 .. ox0+FB-1
+            t = tid
+            while t < (FB + k0 - 1) * FB:
+                r = t // FB
+                c = t - r * FB
+                v = zero[0]
+                if r < ny and (yin or tab[oy0 + r] >= 0):
+                    for j in range(k1):
+                        v += t1[j] * xt[r, c + j]
+                else:
+                    v = cval1
+                tt[t] = v
+                t += 256
+        cuda.syncthreads()
+        for q in range(FRY):
+            acc[q] = 0
+        if yfirst:
+            for j in range(k1):
+                wv = t1[j]
+                for q in range(FRY):
+                    acc[q] += wv * tt[(ty * FRY + q) * (FB + k1 - 1) + tx + j]
+        else:
+            for j in range(k0):
+                wv = t0[j]
+                for q in range(FRY):
+                    acc[q] += wv * tt[(ty * FRY + q + j) * FB + tx]
+        ox = ox0 + tx
+        if ox < m1:
+            for q in range(FRY):
+                oy = oy0 + ty * FRY + q
+                if oy < m0:
+                    out[a, oy, ox] = acc[q]
+        a += cuda.gridDim.z
+
+
 # (x, out, accumulation) dtypes the passes are launched with: scipy.ndimage's filters
 # (float32/float64 in and out, float64 sums) and the separable method (one dtype).
 PASS_DTYPES = tuple((np.dtype(a), np.dtype(b), np.dtype(c)) for a, b, c in [
@@ -185,13 +295,18 @@ def _ptx_signatures():
     from numba.np.numpy_support import from_dtype
     i64 = types.int64
     tab = types.Array(types.int32, 1, "C")
-    sigs = {_pass_mid: [], _pass_line: []}
+    sigs = {_pass_mid: [], _pass_line: [], _pass2d: []}
     for xd, od, ad in PASS_DTYPES:
         ta = from_dtype(ad)
         sig = (types.Array(from_dtype(xd), 3, "C"), tab, i64, types.Array(ta, 1, "C"), ta,
                ta, types.Array(from_dtype(od), 3, "C"))
         sigs[_pass_mid].append(sig)
         sigs[_pass_line].append(sig)
+        a3x, a3o = types.Array(from_dtype(xd), 3, "C"), types.Array(from_dtype(od), 3, "C")
+        w1d = types.Array(ta, 1, "C")
+        if ad.itemsize <= FUSED_ITEMSIZE:
+            sigs[_pass2d].append((a3x, tab, i64, i64, i64, w1d, w1d, ta, ta,
+                                  types.boolean, a3o))
     return sigs
 
 
@@ -253,6 +368,47 @@ def run_passes(x, out, passes, cval):
             w, scale = np.ascontiguousarray(weights, np.float64), 1.0
         return axis_pass(x, out, axis, start, boundary, w, cval, scale)
     (a0, s0, b0, w0, _), (a1, s1, b1, w1, _) = passes
+    w0 = np.ascontiguousarray(w0, np.float64)
+    w1 = np.ascontiguousarray(w1, np.float64)
+    if fused_pair(x, out, a0, a1, len(w0), len(w1)):
+        ay = min(a0, a1)
+        yfirst = a0 == ay
+        wy, sy, by, wx, sx, bx = (w0, s0, b0, w1, s1, b1) if yfirst else (w1, s1, b1, w0,
+                                                                          s0, b0)
+        return pass2d(x, out, ay, (sy, sx), (by, bx), wy, wx, cval, cval, yfirst)
     tmp = _memory.empty(x.shape, out.dtype)     # scipy's intermediate: out's dtype
-    axis_pass(x, tmp, a0, s0, b0, np.ascontiguousarray(w0, np.float64), cval)
-    return axis_pass(tmp, out, a1, s1, b1, np.ascontiguousarray(w1, np.float64), cval)
+    axis_pass(x, tmp, a0, s0, b0, w0, cval)
+    return axis_pass(tmp, out, a1, s1, b1, w1, cval)
+
+
+def fused_pair(x, out, a0, a1, k0, k1):
+    """Whether two passes on axes a0, a1 run fused (``pass2d``): neighbouring axes, the
+    later one the array's last (a plane of lines), factors up to KF taps."""
+    return (abs(a0 - a1) == 1 and max(a0, a1) == x.ndim - 1 and k0 <= KF and k1 <= KF
+            and x.ndim == out.ndim and out.dtype.itemsize <= FUSED_ITEMSIZE)
+
+
+def pass2d(x, out, ay, starts, boundaries, wy, wx, cval0, cval1, yfirst):
+    """The passes along axes ``ay`` (taps ``wy``) and ``ay + 1`` = the last axis (``wx``)
+    fused in one sweep (``_pass2d``), in the order ``yfirst`` says; the first pass reads
+    ``cval0`` past x's edges, the second ``cval1`` past the intermediate's. Output shape
+    along the two axes may differ from x's (starts and boundaries as in ``axis_pass``)."""
+    if out.size == 0:
+        return out
+    acc = wy.dtype
+    ky, kx = len(wy), len(wx)
+    ny, nx = x.shape[ay], x.shape[ay + 1]
+    my, mx = out.shape[ay], out.shape[ay + 1]
+    ty = index_map(int(ny), int(starts[0]), int(my) + ky - 1, boundaries[0])
+    tx = index_map(int(nx), int(starts[1]), int(mx) + kx - 1, boundaries[1])
+    stream = current_stream()
+    dtab = cuda.to_device(np.concatenate([ty, tx]).astype(np.int32), stream=stream)
+    A = int(np.prod(tuple(x.shape)[:ay], dtype=np.int64))
+    x3 = x.reshape((A, ny, nx))
+    o3 = out.reshape((A, my, mx))
+    grid = (-(-mx // FB), -(-my // FB), min(MAX_GRID, A))
+    launch(_pass2d, grid, (FB, 8), x3, dtab, len(ty), int(starts[0]), int(starts[1]),
+           cuda.to_device(np.ascontiguousarray(wy), stream=stream),
+           cuda.to_device(np.ascontiguousarray(wx), stream=stream), acc.type(cval0),
+           acc.type(cval1), bool(yfirst), o3)
+    return out
