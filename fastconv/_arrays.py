@@ -155,6 +155,8 @@ class Placement:
         if not b.SIMULATOR and not hasattr(value, "copy_to_host"):
             # A foreign CUDA array: a view without numba's host synchronisation on the
             # producer's stream (the call runs on that stream: Placement.scope).
+            if (type(value).__module__ or "").startswith("cupy"):
+                return b.from_cupy(value)
             return b.cuda.as_cuda_array(value, sync=False)
         return b.as_device_array(value)
 
@@ -174,7 +176,7 @@ class Placement:
             return _memory().to_host(result)
         module = type(home).__module__ or ""
         if module.startswith("cupy"):
-            return _as_cupy(result)
+            return _backend().to_cupy(result)      # a view: no copy, no host sync
         if module.startswith("torch"):
             import torch
             return torch.as_tensor(result, device=home.device)
@@ -188,17 +190,6 @@ class Placement:
 
 
 CPU = Placement("cpu")
-
-
-def _as_cupy(dev):
-    """A CuPy array over a numba device array's memory: no copy and no host
-    synchronisation (``cupy.asarray`` of the array interface would wait for the stream it
-    names; the result is already ordered on the caller's stream)."""
-    import cupy
-    ptr, _ = dev.__cuda_array_interface__["data"]
-    mem = cupy.cuda.UnownedMemory(ptr, dev.nbytes, owner=dev)
-    return cupy.ndarray(tuple(dev.shape), dtype=dev.dtype,
-                        memptr=cupy.cuda.MemoryPointer(mem, 0), strides=tuple(dev.strides))
 
 
 def _cai(value, name):

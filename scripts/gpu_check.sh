@@ -17,6 +17,7 @@ QUICK=""
 export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$PWD/.numba-cache-gpu}
 export FASTCONV_CACHE_DIR=${FASTCONV_CACHE_DIR:-$(mktemp -d)}
 unset NUMBA_ENABLE_CUDASIM
+export FASTCONV_TEST_GPU=1        # tests/conftest.py collects tests/cuda on a GPU only then
 OUT=${OUT:-}
 start=$(date +%s)
 step() { echo; echo "== $1 ($(( $(date +%s) - start )) s)"; }
