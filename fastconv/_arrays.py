@@ -37,7 +37,7 @@ from . import _config
 
 __all__ = ["array_kind", "as_array", "device_of", "engine_for", "dask_aware",
            "check_device", "placement", "Placement", "CPU", "DEVICE_CHOICES", "run_placed",
-           "cuda_problem"]
+           "cuda_problem", "on_cpu"]
 
 # DLPack device types (dlpack.h): 1 = CPU, 3 = CUDA host (pinned), everything else is a
 # device memory.
@@ -241,19 +241,28 @@ def cuda_problem():
 _DEFAULT_WARNED = set()
 
 
+def on_cpu(device, a, b=None) -> bool:
+    """The fast lane of every call: NumPy arrays (``b`` None: one argument), no device=,
+    NumPy data defaulting to the CPU. True means the plain CPU path, with no engine or
+    placement lookup (a Dask or GPU array is never an ndarray)."""
+    return (device is None and type(a) is np.ndarray
+            and (b is None or type(b) is np.ndarray) and _config.get().device == "cpu")
+
+
 def placement(device, *named) -> Placement:
     """Where a call on ``named`` ((value, name) pairs, data first) runs: ``device=`` as
     given (checked), else where the data lives; NumPy data takes ``FASTCONV_DEVICE`` as
     its default. A GPU array with device="cpu", or any CUDA device where numba-cuda or a
     GPU is missing, raises TypeError."""
     if device is None:
-        cfg_device = _config.get().device
+        # The NumPy path's fast lane (every call takes it): ndarrays need no kind check.
         home = None
-        for value, name in named:
-            if array_kind(value) == "cuda":
+        for value, _ in named:
+            if not isinstance(value, np.ndarray) and array_kind(value) == "cuda":
                 home = value
                 break
         if home is None:
+            cfg_device = _config.get().device
             if cfg_device == "cpu":
                 return CPU
             return _default_placement(cfg_device)

@@ -14,7 +14,7 @@ from numbers import Number
 
 import numpy as np
 
-from ._arrays import CPU, array_kind, engine_for, placement, run_placed
+from ._arrays import CPU, array_kind, engine_for, on_cpu, placement, run_placed
 from ._dispatch import dispatch
 from ._validate import ConvSpec
 
@@ -59,12 +59,15 @@ def oaconvolve(in1, in2, mode="full", axes=None, *, device=None):
 
 
 def _convolve(in1, in2, mode, axes, device=None):
-    engine = engine_for(in1, in2)
-    if engine is not None:       # a Dask array: a lazy result, one task per block
-        return engine.conv(functools.partial(_plan, mode=mode, axes=axes),
-                           functools.partial(_convolve, mode=mode, axes=axes,
-                                             device=device), in1, in2)
-    where = placement(device, (in1, "in1"), (in2, "in2"))
+    if on_cpu(device, in1, in2):
+        where = CPU
+    else:
+        engine = engine_for(in1, in2)
+        if engine is not None:       # a Dask array: a lazy result, one task per block
+            return engine.conv(functools.partial(_plan, mode=mode, axes=axes),
+                               functools.partial(_convolve, mode=mode, axes=axes,
+                                                 device=device), in1, in2)
+        where = placement(device, (in1, "in1"), (in2, "in2"))
     plan = _plan(in1, in2, mode, axes, where)
     if plan[0] == "result":
         return where.deliver(plan[1])

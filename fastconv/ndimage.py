@@ -60,7 +60,7 @@ try:
 except ImportError:  # numpy < 2
     from numpy.core.multiarray import normalize_axis_index as _normalize_axis_index
 
-from ._arrays import CPU, array_kind, dask_aware, placement
+from ._arrays import CPU, array_kind, dask_aware, on_cpu, placement
 from ._dispatch import decide, device_memory, dispatch, finite
 from ._finite import all_finite
 from ._validate import ConvSpec, FilterSpec
@@ -278,7 +278,9 @@ def gpu_aware(func):
 
     @functools.wraps(func)
     def wrapper(input, *args, device=None, **kwargs):
-        if _PLACE.get() is not None:            # a filter calling another: same call
+        if on_cpu(device, input) or _PLACE.get() is not None:
+            # NumPy data on the CPU (the fast lane), or a filter calling another inside
+            # a device call (same placement)
             return func(input, *args, **kwargs)
         where = placement(device, (input, "input"))
         if where is CPU:

@@ -11,7 +11,7 @@ import functools
 import numpy as np
 
 from . import _compat
-from ._arrays import CPU, engine_for, placement, run_placed
+from ._arrays import CPU, engine_for, on_cpu, placement, run_placed
 from ._config import workers_scope
 from ._dispatch import EMPTY, choose_device, decide, dispatch, execute, measure_all
 from ._validate import (
@@ -31,15 +31,18 @@ def _check_not_empty(x, w, mode):
 
 
 def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers, device=None):
-    engine = engine_for(in1, in2)
-    if engine is not None:       # a Dask array: a lazy result, one task per block
-        prep = functools.partial(_nd_plan, op, mode=mode, method=method, boundary=boundary,
-                                 fillvalue=fillvalue)
-        call = functools.partial(_nd_call, op, mode=mode, method=method,
-                                 boundary=boundary, fillvalue=fillvalue, workers=workers,
-                                 device=device)
-        return engine.conv(prep, call, in1, in2, workers)
-    where = placement(device, (in1, "in1"), (in2, "in2"))
+    if on_cpu(device, in1, in2):
+        where = CPU
+    else:
+        engine = engine_for(in1, in2)
+        if engine is not None:       # a Dask array: a lazy result, one task per block
+            prep = functools.partial(_nd_plan, op, mode=mode, method=method,
+                                     boundary=boundary, fillvalue=fillvalue)
+            call = functools.partial(_nd_call, op, mode=mode, method=method,
+                                     boundary=boundary, fillvalue=fillvalue,
+                                     workers=workers, device=device)
+            return engine.conv(prep, call, in1, in2, workers)
+        where = placement(device, (in1, "in1"), (in2, "in2"))
     plan = _nd_plan(op, in1, in2, mode, method, boundary, fillvalue, where)
     if plan[0] == "result":
         return where.deliver(plan[1])
@@ -165,14 +168,17 @@ def correlate(in1, in2, mode="full", method="auto", *, boundary="fill", fillvalu
 
 
 def _2d_call(op, in1, in2, mode, boundary, fillvalue, device=None):
-    engine = engine_for(in1, in2)
-    if engine is not None:       # a Dask array: a lazy result, one task per block
-        prep = functools.partial(_2d_plan, op, mode=mode, boundary=boundary,
-                                 fillvalue=fillvalue)
-        call = functools.partial(_2d_call, op, mode=mode, boundary=boundary,
-                                 fillvalue=fillvalue, device=device)
-        return engine.conv(prep, call, in1, in2)
-    where = placement(device, (in1, "in1"), (in2, "in2"))
+    if on_cpu(device, in1, in2):
+        where = CPU
+    else:
+        engine = engine_for(in1, in2)
+        if engine is not None:       # a Dask array: a lazy result, one task per block
+            prep = functools.partial(_2d_plan, op, mode=mode, boundary=boundary,
+                                     fillvalue=fillvalue)
+            call = functools.partial(_2d_call, op, mode=mode, boundary=boundary,
+                                     fillvalue=fillvalue, device=device)
+            return engine.conv(prep, call, in1, in2)
+        where = placement(device, (in1, "in1"), (in2, "in2"))
     plan = _2d_plan(op, in1, in2, mode, boundary, fillvalue, where)
     if plan[0] == "result":
         return where.deliver(plan[1])
