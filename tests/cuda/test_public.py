@@ -175,6 +175,26 @@ def test_plan_explain_choose_on_device_arrays():
                                                                               "cuda")
 
 
+def test_tuning_measures_the_gpu_methods_on_the_device_clock(monkeypatch):
+    # choose_conv_method(measure=True) times every allowed CUDA method through the tuner:
+    # the warm-up call first, then the device's timer (CUDA events; the simulator's
+    # stand-in is the synchronised host clock)
+    from fastconv import kernels
+    timed = []
+    real = kernels.device_timer
+
+    def spy(device):
+        t = real(device)
+        return None if t is None else (lambda fn: timed.append(device) or t(fn))
+    monkeypatch.setattr(fastconv.tuner, "device_timer", spy)
+    x, w = RNG.standard_normal(16), RNG.standard_normal(3)
+    with fastconv._config.override(tune_budget_s=0.01):
+        best, times = fastconv.choose_conv_method(dev(x), w, measure=True)
+    assert set(times) <= set(kernels.methods("correlate", "cuda")) and "direct" in times
+    assert best == min(times, key=times.get) and all(t > 0 for t in times.values())
+    assert timed and set(timed) == {"cuda"}
+
+
 def test_device_auto_shows_both_sides():
     x, w = X.astype(np.float32), W.astype(np.float32)
     d = fastconv.explain(x, w, "same", device="auto")
