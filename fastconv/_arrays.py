@@ -108,11 +108,15 @@ def _check_dtype(dt, name):
                          f"bool, integer, floating and complex arrays")
 
 
-def engine_for(*values):
+def engine_for(*values, device=None):
     """The engine module that runs a call on these arguments, or None for the NumPy path:
-    a Dask array among them selects ``fastconv.engines.dask`` (imported only then)."""
+    a Dask array among them selects ``fastconv.engines.dask`` (imported only then). Its
+    tasks run on the CPU: ``device="cuda"`` with a Dask array is a TypeError."""
     for v in values:
         if array_kind(v) == "dask":
+            if check_device(device) == "cuda":
+                raise TypeError("device='cuda' does not apply to Dask arrays: fastconv's "
+                                "Dask engine runs NumPy chunks on the CPU")
             from .engines import dask as engine
             return engine
     return None
@@ -125,7 +129,7 @@ def dask_aware(func):
 
     @functools.wraps(func)
     def wrapper(input, *args, **kwargs):
-        engine = engine_for(input)
+        engine = engine_for(input, device=kwargs.get("device"))
         if engine is not None:
             return engine.filter_call(func, input, args, kwargs)
         return func(input, *args, **kwargs)

@@ -62,7 +62,7 @@ def _convolve(in1, in2, mode, axes, device=None):
     if on_cpu(device, in1, in2):
         where = CPU
     else:
-        engine = engine_for(in1, in2)
+        engine = engine_for(in1, in2, device=device)
         if engine is not None:       # a Dask array: a lazy result, one task per block
             return engine.conv(functools.partial(_plan, mode=mode, axes=axes),
                                functools.partial(_convolve, mode=mode, axes=axes,

@@ -34,7 +34,7 @@ def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers, device=No
     if on_cpu(device, in1, in2):
         where = CPU
     else:
-        engine = engine_for(in1, in2)
+        engine = engine_for(in1, in2, device=device)
         if engine is not None:       # a Dask array: a lazy result, one task per block
             prep = functools.partial(_nd_plan, op, mode=mode, method=method,
                                      boundary=boundary, fillvalue=fillvalue)
@@ -171,7 +171,7 @@ def _2d_call(op, in1, in2, mode, boundary, fillvalue, device=None):
     if on_cpu(device, in1, in2):
         where = CPU
     else:
-        engine = engine_for(in1, in2)
+        engine = engine_for(in1, in2, device=device)
         if engine is not None:       # a Dask array: a lazy result, one task per block
             prep = functools.partial(_2d_plan, op, mode=mode, boundary=boundary,
                                      fillvalue=fillvalue)

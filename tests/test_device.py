@@ -217,3 +217,14 @@ def test_device_timer_is_used_instead_of_the_host_clock():
         return 0.5
     times = time_interleaved({"a": lambda: None, "b": lambda: None}, 0.0, timer=timer)
     assert times == {"a": 0.5, "b": 0.5} and len(calls) == 6
+
+
+def test_device_cuda_with_a_dask_array_is_refused():
+    da = pytest.importorskip("dask.array")
+    x = da.from_array(np.ones((8, 8)), chunks=4)
+    with pytest.raises(TypeError, match="does not apply to Dask arrays"):
+        fastconv.convolve(x, np.ones((3, 3)), device="cuda")
+    with pytest.raises(TypeError, match="does not apply to Dask arrays"):
+        fnd.gaussian_filter(x, 1.0, device="cuda")
+    with pytest.raises(ValueError, match="device must be"):
+        fastconv.fftconvolve(x, np.ones((3, 3)), device="gpu")
