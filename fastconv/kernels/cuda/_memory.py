@@ -70,6 +70,17 @@ def _cast4(x, out):
 
 
 @jit
+def _cast_flat(x, out):
+    """out[i] = x[i] cast to out's dtype over flat C-contiguous arrays (the common case:
+    a contiguous input of another dtype; no index decoding)."""
+    i = cuda.grid(1)
+    step = cuda.gridsize(1)
+    while i < out.shape[0]:
+        out[i] = x[i]
+        i += step
+
+
+@jit
 def _cast_bool(x, out):
     """out[i] = x[i] != 0 (a bool result, as ``out != 0`` on the CPU); flat arrays."""
     i = cuda.grid(1)
@@ -148,6 +159,7 @@ def _ptx_signatures():
             _finish_flat: [(arr(a, 1, lay), arr(b, 1), types.boolean, types.boolean)
                            for a, b, lay in FINISH_PAIRS]}
     sigs[_cast4] = [(arr(a, 4, "A"), arr(b, 4)) for a, b in CONVERT_PAIRS]
+    sigs[_cast_flat] = [(arr(a, 1), arr(b, 1)) for a, b in CONVERT_PAIRS]
     return sigs
 
 
@@ -224,7 +236,12 @@ def _merged(shape, strides):
 
 
 def _cast_into(x, out):
-    """out (C-contiguous, x's shape) = x cast, through rank-4 views of both."""
+    """out (C-contiguous, x's shape) = x cast: one flat pass when x is C-contiguous too,
+    else through rank-4 views of both."""
+    if _is_c_contiguous(x):
+        n = out.size
+        launch(_cast_flat, _grid(n), THREADS, _flat(x), _flat(out))
+        return
     dims = _merged(x.shape, x.strides)
     if len(dims) > 4:
         for i in range(x.shape[0]):          # rank > 4 after merging: leading slabs
