@@ -122,8 +122,8 @@ def _nonfinite_flag(a, flag):
 
 
 # Input dtypes ``convert`` accepts, each with the kernel dtype the dispatcher computes it
-# in (fastconv._validate.compute_dtype; bool is read as uint8, uint64 as int64); the casting kernels are
-# compiled for these pairs (and for any other pair a caller asks for).
+# in (fastconv._validate.compute_dtype; bool is read as uint8, uint64 as int64); the
+# casting kernels are compiled for these pairs (and any other pair a caller asks for).
 CONVERT_PAIRS = tuple((np.dtype(a), np.dtype(b)) for a, b in [
     (np.int8, np.int64), (np.int16, np.int64), (np.int32, np.int64),
     (np.int64, np.int64), (np.uint8, np.int64), (np.uint16, np.int64),
@@ -131,6 +131,21 @@ CONVERT_PAIRS = tuple((np.dtype(a), np.dtype(b)) for a, b in [
     (np.float32, np.float32), (np.float64, np.float64), (np.complex64, np.complex64),
     (np.complex128, np.complex128), (np.float32, np.float64), (np.float64, np.float32),
     (np.float16, np.float64)])
+
+# Every conversion a call can ask for: each input type (bool read as uint8, uint64 as
+# int64) to each kernel dtype NumPy's type promotion can give it (an int8 image with a
+# float32 kernel computes in float32, a float32 one with a complex128 kernel in
+# complex128). The flat cast is compiled for all of them in the PTX test, the strided
+# one (the same assignment) for CONVERT_PAIRS.
+_INTS = (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64)
+ALL_CONVERSIONS = tuple(
+    [(np.dtype(a), np.dtype(b)) for a in _INTS
+     for b in (np.int64, np.float32, np.float64, np.complex64, np.complex128)]
+    + [(np.dtype(a), np.dtype(b)) for a in (np.float16, np.float32, np.float64)
+       for b in (np.float32, np.float64, np.complex64, np.complex128)]
+    + [(np.dtype(a), np.dtype(b)) for a in (np.complex64, np.complex128)
+       for b in (np.complex64, np.complex128)])
+
 
 # Result casts ``finish`` makes: from the kernel dtype to the result dtype (integers go
 # through a strided view of their low bytes, so their copy is of one dtype, layout "A").
@@ -159,7 +174,7 @@ def _ptx_signatures():
             _finish_flat: [(arr(a, 1, lay), arr(b, 1), types.boolean, types.boolean)
                            for a, b, lay in FINISH_PAIRS]}
     sigs[_cast4] = [(arr(a, 4, "A"), arr(b, 4)) for a, b in CONVERT_PAIRS]
-    sigs[_cast_flat] = [(arr(a, 1), arr(b, 1)) for a, b in CONVERT_PAIRS]
+    sigs[_cast_flat] = [(arr(a, 1), arr(b, 1)) for a, b in ALL_CONVERSIONS]
     return sigs
 
 
