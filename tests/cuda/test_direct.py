@@ -2,7 +2,7 @@
 CPU launcher: every boundary, odd and even kernels, the modes' start offsets, ranks 1-4,
 every kernel dtype, NaN/Inf locality, int64 exactness; the shared-memory tiles' index
 maths with shapes spanning several tiles, and each kernel path (exact 3x3..9x9, the
-bounded general tile, the 1-D tile, the global-memory fallback). The CPU launchers are
+general tile and its tap chunks, the 1-D tile and its tap chunks). The CPU launchers are
 held to the same reference by their own tests (calling them here would JIT-compile the
 CPU kernels inside the simulator run: ~15-25 s per dtype)."""
 import numpy as np
@@ -91,18 +91,22 @@ def test_exact_small_kernels_several_tiles(ksize):
           correlate_ref(x, w, start, oshape, "reflect"), np.float32)
 
 
-def test_general_tile_several_tiles_and_large_kernel_fallback():
+def test_general_tile_several_tiles_and_tap_chunks():
     rng = np.random.default_rng(11)
     x = data(rng, (34, 33), np.float64)          # RY_GEN tiles: 32 x 32 outputs each
     w = data(rng, (4, 6), np.float64)
     start, oshape = mode_start("same", x.shape, w.shape)
     check(_run(x, w, start, oshape, "edge"),
           correlate_ref(x, w, start, oshape, "edge"), np.float64)
-    x = data(rng, (6, 5), np.float64)            # 17 > GEN_MAX rows: global memory
+    x = data(rng, (6, 5), np.float64)            # 17 > GEN_MAX rows: two row chunks
     w = data(rng, (17, 2), np.float64)
     start, oshape = mode_start("full", x.shape, w.shape)
     check(_run(x, w, start, oshape, "wrap"),
           correlate_ref(x, w, start, oshape, "wrap"), np.float64)
+    x = data(rng, (3, 4), np.float64)            # 18 x 17: 2 x 2 chunks, constant fill
+    w = data(rng, (18, 17), np.float64)
+    check(_run(x, w, (-10, -9), (3, 4), "constant", 0.5),
+          correlate_ref(x, w, (-10, -9), (3, 4), "constant", 0.5), np.float64)
 
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)
@@ -124,7 +128,7 @@ def test_1d_several_blocks_and_long_kernel():
     start, oshape = mode_start("same", x.shape, w.shape)
     check(_run(x, w, start, oshape, "reflect"),
           correlate_ref(x, w, start, oshape, "reflect"), np.float32)
-    x = data(rng, (20,), np.float64)              # 600 taps > K1_MAX: global memory
+    x = data(rng, (20,), np.float64)              # 600 taps > K1_MAX: two tap chunks
     w = data(rng, (600,), np.float64)
     check(_run(x, w, (-590,), (12,), "wrap"),
           correlate_ref(x, w, (-590,), (12,), "wrap"), np.float64)

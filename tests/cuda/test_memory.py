@@ -97,3 +97,15 @@ def test_empty_zeros_fill_and_copies():
     assert e.shape == (2, 0)
     h = np.arange(6.0).reshape(2, 3)[:, ::-1]
     np.testing.assert_array_equal(host(_memory.from_host(h)), h)
+
+
+@pytest.mark.parametrize("src,dst", [(np.int8, np.float32), (np.uint16, np.float64),
+                                     (np.float32, np.complex128), (np.bool_, np.float64),
+                                     (np.float16, np.complex64), (np.uint64, np.float64)])
+def test_convert_across_kinds(src, dst):
+    """Promotions the dispatcher asks for (an integer image with a float kernel, a real
+    one with a complex kernel), contiguous and strided."""
+    h = (np.arange(-30, 30).reshape(6, 10) * 7).astype(src)
+    d = dev(h)
+    for view, hv in [(d, h), (d[::-2, 1:], h[::-2, 1:])]:
+        np.testing.assert_array_equal(host(_memory.convert(view, dst)), hv.astype(dst))

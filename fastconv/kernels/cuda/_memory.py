@@ -70,6 +70,17 @@ def _cast4(x, out):
 
 
 @jit
+def _cast_flat(x, out):
+    """out[i] = x[i] cast to out's dtype over flat C-contiguous arrays (the common case:
+    a contiguous input of another dtype; no index decoding)."""
+    i = cuda.grid(1)
+    step = cuda.gridsize(1)
+    while i < out.shape[0]:
+        out[i] = x[i]
+        i += step
+
+
+@jit
 def _cast_bool(x, out):
     """out[i] = x[i] != 0 (a bool result, as ``out != 0`` on the CPU); flat arrays."""
     i = cuda.grid(1)
@@ -111,8 +122,8 @@ def _nonfinite_flag(a, flag):
 
 
 # Input dtypes ``convert`` accepts, each with the kernel dtype the dispatcher computes it
-# in (fastconv._validate.compute_dtype; bool is read as uint8, uint64 as int64); the casting kernels are
-# compiled for these pairs (and for any other pair a caller asks for).
+# in (fastconv._validate.compute_dtype; bool is read as uint8, uint64 as int64); the
+# casting kernels are compiled for these pairs (and any other pair a caller asks for).
 CONVERT_PAIRS = tuple((np.dtype(a), np.dtype(b)) for a, b in [
     (np.int8, np.int64), (np.int16, np.int64), (np.int32, np.int64),
     (np.int64, np.int64), (np.uint8, np.int64), (np.uint16, np.int64),
@@ -120,6 +131,21 @@ CONVERT_PAIRS = tuple((np.dtype(a), np.dtype(b)) for a, b in [
     (np.float32, np.float32), (np.float64, np.float64), (np.complex64, np.complex64),
     (np.complex128, np.complex128), (np.float32, np.float64), (np.float64, np.float32),
     (np.float16, np.float64)])
+
+# Every conversion a call can ask for: each input type (bool read as uint8, uint64 as
+# int64) to each kernel dtype NumPy's type promotion can give it (an int8 image with a
+# float32 kernel computes in float32, a float32 one with a complex128 kernel in
+# complex128). The flat cast is compiled for all of them in the PTX test, the strided
+# one (the same assignment) for CONVERT_PAIRS.
+_INTS = (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64)
+ALL_CONVERSIONS = tuple(
+    [(np.dtype(a), np.dtype(b)) for a in _INTS
+     for b in (np.int64, np.float32, np.float64, np.complex64, np.complex128)]
+    + [(np.dtype(a), np.dtype(b)) for a in (np.float16, np.float32, np.float64)
+       for b in (np.float32, np.float64, np.complex64, np.complex128)]
+    + [(np.dtype(a), np.dtype(b)) for a in (np.complex64, np.complex128)
+       for b in (np.complex64, np.complex128)])
+
 
 # Result casts ``finish`` makes: from the kernel dtype to the result dtype (integers go
 # through a strided view of their low bytes, so their copy is of one dtype, layout "A").
@@ -148,6 +174,7 @@ def _ptx_signatures():
             _finish_flat: [(arr(a, 1, lay), arr(b, 1), types.boolean, types.boolean)
                            for a, b, lay in FINISH_PAIRS]}
     sigs[_cast4] = [(arr(a, 4, "A"), arr(b, 4)) for a, b in CONVERT_PAIRS]
+    sigs[_cast_flat] = [(arr(a, 1), arr(b, 1)) for a, b in ALL_CONVERSIONS]
     return sigs
 
 
@@ -224,7 +251,12 @@ def _merged(shape, strides):
 
 
 def _cast_into(x, out):
-    """out (C-contiguous, x's shape) = x cast, through rank-4 views of both."""
+    """out (C-contiguous, x's shape) = x cast: one flat pass when x is C-contiguous too,
+    else through rank-4 views of both."""
+    if _is_c_contiguous(x):
+        n = out.size
+        launch(_cast_flat, _grid(n), THREADS, _flat(x), _flat(out))
+        return
     dims = _merged(x.shape, x.strides)
     if len(dims) > 4:
         for i in range(x.shape[0]):          # rank > 4 after merging: leading slabs

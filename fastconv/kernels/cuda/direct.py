@@ -29,12 +29,11 @@ How it runs:
   feeding each to every output that reads it, so each shared-memory load serves up to KH
   FMAs (KW * (RY + KH - 1) / RY loads per output instead of KH * KW; the loops unroll and
   the accumulators stay in registers: no local memory in the PTX at float32/float64).
-  Other kernels up to 16 x 16 use one kernel with run-time bounds (RY = 4 rows per
-  thread so complex128 tiles fit in 48 KB of shared memory); larger ones read global
-  memory directly (``_direct_any``, one thread per output; the tuner sends such kernels
-  to the FFT anyway).
+  Other kernels use one kernel with run-time bounds (RY = 4 rows per thread so complex128
+  tiles fit in 48 KB of shared memory), in chunks of up to 16 x 16 taps: one tile load
+  (a 32 x 32 output tile plus a 15-wide halo) per chunk.
 * 1-D (``_tile1d``): 256 threads x 4 outputs per block, the input span plus halo and the
-  taps (up to 512) in shared memory.
+  taps in shared memory, taps in chunks of 512.
 * Ranks above 3 run as rank-3 launches over the leading axes, accumulating over the
   leading taps (``accum``).
 
@@ -56,7 +55,7 @@ TX = 32           # threads per block along the output's last axis (one warp: co
 TY = 8            # thread rows per block
 RY_SMALL = 8      # outputs per thread down a column: exact small kernels
 RY_GEN = 4        # ... the run-time-bounded kernel (its tile must fit complex128)
-GEN_MAX = 16      # largest kernel extent (per inner axis) of the shared-memory kernels
+GEN_MAX = 16      # the general tile kernel's tap chunk side (larger kernels: several)
 SMALL = (3, 5, 7, 9)
 
 T1 = 256          # 1-D: threads per block
@@ -78,7 +77,8 @@ def _make_tile(KH, KW, RY, exact):
 
     def tile_kernel(x, maps, yo, xo, sy, sx, w, kd, kh, kw, cval, accum, out):
         """out[z, oy, ox] (+)= sum_{a,b,c} w[a,b,c] * X[z+a, sy+oy+b, sx+ox+c]; maps holds
-        the z map at 0, the y map at ``yo``, the x map at ``xo`` (-1: cval)."""
+        the z map at 0, the y map at ``yo``, the x map at ``xo`` (-1: cval). Kernels
+        larger than KH x KW run in chunks of at most KH x KW taps, one tile load each."""
         tile = cuda.shared.array((SH, SW), dtype=out.dtype)
         taps = cuda.shared.array(NTAPS, dtype=out.dtype)
         acc = cuda.local.array(RY, dtype=out.dtype)
@@ -96,56 +96,67 @@ def _make_tile(KH, KW, RY, exact):
         n2 = x.shape[2]
         ox0 = cuda.blockIdx.x * BW
         oy0 = cuda.blockIdx.y * BH
-        # rows/columns of the extended input this tile reads (the maps' lengths bound it)
-        ny = min(BH + kh - 1, m1 + kh - 1 - oy0)
-        nx = min(BW + kw - 1, m2 + kw - 1 - ox0)
-        # inside x along an axis: the source index is start + extended index, no map read
-        yin = sy + oy0 >= 0 and sy + oy0 + ny <= n1
-        xin = sx + ox0 >= 0 and sx + ox0 + nx <= n2
         ox = ox0 + tx
+        base = ty * RY
         z = cuda.blockIdx.z
         while z < m0:
             for q in range(RY):
                 acc[q] = 0
             for a in range(kd):
                 zs = maps[z + a]
-                cuda.syncthreads()          # the previous plane's tile is no longer read
-                t = tid
-                while t < kh * kw:
-                    taps[t] = w[a, t // kw, t % kw]
-                    t += NTHR
-                t = tid
-                while t < NT:
-                    r = t // SW
-                    c = t - r * SW
-                    v = cval            # also past the span: read by no output written
-                    if zs >= 0 and r < ny and c < nx:
-                        ys = sy + oy0 + r if yin else maps[yo + oy0 + r]
-                        xs = sx + ox0 + c if xin else maps[xo + ox0 + c]
-                        if ys >= 0 and xs >= 0:
-                            v = x[zs, ys, xs]
-                    tile[r, c] = v
-                    t += NTHR
-                cuda.syncthreads()
-                base = ty * RY
-                if exact:
-                    # per kernel column: its KH taps in registers, then each input value
-                    # down the column feeds every output row that reads it
-                    for b in range(KW):
-                        for i in range(KH):
-                            wcol[i] = taps[i * KW + b]
-                        for r in range(RR):
-                            v = tile[base + r, tx + b]
-                            for i in range(KH):
-                                q = r - i
-                                if q >= 0 and q < RY:
-                                    acc[q] += wcol[i] * v
-                else:
-                    for i in range(kh):
-                        for b in range(kw):
-                            wv = taps[i * kw + b]
-                            for q in range(RY):
-                                acc[q] += wv * tile[base + q + i, tx + b]
+                a0 = 0
+                while a0 < kh:                      # chunks of kernel rows ...
+                    ch = min(KH, kh - a0)
+                    b0 = 0
+                    while b0 < kw:                  # ... and kernel columns
+                        cw = min(KW, kw - b0)
+                        # extended rows/columns this chunk reads (the maps bound them);
+                        # inside x along an axis the source index is start + extended
+                        # index: no map read
+                        ey = oy0 + a0
+                        ex = ox0 + b0
+                        ny = min(BH + ch - 1, m1 + kh - 1 - ey)
+                        nx = min(BW + cw - 1, m2 + kw - 1 - ex)
+                        yin = sy + ey >= 0 and sy + ey + ny <= n1
+                        xin = sx + ex >= 0 and sx + ex + nx <= n2
+                        cuda.syncthreads()          # the previous tile is no longer read
+                        t = tid
+                        while t < ch * cw:
+                            taps[t] = w[a, a0 + t // cw, b0 + t % cw]
+                            t += NTHR
+                        t = tid
+                        while t < NT:
+                            r = t // SW
+                            c = t - r * SW
+                            v = cval        # also past the span: read by no output written
+                            if zs >= 0 and r < ny and c < nx:
+                                ys = sy + ey + r if yin else maps[yo + ey + r]
+                                xs = sx + ex + c if xin else maps[xo + ex + c]
+                                if ys >= 0 and xs >= 0:
+                                    v = x[zs, ys, xs]
+                            tile[r, c] = v
+                            t += NTHR
+                        cuda.syncthreads()
+                        if exact:
+                            # per kernel column: its KH taps in registers, then each input
+                            # value down the column feeds every output row that reads it
+                            for b in range(KW):
+                                for i in range(KH):
+                                    wcol[i] = taps[i * KW + b]
+                                for r in range(RR):
+                                    v = tile[base + r, tx + b]
+                                    for i in range(KH):
+                                        q = r - i
+                                        if q >= 0 and q < RY:
+                                            acc[q] += wcol[i] * v
+                        else:
+                            for i in range(ch):
+                                for b in range(cw):
+                                    wv = taps[i * cw + b]
+                                    for q in range(RY):
+                                        acc[q] += wv * tile[base + q + i, tx + b]
+                        b0 += KW
+                    a0 += KH
             if ox < m2:
                 for q in range(RY):
                     oy = oy0 + ty * RY + q
@@ -170,7 +181,8 @@ S1 = T1 * R1 + K1_MAX - 1
 @jit
 def _tile1d(x, maps, s, w, cval, out):
     """1-D: out[o] = sum_j w[j] * X[s + o + j]; a block computes T1 * R1 outputs (thread t
-    the outputs t, t + T1, ...: coalesced) from a shared span of the extended input."""
+    the outputs t, t + T1, ...: coalesced) from a shared span of the extended input,
+    taps in chunks of K1_MAX (one span load each)."""
     span = cuda.shared.array(S1, dtype=out.dtype)
     taps = cuda.shared.array(K1_MAX, dtype=out.dtype)
     acc = cuda.local.array(R1, dtype=out.dtype)
@@ -179,70 +191,39 @@ def _tile1d(x, maps, s, w, cval, out):
     n = x.shape[0]
     k = w.shape[0]
     o0 = cuda.blockIdx.x * (T1 * R1)
-    # the span this block reads: T1 * R1 + k - 1 values, fewer in the last block
-    ne = min(T1 * R1 + k - 1, m + k - 1 - o0)
-    inside = s + o0 >= 0 and s + o0 + ne <= n
-    t = tid
-    while t < k:
-        taps[t] = w[t]
-        t += T1
-    t = tid
-    while t < T1 * R1 + k - 1:
-        v = cval                  # past the span: read only by outputs beyond m
-        if t < ne:
-            src = s + o0 + t if inside else maps[o0 + t]
-            if src >= 0:
-                v = x[src]
-        span[t] = v
-        t += T1
-    cuda.syncthreads()
     for q in range(R1):
         acc[q] = 0
-    for j in range(k):
-        wv = taps[j]
-        for q in range(R1):
-            acc[q] += wv * span[tid + q * T1 + j]
+    c0 = 0
+    while c0 < k:
+        kc = min(K1_MAX, k - c0)
+        # the span this chunk reads: T1 * R1 + kc - 1 values, fewer in the last block
+        e0 = o0 + c0
+        ne = min(T1 * R1 + kc - 1, m + k - 1 - e0)
+        inside = s + e0 >= 0 and s + e0 + ne <= n
+        cuda.syncthreads()                  # the previous chunk is no longer read
+        t = tid
+        while t < kc:
+            taps[t] = w[c0 + t]
+            t += T1
+        t = tid
+        while t < T1 * R1 + kc - 1:
+            v = cval                  # past the span: read only by outputs beyond m
+            if t < ne:
+                src = s + e0 + t if inside else maps[e0 + t]
+                if src >= 0:
+                    v = x[src]
+            span[t] = v
+            t += T1
+        cuda.syncthreads()
+        for j in range(kc):
+            wv = taps[j]
+            for q in range(R1):
+                acc[q] += wv * span[tid + q * T1 + j]
+        c0 += K1_MAX
     for q in range(R1):
         o = o0 + tid + q * T1
         if o < m:
             out[o] = acc[q]
-
-
-@jit
-def _direct_any(x, maps, yo, xo, w, cval, accum, out):
-    """Any kernel size, rank 3: one thread per output (grid-stride), every tap read from
-    global memory through the maps (cached in L1/L2)."""
-    m0 = out.shape[0]
-    m1 = out.shape[1]
-    m2 = out.shape[2]
-    kd = w.shape[0]
-    kh = w.shape[1]
-    kw = w.shape[2]
-    acc = cuda.local.array(1, dtype=out.dtype)   # a zero of out's dtype (0 * tap: NaN)
-    i = cuda.grid(1)
-    step = cuda.gridsize(1)
-    total = m0 * m1 * m2
-    while i < total:
-        ox = i % m2
-        r = i // m2
-        oy = r % m1
-        z = r // m1
-        acc[0] = 0
-        for a in range(kd):
-            zs = maps[z + a]
-            for b in range(kh):
-                ys = maps[yo + oy + b]
-                for c in range(kw):
-                    xs = maps[xo + ox + c]
-                    if zs >= 0 and ys >= 0 and xs >= 0:
-                        acc[0] += w[a, b, c] * x[zs, ys, xs]
-                    else:
-                        acc[0] += w[a, b, c] * cval
-        if accum:
-            out[z, oy, ox] += acc[0]
-        else:
-            out[z, oy, ox] = acc[0]
-        i += step
 
 
 def _ptx_signatures():
@@ -261,8 +242,6 @@ def _ptx_signatures():
         for kern, _, _ in list(_TILE_SMALL.values()) + [_TILE_GEN]:
             sigs.setdefault(kern, []).append(tile_sig)
         sigs.setdefault(_tile1d, []).append((a1, i32, i64, a1, t, a1))
-        sigs.setdefault(_direct_any, []).append((a3, i32, i64, i64, a3, t, types.boolean,
-                                                 a3))
     return sigs
 
 
@@ -323,22 +302,9 @@ def _correlate1d(x, w, out, s, boundary, cval):
     k = w.shape[0]
     maps = index_map(int(x.shape[0]), s, m + k - 1, boundary).astype(np.int32)
     stream = current_stream()
-    dmaps = cuda.to_device(maps, stream=stream)
-    dw = cuda.to_device(w, stream=stream)
-    if k <= K1_MAX:
-        launch(_tile1d, max(1, -(-m // (T1 * R1))), T1, x, dmaps, s, dw, cval, out)
-        return out
-    x3 = x.reshape((1, 1, x.shape[0]))
-    o3 = out.reshape((1, 1, m))
-    zy = np.zeros(2, np.int32)
-    dmaps = cuda.to_device(np.concatenate([zy, maps]), stream=stream)
-    launch(_direct_any, _grid_any(m), 256, x3, dmaps, 1, 2,
-           cuda.to_device(w.reshape(1, 1, k), stream=stream), cval, False, o3)
+    launch(_tile1d, max(1, -(-m // (T1 * R1))), T1, x, cuda.to_device(maps, stream=stream),
+           s, cuda.to_device(w, stream=stream), cval, out)
     return out
-
-
-def _grid_any(n):
-    return max(1, min(65535, -(-n // 256)))
 
 
 def _correlate3d(x3, w3, o3, start, boundary, cval, accum, all_fill=False):
@@ -352,12 +318,8 @@ def _correlate3d(x3, w3, o3, start, boundary, cval, accum, all_fill=False):
     m0, m1, m2 = o3.shape
     if kh == kw and kh in _TILE_SMALL:
         kern, BH, BW = _TILE_SMALL[kh]
-    elif kh <= GEN_MAX and kw <= GEN_MAX:
-        kern, BH, BW = _TILE_GEN
     else:
-        launch(_direct_any, _grid_any(o3.size), 256, x3, dmaps, yo, xo, dw, cval,
-               bool(accum), o3)
-        return
+        kern, BH, BW = _TILE_GEN
     grid = (-(-m2 // BW), -(-m1 // BH), min(m0, 65535))
     launch(kern, grid, (TX, TY), x3, dmaps, yo, xo, start[1], start[2], dw, kd, kh, kw,
            cval, bool(accum), o3)

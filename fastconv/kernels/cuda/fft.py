@@ -70,11 +70,28 @@ CHUNK_BYTES = 256 << 20
 _OVERFLOW_MARGIN = 64.0
 
 
+# Threads along the last axis of the 3-D grids (_gather, _crop). A launch parameter, not
+# a shape: the simulator (which pays for every thread, idle or not) uses a warp's worth.
+ROW_THREADS = 32 if SIMULATOR else 128
+
+
 def _grid(n):
     return max(1, min(MAX_BLOCKS, -(-int(n) // THREADS)))
 
 
+def _grid3(n2, n1, n0):
+    """Blocks of ROW_THREADS over the last axis, one block row per middle and first
+    index (capped at the grid's limits; the kernels loop past them)."""
+    return (max(1, -(-int(n2) // ROW_THREADS)), max(1, min(MAX_BLOCKS, int(n1))),
+            max(1, min(MAX_BLOCKS, int(n0))))
+
+
 # -- kernels -----------------------------------------------------------------------------------
+
+# The per-element kernels below run on a 3-D grid: x over the last axis (threads),
+# y over the middle one, z over (batch element, first axis), each with a stride loop
+# for the grid limits, so no thread decodes a flat index (64-bit divisions by run-time
+# lengths cost tens of instructions each on a GPU).
 
 @jit
 def _gather(x, maps, o1, o2, ml0, ml1, ml2, B0, B1, B2, nb1, nb2, nblk, c0, cval, scale,
@@ -86,37 +103,38 @@ def _gather(x, maps, o1, o2, ml0, ml1, ml2, B0, B1, B2, nb1, nb2, nblk, c0, cval
     L0 = buf.shape[1]
     L1 = buf.shape[2]
     L2 = buf.shape[3]
-    total = buf.shape[0] * L0 * L1 * L2
-    i = cuda.grid(1)
-    step = cuda.gridsize(1)
-    while i < total:
-        e2 = i % L2
-        r = i // L2
-        e1 = r % L1
-        r = r // L1
-        e0 = r % L0
-        t = r // L0 + c0
+    e2 = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    z = cuda.blockIdx.z
+    while z < buf.shape[0] * L0:
+        tl = z // L0
+        e0 = z - tl * L0
+        t = tl + c0
         ib = t // nblk
         blk = t - ib * nblk
         b2 = blk % nb2
         b1 = (blk // nb2) % nb1
         b0 = blk // (nb1 * nb2)
         g0 = b0 * B0 + e0
-        g1 = b1 * B1 + e1
-        g2 = b2 * B2 + e2
-        v = cval * 0
-        if g0 < ml0 and g1 < ml1 and g2 < ml2:
-            s0 = maps[g0]
-            s1 = maps[o1 + g1]
-            s2 = maps[o2 + g2]
-            if s0 >= 0 and s1 >= 0 and s2 >= 0:
-                v = x[ib, s0, s1, s2]
-                if zero_bad and not (math.isfinite(v.real) and math.isfinite(v.imag)):
+        s0 = maps[g0] if g0 < ml0 else -2          # -2: past the span, a zero
+        e1 = cuda.blockIdx.y
+        while e1 < L1:
+            g1 = b1 * B1 + e1
+            s1 = maps[o1 + g1] if g1 < ml1 else -2
+            if e2 < L2:
+                g2 = b2 * B2 + e2
+                s2 = maps[o2 + g2] if g2 < ml2 else -2
+                v = cval * 0
+                if s0 == -2 or s1 == -2 or s2 == -2:
                     v = cval * 0
-            else:
-                v = cval
-        buf[t - c0, e0, e1, e2] = v * scale
-        i += step
+                elif s0 >= 0 and s1 >= 0 and s2 >= 0:
+                    v = x[ib, s0, s1, s2]
+                    if zero_bad and not (math.isfinite(v.real) and math.isfinite(v.imag)):
+                        v = cval * 0
+                else:
+                    v = cval
+                buf[tl, e0, e1, e2] = v * scale
+            e1 += cuda.gridDim.y
+        z += cuda.gridDim.z
 
 
 @jit
@@ -172,50 +190,48 @@ def _scatter_axis(src, dst, ax):
 
 @jit
 def _spec_mul(S, K, c0, nblk):
-    """S[t, f] *= K[ib, f] with ib = (c0 + t) // nblk (0 when K holds one kernel)."""
+    """S[t, f] *= K[ib, f] with ib = (c0 + t) // nblk (0 when K holds one kernel); a 2-D
+    grid: x over f, y over t."""
     nspec = S.shape[1]
     nk = K.shape[0]
-    total = S.shape[0] * nspec
-    i = cuda.grid(1)
-    step = cuda.gridsize(1)
-    while i < total:
-        t = i // nspec
-        f = i - t * nspec
+    f = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    t = cuda.blockIdx.y
+    while t < S.shape[0]:
         ib = (c0 + t) // nblk if nk > 1 else 0
-        S[t, f] = S[t, f] * K[ib, f]
-        i += step
+        if f < nspec:
+            S[t, f] = S[t, f] * K[ib, f]
+        t += cuda.gridDim.y
 
 
 @jit
 def _crop(res, B0, B1, B2, nb1, nb2, nblk, c0, u1, u2, out):
     """out[ib, b*B + e] = res[t, e] * u1 * u2 for e < B (and b*B + e inside out), block
     c0 + t = ib * nblk + (b0 * nb1 + b1) * nb2 + b2. u1 * u2 undoes the overflow guard's
-    scaling (two factors so that neither overflows; 1 otherwise)."""
+    scaling (two factors so that neither overflows; 1 otherwise). Grid as ``_gather``'s,
+    over (t, e0), e1, e2 < B."""
     m0 = out.shape[1]
     m1 = out.shape[2]
     m2 = out.shape[3]
-    total = res.shape[0] * B0 * B1 * B2
-    i = cuda.grid(1)
-    step = cuda.gridsize(1)
-    while i < total:
-        e2 = i % B2
-        r = i // B2
-        e1 = r % B1
-        r = r // B1
-        e0 = r % B0
-        t = r // B0
-        bt = t + c0
+    e2 = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    z = cuda.blockIdx.z
+    while z < res.shape[0] * B0:
+        tl = z // B0
+        e0 = z - tl * B0
+        bt = tl + c0
         ib = bt // nblk
         blk = bt - ib * nblk
         b2 = blk % nb2
         b1 = (blk // nb2) % nb1
         b0 = blk // (nb1 * nb2)
         i0 = b0 * B0 + e0
-        i1 = b1 * B1 + e1
         i2 = b2 * B2 + e2
-        if i0 < m0 and i1 < m1 and i2 < m2:
-            out[ib, i0, i1, i2] = res[t, e0, e1, e2] * u1 * u2
-        i += step
+        e1 = cuda.blockIdx.y
+        while e1 < B1:
+            i1 = b1 * B1 + e1
+            if e2 < B2 and i0 < m0 and i1 < m1 and i2 < m2:
+                out[ib, i0, i1, i2] = res[tl, e0, e1, e2] * u1 * u2
+            e1 += cuda.gridDim.y
+        z += cuda.gridDim.z
 
 
 @jit
@@ -572,13 +588,15 @@ def _fft_blocks(x4, w4, o4, start, boundary, cval, L, nd, real, zero_bad, ex, ew
     for c0 in range(0, total, per):
         cnt = min(per, total - c0)
         buf = _memory.empty((cnt,) + tuple(L), dt)
-        launch(_gather, _grid(buf.size), THREADS, x4, dmaps, o1, o2, ml[0], ml[1], ml[2],
-               B[0], B[1], B[2], nb[1], nb[2], nblk, c0, cval, scale, bool(zero_bad), buf)
+        launch(_gather, _grid3(L[2], L[1], cnt * L[0]), ROW_THREADS, x4, dmaps, o1, o2,
+               ml[0], ml[1], ml[2], B[0], B[1], B[2], nb[1], nb[2], nblk, c0, cval, scale,
+               bool(zero_bad), buf)
         S = _transform(fwd, buf, nd)
         S2 = S.reshape((cnt, S.size // cnt))
-        launch(_spec_mul, _grid(S2.size), THREADS, S2, K, c0, nblk)
+        launch(_spec_mul, (-(-S2.shape[1] // THREADS), min(MAX_BLOCKS, cnt)), THREADS, S2,
+               K, c0, nblk)
         res = _transform(inv, S, nd, L=L[3 - nd:]) if real else _transform(inv, S, nd)
-        launch(_crop, _grid(cnt * B[0] * B[1] * B[2]), THREADS, res, B[0], B[1], B[2],
+        launch(_crop, _grid3(B[2], B[1], cnt * B[0]), ROW_THREADS, res, B[0], B[1], B[2],
                nb[1], nb[2], nblk, c0, u1, u2, o4)
     return o4
 

@@ -151,8 +151,12 @@ def _pass_line(x, tab, s, w, cval, scale, out):
                     taps[tid] = w[c0 + tid]
                 t = tid
                 while t < (per + kc - 1) * B:
-                    pos = t // B
-                    ch = t - pos * B
+                    if B == 1:            # a plain line: no division by the run-time B
+                        pos = t
+                        ch = 0
+                    else:
+                        pos = t // B
+                        ch = t - pos * B
                     v = cval
                     if pos < npos:
                         e = p0 + c0 + pos
@@ -170,7 +174,7 @@ def _pass_line(x, tab, s, w, cval, scale, out):
                 c0 += KC
             for q in range(R_LINE):
                 f = tid + q * TL
-                pos = f // B
+                pos = f // B if B > 1 else f
                 if f < per * B and p0 + pos < m:
                     out[a, p0 + pos, f - pos * B] = acc[q] * scale
             pb += cuda.gridDim.x
@@ -230,34 +234,36 @@ def _pass2d(x, tab, o1, s0, s1, w0, w1, cval0, cval1, yfirst, out):
             xt[r, c] = v
             t += 256
         cuda.syncthreads()
+        # (row, column) loops over the intermediate tile, 8 rows by 32 columns at a time:
+        # no index decoding by the run-time row length
         if yfirst:
             # intermediate rows oy0 .. oy0+FB-1, columns of the second pass's span
-            t = tid
-            while t < FB * (FB + k1 - 1):
-                r = t // (FB + k1 - 1)
-                c = t - r * (FB + k1 - 1)
-                v = zero[0]
-                if c < nx and (xin or tab[o1 + ox0 + c] >= 0):
-                    for j in range(k0):
-                        v += t0[j] * xt[r + j, c]
-                else:
-                    v = cval1
-                tt[t] = v
-                t += 256
+            cw = FB + k1 - 1
+            r = ty
+            while r < FB:
+                c = tx
+                while c < cw:
+                    v = zero[0]
+                    if c < nx and (xin or tab[o1 + ox0 + c] >= 0):
+                        for j in range(k0):
+                            v += t0[j] * xt[r + j, c]
+                    else:
+                        v = cval1
+                    tt[r * cw + c] = v
+                    c += FB
+                r += 8
         else:
             # intermediate rows of the second pass's span, columns ox0 .. ox0+FB-1
-            t = tid
-            while t < (FB + k0 - 1) * FB:
-                r = t // FB
-                c = t - r * FB
+            r = ty
+            while r < FB + k0 - 1:
                 v = zero[0]
                 if r < ny and (yin or tab[oy0 + r] >= 0):
                     for j in range(k1):
-                        v += t1[j] * xt[r, c + j]
+                        v += t1[j] * xt[r, tx + j]
                 else:
                     v = cval1
-                tt[t] = v
-                t += 256
+                tt[r * FB + tx] = v
+                r += 8
         cuda.syncthreads()
         for q in range(FRY):
             acc[q] = 0
