@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCH_GROUPS = ("direct", "fft", "ndimage", "nn", "latency", "dask", "auto")
+BENCH_GROUPS = ("direct", "fft", "ndimage", "nn", "latency", "dask", "auto", "cuda")
 
 
 def _progress(i, n, label):
@@ -54,11 +54,21 @@ def cmd_info(args) -> int:
 
 
 def _cuda_status() -> str:
+    """The GPU fastconv's CUDA kernels would run on, or why there is none."""
+    from fastconv._arrays import cuda_problem
     try:
-        from numba import cuda
-        return "available" if cuda.is_available() else "not available (no GPU or driver)"
-    except Exception as exc:  # numba-cuda missing or broken
-        return f"not available ({type(exc).__name__})"
+        why = cuda_problem()
+    except Exception as exc:  # a broken numba-cuda install
+        return f"not available ({type(exc).__name__}: {exc})"
+    if why is not None:
+        return f"not available: {why}"
+    from fastconv._dispatch import device_backend
+    f = device_backend("cuda").device_facts()
+    if f["cc"] == "sim":
+        return "numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1): kernels run as Python"
+    return (f"{f['name']} (cc {f['cc']}, {f.get('sms')} SMs, driver {f['driver']}, "
+            f"runtime {f['runtime']}, numba-cuda {f.get('numba_cuda')}, "
+            f"CuPy {f.get('cupy', 'not installed')})")
 
 
 def _peers():
@@ -74,10 +84,21 @@ def _peers():
 
 def cmd_bench(args) -> int:
     from fastconv.bench import format_table, run_cases
-    groups = args.group.split(",") if args.group else list(BENCH_GROUPS)
+    if args.device == "cuda":
+        groups = args.group.split(",") if args.group else ["cuda"]
+    else:
+        groups = args.group.split(",") if args.group else \
+            [g for g in BENCH_GROUPS if g != "cuda"]
     unknown = sorted(set(groups) - set(BENCH_GROUPS))
     if unknown:
         raise SystemExit(f"unknown bench group(s) {unknown}; choose from {BENCH_GROUPS}")
+    if "cuda" in groups:
+        from fastconv.bench import cases_cuda
+        print(cases_cuda.run(quick=args.quick, repeat=args.repeat,
+                             progress=None if args.no_progress else _progress))
+        groups = [g for g in groups if g != "cuda"]
+        if not groups:
+            return 0
     cases = []
     for g in groups:
         if g == "auto":
@@ -226,6 +247,9 @@ def main(argv=None) -> int:
     b = sub.add_parser("bench", help="compare fastconv with the installed peers")
     b.add_argument("--group", help=f"comma-separated subset of {','.join(BENCH_GROUPS)}")
     b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: the GPU group (fastconv's CUDA kernels against cupyx and "
+                        "torch/cuDNN, CUDA events); skipped with a message without a GPU")
     b.add_argument("--repeat", type=int, default=7)
     b.add_argument("--quick", action="store_true", help="two cases per group")
     b.add_argument("--no-progress", action="store_true")

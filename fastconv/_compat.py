@@ -24,9 +24,10 @@ from ._finite import all_finite
 SCIPY_METHOD = {"direct": "direct", "separable": "direct", "fft": "fft", "oa": "fft"}
 
 
-def warn_fft_nonfinite(x, w, stacklevel=3):
-    """Warn as scipy does when ``method='fft'`` meets NaN or Inf in either input."""
-    if not (all_finite(x) and all_finite(w)):
+def warn_fft_nonfinite(x, w, stacklevel=3, finite=all_finite):
+    """Warn as scipy does when ``method='fft'`` meets NaN or Inf in either input
+    (``finite``: the check, one that reads GPU arrays on the GPU for device calls)."""
+    if not (finite(x) and finite(w)):
         warnings.warn("Use of fft convolution on input with NAN or inf: fastconv keeps "
                       "them local to the outputs whose window holds them (scipy's FFT "
                       "spreads them over the whole output); method='direct' gives the "

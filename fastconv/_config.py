@@ -18,14 +18,15 @@ __all__ = [
 
 TUNE_VALUES = ("off", "model", "measure")
 FIRST_CALL_VALUES = ("tier", "compile")
-DEVICE_VALUES = ("cpu", "cuda")
+DEVICE_VALUES = ("cpu", "cuda", "auto")
 
 
 @dataclass(frozen=True)
 class Config:
     cache_dir: str | None = None      # FASTCONV_CACHE_DIR: the tuner's cache folder
     tune: str = "measure"             # FASTCONV_TUNE: off | model | measure
-    device: str = "cpu"               # FASTCONV_DEVICE: default device for method="auto"
+    device: str = "cpu"               # FASTCONV_DEVICE: where NumPy data runs by default
+                                      # (cpu | cuda | auto; GPU arrays run where they live)
     tune_budget_s: float = 2.0        # FASTCONV_TUNE_BUDGET: seconds of measuring per signature
     first_call: str = "tier"          # FASTCONV_FIRST_CALL: tier | compile (_firstcall.py)
 

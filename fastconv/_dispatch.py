@@ -19,6 +19,15 @@ Specs (``_validate``) and what each kind decides:
 
 Everything a launcher needs (block sizes, factors, fallbacks, the device) is in the
 decision; launchers never choose and never raise on user input.
+
+Devices: a spec's ``device`` ("cpu" or "cuda") says where ``execute`` runs it. On
+"cuda" the data ``x`` is a numba device array (or a NumPy array, copied in explicitly),
+the output is allocated, converted and finished on the device through the device's
+memory hooks (``kernels.DEVICES["cuda"]["memory"]``), and the launchers run on the stream
+the public layer set (``_arrays.Placement.scope``). The kernel ``w`` is always prepared
+on the host: a GPU kernel array is copied to the host once (kernels are small; the
+launchers take the prepared kernel as a NumPy array). ``choose_device`` is
+``device="auto"``: the tuner times the CPU call against transfer + GPU call.
 """
 from __future__ import annotations
 
@@ -29,11 +38,11 @@ import numpy as np
 from . import _firstcall, tuner
 from ._finite import all_finite
 from ._memo import LRU
-from .kernels import get_launcher
+from .kernels import DEVICES, get_launcher
 from .tuner import Decision
 
 __all__ = ["dispatch", "decide", "execute", "bind", "prepare_kernel", "measure_all",
-           "Decision", "EMPTY"]
+           "Decision", "EMPTY", "device_backend", "device_memory", "choose_device"]
 
 # An empty input or output needs no method: execute only shapes and casts the zeros that
 # scipy returns.
@@ -45,7 +54,10 @@ EMPTY = Decision("none", {}, "empty input or output")
 def prepare_kernel(spec, w: np.ndarray) -> np.ndarray:
     """The kernel as the launcher sees it: flipped for convolution (not along batch
     axes), conjugated for complex correlation, in the compute dtype, contiguous (kernels
-    are small)."""
+    are small), on the host (a GPU kernel array is copied to the host: an explicit copy
+    of the small operand, never of the data)."""
+    if not isinstance(w, np.ndarray):
+        w = device_memory("cuda").to_host(w)
     if spec.flip:
         w = w[_flip_index(w.ndim, spec.batch)]
     if spec.conj and w.dtype.kind == "c":
@@ -117,14 +129,15 @@ def _explicit(spec, x, wk, method):
 
 
 def _decide_filter(spec, x, w, method, wk, force_measure):
-    return _FILTER_DECISION
+    return _FILTER_DECISION if spec.device == "cpu" else _FILTER_DECISIONS[spec.device]
 
 
 _FILTER_DECISION = Decision("passes", {}, "explicit")
+_FILTER_DECISIONS = {"cuda": Decision("passes", {}, "explicit", device="cuda")}
 
 
 def _decide_layer(spec, x, w, method, wk, force_measure):
-    from .kernels.cpu import nn as _k
+    from .kernels.cpu import nn as _k   # conv layers run on the CPU only
     st, dl, g = spec.stride, spec.dilation, spec.groups
     if method != "auto":
         if not _k.applicable(method, spec.x_shape, spec.w_shape, st, dl, g):
@@ -173,6 +186,8 @@ def execute(spec, x, w, decision: Decision, *, wk=None, out=None):
 
 
 def _execute_conv(spec, x, w, decision, wk, out):
+    if spec.device != "cpu":
+        return _execute_conv_device(spec, x, w, decision, wk, out)
     if decision is EMPTY:
         return _finish(spec, np.zeros(spec.out_shape, spec.compute_dtype))
     if out is None:
@@ -197,6 +212,29 @@ def _execute_conv(spec, x, w, decision, wk, out):
     return _finish(spec, out)
 
 
+def _execute_conv_device(spec, x, w, decision, wk, out):
+    """``_execute_conv`` on a GPU: the same steps through the device's memory hooks
+    (allocate, convert to the compute dtype, finish = cast/reverse/conjugate), all on the
+    current stream; ``x`` is a device array or a NumPy array copied in here."""
+    mem = device_memory(spec.device)
+    if decision is EMPTY or 0 in spec.out_shape:
+        out = mem.zeros(spec.out_shape, spec.compute_dtype)
+        return mem.finish(out, spec.result_dtype, spec.reverse_out, spec.conj_out)
+    if out is None:
+        out = mem.empty(spec.out_shape, spec.compute_dtype)
+    if wk is None:
+        wk = prepare_kernel(spec, w)
+    if isinstance(x, np.ndarray):
+        x = mem.from_host(np.ascontiguousarray(x))
+    xin = mem.convert(x, spec.compute_dtype)
+    launcher = get_launcher(spec.kind, decision.method, spec.device)
+    if spec.kind == "batched":
+        launcher(xin, wk, out, spec.start, spec.batch, **decision.params)
+    else:
+        launcher(xin, wk, out, spec.start, spec.boundary, spec.cval, **decision.params)
+    return mem.finish(out, spec.result_dtype, spec.reverse_out, spec.conj_out)
+
+
 def bind(spec, decision: Decision, wk):
     """For a plan: ``run(xf, of)`` with everything but the data fixed (the launcher's
     ``bind``), or None where the launcher has none or the call needs more than the
@@ -205,7 +243,8 @@ def bind(spec, decision: Decision, wk):
     of the compute dtype, and makes the launcher's own kernel call: a plan that uses it
     computes the bits ``execute`` would."""
     if (spec.kind != "correlate" or decision is EMPTY or decision.params
-            or spec.result_dtype != spec.compute_dtype or spec.reverse_out):
+            or spec.result_dtype != spec.compute_dtype or spec.reverse_out
+            or spec.device != "cpu"):
         return None
     binder = getattr(get_launcher(spec.kind, decision.method, decision.device), "bind",
                      None)
@@ -274,3 +313,65 @@ _CONV_KINDS = ("correlate", "batched")
 def measure_all(spec, x, w) -> dict:
     """Time every allowed method for this call (``choose_conv_method(measure=True)``)."""
     return dict(decide(spec, x, w, "auto", force_measure=True).times)
+
+
+# -- devices -------------------------------------------------------------------------------
+
+def finite(a) -> bool:
+    """``all_finite`` of a NumPy array, or of a GPU array on its device (one reduction,
+    one number copied back)."""
+    if isinstance(a, np.ndarray):
+        return all_finite(a)
+    return bool(device_memory("cuda").all_finite(a))
+
+
+def device_backend(device: str = "cuda"):
+    """The module behind a device's arrays and streams (``kernels/cuda/_backend.py``, the
+    one module that imports numba-cuda), loaded on first use. ImportError without
+    numba-cuda."""
+    import importlib
+    if device != "cuda":
+        raise ValueError(f"device {device!r} has no array backend")
+    return importlib.import_module("fastconv.kernels.cuda._backend")
+
+
+def device_memory(device: str = "cuda"):
+    """The device's memory hooks (``empty``, ``zeros``, ``convert``, ``finish``,
+    ``all_finite``, ``to_host``, ``from_host``): ``kernels.DEVICES[device]["memory"]``."""
+    import importlib
+    try:
+        name = DEVICES[device]["memory"]
+    except KeyError:
+        raise ValueError(f"device {device!r} has no memory hooks") from None
+    return importlib.import_module(name)
+
+
+def choose_device(spec, x, w, method: str = "auto"):
+    """``device="auto"`` for NumPy data: ("cpu" or "cuda", {device: seconds}, reason,
+    key). The CPU call is timed against the GPU call with its copies (host to device, the
+    kernel, device to host, synchronised); the choice is cached on disk like a method
+    choice (``tuner.choose_custom``), and the cost models stand in where nothing is
+    measured (tuning mode ``model``/``off``, or a call too cheap to be worth timing)."""
+    from dataclasses import replace as _replace
+    wk = prepare_kernel(spec, w)
+    gspec = _replace(spec, device="cuda")
+    cpu_d = decide(spec, x, w, method, wk=wk)
+    gpu_d = decide(gspec, x, w, method, wk=wk)
+    costs = {"cpu": tuner.predicted_seconds(spec, cpu_d),
+             "cuda": tuner.predicted_seconds(gspec, gpu_d)
+             + tuner.transfer_seconds(spec, x)}
+    mem = device_memory("cuda")
+    sync = DEVICES["cuda"].get("sync")
+
+    def runner(dev):
+        if dev == "cpu":
+            execute(spec, x, w, cpu_d, wk=wk)
+        else:
+            mem.to_host(execute(gspec, x, w, gpu_d, wk=wk))
+            if sync is not None:
+                sync()
+
+    dev, reason, info = tuner.choose_custom(tuner.device_key(spec, x), costs, runner,
+                                            "auto")
+    seconds = dict(info.get("times") or info.get("predicted") or costs)
+    return dev, (cpu_d if dev == "cpu" else gpu_d), seconds, reason

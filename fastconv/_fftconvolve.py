@@ -14,7 +14,7 @@ from numbers import Number
 
 import numpy as np
 
-from ._arrays import engine_for
+from ._arrays import CPU, array_kind, engine_for, on_cpu, placement, run_placed
 from ._dispatch import dispatch
 from ._validate import ConvSpec
 
@@ -23,7 +23,7 @@ __all__ = ["fftconvolve", "oaconvolve"]
 _MODES = ("full", "same", "valid")
 
 
-def fftconvolve(in1, in2, mode="full", axes=None):
+def fftconvolve(in1, in2, mode="full", axes=None, *, device=None):
     """Convolve two N-dimensional arrays using FFT (``scipy.signal.fftconvolve``).
 
     Parameters
@@ -34,6 +34,9 @@ def fftconvolve(in1, in2, mode="full", axes=None):
         Output size, as in scipy.
     axes : int or sequence of ints or None
         Axes to convolve over (default: all); other axes broadcast.
+    device : {None, 'cpu', 'cuda', 'auto'}, keyword-only
+        Where it runs, as for :func:`fastconv.convolve` (GPU arrays: cuFFT through CuPy,
+        the result as the kind that came in).
 
     Returns
     -------
@@ -42,44 +45,58 @@ def fftconvolve(in1, in2, mode="full", axes=None):
         only affect the outputs whose window contains them.  long double inputs are
         computed in double and returned as long double, scipy's dtype.
     """
-    return _as_scipy_dtype(_convolve(in1, in2, mode, axes), in1, in2)
+    return _as_scipy_dtype(_convolve(in1, in2, mode, axes, device), in1, in2)
 
 
-def oaconvolve(in1, in2, mode="full", axes=None):
+def oaconvolve(in1, in2, mode="full", axes=None, *, device=None):
     """Convolve two N-dimensional arrays using overlap-add (``scipy.signal.oaconvolve``).
 
     Same parameters and results as :func:`fftconvolve` (both run fastconv's blocked
     transform: blocks sized by a measured rule, one whole transform where blocks do not
     pay, O(block) extra memory for long signals).
     """
-    return _as_scipy_dtype(_convolve(in1, in2, mode, axes), in1, in2)
+    return _as_scipy_dtype(_convolve(in1, in2, mode, axes, device), in1, in2)
 
 
-def _convolve(in1, in2, mode, axes):
-    engine = engine_for(in1, in2)
-    if engine is not None:       # a Dask array: a lazy result, one task per block
-        return engine.conv(functools.partial(_plan, mode=mode, axes=axes),
-                           functools.partial(_convolve, mode=mode, axes=axes), in1, in2)
-    plan = _plan(in1, in2, mode, axes)
-    return plan[1] if plan[0] == "result" else dispatch(*plan[1:])
+def _convolve(in1, in2, mode, axes, device=None):
+    if on_cpu(device, in1, in2):
+        where = CPU
+    else:
+        engine = engine_for(in1, in2, device=device)
+        if engine is not None:       # a Dask array: a lazy result, one task per block
+            return engine.conv(functools.partial(_plan, mode=mode, axes=axes),
+                               functools.partial(_convolve, mode=mode, axes=axes,
+                                                 device=device), in1, in2)
+        where = placement(device, (in1, "in1"), (in2, "in2"))
+    plan = _plan(in1, in2, mode, axes, where)
+    if plan[0] == "result":
+        return where.deliver(plan[1])
+    if where is not CPU:
+        return run_placed(where, *plan[1:])
+    return dispatch(*plan[1:])
 
 
-def _plan(in1, in2, mode, axes):
+def _plan(in1, in2, mode, axes, where=CPU):
     """Validation: ("result", array) where no transform runs, else ("run", spec, in1, in2,
     "oa")."""
-    in1 = np.asarray(in1)
-    in2 = np.asarray(in2)
+    on_host = where is CPU
+    in1 = np.asarray(in1) if on_host else where.array(in1, "in1")
+    in2 = np.asarray(in2) if on_host else where.array(in2, "in2")
     if in1.ndim == in2.ndim == 0:  # scalar inputs
+        if not on_host:
+            return "result", where.to_device(_host(in1) * _host(in2))
         return "result", in1 * in2
     if in1.ndim != in2.ndim:
         raise ValueError("in1 and in2 should have the same dimensionality")
     if in1.size == 0 or in2.size == 0:
-        return "result", np.asarray([])
+        return "result", np.asarray([]) if on_host else where.to_device(np.asarray([]))
     in1, in2, axes = _init_freq_conv_axes(in1, in2, mode, axes)
     if mode not in _MODES:     # scipy checks the axes first, then the mode
         raise ValueError("acceptable mode flags are 'valid', 'same', or 'full'")
     s1, s2 = in1.shape, in2.shape
-    if not axes:
+    if not axes and on_host:
+        # No axis to transform: a broadcast product (on a GPU the spec below computes it:
+        # every axis is length-1 or paired elementwise).
         return "result", _apply_conv_mode(in1 * in2, s1, s2, mode, axes)
 
     dtype = _result_dtype(in1.dtype, in2.dtype)
@@ -110,8 +127,14 @@ def _plan(in1, in2, mode, axes):
     # 3-D volumes), and is 2-5x faster than whole transforms for large 1-D/2-D inputs.
     spec = ConvSpec(op="fftconvolve", x_shape=in1.shape, w_shape=in2.shape,
                     out_shape=tuple(out_shape), start=tuple(start), compute_dtype=dtype,
-                    result_dtype=dtype, flip=True, mode=mode, batch=tuple(batch))
+                    result_dtype=dtype, flip=True, mode=mode, batch=tuple(batch),
+                    device="cpu" if where.device == "auto" else where.device)
     return "run", spec, in1, in2, "oa"
+
+
+def _host(a):
+    """A 0-d GPU argument's value (one number) on the host."""
+    return a if isinstance(a, np.ndarray) else np.asarray(a.copy_to_host())
 
 
 # long double types wider than double on this platform (empty where they are double)
@@ -121,7 +144,10 @@ _LONG = {np.dtype(np.longdouble), np.dtype(np.clongdouble)} - {np.dtype(np.float
 
 def _as_scipy_dtype(out, in1, in2):
     """scipy returns long double (complex) results for long double inputs; fastconv
-    computes them in double (its kernels stop at 64-bit floats) and widens at the end."""
+    computes them in double (its kernels stop at 64-bit floats) and widens at the end.
+    GPU results have no long double to widen to."""
+    if array_kind(out) == "cuda":
+        return out
     rt = np.result_type(_dtype_of(in1), _dtype_of(in2))
     return out.astype(rt) if rt in _LONG else out
 

@@ -7,15 +7,16 @@ from dataclasses import replace
 import numpy as np
 
 from . import _config
+from ._arrays import CPU, placement
 from ._config import workers_scope
-from ._dispatch import bind, decide, execute, prepare_kernel
+from ._dispatch import bind, choose_device, decide, execute, prepare_kernel
 from ._validate import (as_array, check_boundary, check_method, check_mode, check_out,
                         conv_spec, swap_needed)
 
 _OPS = ("convolve", "correlate")
 
 
-def _spec_for(op, x, w, mode, boundary, fillvalue):
+def _spec_for(op, x, w, mode, boundary, fillvalue, device="cpu"):
     if op not in _OPS:
         raise ValueError(f"op must be one of {_OPS}, got {op!r}")
     if x.ndim != w.ndim or x.ndim == 0:
@@ -24,7 +25,21 @@ def _spec_for(op, x, w, mode, boundary, fillvalue):
     bnd = check_boundary(boundary)
     if swap_needed(mode, x.shape, w.shape):
         raise ValueError("a plan needs in1 at least as large as in2 in 'valid' mode")
-    return conv_spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue)
+    return conv_spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, device=device)
+
+
+def _placed(where, op, x, w, mode, boundary, fillvalue, method):
+    """(spec, decision) on the device of ``where``; "auto" (NumPy data) asks the tuner
+    for the device first and records both sides in the decision."""
+    if where.device != "auto":
+        spec = _spec_for(op, x, w, mode, boundary, fillvalue, where.device)
+        with where.scope():
+            return spec, decide(spec, x, w, method)
+    spec = _spec_for(op, x, w, mode, boundary, fillvalue, "cpu")
+    dev, d, seconds, reason = choose_device(spec, x, w, method)
+    spec = _spec_for(op, x, w, mode, boundary, fillvalue, dev)
+    return spec, replace(d, params=dict(d.params), placement=seconds,
+                         placement_reason=reason)
 
 
 class Plan:
@@ -57,6 +72,8 @@ class Plan:
         self._dt = spec.compute_dtype
 
     def __call__(self, in1, out=None):
+        if self.spec.device != "cpu":
+            return self._call_device(in1, out)
         run = self._run
         if run is not None and type(in1) is np.ndarray and in1.shape == self._x_shape \
                 and in1.dtype == self._dt:
@@ -89,6 +106,24 @@ class Plan:
             return out
         return result
 
+    def _call_device(self, in1, out):
+        """A plan made for the GPU: GPU input in, the same kind out, on the caller's
+        stream; NumPy input is copied in and the result copied back (NumPy out)."""
+        if out is not None:
+            raise TypeError("out= is not supported by a plan that runs on the GPU (the "
+                            "result is a new array of the input's kind)")
+        where = placement("cuda", (in1, "in1"))
+        x = where.array(in1, "in1")
+        spec = self.spec
+        if tuple(x.shape) != spec.x_shape:
+            raise ValueError(f"in1 has shape {tuple(x.shape)}; this plan was made for "
+                             f"{spec.x_shape}")
+        if np.result_type(x.dtype, spec.result_dtype) != spec.result_dtype:
+            raise TypeError(f"in1 has dtype {x.dtype}; this plan computes "
+                            f"{spec.result_dtype}")
+        with where.scope():
+            return where.deliver(execute(spec, x, None, self.decision, wk=self._wk))
+
     def explain(self) -> str:
         return str(self.decision)
 
@@ -111,11 +146,14 @@ def _shape_dtype(in1):
 
 
 def plan(in1, in2, mode="full", *, op="convolve", method="auto", boundary="fill",
-         fillvalue=0, workers=None):
+         fillvalue=0, workers=None, device=None):
     """Make a :class:`Plan` for ``op(in1, in2, mode)`` with fixed shapes and kernel.
 
     `in1` is an example input (its values are used only for tuning measurements) or a
     ``(shape, dtype)`` pair. The plan holds the chosen method and the prepared kernel.
+    ``device`` as for :func:`fastconv.convolve`: a plan made for the GPU (GPU example
+    data, or 'cuda', or 'auto' choosing it) runs its calls there, GPU arrays in, the
+    same kind out (NumPy input: copied in and back; ``out=`` is then not supported).
 
     Examples
     --------
@@ -126,23 +164,34 @@ def plan(in1, in2, mode="full", *, op="convolve", method="auto", boundary="fill"
     np.float32(9.0)
     """
     spec_pair = _shape_dtype(in1)
-    x = np.zeros(*spec_pair) if spec_pair else as_array(in1, "in1")
-    w = as_array(in2, "in2")
+    where = placement(device, (in2, "in2")) if spec_pair else \
+        placement(device, (in1, "in1"), (in2, "in2"))
+    if where is CPU:
+        x = np.zeros(*spec_pair) if spec_pair else as_array(in1, "in1")
+        w = as_array(in2, "in2")
+        method = check_method(method)
+        spec = _spec_for(op, x, w, mode, boundary, fillvalue)
+        with workers_scope(workers):
+            decision = decide(spec, x, w, method)
+        return Plan(spec, w, decision)
+    x = np.zeros(*spec_pair) if spec_pair else where.array(in1, "in1")
+    w = where.array(in2, "in2")
     method = check_method(method)
-    spec = _spec_for(op, x, w, mode, boundary, fillvalue)
     with workers_scope(workers):
-        decision = decide(spec, x, w, method)
+        spec, decision = _placed(where, op, x, w, mode, boundary, fillvalue, method)
     return Plan(spec, w, decision)
 
 
 def explain(in1, in2, mode="full", *, op="convolve", method="auto", boundary="fill",
-            fillvalue=0):
+            fillvalue=0, device=None):
     """Which method ``op(in1, in2, mode, method)`` runs, and why.
 
     Returns a :class:`fastconv.tuner.Decision`: ``.method``, ``.device``, ``.reason``
     (explicit, guard, cache, measured or model), ``.tune`` (the tuning mode in force), the
     measured and predicted times behind it, and the methods a guard excluded. ``print()``
-    it for a readable summary.
+    it for a readable summary. ``device`` as for :func:`fastconv.convolve`; with 'auto'
+    (NumPy data, a GPU present) ``.placement`` holds both sides of the device choice:
+    seconds on the CPU and on the GPU with the copies, measured or modelled.
 
     Examples
     --------
@@ -150,11 +199,12 @@ def explain(in1, in2, mode="full", *, op="convolve", method="auto", boundary="fi
     >>> fastconv.explain(np.ones(1000), np.ones(3)).method
     'direct'
     """
-    x = as_array(in1, "in1")
-    w = as_array(in2, "in2")
+    where = placement(device, (in1, "in1"), (in2, "in2"))
+    arr = as_array if where is CPU else where.array
+    x = arr(in1, "in1")
+    w = arr(in2, "in2")
     method = check_method(method)
-    spec = _spec_for(op, x, w, mode, boundary, fillvalue)
-    d = decide(spec, x, w, method)
+    spec, d = _placed(where, op, x, w, mode, boundary, fillvalue, method)
     # The dispatcher's decisions are shared memo entries: explain hands out a copy, with
     # the tuning mode it was made under.
     return replace(d, params=dict(d.params), tune=d.tune or _config.get().tune)

@@ -118,7 +118,9 @@ class LayerSpec:
 
 
 def result_dtype(*arrays) -> np.dtype:
-    return np.result_type(*arrays)
+    # By dtype: GPU arrays are never handed to NumPy (the spec's arrays have ndim >= 1,
+    # where NumPy's promotion of arrays and of their dtypes agree).
+    return np.result_type(*(a.dtype for a in arrays))
 
 
 def compute_dtype(dt: np.dtype) -> np.dtype:

@@ -12,6 +12,13 @@ Modes (scipy.ndimage names; the kernels use numpy.pad's, see docs/guide/boundari
 Per-axis sequences of modes are accepted where scipy accepts them (gaussian_filter,
 uniform_filter, sobel, prewitt, laplace, gaussian_laplace, gaussian_gradient_magnitude).
 
+GPU arrays (CuPy, torch CUDA tensors, numba device arrays) run on the CUDA kernels, and
+``device="cuda"`` sends NumPy data there (copied in and back); every filter takes
+``device=`` (docs/guide/gpu.md). On the GPU: real data only, ``output`` None or a dtype
+(the result is a new GPU array of the input's kind), laplace as one N-d correlation (one
+mode for all axes), and gaussian_laplace / gaussian_gradient_magnitude are refused
+(TypeError); ``device="auto"`` keeps NumPy data on the CPU.
+
 Precision and dtypes (the policy):
 
 * The output dtype is scipy's: ``output=None`` gives the input's dtype; an array or a
@@ -53,8 +60,8 @@ try:
 except ImportError:  # numpy < 2
     from numpy.core.multiarray import normalize_axis_index as _normalize_axis_index
 
-from ._arrays import dask_aware
-from ._dispatch import decide, dispatch
+from ._arrays import CPU, array_kind, dask_aware, on_cpu, placement
+from ._dispatch import decide, device_memory, dispatch, finite
 from ._finite import all_finite
 from ._validate import ConvSpec, FilterSpec
 
@@ -87,10 +94,10 @@ def _nd_correlate(x, w, out, start, boundary, cval, exact):
     all serve every boundary mode. ``exact`` (an integer or bool output, which scipy
     truncates) keeps the direct method: FFT rounding could move a value across an
     integer."""
-    spec = ConvSpec(op="ndimage.correlate", x_shape=x.shape, w_shape=w.shape,
-                    out_shape=out.shape, start=tuple(int(s) for s in start),
+    spec = ConvSpec(op="ndimage.correlate", x_shape=tuple(x.shape), w_shape=w.shape,
+                    out_shape=tuple(out.shape), start=tuple(int(s) for s in start),
                     compute_dtype=x.dtype, result_dtype=x.dtype, boundary=boundary,
-                    cval=cval, mode="ndimage")
+                    cval=cval, mode="ndimage", device=_device())
     plan = _METHODS.get()
     if exact or plan is None:
         return dispatch(spec, x, w, "direct" if exact else "auto", out=out)
@@ -109,6 +116,189 @@ class _MethodPlan:
 
 
 _METHODS = contextvars.ContextVar("fastconv_ndimage_methods", default=None)
+
+
+# -- the GPU path ---------------------------------------------------------------------------
+# A GPU array (or device="cuda"/"auto") runs the same argument handling in "device mode":
+# ``_PLACE`` holds the call's placement, ``_asarray`` keeps the data on the GPU,
+# ``_get_output`` gives a description of the output (the result is a new GPU array of
+# that dtype), and the passes and N-d correlations dispatch FilterSpecs and ConvSpecs for
+# device "cuda". Weights stay on the host (an explicit copy when given as a GPU array).
+
+_PLACE = contextvars.ContextVar("fastconv_ndimage_place", default=None)
+
+
+def _device():
+    where = _PLACE.get()
+    return "cpu" if where is None else "cuda"
+
+
+def _asarray(a):
+    """The data argument: a NumPy array, or in device mode the GPU array it already is."""
+    if _PLACE.get() is None:
+        return np.asarray(a)
+    return a
+
+
+def _weights(w):
+    """Weights as a host NumPy array (a GPU array of weights: an explicit copy of the
+    small operand)."""
+    if isinstance(w, np.ndarray) or array_kind(w) != "cuda":
+        return np.asarray(w)
+    from ._arrays import Placement
+    return device_memory("cuda").to_host(Placement("cuda").array(w, "weights"))
+
+
+def _complex_on_gpu():
+    return TypeError("complex data or weights run on the CPU only in fastconv.ndimage "
+                     "(its GPU path filters real arrays); fastconv.convolve/correlate take "
+                     "complex GPU arrays")
+
+
+@dataclass(frozen=True)
+class _DeviceOut:
+    """``output`` in device mode: the dtype and shape of the GPU array to return."""
+    shape: tuple
+    dtype: np.dtype
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+
+def _device_output(output, input, shape, complex_output):
+    if isinstance(output, _DeviceOut):
+        return output
+    if complex_output or input.dtype.kind == "c":
+        raise _complex_on_gpu()
+    if output is None:
+        return _DeviceOut(tuple(shape), np.dtype(input.dtype))
+    if isinstance(output, (type, np.dtype, str)):
+        dt = np.dtype(output)
+        if not issubclass(dt.type, np.number) and dt != np.bool_:
+            raise RuntimeError("output must have numeric dtype")
+        return _DeviceOut(tuple(shape), dt)
+    raise TypeError("output must be None or a dtype for GPU input (the result is a new "
+                    "GPU array of the input's kind)")
+
+
+def _device_store(mem, x, dt):
+    """A float GPU array ``x`` cast to the output dtype ``dt`` as scipy's C cast stores it:
+    floats round, integers truncate toward zero through int64 and wrap (bool: != 0)."""
+    if x.dtype == dt:
+        return x
+    if dt.kind in "biu" and dt != np.uint64:
+        return mem.finish(mem.convert(x, np.dtype(np.int64)), dt, False, False)
+    return mem.convert(x, dt)
+
+
+def _device_float(mem, x, dt):
+    """The data in a float compute dtype, C-contiguous (bool read by its bytes)."""
+    if x.dtype == np.bool_:
+        x = x.view(np.uint8)
+    return mem.convert(x, dt)
+
+
+def _device_separable(input, passes, output, cval):
+    """``_separable`` on the GPU: the same passes and per-pass rounding, each pass one
+    FilterSpec on device "cuda"; returns a new GPU array of ``output.dtype``."""
+    mem = device_memory("cuda")
+    _check_real_dtypes(input, output)
+    cval = _check_real_cval(cval)
+    dt_out = output.dtype
+    if not passes:                 # scipy copies the input into the output
+        if input.dtype == dt_out and input.is_c_contiguous():
+            copy = mem.empty(tuple(input.shape), dt_out)
+            from ._dispatch import device_backend
+            copy.copy_to_device(input, stream=device_backend("cuda").current_stream())
+            return copy
+        return _device_store(mem, _device_float(mem, input, np.dtype(np.float64)), dt_out)
+    if dt_out.kind in "biu":
+        current = input
+        for p in passes:
+            dt = _compute_dtype(current.dtype, dt_out)
+            x = _device_float(mem, current, dt)
+            out = mem.empty(tuple(x.shape), dt)
+            _run_step(x, (p,), out, cval)
+            current = _device_store(mem, out, dt_out)
+        return current
+    dt_in = input.dtype if input.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    x = _device_float(mem, input, dt_in)
+    for step in _steps(passes):
+        out = mem.empty(tuple(x.shape), dt_out)
+        _run_step(x, step, out, cval)
+        x = out
+    return x
+
+
+def _device_correlate(input, w, output, dt, start, boundary, cval):
+    """N-d correlation on the GPU (``w`` prepared on the host), stored as scipy stores it.
+    scipy's footprint rule (zero taps skip NaN/Inf data) is not applied on the GPU: a
+    zero tap over a NaN/Inf sample gives NaN in the outputs whose window holds it."""
+    if input.ndim == 0:
+        raise TypeError("0-d GPU arrays are not filtered on the GPU; pass a 0-d NumPy "
+                        "array")
+    mem = device_memory("cuda")
+    x = _device_float(mem, input, dt)
+    out = mem.empty(tuple(x.shape), dt)
+    result = _nd_correlate(x, w, out, start, boundary, cval,
+                           exact=output.dtype.kind in "biu")
+    return _device_store(mem, result, output.dtype)
+
+
+def _device_laplace(input, output, mode, cval, axes):
+    """laplace on the GPU as one N-d correlation with the sum of the [1, -2, 1] stencils
+    along ``axes`` (one mode for all of them): the same values as scipy's sum of 1-D
+    passes, exactly for integer data, to the last bits for floats."""
+    modes = set(_normalize_sequence(mode, len(axes)))
+    if len(modes) > 1:
+        raise TypeError("laplace on the GPU takes one mode for every axis")
+    if not axes:
+        return _device_store(device_memory("cuda"), input, output.dtype)
+    w = np.zeros((3,) * input.ndim)
+    centre = (1,) * input.ndim
+    for ax in axes:
+        for off, v in ((0, 1.0), (2, 1.0)):
+            idx = list(centre)
+            idx[ax] = off
+            w[tuple(idx)] += v
+        w[centre] -= 2.0
+    if len(axes) < input.ndim:
+        # axes not filtered: a 1-wide kernel along them (no reads beyond the sample)
+        w = w[tuple(slice(None) if ax in axes else slice(1, 2) for ax in range(input.ndim))]
+    return _correlate_or_convolve(input, w, output, modes.pop(), cval, 0, False, None)
+
+
+def gpu_aware(func):
+    """Decorator for the filters GPU arrays can reach: ``device=`` chooses where the call
+    runs (None: where ``input`` lives; NumPy data with 'cuda': copied in and back); off
+    the CPU, ``func`` runs in device mode on the caller's stream and the result comes back
+    as the kind that came in."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(input, *args, device=None, **kwargs):
+        if on_cpu(device, input) or _PLACE.get() is not None:
+            # NumPy data on the CPU (the fast lane), or a filter calling another inside
+            # a device call (same placement)
+            return func(input, *args, **kwargs)
+        where = placement(device, (input, "input"))
+        if where is CPU:
+            return func(input, *args, **kwargs)
+        if where.device == "auto":
+            # ndimage filters are bandwidth-bound passes: NumPy data takes the GPU
+            # only when asked ("cuda"); "auto" keeps it where it is.
+            return func(input, *args, **kwargs)
+        x = where.array(input, "input")
+        if isinstance(x, np.ndarray):
+            x = where.to_device(x)
+        token = _PLACE.set(where)
+        try:
+            with where.scope():
+                return where.deliver(func(x, *args, **kwargs))
+        finally:
+            _PLACE.reset(token)
+    return wrapper
 
 
 # -- scipy's argument handling (same rules, same exceptions) ---------------------------------
@@ -131,6 +321,8 @@ def _normalize_sequence(value, rank):
 def _get_output(output, input, shape=None, complex_output=False):
     if shape is None:
         shape = input.shape
+    if _PLACE.get() is not None:
+        return _device_output(output, input, shape, complex_output)
     if output is None:
         if not complex_output:
             return np.zeros(shape, dtype=input.dtype.name)
@@ -216,6 +408,8 @@ def _check_real_cval(cval):
 def _complex_via_real_components(func, input, weights, output, cval, **kwargs):
     """Complex filtering as real filterings (scipy's rule: the real and imaginary parts of
     the input and of the weights, cval's parts with the input's)."""
+    if _PLACE.get() is not None:
+        raise _complex_on_gpu()
     complex_input = input.dtype.kind == "c"
     complex_weights = weights.dtype.kind == "c"
     if complex_input and complex_weights:
@@ -295,7 +489,7 @@ def _run_step(x, step, out, cval):
     in the order given), x -> out (C-contiguous floats), scipy's arithmetic, through the
     dispatcher."""
     spec = FilterSpec(tuple((p.axis, p.start, p.boundary, p.weights, p.size) for p in step),
-                      cval)
+                      cval, _device())
     return dispatch(spec, x, None, "passes", out=out)
 
 
@@ -336,6 +530,8 @@ def _separable(input, passes, output, cval):
     Each pass is scipy's float64 arithmetic, rounded to the output dtype; scipy stores
     every pass in its output array, so the next pass reads that rounding (integer and
     bool outputs: truncated and wrapped as scipy's C cast does)."""
+    if _PLACE.get() is not None:
+        return _device_separable(input, passes, output, cval)
     if not passes:
         output[...] = input[...]
         return output
@@ -362,6 +558,8 @@ def _separable(input, passes, output, cval):
 
 def _split_complex(func, input, output, cval):
     """Run a real filter ``func(input, output, cval)`` on complex data part by part."""
+    if _PLACE.get() is not None and input.dtype.kind == "c":
+        raise _complex_on_gpu()
     if input.dtype.kind == "c":
         if output.dtype.kind != "c":
             raise RuntimeError("output must have complex dtype")
@@ -376,7 +574,9 @@ def _split_complex(func, input, output, cval):
 # -- 1-D filters ----------------------------------------------------------------------------
 
 @dask_aware
-def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
+@gpu_aware
+def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
+                device=None):
     """Calculate a 1-D correlation along the given axis (scipy.ndimage.correlate1d).
 
     The lines of the array along ``axis`` are correlated with ``weights``. ``mode`` is one
@@ -385,8 +585,8 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
     (``-(len(weights) // 2) <= origin <= (len(weights) - 1) // 2``). ``output`` is an
     array or a dtype; by default the input's dtype.
     """
-    input = np.asarray(input)
-    weights = np.asarray(weights)
+    input = _asarray(input)
+    weights = _weights(weights)
     if input.dtype.kind == "c" or weights.dtype.kind == "c":
         if weights.dtype.kind == "c":
             weights = weights.conj().astype(np.complex128, copy=False)
@@ -408,9 +608,11 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
 
 
 @dask_aware
-def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
+@gpu_aware
+def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *,
+               device=None):
     """Calculate a 1-D convolution along the given axis (scipy.ndimage.convolve1d)."""
-    weights = np.asarray(weights)
+    weights = _weights(weights)
     weights = weights[::-1]
     origin = -_check_origin(origin)
     if not weights.shape[0] & 1:
@@ -457,8 +659,9 @@ def _gaussian_weights(sigma, order, truncate, radius):
 
 
 @dask_aware
+@gpu_aware
 def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect",
-                      cval=0.0, truncate=4.0, *, radius=None):
+                      cval=0.0, truncate=4.0, *, radius=None, device=None):
     """1-D Gaussian filter (scipy.ndimage.gaussian_filter1d).
 
     ``order`` 0 smooths, ``order`` k > 0 convolves with the k-th derivative of a
@@ -470,11 +673,12 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
 
 
 @dask_aware
+@gpu_aware
 def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0,
-                     origin=0):
+                     origin=0, *, device=None):
     """1-D uniform (box, mean) filter along the given axis (scipy.ndimage.uniform_filter1d),
     computed as a running sum: O(1) work per element whatever ``size``."""
-    input = np.asarray(input)
+    input = _asarray(input)
     axis = _normalize_axis(axis, input.ndim)
     if size < 1:
         raise RuntimeError("incorrect filter size")
@@ -491,15 +695,16 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
 # -- N-d separable filters --------------------------------------------------------------------
 
 @dask_aware
+@gpu_aware
 def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0,
-                    truncate=4.0, *, radius=None, axes=None):
+                    truncate=4.0, *, radius=None, axes=None, device=None):
     """Multidimensional Gaussian filter (scipy.ndimage.gaussian_filter).
 
     ``sigma``, ``order``, ``mode`` and ``radius`` may be sequences, one entry per filtered
     axis (``axes``, by default all). Axes with sigma <= 1e-15 are left alone. Computed as
     separable passes, two axes fused per sweep where possible.
     """
-    input = np.asarray(input)
+    input = _asarray(input)
     output = _get_output(output, input)
     axes = _check_axes(axes, input.ndim)
     num_axes = len(axes)
@@ -518,14 +723,15 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
 
 
 @dask_aware
+@gpu_aware
 def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=0, *,
-                   axes=None):
+                   axes=None, device=None):
     """Multidimensional uniform (box, mean) filter (scipy.ndimage.uniform_filter).
 
     ``size``, ``origin`` and ``mode`` may be sequences, one per filtered axis. Running
     sums: O(1) work per element whatever the size; two axes fused per sweep.
     """
-    input = np.asarray(input)
+    input = _asarray(input)
     output = _get_output(output, input, complex_output=input.dtype.kind == "c")
     axes = _check_axes(axes, input.ndim)
     num_axes = len(axes)
@@ -544,7 +750,7 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
 
 
 def _derivative_filter(input, axis, output, mode, cval, derivative, smooth):
-    input = np.asarray(input)
+    input = _asarray(input)
     axis = _normalize_axis(axis, input.ndim)
     output = _get_output(output, input)
     modes = _normalize_sequence(mode, input.ndim)
@@ -557,14 +763,16 @@ def _derivative_filter(input, axis, output, mode, cval, derivative, smooth):
 
 
 @dask_aware
-def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0):
+@gpu_aware
+def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0, *, device=None):
     """Sobel filter (scipy.ndimage.sobel): derivative [-1, 0, 1] along ``axis``,
     smoothing [1, 2, 1] along every other axis, as fused separable passes."""
     return _derivative_filter(input, axis, output, mode, cval, [-1, 0, 1], [1, 2, 1])
 
 
 @dask_aware
-def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0):
+@gpu_aware
+def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0, *, device=None):
     """Prewitt filter (scipy.ndimage.prewitt): derivative [-1, 0, 1] along ``axis``,
     smoothing [1, 1, 1] along every other axis."""
     return _derivative_filter(input, axis, output, mode, cval, [-1, 0, 1], [1, 1, 1])
@@ -573,9 +781,15 @@ def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0):
 def _generic_laplace(input, derivative2, output, mode, cval, extra_arguments=(),
                      extra_keywords=None, axes=None):
     extra_keywords = extra_keywords or {}
-    input = np.asarray(input)
+    input = _asarray(input)
     output = _get_output(output, input)
     axes = _check_axes(axes, input.ndim)
+    if _PLACE.get() is not None:
+        if derivative2.__name__ != "laplace_derivative2":
+            raise TypeError("gaussian_laplace runs on the CPU only; fastconv's GPU path "
+                            "covers convolve, correlate, the 1-D filters, gaussian, "
+                            "uniform, sobel, prewitt and laplace")
+        return _device_laplace(input, output, mode, cval, axes)
     if len(axes) > 0:
         modes = _normalize_sequence(mode, len(axes))
         derivative2(input, axes[0], output, modes[0], cval, *extra_arguments,
@@ -590,19 +804,21 @@ def _generic_laplace(input, derivative2, output, mode, cval, extra_arguments=(),
 
 
 @dask_aware
-def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None):
+@gpu_aware
+def laplace(input, output=None, mode="reflect", cval=0.0, *, axes=None, device=None):
     """N-d Laplace filter from second differences [1, -2, 1] (scipy.ndimage.laplace)."""
-    def derivative2(input, axis, output, mode, cval):
+    def laplace_derivative2(input, axis, output, mode, cval):
         return correlate1d(input, [1, -2, 1], axis, output, mode, cval, 0)
-    return _generic_laplace(input, derivative2, output, mode, cval, axes=axes)
+    return _generic_laplace(input, laplace_derivative2, output, mode, cval, axes=axes)
 
 
 @dask_aware
+@gpu_aware
 def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axes=None,
-                     **kwargs):
+                     device=None, **kwargs):
     """Laplace filter from Gaussian second derivatives (scipy.ndimage.gaussian_laplace);
     extra keywords (truncate, radius) go to :func:`gaussian_filter`."""
-    input = np.asarray(input)
+    input = _asarray(input)
 
     def derivative2(input, axis, output, mode, cval, sigma, **kwargs):
         order = [0] * input.ndim
@@ -622,17 +838,22 @@ def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axe
 
 
 @dask_aware
+@gpu_aware
 def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=0.0, *,
-                                axes=None, **kwargs):
+                                axes=None, device=None, **kwargs):
     """Gradient magnitude from Gaussian first derivatives
     (scipy.ndimage.gaussian_gradient_magnitude)."""
-    input = np.asarray(input)
+    input = _asarray(input)
 
     def derivative(input, axis, output, mode, cval, sigma, **kwargs):
         order = [0] * input.ndim
         order[axis] = 1
         return gaussian_filter(input, sigma, order, output, mode, cval, **kwargs)
 
+    if _PLACE.get() is not None:
+        raise TypeError("gaussian_gradient_magnitude runs on the CPU only; fastconv's GPU "
+                        "path covers convolve, correlate, the 1-D filters, gaussian, "
+                        "uniform, sobel, prewitt and laplace")
     output = _get_output(output, input)
     axes = _check_axes(axes, input.ndim)
     if len(axes) > 0:
@@ -663,8 +884,8 @@ def _expand_origin(ndim_image, axes, origin):
 
 
 def _correlate_or_convolve(input, weights, output, mode, cval, origin, convolution, axes):
-    input = np.asarray(input)
-    weights = np.asarray(weights)
+    input = _asarray(input)
+    weights = _weights(weights)
     if input.dtype.kind == "c" or weights.dtype.kind == "c":
         if weights.dtype.kind == "c" and not convolution:
             weights = weights.conj()      # as np.correlate: conjugate the weights
@@ -701,14 +922,18 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
     _check_real_dtypes(input, output)
     cval = _check_real_cval(cval)
     if output.size == 0:
+        if _PLACE.get() is not None:
+            return device_memory("cuda").empty(output.shape, output.dtype)
         return output
     dt = _compute_dtype(input.dtype, output.dtype)
-    x = _as_compute(input, dt)
     keep = _footprint(weights)
     if not keep.all():
         weights = np.where(keep, weights, 0.0)
     w = np.ascontiguousarray(weights, dtype=dt)
     start = tuple(-(k // 2 + int(o)) for k, o in zip(weights.shape, origins))
+    if _PLACE.get() is not None:
+        return _device_correlate(input, w, output, dt, start, boundary, cval)
+    x = _as_compute(input, dt)
     if input.ndim == 0:
         result = np.asarray(x * w, dtype=dt)
     elif not keep.all() and not (all_finite(x) and np.isfinite(cval)):
@@ -766,8 +991,9 @@ def _footprint_correlate(x, w, keep, out, start, boundary, cval, exact):
 
 
 @dask_aware
+@gpu_aware
 def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
-              axes=None):
+              axes=None, device=None):
     """Multidimensional correlation (scipy.ndimage.correlate).
 
     ``weights`` has one axis per filtered axis (``axes``, by default all); ``origin`` may
@@ -777,8 +1003,9 @@ def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *
 
 
 @dask_aware
+@gpu_aware
 def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
-             axes=None):
+             axes=None, device=None):
     """Multidimensional convolution (scipy.ndimage.convolve): correlation with the
     weights reversed along every axis and the origin mirrored."""
     return _correlate_or_convolve(input, weights, output, mode, cval, origin, True, axes)

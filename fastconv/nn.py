@@ -33,6 +33,7 @@ import numbers
 
 import numpy as np
 
+from ._arrays import array_kind
 from ._dispatch import dispatch
 from .kernels import methods
 from ._validate import LayerSpec
@@ -93,6 +94,12 @@ def _ints(value, nd, name, *, minimum=None, what=None):
 
 
 def _array(a, name):
+    if not isinstance(a, np.ndarray) and array_kind(a) == "cuda":
+        raise TypeError(f"{name} is a GPU array ({type(a).__module__}.{type(a).__name__}); "
+                        f"fastconv.nn's conv layers run on the CPU only (the CUDA kernels "
+                        f"cover fastconv's signal and ndimage functions). Use "
+                        f"torch.nn.functional on the GPU, or copy the arrays to the host "
+                        f"(tensor.cpu().numpy(), cupy.asnumpy).")
     arr = np.asarray(a)
     if arr.dtype not in _DTYPES:
         raise ConvTypeError(f"{name} must be float32 or float64, got dtype {arr.dtype}")

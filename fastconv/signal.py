@@ -11,9 +11,9 @@ import functools
 import numpy as np
 
 from . import _compat
-from ._arrays import engine_for
+from ._arrays import CPU, engine_for, on_cpu, placement, run_placed
 from ._config import workers_scope
-from ._dispatch import EMPTY, decide, dispatch, execute, measure_all
+from ._dispatch import EMPTY, choose_device, decide, dispatch, execute, measure_all
 from ._validate import (
     SIGNAL2D_BOUNDARIES, as_array, check_boundary, check_method, check_mode, conv_spec,
     swap_needed,
@@ -30,29 +30,42 @@ def _check_not_empty(x, w, mode):
         raise ValueError("in1 cannot be empty")
 
 
-def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers):
-    engine = engine_for(in1, in2)
-    if engine is not None:       # a Dask array: a lazy result, one task per block
-        prep = functools.partial(_nd_plan, op, mode=mode, method=method, boundary=boundary,
-                                 fillvalue=fillvalue)
-        call = functools.partial(_nd_call, op, mode=mode, method=method,
-                                 boundary=boundary, fillvalue=fillvalue, workers=workers)
-        return engine.conv(prep, call, in1, in2, workers)
-    plan = _nd_plan(op, in1, in2, mode, method, boundary, fillvalue)
+def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers, device=None):
+    if on_cpu(device, in1, in2):
+        where = CPU
+    else:
+        engine = engine_for(in1, in2, device=device)
+        if engine is not None:       # a Dask array: a lazy result, one task per block
+            prep = functools.partial(_nd_plan, op, mode=mode, method=method,
+                                     boundary=boundary, fillvalue=fillvalue)
+            call = functools.partial(_nd_call, op, mode=mode, method=method,
+                                     boundary=boundary, fillvalue=fillvalue,
+                                     workers=workers, device=device)
+            return engine.conv(prep, call, in1, in2, workers)
+        where = placement(device, (in1, "in1"), (in2, "in2"))
+    plan = _nd_plan(op, in1, in2, mode, method, boundary, fillvalue, where)
     if plan[0] == "result":
-        return plan[1]
+        return where.deliver(plan[1])
     _, spec, x, w, method = plan
+    if where is not CPU:
+        with workers_scope(workers):
+            return run_placed(where, spec, x, w, method, finite_warning=method == "fft")
     if method == "fft":
         _compat.warn_fft_nonfinite(x, w, stacklevel=4)   # scipy's warning, fastconv's facts
     with workers_scope(workers):
         return dispatch(spec, x, w, method)
 
 
-def _nd_plan(op, in1, in2, mode, method, boundary, fillvalue):
+def _nd_plan(op, in1, in2, mode, method, boundary, fillvalue, where=CPU):
     """Validation: ("result", array) for scalar inputs, else ("run", spec, x, w, method)."""
-    x = as_array(in1, "in1")
-    w = as_array(in2, "in2")
+    arr = as_array if where is CPU else where.array
+    x = arr(in1, "in1")
+    w = arr(in2, "in2")
     if x.ndim == w.ndim == 0:
+        if where is not CPU:          # two GPU scalars: the product of their values
+            x, w = _host_scalar(x), _host_scalar(w)
+            return "result", where.to_device(
+                x * (np.conj(w) if op == "correlate" and w.dtype.kind == "c" else w))
         return "result", x * (np.conj(w) if op == "correlate" and w.dtype.kind == "c" else w)
     if x.ndim != w.ndim:
         raise ValueError("volume and kernel should have the same dimensionality"
@@ -65,14 +78,36 @@ def _nd_plan(op, in1, in2, mode, method, boundary, fillvalue):
     if swapped:
         x, w = w, x
     _check_not_empty(x, w, mode)
-    spec = conv_spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, swapped=swapped)
+    spec = conv_spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, swapped=swapped,
+                     device=_spec_device(where))
     if 0 in spec.out_shape:
-        return "result", execute(spec, x, w, EMPTY)
+        return "result", _empty(spec, x, w, where)
     return "run", spec, x, w, method
 
 
+def _spec_device(where):
+    """The device a spec is built for: "auto" decides later, from a CPU spec."""
+    return "cpu" if where.device == "auto" else where.device
+
+
+def _empty(spec, x, w, where):
+    """scipy's empty result, on the device of the call (inside its stream)."""
+    if spec.device == "cpu":
+        return execute(spec, x, w, EMPTY)
+    with where.scope():
+        return execute(spec, x, w, EMPTY)
+
+
+def _host_scalar(a):
+    """A 0-d argument's value on the host (one number: the only GPU read fastconv makes
+    outside the kernel, for the 0-d product scipy defines)."""
+    if isinstance(a, np.ndarray):
+        return a
+    return np.asarray(a.copy_to_host())
+
+
 def convolve(in1, in2, mode="full", method="auto", *, boundary="fill", fillvalue=0,
-             workers=None):
+             workers=None, device=None):
     """Convolve two N-dimensional arrays, as :func:`scipy.signal.convolve`.
 
     Parameters
@@ -92,11 +127,18 @@ def convolve(in1, in2, mode="full", method="auto", *, boundary="fill", fillvalue
         The value used with ``boundary='fill'``.
     workers : int, optional, keyword-only
         Threads for this call (None: the current setting; negative counts from the CPUs).
+    device : {None, 'cpu', 'cuda', 'auto'}, keyword-only
+        Where it runs (docs/guide/gpu.md): None where the data lives (a CuPy array, torch
+        CUDA tensor or other CUDA array on the GPU, on the caller's stream; NumPy data on
+        ``FASTCONV_DEVICE``, by default the CPU); 'cuda' copies NumPy data to the GPU and
+        the result back; 'auto' sends NumPy data to the GPU only when the measured copies
+        and GPU call beat the CPU. A GPU array with 'cpu' raises TypeError.
 
     Returns
     -------
     ndarray
         The convolution, of dtype ``np.result_type(in1, in2)``; integer inputs are exact.
+        GPU arrays give the same kind of GPU array.
 
     Examples
     --------
@@ -104,11 +146,12 @@ def convolve(in1, in2, mode="full", method="auto", *, boundary="fill", fillvalue
     >>> fastconv.convolve([1, 2, 3], [0, 1, 0.5])
     array([0. , 1. , 2.5, 4. , 1.5])
     """
-    return _nd_call("convolve", in1, in2, mode, method, boundary, fillvalue, workers)
+    return _nd_call("convolve", in1, in2, mode, method, boundary, fillvalue, workers,
+                    device)
 
 
 def correlate(in1, in2, mode="full", method="auto", *, boundary="fill", fillvalue=0,
-              workers=None):
+              workers=None, device=None):
     """Cross-correlate two N-dimensional arrays, as :func:`scipy.signal.correlate`.
 
     ``z[k] = sum_l in1[l + k] * conj(in2[l])`` (with the offsets of `mode`). Parameters
@@ -120,27 +163,35 @@ def correlate(in1, in2, mode="full", method="auto", *, boundary="fill", fillvalu
     >>> fastconv.correlate([1, 2, 3], [0, 1, 0.5])
     array([0.5, 2. , 3.5, 3. , 0. ])
     """
-    return _nd_call("correlate", in1, in2, mode, method, boundary, fillvalue, workers)
+    return _nd_call("correlate", in1, in2, mode, method, boundary, fillvalue, workers,
+                    device)
 
 
-def _2d_call(op, in1, in2, mode, boundary, fillvalue):
-    engine = engine_for(in1, in2)
-    if engine is not None:       # a Dask array: a lazy result, one task per block
-        prep = functools.partial(_2d_plan, op, mode=mode, boundary=boundary,
-                                 fillvalue=fillvalue)
-        call = functools.partial(_2d_call, op, mode=mode, boundary=boundary,
-                                 fillvalue=fillvalue)
-        return engine.conv(prep, call, in1, in2)
-    plan = _2d_plan(op, in1, in2, mode, boundary, fillvalue)
+def _2d_call(op, in1, in2, mode, boundary, fillvalue, device=None):
+    if on_cpu(device, in1, in2):
+        where = CPU
+    else:
+        engine = engine_for(in1, in2, device=device)
+        if engine is not None:       # a Dask array: a lazy result, one task per block
+            prep = functools.partial(_2d_plan, op, mode=mode, boundary=boundary,
+                                     fillvalue=fillvalue)
+            call = functools.partial(_2d_call, op, mode=mode, boundary=boundary,
+                                     fillvalue=fillvalue, device=device)
+            return engine.conv(prep, call, in1, in2)
+        where = placement(device, (in1, "in1"), (in2, "in2"))
+    plan = _2d_plan(op, in1, in2, mode, boundary, fillvalue, where)
     if plan[0] == "result":
-        return plan[1]
+        return where.deliver(plan[1])
+    if where is not CPU:
+        return run_placed(where, *plan[1:])
     return dispatch(*plan[1:])
 
 
-def _2d_plan(op, in1, in2, mode, boundary, fillvalue):
+def _2d_plan(op, in1, in2, mode, boundary, fillvalue, where=CPU):
     """Validation: ("result", array) for empty inputs, else ("run", spec, x, w, "auto")."""
-    x = as_array(in1, "in1")
-    w = as_array(in2, "in2")
+    arr = as_array if where is CPU else where.array
+    x = arr(in1, "in1")
+    w = arr(in2, "in2")
     if not x.ndim == w.ndim == 2:
         raise ValueError(f"{op} inputs must both be 2-D arrays")
     swapped = swap_needed(mode, x.shape, w.shape)
@@ -148,13 +199,14 @@ def _2d_plan(op, in1, in2, mode, boundary, fillvalue):
         x, w = w, x
     mode = check_mode(mode)
     bnd = check_boundary(boundary, SIGNAL2D_BOUNDARIES)
-    spec = conv_spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, swapped=swapped)
+    spec = conv_spec(op, x, w, mode, boundary=bnd, fillvalue=fillvalue, swapped=swapped,
+                     device=_spec_device(where))
     if x.size == 0 or w.size == 0:
-        return "result", execute(spec, x, w, EMPTY)
+        return "result", _empty(spec, x, w, where)
     return "run", spec, x, w, "auto"
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, device=None):
     """Convolve two 2-D arrays with a boundary rule, as :func:`scipy.signal.convolve2d`.
 
     Parameters
@@ -166,6 +218,8 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
         'fill' pads with `fillvalue`; 'wrap' (or 'circular') is periodic; 'symm'
         (or 'symmetric') mirrors with the edge sample repeated.
     fillvalue : scalar
+    device : {None, 'cpu', 'cuda', 'auto'}, keyword-only
+        Where it runs, as for :func:`convolve` (fastconv extension).
 
     Examples
     --------
@@ -175,10 +229,10 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
            [0., 1., 1.],
            [0., 0., 1.]])
     """
-    return _2d_call("convolve2d", in1, in2, mode, boundary, fillvalue)
+    return _2d_call("convolve2d", in1, in2, mode, boundary, fillvalue, device)
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, device=None):
     """Cross-correlate two 2-D arrays, as :func:`scipy.signal.correlate2d`.
 
     Note scipy's 'same' centring here differs from :func:`correlate` for even kernels
@@ -192,16 +246,18 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
            [2., 1., 0.],
            [0., 2., 1.]])
     """
-    return _2d_call("correlate2d", in1, in2, mode, boundary, fillvalue)
+    return _2d_call("correlate2d", in1, in2, mode, boundary, fillvalue, device)
 
 
-def choose_conv_method(in1, in2, mode="full", measure=False):
+def choose_conv_method(in1, in2, mode="full", measure=False, *, device=None):
     """The method fastconv's ``method='auto'`` runs for ``convolve(in1, in2, mode)``.
 
     As :func:`scipy.signal.choose_conv_method`, but the answer is fastconv's own choice,
     one of 'direct', 'fft', 'oa', 'separable' (each valid for ``method=``). With
     ``measure=True`` every applicable method is timed and ``(method, times)`` returned,
-    times in seconds per call, JIT compile excluded.
+    times in seconds per call, JIT compile excluded. ``device`` as for :func:`convolve`:
+    the answer is the method for the device the call would run on (with 'auto', the
+    device the tuner picks for this NumPy call).
 
     Examples
     --------
@@ -209,8 +265,10 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     >>> fastconv.choose_conv_method(np.ones(1000), np.ones(3))
     'direct'
     """
-    x = as_array(in1, "in1")
-    w = as_array(in2, "in2")
+    where = placement(device, (in1, "in1"), (in2, "in2"))
+    arr = as_array if where is CPU else where.array
+    x = arr(in1, "in1")
+    w = arr(in2, "in2")
     if x.ndim != w.ndim:
         raise ValueError("volume and kernel should have the same dimensionality")
     mode = check_mode(mode)
@@ -219,8 +277,12 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     if swap_needed(mode, x.shape, w.shape):
         x, w = w, x
     _check_not_empty(x, w, mode)
-    spec = conv_spec("convolve", x, w, mode)
-    if measure:
-        times = measure_all(spec, x, w)
-        return min(times, key=times.get), times
-    return decide(spec, x, w, "auto").method
+    spec = conv_spec("convolve", x, w, mode, device=_spec_device(where))
+    if where.device == "auto":
+        spec = conv_spec("convolve", x, w, mode,
+                         device=choose_device(spec, x, w, "auto")[0])
+    with where.scope():
+        if measure:
+            times = measure_all(spec, x, w)
+            return min(times, key=times.get), times
+        return decide(spec, x, w, "auto").method

@@ -68,6 +68,24 @@ def test_kernels_import_nothing_above_them():
                 assert m.rsplit(".", 1)[0] in allowed or m in allowed, (f, m)
 
 
+def test_cuda_kernels_import_nothing_above_them():
+    """kernels/cuda: the same rule; numba-cuda only through _backend (checked by name:
+    no other module there imports numba.cuda)."""
+    allowed = {"fastconv._config", "fastconv._fftsize", "fastconv._extend",
+               "fastconv._finite", "fastconv._separable"}
+    kdir = os.path.join(PKG, "kernels", "cuda")
+    for f in os.listdir(kdir):
+        if not f.endswith(".py"):
+            continue
+        mods = _imports(os.path.join(kdir, f))
+        for m in mods:
+            if m.startswith("fastconv.") and not m.startswith("fastconv.kernels"):
+                assert m.rsplit(".", 1)[0] in allowed or m in allowed, (f, m)
+        if f != "_backend.py":
+            assert not any(m == "numba.cuda" or m.startswith("numba.cuda.")
+                           for m in mods), f
+
+
 @pytest.fixture
 def counted(monkeypatch):
     """Count the dispatcher's execute steps per operation kind."""

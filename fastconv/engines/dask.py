@@ -202,9 +202,10 @@ def _check_chunks(x, name):
     meta = getattr(x, "_meta", None)
     if meta is not None and not isinstance(meta, np.ndarray):
         raise TypeError(f"{name} is a Dask array of {type(meta).__module__}."
-                        f"{type(meta).__name__} chunks; this build of fastconv has CPU "
-                        f"kernels only (map the chunks to NumPy first, e.g. "
-                        f"x.map_blocks(cupy.asnumpy))")
+                        f"{type(meta).__name__} chunks; fastconv's Dask engine runs NumPy "
+                        f"chunks only (map the chunks to NumPy first, e.g. "
+                        f"x.map_blocks(cupy.asnumpy), or call fastconv on each CuPy "
+                        f"chunk with x.map_overlap)")
 
 
 def _materialise(value):

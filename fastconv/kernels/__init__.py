@@ -47,13 +47,42 @@ REGISTRY = {
     ("layer", "winograd", "cpu"): ("fastconv.kernels.cpu.nn", "layer_winograd"),
     # A layer in NumPy (one matmul per tap): no compile (first calls, _firstcall.py)
     ("layer", "numpy", "cpu"): ("fastconv.kernels.cpu.nn_numpy", "layer"),
+    # CUDA twins (numba-cuda, imported on first use; no "layer" rows: conv layers on the
+    # GPU are out of scope). x and out are device arrays, w a host array (see
+    # kernels/cuda/direct.py); launchers queue on kernels.cuda._backend.current_stream().
+    ("correlate", "direct", "cuda"): ("fastconv.kernels.cuda.direct", "correlate"),
+    ("correlate", "fft", "cuda"): ("fastconv.kernels.cuda.fft", "correlate_fft"),
+    ("correlate", "oa", "cuda"): ("fastconv.kernels.cuda.fft", "correlate_oa"),
+    ("correlate", "separable", "cuda"): ("fastconv.kernels.cuda.separable",
+                                         "correlate_separable"),
+    ("batched", "fft", "cuda"): ("fastconv.kernels.cuda.fft", "correlate_batched"),
+    ("filter", "passes", "cuda"): ("fastconv.kernels.cuda.filters1d", "run_passes"),
 }
 
 # Per device: how the tuner waits for queued work before it stops a clock (None: calls
 # return when their work is done).
 DEVICES = {
     "cpu": {"sync": None},
+    # "memory": the module of device-array helpers (empty, zeros, convert, finish,
+    # all_finite, to_host, from_host), named so that nothing imports numba-cuda before a
+    # call runs on the GPU; load it with ``device_memory("cuda")``.
+    "cuda": {"sync": lambda: _cuda_backend().synchronize(),
+             "memory": "fastconv.kernels.cuda._memory"},
 }
+
+
+def _cuda_backend():
+    import importlib
+    return importlib.import_module("fastconv.kernels.cuda._backend")
+
+
+def device_memory(device: str):
+    """The device's memory-helper module (None for the CPU: NumPy is its memory)."""
+    name = DEVICES[device].get("memory")
+    if name is None:
+        return None
+    import importlib
+    return importlib.import_module(name)
 
 
 _LOADED: dict = {}
@@ -97,3 +126,26 @@ def get_launcher(kind: str, method: str, device: str = "cpu"):
                          f"{device!r}") from None
     fn = _LOADED[(kind, method, device)] = getattr(importlib.import_module(module), name)
     return fn
+
+
+# -- device facts and clocks for the tuner (it imports nothing above the kernels) ---------
+
+def device_facts(device: str) -> dict:
+    """What the device is ({} for the CPU, whose facts are the tuner's fingerprint): for
+    "cuda", ``kernels/cuda/_backend.device_facts()`` (name, compute capability, driver,
+    runtime, numba-cuda and CuPy versions, SM count, clocks, memory bus)."""
+    if device == "cpu":
+        return {}
+    import importlib
+    return importlib.import_module("fastconv.kernels.cuda._backend").device_facts()
+
+
+def device_timer(device: str):
+    """``timer(fn) -> seconds`` that times one call on the device's own clock (CUDA
+    events on the current stream for "cuda"), or None: the host clock with the sync hook."""
+    if device != "cuda":
+        return None
+    import importlib
+    b = importlib.import_module("fastconv.kernels.cuda._backend")
+    current = getattr(b, "current_stream", None)
+    return lambda fn: b.time_launches(fn, current() if current is not None else None)

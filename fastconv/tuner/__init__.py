@@ -36,14 +36,15 @@ import numpy as np
 from .. import _config
 from .._finite import all_finite
 from .._memo import LRU
-from ..kernels import available, device_sync
+from ..kernels import DEVICES, available, device_sync, device_timer
 from . import _model
 from ._bench import time_interleaved
-from ._key import fingerprint, fingerprint_id, layout, make_key
+from ._key import device_tag, fingerprint, fingerprint_id, layout, make_key
 from ._store import store
 
 __all__ = ["decide", "choose_custom", "candidates", "key_for", "Decision", "cache_info",
-           "clear_cache", "export", "import_", "separable_params", "finite_kernel"]
+           "clear_cache", "export", "import_", "separable_params", "finite_kernel",
+           "predicted_seconds", "transfer_seconds", "device_key"]
 
 MEASURE_MARGIN = 3.0     # measure when the runner-up is predicted within 3x of the best
 MEASURE_MIN_S = 2e-4     # ... and the best is predicted to take at least 0.2 ms
@@ -64,10 +65,19 @@ class Decision:
     tuning_s: float = 0.0
     device: str = "cpu"
     tune: str = ""               # the tuning mode in force when it was decided
+    # device="auto" on NumPy data: seconds per device ("cpu"; "cuda" with its copies),
+    # measured or modelled (``placement_reason``), behind ``device``
+    placement: dict = field(default_factory=dict)
+    placement_reason: str = ""
 
     def __str__(self) -> str:
         lines = [f"method: {self.method} ({self.reason}) on {self.device}",
                  f"tuning: {self.tune or _config.get().tune}", f"key: {self.key}"]
+        if self.placement:
+            lines.append(f"device: {self.device} ({self.placement_reason}; cuda includes "
+                         f"the copies to and from the GPU)")
+            for dev, t in sorted(self.placement.items()):
+                lines.append(f"  {dev:<10} {t * 1e3:9.3f} ms")
         for m in sorted(set(self.times) | set(self.predicted)):
             t = self.times.get(m)
             p = self.predicted.get(m)
@@ -118,16 +128,40 @@ def separable_params(wk: np.ndarray, device: str = "cpu"):
 
 
 def fft_guard(spec, x, wk) -> str | None:
-    """Why FFT/OA may not run this call (None: they may)."""
+    """Why FFT/OA may not run this call (None: they may). Integer data in GPU memory is
+    judged by its dtype's largest magnitude (reading its values would cost a copy)."""
     from ..kernels.cpu.fft import fft_is_exact
     if spec.result_dtype == np.bool_:
         return "bool input (scipy computes it directly)"
-    if spec.compute_dtype.kind in "iu" and not fft_is_exact(x, wk, spec.cval, spec.boundary,
-                                                               spec.out_shape):
-        return "integer input beyond the float64 exactness bound"
+    if spec.compute_dtype.kind in "iu":
+        exact = (fft_is_exact(x, wk, spec.cval, spec.boundary, spec.out_shape)
+                 if isinstance(x, np.ndarray) else _device_int_exact(spec, x, wk))
+        if not exact:
+            return "integer input beyond the float64 exactness bound"
     if not finite_kernel(wk):
         return "non-finite kernel tap (a transform spreads it over every output)"
     return None
+
+
+_DEVICE_EXACT = LRU(64)
+
+
+def _device_int_exact(spec, x, wk) -> bool:
+    """fft_is_exact for integer data on a GPU, with every sample at its dtype's largest
+    magnitude (a zero-stride stand-in of x's shape, so sizes and transform lengths are
+    the call's), memoised by the spec, x's dtype and the kernel."""
+    key = (spec, np.dtype(x.dtype).str, wk.dtype.str, wk.tobytes())
+    hit = _DEVICE_EXACT.get(key)
+    if hit is not None:
+        return hit[0]
+    from ..kernels.cpu.fft import fft_is_exact
+    dt = np.dtype(x.dtype)
+    info = np.iinfo(dt) if dt.kind in "iu" else np.iinfo(np.uint8)
+    big = info.min if -int(info.min) > int(info.max) else info.max
+    probe = np.broadcast_to(np.array(big, dt if dt.kind in "iu" else np.uint8), x.shape)
+    ok = fft_is_exact(probe, wk, spec.cval, spec.boundary, spec.out_shape)
+    _DEVICE_EXACT.put(key, (ok,))
+    return ok
 
 
 def method_params(spec, method: str) -> dict:
@@ -253,7 +287,8 @@ def _decide(spec, x, wk, runner, force_measure, cfg):
         info = _cached_or_tuned(
             key, fast_key, cfg, force_measure,
             lambda: {m: _model.predict(spec, m, p, _constants()) for m, p in allowed.items()},
-            lambda m: runner(m, allowed[m]), device_sync(spec.device))
+            lambda m: runner(m, allowed[m]), device_sync(spec.device),
+            device_timer(spec.device))
     scores = info["times"] or info["predicted"]
     method = min(scores, key=scores.get)
     if method not in allowed:     # cached winner guarded out: best allowed one
@@ -271,10 +306,12 @@ def _constants():
     return store().model() or None
 
 
-def _cached_or_tuned(key, fast_key, cfg, force_measure, predict, runner, sync=None):
+def _cached_or_tuned(key, fast_key, cfg, force_measure, predict, runner, sync=None,
+                     timer=None):
     """The cache / measure / model steps for any tunable operation: ``predict()`` gives
     the model's seconds per allowed method, ``runner(method)`` runs one call, ``sync``
-    waits for the device's queued work (None on the CPU)."""
+    waits for the device's queued work (None on the CPU), ``timer`` times one call on the
+    device's clock (CUDA events; None: the host clock)."""
     with _TUNE_LOCKS[hash(key) % len(_TUNE_LOCKS)]:
         if not force_measure:
             hit = _MEMO.get(fast_key)
@@ -290,7 +327,7 @@ def _cached_or_tuned(key, fast_key, cfg, force_measure, predict, runner, sync=No
         if info is None:
             if force_measure or (cfg.tune == "measure" and _worth_measuring(predicted)):
                 info = _measure(key, predicted, runner, cfg.tune_budget_s, sync,
-                                everything=force_measure)
+                                everything=force_measure, timer=timer)
             else:
                 info = {"times": {}, "predicted": predicted, "reason": "model"}
         info["key"] = key
@@ -304,13 +341,13 @@ def _worth_measuring(predicted: dict) -> bool:
             and ranked[1] <= MEASURE_MARGIN * ranked[0])
 
 
-def _measure(key, predicted, runner, budget_s, sync, everything=False):
+def _measure(key, predicted, runner, budget_s, sync, everything=False, timer=None):
     t_start = time.perf_counter()
     best = min(predicted.values())
     contenders = [m for m in sorted(predicted, key=predicted.get)
                   if everything or predicted[m] <= MEASURE_MARGIN * best]
     times = time_interleaved({m: (lambda m=m: runner(m)) for m in contenders}, budget_s,
-                             sync=sync)
+                             sync=sync, timer=timer)
     tuning_s = time.perf_counter() - t_start
     choice = min(times, key=times.get)
     store().put(key, {"times": times, "choice": choice, "tuning_s": round(tuning_s, 4)})
@@ -329,11 +366,46 @@ def choose_custom(key: str, predicted: dict, runner, device: str = "cpu",
     fast_key = ("custom", full_key, cfg.tune, cfg.cache_dir)
     info = None if force_measure else _MEMO.get(fast_key)
     if info is None:
+        # device "auto" (the CPU against the GPU with its copies): the runner synchronises
+        # itself and the host clock is the only one that sees both sides.
+        sync = device_sync(device) if device in DEVICES else None
+        timer = device_timer(device) if device in DEVICES else None
         info = _cached_or_tuned(full_key, fast_key, cfg, force_measure,
-                                lambda: dict(predicted), runner, device_sync(device))
+                                lambda: dict(predicted), runner, sync, timer)
     scores = {m: t for m, t in (info["times"] or info["predicted"]).items()
               if m in predicted} or predicted
     return min(scores, key=scores.get), info["reason"], info
+
+
+# ---- device="auto": the CPU against the GPU --------------------------------------------------
+
+# Host <-> device copies of pageable NumPy memory: about 12 GB/s each way on PCIe 4/5
+# x16 hosts (pinned memory reaches 25-50 GB/s; NumPy arrays are pageable), plus a fixed
+# latency per copy. Used only where nothing was measured.
+HOST_LINK_BYTES_PER_S = 12e9
+HOST_LINK_LATENCY_S = 2e-5
+
+
+def predicted_seconds(spec, decision) -> float:
+    """Seconds of ``decision``'s method on ``spec``: measured if it was, else the model."""
+    t = decision.times.get(decision.method)
+    if t is None:
+        t = decision.predicted.get(decision.method)
+    if t is None:
+        t = _model.predict(spec, decision.method, decision.params, _constants())
+    return float(t)
+
+
+def transfer_seconds(spec, x) -> float:
+    """Model seconds of copying ``x`` to the GPU and the result back."""
+    out_bytes = int(np.prod(spec.out_shape)) * np.dtype(spec.result_dtype).itemsize
+    return 2 * HOST_LINK_LATENCY_S + (x.nbytes + out_bytes) / HOST_LINK_BYTES_PER_S
+
+
+def device_key(spec, x) -> str:
+    """The tuning key of the device choice for a NumPy call: the CPU call's key and the
+    GPU it was weighed against."""
+    return "device|" + key_for(spec, x, {}) + "|" + device_tag("cuda")
 
 
 # ---- cache management ----------------------------------------------------------------------

@@ -29,18 +29,25 @@ def time_call(fn, budget_s: float, min_repeat: int = 3, max_repeat: int = 15) ->
 
 
 def time_interleaved(fns: dict, budget_s: float, min_repeat: int = 3,
-                     max_repeat: int = 15, sync=None) -> dict:
-    """{name: median seconds} of ``fns`` (name -> callable), after one warm-up call each,
+                     max_repeat: int = 15, sync=None, timer=None) -> dict:
+    """{name: median seconds} of ``fns`` (name -> callable), after one warm-up call each
+    (it pays the JIT compile, on a GPU the kernel's first launch too),
     in rounds of one call per contender until ``budget_s`` is spent. ``sync``: the
     device's hook that waits for queued work (a GPU launch returns before it is done), run
-    before each clock starts and stops; None on the CPU."""
+    before each clock starts and stops; None on the CPU. ``timer``: the device's own
+    clock, ``timer(fn) -> seconds`` (CUDA events around the call), used instead of the
+    host clock where given."""
     wait = sync if sync is not None else _no_wait
     for fn in fns.values():
         fn()
+    wait()
     samples = {name: [] for name in fns}
     deadline = time.perf_counter() + budget_s
     for r in range(max_repeat):
         for name, fn in fns.items():
+            if timer is not None:
+                samples[name].append(timer(fn))
+                continue
             wait()
             t0 = time.perf_counter()
             fn()

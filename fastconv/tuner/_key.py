@@ -20,16 +20,43 @@ from .. import _config
 SCHEMA = 1
 
 
-def layout(a: np.ndarray) -> str:
-    if a.flags.c_contiguous:
+def layout(a) -> str:
+    if isinstance(a, np.ndarray):
+        flags = a.flags
+        if flags.c_contiguous:
+            return "C"
+        if flags.f_contiguous:
+            return "F"
+        return "S"          # strided view
+    # numba device arrays (the GPU path) answer through methods
+    if a.is_c_contiguous():
         return "C"
-    if a.flags.f_contiguous:
+    if a.is_f_contiguous():
         return "F"
-    return "S"          # strided view
+    return "S"
 
 
 def _dims(shape) -> str:
     return "x".join(str(int(n)) for n in shape) or "scalar"
+
+
+def device_tag(device: str) -> str:
+    """The device part of a key: "cpu" (the machine is in the fingerprint), or for a GPU
+    its name, compute capability, driver, runtime and numba-cuda/CuPy versions, so that a
+    result measured on one GPU or software stack is never served on another."""
+    if device == "cpu":
+        return "cpu"
+    return _device_tag(device)
+
+
+@lru_cache(maxsize=8)
+def _device_tag(device):
+    from ..kernels import device_facts
+    f = device_facts(device)
+    parts = [device, f.get("name", "?"), "cc" + str(f.get("cc", "?")),
+             "drv" + str(f.get("driver", "")), "rt" + str(f.get("runtime", "")),
+             "nbc" + str(f.get("numba_cuda", "")), "cupy" + str(f.get("cupy", "-"))]
+    return ":".join(p.replace("|", "/").replace(":", "/") for p in parts)
 
 
 def make_key(spec, x_layout: str = "C", threads: int | None = None,
@@ -47,7 +74,7 @@ def make_key(spec, x_layout: str = "C", threads: int | None = None,
         spec.boundary,
         x_layout,
         f"t{threads}",
-        device,
+        device_tag(device),
     ]
     return "|".join(parts)
 
