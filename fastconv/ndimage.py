@@ -61,7 +61,7 @@ except ImportError:  # numpy < 2
     from numpy.core.multiarray import normalize_axis_index as _normalize_axis_index
 
 from ._arrays import CPU, array_kind, dask_aware, on_cpu, placement
-from ._dispatch import decide, device_memory, dispatch, finite
+from ._dispatch import decide, device_memory, dispatch
 from ._finite import all_finite
 from ._validate import ConvSpec, FilterSpec
 

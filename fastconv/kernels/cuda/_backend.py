@@ -106,9 +106,16 @@ def time_launches(fn, stream=None) -> float:
     return cuda.event_elapsed_time(start, stop) / 1e3
 
 
-# Kernels are declared with ``@jit`` (lazy: no signature, so nothing compiles at import
-# and the module imports without a driver); device helpers with ``@jit(device=True)``.
-jit = cuda.jit
+def jit(fn=None, **options):
+    """``cuda.jit`` for fastconv's kernels: lazy (no signature, so nothing compiles at
+    import and the module imports without a driver) and, for kernels, with numba's disk
+    cache on (``cache=True``), so a new process loads compiled kernels instead of paying
+    NVVM again; device helpers (``@jit(device=True)``) compile into their callers."""
+    if not options.get("device"):
+        options.setdefault("cache", True)
+    if fn is None:
+        return lambda f: cuda.jit(f, **options)
+    return cuda.jit(fn, **options)
 
 
 def available() -> bool:
