@@ -410,6 +410,50 @@ def test_separable_filters_match_scipy_property(shape, sigma, order, modes, cval
 
 
 
+
+# -- the kernels' own paths at sizes the small cases above do not reach --------------------
+
+_PATH_CALLS = [
+    ("gaussian s=1", lambda m, x, **k: m.gaussian_filter(x, 1.0, **k)),
+    ("gaussian s=2.5 order=(1,0)", lambda m, x, **k: m.gaussian_filter(
+        x, 2.5, order=[1] + [0] * (x.ndim - 1), **k)),
+    ("sobel 0", lambda m, x, **k: m.sobel(x, 0, **k)),
+    ("sobel -1", lambda m, x, **k: m.sobel(x, -1, **k)),
+    ("prewitt 1", lambda m, x, **k: m.prewitt(x, 1, **k)),
+    ("uniform 3", lambda m, x, **k: m.uniform_filter(x, 3, **k)),
+    ("uniform 4", lambda m, x, **k: m.uniform_filter(x, 4, **k)),
+    ("uniform1d 0", lambda m, x, **k: m.uniform_filter1d(x, 6, 0, **k)),
+    ("correlate1d 0", lambda m, x, **k: m.correlate1d(x, np.linspace(-1, 2, 9), 0, **k)),
+    ("gaussian_laplace", lambda m, x, **k: m.gaussian_laplace(x, 1.2, **k)),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, ">f4"])
+def test_separable_bits_on_every_kernel_path(threads, dtype, monkeypatch):
+    """scipy's bits where the kernels split work: eight-line groups of the box filter and a
+    remainder (19 rows), parallel row ranges, column blocks (planes fewer than threads),
+    the fused sweeps' rings, their two-pass fallback (RING_BYTES 0), a fill value that
+    float32 cannot hold, strided and reversed inputs, big-endian data."""
+    import numba
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((3, 19, 150)) * 10
+    inputs = [base[1].astype(dtype), base.astype(dtype),
+              base[0, ::-1, ::2].astype(dtype), np.asarray(base[:, 3, :].T, dtype=dtype)]
+    saved = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        for ring_bytes in (filters1d.RING_BYTES, 0):
+            monkeypatch.setattr(filters1d, "RING_BYTES", ring_bytes)
+            for x, (name, f), mode in itertools.product(
+                    inputs, _PATH_CALLS, ["reflect", "constant", "wrap", "mirror"]):
+                want = f(sn, x, mode=mode, cval=0.1)
+                got = f(fn, x, mode=mode, cval=0.1)
+                assert got.dtype == want.dtype, name
+                np.testing.assert_array_equal(got, want, err_msg=f"{name} {mode} {x.shape}")
+    finally:
+        numba.set_num_threads(saved)
+
 # -- argument types as scipy's C layer takes them (issue 14, item 7) -----------------------------
 
 _X2 = np.arange(30.0).reshape(5, 6)

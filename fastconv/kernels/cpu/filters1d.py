@@ -39,6 +39,7 @@ Two families of kernels:
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from numba import prange
@@ -392,7 +393,20 @@ def _x_store(o, acc):
 
 
 # Outputs per float64 accumulator block: 4 KiB, in L1 with the rows it reads.
-XBLOCK = 512
+XBLOCK = 2048
+
+# The fused two-axis sweeps keep a ring of ky float64 rows; above this size (bytes) they
+# run as two passes instead.
+RING_BYTES = 4 << 20
+
+# A range of consecutive output rows refills its ring (ky rows) once: ranges are dealt out
+# with at least this many times ky rows each.
+RING_RANGE = 8
+
+# Ring rows are this many float64 longer than the data: rows a power of two of bytes
+# apart (2048 float64) map to the same L1 sets and alias the store buffer (4 KiB
+# aliasing); 8 more put each row in other sets.
+RING_PAD = 8
 
 
 # Each kernel below is a worker over a range of output rows [r0, r1) (plain jit: called
@@ -448,52 +462,79 @@ def _mid_correlate_par(x, w, tab, crow, sym, out, nch):
 
 
 @jit(fastmath=False)
-def _sep2d_rows(x, wy, ty, symy, wx, tx, symx, lox, C, crow, cval_out, out, r0, r1):
-    # Two passes of scipy's arithmetic in one sweep: output row (a, y) (r = a*NY + y) =
-    # the correlation along y (input rows ty[y .. y+ky-1], or crow) rounded to the output
-    # dtype into the middle of a row buffer of that dtype (scipy's intermediate is its
-    # output array), the buffer extended along x (cval_out), then the correlation along
-    # x. crow and cval_out are exact (the launcher checks).
+def _widen(dst, src):
+    # dst (float64) = src, widened (a copy for float64 data): each element once.
+    for t in range(dst.shape[0]):
+        dst[t] = np.float64(src[t])
+
+
+@jit(fastmath=False)
+def _sep2d_rows(x, wy, ty, symy, wx, tx, symx, lox, C, cval, out, r0, r1):
+    # Two passes of scipy's arithmetic in one sweep, y then x: output row (a, y) (r =
+    # a*NY + y) = the correlation along y of extended positions y .. y+ky-1, rounded to
+    # out's dtype (scipy's intermediate is its output array) and widened into the middle
+    # of a float64 line, the line extended along x, then the correlation along x. Input
+    # rows are widened once into a ring of ky float64 rows (slot t % ky holds extended
+    # position t; each position is filled once per range of consecutive rows), so no tap
+    # converts; cval pads both passes as a float64 (scipy's line buffers are double).
     A, NY, NC = out.shape
     NX = NC // C
+    ky = wy.shape[0]
     core = lox * C
-    buf = np.empty(tx.shape[0] * C, out.dtype)
+    line = np.empty(tx.shape[0] * C, np.float64)
+    ring = np.empty((ky, NC + RING_PAD), np.float64)
+    crow = np.full(NC, cval)
+    slots = np.empty(ky, np.int64)
+    tmp = np.empty(XBLOCK, out.dtype)
     acc = np.empty(XBLOCK, np.float64)
+    nxt = 0
     for ay in range(r0, r1):
         a = ay // NY
         y = ay - a * NY
+        if ay == r0 or y == 0:
+            nxt = y                        # a new range or plane: refill the ring
+        while nxt < y + ky:
+            s = ty[nxt]
+            if s >= 0:
+                _widen(ring[nxt % ky], x[a, s])
+            nxt += 1
+        for j in range(ky):
+            slots[j] = (y + j) % ky if ty[y + j] >= 0 else -1
         for b0 in range(0, NC, XBLOCK):
             b1 = min(NC, b0 + XBLOCK)
-            _x_rows(buf[core + b0:core + b1], acc[:b1 - b0], x[a], crow, ty, y, wy, symy,
-                    b0, b1)
-        _extend_in_place(buf, tx, lox, NX, C, cval_out)
+            m = b1 - b0
+            _x_rows(tmp[:m], acc[:m], ring, crow, slots, 0, wy, symy, b0, b1)
+            _widen(line[core + b0:core + b1], tmp[:m])
+        _extend_in_place(line, tx, lox, NX, C, cval)
         o = out[a, y]
         for b0 in range(0, NC, XBLOCK):
             m = min(NC - b0, XBLOCK)
-            _x_shifts(o[b0:b0 + m], acc[:m], buf, wx, symx, C, b0)
+            _x_shifts(o[b0:b0 + m], acc[:m], line, wx, symx, C, b0)
 
 
 @jit(parallel=True, fastmath=False)
-def _sep2d_par(x, wy, ty, symy, wx, tx, symx, lox, C, crow, cval_out, out, nch):
+def _sep2d_par(x, wy, ty, symy, wx, tx, symx, lox, C, cval, out, nch):
     R = out.shape[0] * out.shape[1]
     n = min(R, nch)
     for chunk in prange(n):
-        _sep2d_rows(x, wy, ty, symy, wx, tx, symx, lox, C, crow, cval_out, out,
+        _sep2d_rows(x, wy, ty, symy, wx, tx, symx, lox, C, cval, out,
                     chunk * R // n, (chunk + 1) * R // n)
 
 
 @jit(fastmath=False)
-def _sep2d_xy_rows(x, wx, tx, symx, lox, wy, ty, symy, C, cval, crow, out, r0, r1):
+def _sep2d_xy_rows(x, wx, tx, symx, lox, wy, ty, symy, C, cval, out, r0, r1):
     # The other order, x then y, in one sweep: scipy's intermediate rows (the correlation
-    # along x of input rows, rounded to out's dtype) go through a ring of ky rows, slot
-    # t % ky holding extended position t along y; output row y reads positions
-    # y .. y+ky-1 (or crow, out's dtype, exact), each computed once per range of
-    # consecutive rows. cval (float64) extends the input rows along x.
+    # along x of input rows, rounded to out's dtype) are widened into a ring of ky float64
+    # rows, slot t % ky holding extended position t along y; output row y reads positions
+    # y .. y+ky-1 (or the cval row), each computed once per range of consecutive rows.
+    # cval (float64) extends both passes.
     A, NY, NC = out.shape
     ky = wy.shape[0]
     line = np.empty(tx.shape[0] * C, np.float64)
-    ring = np.empty((ky, NC), out.dtype)
+    ring = np.empty((ky, NC + RING_PAD), np.float64)
+    crow = np.full(NC, cval)
     slots = np.empty(ky, np.int64)
+    tmp = np.empty(XBLOCK, out.dtype)
     acc = np.empty(XBLOCK, np.float64)
     nxt = 0
     for ay in range(r0, r1):
@@ -508,7 +549,8 @@ def _sep2d_xy_rows(x, wx, tx, symx, lox, wy, ty, symy, C, cval, crow, out, r0, r
                 r = ring[nxt % ky]
                 for b0 in range(0, NC, XBLOCK):
                     m = min(NC - b0, XBLOCK)
-                    _x_shifts(r[b0:b0 + m], acc[:m], line, wx, symx, C, b0)
+                    _x_shifts(tmp[:m], acc[:m], line, wx, symx, C, b0)
+                    _widen(r[b0:b0 + m], tmp[:m])
             nxt += 1
         for j in range(ky):
             slots[j] = (y + j) % ky if ty[y + j] >= 0 else -1
@@ -519,11 +561,11 @@ def _sep2d_xy_rows(x, wx, tx, symx, lox, wy, ty, symy, C, cval, crow, out, r0, r
 
 
 @jit(parallel=True, fastmath=False)
-def _sep2d_xy_par(x, wx, tx, symx, lox, wy, ty, symy, C, cval, crow, out, nch):
+def _sep2d_xy_par(x, wx, tx, symx, lox, wy, ty, symy, C, cval, out, nch):
     R = out.shape[0] * out.shape[1]
     n = min(R, nch)
     for chunk in prange(n):
-        _sep2d_xy_rows(x, wx, tx, symx, lox, wy, ty, symy, C, cval, crow, out,
+        _sep2d_xy_rows(x, wx, tx, symx, lox, wy, ty, symy, C, cval, out,
                        chunk * R // n, (chunk + 1) * R // n)
 
 
@@ -547,65 +589,102 @@ def _uniform_chains(o, buf, sums, size, N, C, fsize):
 
 
 @jit(fastmath=False)
-def _uniform_chains4(o0, o1, o2, o3, b0, b1, b2, b3, s0, s1, s2, s3, size, N, fsize):
-    # Four single-channel lines at once: four independent chains in one loop, so their
-    # additions overlap instead of each waiting for the last (the chain is latency-bound).
-    t0 = 0.0
-    t1 = 0.0
-    t2 = 0.0
-    t3 = 0.0
+def _uniform_terms(d, b, size, N):
+    # The terms of scipy's recurrence for one extended line b, ahead of it in one
+    # vectorised sweep: d[0] = the first window summed in order, d[p] = b[p-1+size] -
+    # b[p-1] (the entering minus the leaving value, rounded as scipy rounds it).
+    t = 0.0
     for j in range(size):
-        t0 += b0[j]
-        t1 += b1[j]
-        t2 += b2[j]
-        t3 += b3[j]
-    s0[0] = t0
-    s1[0] = t1
-    s2[0] = t2
-    s3[0] = t3
+        t += b[j]
+    d[0] = t
+    hi = b[size:size + N - 1]
+    lo = b[0:N - 1]
+    dd = d[1:N]
+    for p in range(N - 1):
+        dd[p] = hi[p] - lo[p]
+
+
+@jit(fastmath=False)
+def _scan8(d0, d1, d2, d3, d4, d5, d6, d7, N):
+    # Eight running sums in place (d[p] = d[p-1] + d[p], scipy's order along each line),
+    # interleaved so that their additions overlap instead of each waiting for the last:
+    # the chain is latency-bound, and the terms are already formed.
+    t0 = d0[0]
+    t1 = d1[0]
+    t2 = d2[0]
+    t3 = d3[0]
+    t4 = d4[0]
+    t5 = d5[0]
+    t6 = d6[0]
+    t7 = d7[0]
     for p in range(1, N):
-        t0 += b0[p - 1 + size] - b0[p - 1]
-        t1 += b1[p - 1 + size] - b1[p - 1]
-        t2 += b2[p - 1 + size] - b2[p - 1]
-        t3 += b3[p - 1 + size] - b3[p - 1]
-        s0[p] = t0
-        s1[p] = t1
-        s2[p] = t2
-        s3[p] = t3
-    for p in range(N):
-        o0[p] = s0[p] / fsize
-    for p in range(N):
-        o1[p] = s1[p] / fsize
-    for p in range(N):
-        o2[p] = s2[p] / fsize
-    for p in range(N):
-        o3[p] = s3[p] / fsize
+        t0 += d0[p]
+        d0[p] = t0
+        t1 += d1[p]
+        d1[p] = t1
+        t2 += d2[p]
+        d2[p] = t2
+        t3 += d3[p]
+        d3[p] = t3
+        t4 += d4[p]
+        d4[p] = t4
+        t5 += d5[p]
+        d5[p] = t5
+        t6 += d6[p]
+        d6[p] = t6
+        t7 += d7[p]
+        d7[p] = t7
+
+
+@jit(fastmath=False)
+def _scan1(d, N):
+    t = d[0]
+    for p in range(1, N):
+        t += d[p]
+        d[p] = t
+
+
+@jit(fastmath=False)
+def _divide(o, s, fsize):
+    # Each output the running sum / size (a vectorised sweep; one rounding to o's dtype).
+    for p in range(o.shape[0]):
+        o[p] = s[p] / fsize
 
 
 @jit(fastmath=False)
 def _line_uniform_rows(x, size, tab, lo, cval, C, out, r0, r1):
     # scipy's running sum in float64 along lines of N positions with C channels; each
     # line widened into a float64 buffer extended by the boundary. Single-channel lines
-    # go four at a time (_uniform_chains4).
+    # go eight at a time: their recurrence terms formed first (vectorised), then eight
+    # running sums interleaved (_scan8), then the divisions (vectorised). Term rows are
+    # RING_PAD longer than the line so that they do not alias in L1.
     NC = out.shape[1]
     N = NC // C
     L = tab.shape[0]
     fsize = np.float64(size)
-    bufs = np.empty((4, L * C), np.float64)
-    sums = np.empty((4, NC), np.float64)
-    r = r0
+    buf = np.empty(L * C, np.float64)
     if C == 1:
-        while r + 4 <= r1:
-            for q in range(4):
-                _fill_line(bufs[q], x[r + q], tab, lo, 1, cval)
-            _uniform_chains4(out[r], out[r + 1], out[r + 2], out[r + 3], bufs[0], bufs[1],
-                             bufs[2], bufs[3], sums[0], sums[1], sums[2], sums[3], size, N,
-                             fsize)
-            r += 4
-    while r < r1:
-        _fill_line(bufs[0], x[r], tab, lo, C, cval)
-        _uniform_chains(out[r], bufs[0], sums[0], size, N, C, fsize)
-        r += 1
+        d = np.empty((8, N + RING_PAD), np.float64)
+        r = r0
+        while r + 8 <= r1:
+            for q in range(8):
+                _fill_line(buf, x[r + q], tab, lo, 1, cval)
+                _uniform_terms(d[q], buf, size, N)
+            _scan8(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], N)
+            for q in range(8):
+                _divide(out[r + q], d[q, :N], fsize)
+            r += 8
+        while r < r1:
+            _fill_line(buf, x[r], tab, lo, 1, cval)
+            _uniform_terms(d[0], buf, size, N)
+            _scan1(d[0], N)
+            _divide(out[r], d[0, :N], fsize)
+            r += 1
+        return
+    sums = np.empty(NC, np.float64)
+    for r in range(r0, r1):
+        _fill_line(buf, x[r], tab, lo, C, cval)
+        _uniform_chains(out[r], buf, sums, size, N, C, fsize)
 
 
 @jit(parallel=True, fastmath=False)
@@ -617,23 +696,25 @@ def _line_uniform_par(x, size, tab, lo, cval, C, out, nch):
                            (chunk + 1) * R // n)
 
 
-# Columns per task of the box filter down the middle axis.
-UWIDTH = 512
+# Columns per task of the box filter down the middle axis, at most: whole rows stream
+# best (2048-wide float32 rows: 2.3 ms a pass against 3.8 ms in 512-column blocks, which
+# revisit every row once per block); the float64 running sums of a task stay in L1/L2.
+UWIDTH = 8192
 
 
 @jit(fastmath=False)
-def _mid_uniform_cols(x, size, tab, crow, out, t0, t1):
+def _mid_uniform_cols(x, size, tab, crow, out, width, t0, t1):
     # The same recurrence down the middle axis, vectorised across the last axis: task
-    # t = a*nb + column block; each runs its columns' chains from the first row to the
-    # last (the recurrence is sequential down the axis).
+    # t = a*nb + column block (``width`` columns); each runs its columns' chains from the
+    # first row to the last (the recurrence is sequential down the axis).
     A, N, B = out.shape
     fsize = np.float64(size)
-    nb = (B + UWIDTH - 1) // UWIDTH
-    acc = np.empty(UWIDTH, np.float64)
+    nb = (B + width - 1) // width
+    acc = np.empty(width, np.float64)
     for ab in range(t0, t1):
         a = ab // nb
-        b0 = (ab - a * nb) * UWIDTH
-        b1 = min(B, b0 + UWIDTH)
+        b0 = (ab - a * nb) * width
+        b1 = min(B, b0 + width)
         nw = b1 - b0
         for b in range(nw):
             acc[b] = 0.0
@@ -671,11 +752,11 @@ def _mid_uniform_cols(x, size, tab, crow, out, t0, t1):
 
 
 @jit(parallel=True, fastmath=False)
-def _mid_uniform_par(x, size, tab, crow, out):
+def _mid_uniform_par(x, size, tab, crow, out, width):
     A, N, B = out.shape
-    T = A * ((B + UWIDTH - 1) // UWIDTH)
+    T = A * ((B + width - 1) // width)
     for t in prange(T):
-        _mid_uniform_cols(x, size, tab, crow, out, t, t + 1)
+        _mid_uniform_cols(x, size, tab, crow, out, width, t, t + 1)
 
 
 # -- fused two-axis passes (fast path for floating outputs) --------------------------------
@@ -903,11 +984,17 @@ def uniform1d(x, size, out, axis, start, boundary, cval):
     if x3.shape[2] >= MID_MIN_INNER:
         crow = np.full(x3.shape[2], cval)
         work = out.size * UNIFORM_TAPS
+        A, B = o3.shape[0], o3.shape[2]
         if runs_serial(work):
-            ntasks = o3.shape[0] * ((o3.shape[2] + UWIDTH - 1) // UWIDTH)
-            _mid_uniform_cols(x3, size, tab, crow, o3, 0, ntasks)
+            width = min(B, UWIDTH)
+            _mid_uniform_cols(x3, size, tab, crow, o3, width, 0, A * (-(-B // width)))
         else:
-            run_parallel(_mid_uniform_par, x3, size, tab, crow, o3, work=work)
+            # Tasks in a multiple of the threads while planes are few: each plane's
+            # columns are split in T / gcd(A, T) blocks (a multiple of 16 columns).
+            T = num_threads()
+            per_plane = T // math.gcd(A, T) if A < 4 * T else 1
+            width = min(B, UWIDTH, (-(-B // per_plane) + 15) // 16 * 16)
+            run_parallel(_mid_uniform_par, x3, size, tab, crow, o3, width, work=work)
     else:
         B = x3.shape[2]
         o2 = o3.reshape(o3.shape[0], -1)
@@ -952,39 +1039,37 @@ def correlate2d_exact(x, wy, wx, out, axis_y, start_y, start_x, boundary_y, boun
     Layout rules as :func:`correlate1d`."""
     if out.size == 0:
         return out
-    second = boundary_y if x_first else boundary_x
-    if second == CONSTANT and not _exact_in(cval, out.dtype):
-        # The fused sweep keeps the intermediate rows in out's dtype, which cannot hold
-        # this fill value: two passes (the second widens its input instead).
+    ny, nx = x.shape[axis_y], x.shape[axis_y + 1]
+    x3, C = _plane_view(x, axis_y)
+    o3, _ = _plane_view(out, axis_y)
+    if wy.shape[0] * o3.shape[2] * 8 > RING_BYTES:
+        # The ring of float64 rows would not stay in cache: two passes.
         tmp = np.empty(x.shape, out.dtype)
         if x_first:
             correlate1d(x, wx, tmp, axis_y + 1, start_x, boundary_x, cval)
             return correlate1d(tmp, wy, out, axis_y, start_y, boundary_y, cval)
         correlate1d(x, wy, tmp, axis_y, start_y, boundary_y, cval)
         return correlate1d(tmp, wx, out, axis_y + 1, start_x, boundary_x, cval)
-    if not x_first and boundary_y == CONSTANT and not _exact_in(cval, x.dtype):
-        x = x.astype(np.float64)
-    ny, nx = x.shape[axis_y], x.shape[axis_y + 1]
     ty = extension_table(ny, start_y, ny + wy.shape[0] - 1, boundary_y)
     tx = extension_table(nx, start_x, nx + wx.shape[0] - 1, boundary_x)
-    x3, C = _plane_view(x, axis_y)
-    o3, _ = _plane_view(out, axis_y)
     wy64 = np.ascontiguousarray(wy, np.float64)
     wx64 = np.ascontiguousarray(wx, np.float64)
     work = out.size * (wy.shape[0] + wx.shape[0])
     nrows = o3.shape[0] * o3.shape[1]
-    with np.errstate(over="ignore"):     # a fill value only used where it is exact
-        cval_out = out.dtype.type(cval)
-        if x_first:
-            crow = np.full(o3.shape[2], cval, out.dtype)
-        else:
-            crow = np.full(x3.shape[2], cval, x3.dtype)
+    cval = np.float64(cval)
+    # Each range of rows refills its ring (ky rows): ranges of at least RING_RANGE * ky
+    # rows keep that under 1 / RING_RANGE of the rows.
+    nch = max(num_threads(), min(_chunks(), nrows // (RING_RANGE * wy.shape[0])))
     if x_first:
-        _run(_sep2d_xy_rows, _sep2d_xy_par, nrows, work, x3, wx64, tx, symmetry(wx),
-             -start_x, wy64, ty, symmetry(wy), C, np.float64(cval), crow, o3)
+        args = (x3, wx64, tx, symmetry(wx), -start_x, wy64, ty, symmetry(wy), C, cval, o3)
+        rows, par = _sep2d_xy_rows, _sep2d_xy_par
     else:
-        _run(_sep2d_rows, _sep2d_par, nrows, work, x3, wy64, ty, symmetry(wy), wx64, tx,
-             symmetry(wx), -start_x, C, crow, cval_out, o3)
+        args = (x3, wy64, ty, symmetry(wy), wx64, tx, symmetry(wx), -start_x, C, cval, o3)
+        rows, par = _sep2d_rows, _sep2d_par
+    if runs_serial(work):
+        rows(*args, 0, nrows)
+    else:
+        run_parallel(par, *args, nch, work=work)
     return out
 
 
