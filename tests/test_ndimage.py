@@ -430,12 +430,12 @@ _PATH_CALLS = [
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, ">f4"])
-def test_separable_bits_on_every_kernel_path(threads, dtype, monkeypatch):
+def test_separable_bits_on_every_kernel_path(threads, dtype):
     """scipy's bits where the kernels split work: eight-line groups of the box filter and a
     remainder (19, 43 rows), parallel row ranges (whole planes, or cut inside the plane
-    for the fused box sweep: 131 x 160), column blocks (planes fewer than threads),
-    the fused sweeps' rings, their two-pass fallback (RING_BYTES 0), a fill value that
-    float32 cannot hold, strided and reversed inputs, big-endian data."""
+    for the fused box sweep: 131 x 160), column blocks (planes fewer than threads), the
+    fused sweeps, a fill value that float32 cannot hold, strided and reversed inputs,
+    big-endian data."""
     import numba
     rng = np.random.default_rng(7)
     base = rng.standard_normal((3, 43, 160)) * 10
@@ -445,14 +445,12 @@ def test_separable_bits_on_every_kernel_path(threads, dtype, monkeypatch):
     saved = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
-        for ring_bytes in (filters1d.RING_BYTES, 0):
-            monkeypatch.setattr(filters1d, "RING_BYTES", ring_bytes)
-            for x, (name, f), mode in itertools.product(
-                    inputs, _PATH_CALLS, ["reflect", "constant", "wrap", "mirror"]):
-                want = f(sn, x, mode=mode, cval=0.1)
-                got = f(fn, x, mode=mode, cval=0.1)
-                assert got.dtype == want.dtype, name
-                np.testing.assert_array_equal(got, want, err_msg=f"{name} {mode} {x.shape}")
+        for x, (name, f), mode in itertools.product(
+                inputs, _PATH_CALLS, ["reflect", "constant", "wrap", "mirror"]):
+            want = f(sn, x, mode=mode, cval=0.1)
+            got = f(fn, x, mode=mode, cval=0.1)
+            assert got.dtype == want.dtype, name
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} {mode} {x.shape}")
     finally:
         numba.set_num_threads(saved)
 
