@@ -91,7 +91,8 @@ class ConvSpec:
 @dataclass(frozen=True, eq=False)
 class FilterSpec:
     """One step of scipy.ndimage's separable filters on a real array: one 1-D pass, or
-    two weighted passes on neighbouring axes fused in one sweep, in the order given.
+    two passes on neighbouring axes fused in one sweep, in the order given (two weighted
+    passes, or two boxes on axis a then a + 1, the last axis).
     ``passes`` holds ``(axis, start, boundary, weights, size)`` per pass (``weights``
     None: a box of ``size``, scipy's running sum)."""
     passes: tuple

@@ -493,19 +493,21 @@ def _run_step(x, step, out, cval):
     return dispatch(spec, x, None, "passes", out=out)
 
 
-def _steps(passes):
-    """scipy's passes in scipy's order, as steps of one pass or a fused pair: weighted
-    passes on neighbouring axes (a then a + 1, or a + 1 then a) share one sweep over
-    memory (same bits as two passes). Box passes stay single: scipy's running sum down an
-    axis runs from its first row to its last, which a fused sweep (rows dealt out to
-    threads) cannot follow."""
+def _steps(passes, ndim):
+    """scipy's passes in scipy's order, as steps of one pass or a fused pair (same bits as
+    two passes): weighted passes on neighbouring axes (a then a + 1, or a + 1 then a), and
+    box passes on axis a then a + 1 when a + 1 is the last axis (the running sums down a
+    then run row by row, and eight rows at a time along the last axis)."""
     steps = []
     i = 0
     while i < len(passes):
         p = passes[i]
         if i + 1 < len(passes):
             q = passes[i + 1]
-            if abs(p.axis - q.axis) == 1 and p.weights is not None and q.weights is not None:
+            weighted = p.weights is not None and q.weights is not None
+            boxes = (p.weights is None and q.weights is None
+                     and q.axis == p.axis + 1 == ndim - 1)
+            if (weighted and abs(p.axis - q.axis) == 1) or boxes:
                 steps.append((p, q))
                 i += 2
                 continue
@@ -547,7 +549,7 @@ def _separable(input, passes, output, cval):
         return output
     x = _float_input(input)
     dt = output.dtype.newbyteorder("=")     # kernels compute in native byte order
-    steps = _steps(passes)
+    steps = _steps(passes, input.ndim)
     for n, step in enumerate(steps):
         last = n == len(steps) - 1
         out = _target(x, output, dt) if last else np.empty(x.shape, dt)

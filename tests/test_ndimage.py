@@ -410,6 +410,76 @@ def test_separable_filters_match_scipy_property(shape, sigma, order, modes, cval
 
 
 
+
+# -- the kernels' own paths at sizes the small cases above do not reach --------------------
+
+_PATH_CALLS = [
+    ("gaussian s=1", lambda m, x, **k: m.gaussian_filter(x, 1.0, **k)),
+    ("gaussian s=2.5 order=(1,0)", lambda m, x, **k: m.gaussian_filter(
+        x, 2.5, order=[1] + [0] * (x.ndim - 1), **k)),
+    ("sobel 0", lambda m, x, **k: m.sobel(x, 0, **k)),
+    ("sobel -1", lambda m, x, **k: m.sobel(x, -1, **k)),
+    ("prewitt 1", lambda m, x, **k: m.prewitt(x, 1, **k)),
+    ("uniform 3", lambda m, x, **k: m.uniform_filter(x, 3, **k)),
+    ("uniform 4", lambda m, x, **k: m.uniform_filter(x, 4, **k)),
+    ("uniform1d 0", lambda m, x, **k: m.uniform_filter1d(x, 6, 0, **k)),
+    ("correlate1d 0", lambda m, x, **k: m.correlate1d(x, np.linspace(-1, 2, 9), 0, **k)),
+    ("gaussian_laplace", lambda m, x, **k: m.gaussian_laplace(x, 1.2, **k)),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, ">f4"])
+def test_separable_bits_on_every_kernel_path(threads, dtype):
+    """scipy's bits where the kernels split work: eight-line groups of the box filter and a
+    remainder (19, 43 rows), parallel row ranges (whole planes, or cut inside the plane
+    for the fused box sweep: 131 x 160), column blocks (planes fewer than threads), the
+    fused sweeps, a fill value that float32 cannot hold, strided and reversed inputs,
+    big-endian data."""
+    import numba
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((3, 43, 160)) * 10
+    inputs = [base[1, :19].astype(dtype), base.astype(dtype), base[0, ::-1, ::2].astype(dtype),
+              np.asarray(base[:, 3, :].T, dtype=dtype),
+              np.vstack([base[0], base[1], base[2, :45]]).astype(dtype)]
+    saved = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        for x, (name, f), mode in itertools.product(
+                inputs, _PATH_CALLS, ["reflect", "constant", "wrap", "mirror"]):
+            want = f(sn, x, mode=mode, cval=0.1)
+            got = f(fn, x, mode=mode, cval=0.1)
+            assert got.dtype == want.dtype, name
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} {mode} {x.shape}")
+    finally:
+        numba.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 5, 8])
+def test_box_sweep_ranges_give_the_bits_of_one_sweep(threads):
+    """The fused box sweep's row ranges (what each thread of a T-thread machine gets)
+    each start their running sums down y at the plane's first row: run range by range,
+    they give the bits of one sweep from the top."""
+    rng = np.random.default_rng(threads)
+    for A, NY, NX in [(1, 37, 21), (2, 17, 40), (3, 9, 33)]:
+        x = rng.standard_normal((A, NY, NX)).astype(np.float32)
+        ty = filters1d.extension_table(NY, -2, NY + 4, "symmetric")
+        tx = filters1d.extension_table(NX, -1, NX + 2, "wrap")
+        whole = np.empty_like(x)
+        filters1d._box2d_rows(x, 5, ty, 3, tx, 1, 0.0, whole, 0, A * NY)
+        bounds = filters1d._box_bounds(A, NY, threads)
+        assert bounds[0] == 0 and bounds[-1] == A * NY and np.all(np.diff(bounds) >= 0)
+        if A < threads:
+            assert len(bounds) - 1 >= threads
+        parts = np.empty_like(x)
+        # Last range first: a range must not rely on buffers a previous call left behind.
+        for r0, r1 in reversed(list(zip(bounds[:-1], bounds[1:]))):
+            filters1d._box2d_rows(x, 5, ty, 3, tx, 1, 0.0, parts, r0, r1)
+        np.testing.assert_array_equal(parts, whole)
+        np.testing.assert_array_equal(
+            whole, sn.uniform_filter1d(sn.uniform_filter1d(x, 5, 1, mode="reflect"), 3, 2,
+                                       mode="wrap"))
+
 # -- argument types as scipy's C layer takes them (issue 14, item 7) -----------------------------
 
 _X2 = np.arange(30.0).reshape(5, 6)

@@ -1,4 +1,5 @@
-"""fastconv.ndimage filters against scipy.ndimage and OpenCV (2 threads, float32)."""
+"""fastconv.ndimage filters against scipy.ndimage and OpenCV (2 threads, float32 and
+float64)."""
 import numpy as np
 import scipy.ndimage as ndi
 
@@ -7,14 +8,15 @@ from ._common import require, rng, set_threads
 
 class Filters2D:
     params = (["fastconv", "scipy", "cv2"],
-              ["gaussian s1", "gaussian s3", "sobel", "uniform 3", "uniform 31"])
-    param_names = ["library", "filter"]
+              ["gaussian s1", "gaussian s3", "sobel", "uniform 3", "uniform 31"],
+              ["float32", "float64"])
+    param_names = ["library", "filter", "dtype"]
     number = 1
     repeat = (3, 7, 30.0)
 
-    def setup(self, library, filt):
+    def setup(self, library, filt, dtype):
         set_threads()
-        x = rng().standard_normal((2048, 2048)).astype(np.float32)
+        x = rng().standard_normal((2048, 2048)).astype(dtype)
         self.x = x
         if library == "fastconv":
             f = require("fastconv.ndimage")
@@ -41,7 +43,7 @@ class Filters2D:
         }[filt]
         self.fn()
 
-    def time_filter(self, library, filt):
+    def time_filter(self, library, filt, dtype):
         self.fn()
 
 

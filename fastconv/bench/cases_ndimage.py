@@ -1,6 +1,7 @@
 """Benchmark cases for fastconv.ndimage against OpenCV and scipy.ndimage.
 
-float32, 2048 x 2048 unless noted, 2 threads for every threaded contender (scipy.ndimage
+float32, 2048 x 2048 unless noted (float64 cases: the same filters on float64 data, where
+OpenCV computes in float64 as well), 2 threads for every threaded contender (scipy.ndimage
 is single-threaded), OpenCV with the border type matching scipy's mode ('reflect' =
 cv2.BORDER_REFLECT), every contender writing into a preallocated output.
 
@@ -17,8 +18,8 @@ from . import Case, format_table, run_cases
 N = 2048
 
 
-def _image(shape=(N, N)):
-    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+def _image(shape=(N, N), dtype=np.float32):
+    return np.random.default_rng(0).standard_normal(shape).astype(dtype)
 
 
 def _cv2():
@@ -29,11 +30,11 @@ def _cv2():
     return cv2
 
 
-def _gaussian(sigma):
+def _gaussian(sigma, dtype=np.float32):
     def make():
         import scipy.ndimage as sn
         from .. import ndimage as fn
-        x = _image()
+        x = _image(dtype=dtype)
         out = np.empty_like(x)
         fns = {"fastconv": lambda: fn.gaussian_filter(x, sigma, output=out)}
         cv2 = _cv2()
@@ -49,27 +50,30 @@ def _gaussian(sigma):
     return make
 
 
-def _sobel():
-    import scipy.ndimage as sn
-    from .. import ndimage as fn
-    x = _image()
-    out = np.empty_like(x)
-    fns = {"fastconv": lambda: fn.sobel(x, axis=-1, output=out)}
-    cv2 = _cv2()
-    if cv2 is not None:
-        dst = np.empty_like(x)
-        fns["cv2"] = lambda: cv2.Sobel(x, cv2.CV_32F, 1, 0, dst=dst, ksize=3,
-                                       borderType=cv2.BORDER_REFLECT)
-    sout = np.empty_like(x)
-    fns["scipy"] = lambda: sn.sobel(x, axis=-1, output=sout)
-    return fns
-
-
-def _uniform(size):
+def _sobel(dtype=np.float32):
     def make():
         import scipy.ndimage as sn
         from .. import ndimage as fn
-        x = _image()
+        x = _image(dtype=dtype)
+        out = np.empty_like(x)
+        fns = {"fastconv": lambda: fn.sobel(x, axis=-1, output=out)}
+        cv2 = _cv2()
+        if cv2 is not None:
+            dst = np.empty_like(x)
+            depth = cv2.CV_32F if x.dtype == np.float32 else cv2.CV_64F
+            fns["cv2"] = lambda: cv2.Sobel(x, depth, 1, 0, dst=dst, ksize=3,
+                                           borderType=cv2.BORDER_REFLECT)
+        sout = np.empty_like(x)
+        fns["scipy"] = lambda: sn.sobel(x, axis=-1, output=sout)
+        return fns
+    return make
+
+
+def _uniform(size, dtype=np.float32):
+    def make():
+        import scipy.ndimage as sn
+        from .. import ndimage as fn
+        x = _image(dtype=dtype)
         out = np.empty_like(x)
         fns = {"fastconv": lambda: fn.uniform_filter(x, size, output=out)}
         cv2 = _cv2()
@@ -114,9 +118,13 @@ CASES = [
     Case("ndimage", "gaussian_filter sigma=1 2048^2", _gaussian(1.0), {"cv2": 1.0, "scipy": 5.0}),
     Case("ndimage", "gaussian_filter sigma=3 2048^2", _gaussian(3.0), {"cv2": 1.0, "scipy": 5.0}),
     Case("ndimage", "gaussian_filter sigma=8 2048^2", _gaussian(8.0), {"cv2": 1.0, "scipy": 5.0}),
-    Case("ndimage", "sobel axis=-1 2048^2", _sobel, {"cv2": 1.0}),
+    Case("ndimage", "sobel axis=-1 2048^2", _sobel(), {"cv2": 1.0}),
     Case("ndimage", "uniform_filter size=3 2048^2", _uniform(3), {"cv2": 1.0}),
     Case("ndimage", "uniform_filter size=31 2048^2", _uniform(31), {"cv2": 1.0}),
+    Case("ndimage", "gaussian_filter sigma=1 2048^2 f64", _gaussian(1.0, np.float64),
+         {"cv2": 1.0, "scipy": 5.0}),
+    Case("ndimage", "sobel axis=-1 2048^2 f64", _sobel(np.float64), {"cv2": 1.0}),
+    Case("ndimage", "uniform_filter size=3 2048^2 f64", _uniform(3, np.float64), {"cv2": 1.0}),
     Case("ndimage", "convolve 5x5 reflect 2048^2", _convolve5, {"cv2": 1.0}),
     Case("ndimage", "gaussian_filter sigma=2 128^3", _gaussian3d, {"scipy": 3.0}),
 ]
@@ -133,7 +141,7 @@ def main(argv=None):
     results = run_cases(cases, threads=args.threads, repeat=3 if args.quick else args.repeat)
     print(format_table(results))
     print("first calls (JIT compile included), fastconv: " + ", ".join(
-        f"{r.case.name.split(' 2048')[0]} {r.first_call_s['fastconv'] * 1e3:.0f} ms"
+        f"{r.case.name.replace(' 2048^2', '')} {r.first_call_s['fastconv'] * 1e3:.0f} ms"
         for r in results))
 
 
