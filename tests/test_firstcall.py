@@ -119,6 +119,8 @@ def cold(monkeypatch):
     monkeypatch.setattr(_firstcall, "_QUEUED", {})
     monkeypatch.setattr(_firstcall, "_RUNNING", {})
     monkeypatch.setattr(_firstcall, "_STATE", {"loaded": True, "usable": True})
+    monkeypatch.setattr(_firstcall, "_LIVE", set())
+    monkeypatch.setattr(_firstcall, "_LOADERS", {})
 
     def fake_start():
         started.append(dict(_firstcall._QUEUED))
@@ -216,8 +218,15 @@ def test_a_finished_child_makes_its_classes_take_the_compiled_route(cold, monkey
     assert _firstcall.pending() == ()
     assert "correlate|<f8|1|constant" in _firstcall.ready_classes()
     n = len(cold)
+    # On disk now: the next call is served while a thread of this process loads the
+    # kernels; no second child. Once loaded, calls take the compiled route.
     fastconv.convolve(x, [1.0, 2.0], "full")
-    assert len(cold) == n
+    assert len(cold) == n and "correlate|<f8|1|constant" in _firstcall._LOADERS
+    assert _firstcall.wait(300)
+    spec = fastconv._validate.conv_spec("convolve", x, np.array([1.0, 2.0]), "full")
+    fastconv.convolve(x, [1.0, 2.0], "full")
+    assert "correlate|<f8|1|constant" in _firstcall._LIVE
+    assert _firstcall.serve(spec, x, np.array([2.0, 1.0]), "auto") is None
 
 
 def test_a_cold_layer_runs_numpy_and_queues_its_layer(cold):
@@ -255,6 +264,22 @@ def test_a_forked_child_forgets_the_background_compile_and_still_computes(cold, 
         # compile (recorded, not started, by the fixture's fake _start).
         assert err < 1e-12 and no_proc and running >= 1
     assert isinstance(_firstcall._PROC, Running)     # the parent keeps its own
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_fork_waits_for_a_loader_thread_and_the_child_starts_without_it(cold):
+    import threading
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (time.sleep(0.5), done.set()))
+    t.start()
+    _firstcall._LOADERS["correlate|<f8|9|constant"] = t
+    pid = os.fork()
+    if pid == 0:                    # the child: the loader had finished, none is carried
+        os._exit(0 if (not _firstcall._LOADERS and
+                       "correlate|<f8|9|constant" in _firstcall._LIVE) else 1)
+    assert done.is_set()            # the parent's fork waited for it
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_a_bad_first_call_setting_warns_and_keeps_the_tier(monkeypatch):
