@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCH_GROUPS = ("direct", "fft", "ndimage", "nn", "latency", "dask", "auto")
+BENCH_GROUPS = ("direct", "fft", "ndimage", "nn", "layers", "latency", "dask", "auto")
 
 
 def _progress(i, n, label):
@@ -87,7 +87,7 @@ def cmd_bench(args) -> int:
         except ImportError as exc:
             print(f"(skipping {g}: {exc})", file=sys.stderr)
             continue
-        group_cases = mod.CASES if not args.quick else mod.CASES[:2]
+        group_cases = mod.CASES if not args.quick else getattr(mod, "QUICK", mod.CASES[:2])
         cases.extend(group_cases)
     results = run_cases(cases, threads=args.threads, repeat=args.repeat,
                         progress=None if args.no_progress else _progress)
@@ -227,7 +227,7 @@ def main(argv=None) -> int:
     b.add_argument("--group", help=f"comma-separated subset of {','.join(BENCH_GROUPS)}")
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--repeat", type=int, default=7)
-    b.add_argument("--quick", action="store_true", help="two cases per group")
+    b.add_argument("--quick", action="store_true", help="two cases per group (the layers group: its own subset)")
     b.add_argument("--no-progress", action="store_true")
     b.add_argument("--compile", action="store_true",
                    help="also first-call JIT times in fresh processes (cold and warm cache)")
