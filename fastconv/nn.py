@@ -30,6 +30,7 @@ of the call, process-wide; without threadpoolctl they run serially).
 from __future__ import annotations
 
 import itertools
+import math
 import numbers
 
 import numpy as np
@@ -400,6 +401,40 @@ def _adjoint_phases(x, w, stride, padding, output_padding, dilation, groups, met
     return out
 
 
+def _adjoint_col2im(x, w, stride, padding, output_padding, dilation, method):
+    """A transposed convolution (groups 1) whose outputs per input position, O x taps,
+    are few against the input channels (a 1-D stem's input gradient: 512 channels back
+    to 1 x 10 taps): one 1x1 layer, the GEMM y = w^T x of every (output channel, tap)
+    at every input position, then each tap's values added into its strided slice of the
+    output (col2im), which costs O x taps additions per input position. The correlations
+    by output phase would each have O output channels: far too few for any kernel."""
+    nd = x.ndim - 2
+    k = w.shape[2:]
+    cin, n_o = w.shape[:2]
+    w1 = np.ascontiguousarray(w.reshape(cin, -1).T).reshape((-1, cin) + (1,) * nd)
+    y = _run(x, w1, (1,) * nd, (1,) * nd, 1, method, x.shape[2:])
+    y = y.reshape((x.shape[0], n_o) + tuple(k) + x.shape[2:])
+    out_sp = [(i - 1) * s - 2 * p + d * (kk - 1) + op + 1
+              for i, s, p, d, kk, op in zip(x.shape[2:], stride, padding, dilation, k,
+                                            output_padding)]
+    out = np.zeros((x.shape[0], n_o) + tuple(out_sp), x.dtype)
+    for tap in itertools.product(*(range(kk) for kk in k)):
+        dst, src = [], []
+        for a, s, p, d, n_in, n_out in zip(tap, stride, padding, dilation, x.shape[2:],
+                                           out_sp):
+            off = a * d - p                   # input i lands on output i*s + off
+            i0 = max(0, -(off // s))                         # first i*s + off >= 0
+            i1 = min(n_in, max(0, (n_out - 1 - off) // s + 1))  # past i*s + off < n_out
+            if i1 <= i0:
+                break
+            src.append(slice(i0, i1))
+            dst.append(slice(i0 * s + off, (i1 - 1) * s + off + 1, s))
+        else:
+            out[(slice(None), slice(None)) + tuple(dst)] += \
+                y[(slice(None), slice(None)) + tap + tuple(src)]
+    return out
+
+
 def _adjoint(x, w, stride, padding, output_padding, dilation, groups, method):
     """The transposed convolution of batched x (N, Cin, *s) with w (Cin, O/g, *k).
     Stride 1: pad by d*(k-1)-p (crop where negative, plus output_padding on the far
@@ -409,6 +444,9 @@ def _adjoint(x, w, stride, padding, output_padding, dilation, groups, method):
     nd = x.ndim - 2
     k = w.shape[2:]
     n_img = x.shape[0]
+    if groups == 1 and method in ("auto", "gemm") \
+            and 2 * w.shape[1] * math.prod(k) <= w.shape[0]:
+        return _adjoint_col2im(x, w, stride, padding, output_padding, dilation, method)
     if any(s > 1 for s in stride) and method != "winograd":
         return _adjoint_phases(x, w, stride, padding, output_padding, dilation, groups,
                                method)
@@ -420,10 +458,16 @@ def _adjoint(x, w, stride, padding, output_padding, dilation, groups, method):
         x = up
     pads = [(d * (kk - 1) - p, d * (kk - 1) - p + op)
             for d, kk, p, op in zip(dilation, k, padding, output_padding)]
-    xp = _pad_signed(x, pads)
+    # Negative pads crop (a view); the positive ones go to the launcher, which folds
+    # them into the copy it makes anyway.
+    crop = tuple(slice(max(0, -lo), size - max(0, -hi))
+                 for (lo, hi), size in zip(pads, x.shape[2:]))
+    xc = x[(slice(None), slice(None)) + crop]
+    pos = [(max(0, lo), max(0, hi)) for lo, hi in pads]
     wt = _transpose_weight(w, groups)
-    out_sp = [s - d * (kk - 1) for s, d, kk in zip(xp.shape[2:], dilation, k)]
-    return _run(xp, wt, (1,) * nd, dilation, groups, method, out_sp)
+    out_sp = [s + lo + hi - d * (kk - 1)
+              for s, (lo, hi), d, kk in zip(xc.shape[2:], pos, dilation, k)]
+    return _run(xc, wt, (1,) * nd, dilation, groups, method, out_sp, pos)
 
 
 def _transpose_args(nd, stride, padding, output_padding, dilation, groups):

@@ -258,3 +258,36 @@ def test_model_picks_the_new_paths(monkeypatch):
         assert knn.choose_method(xs, ws, (1, st, st), (1, 1, 1), 1, f32) == "gemm"
     assert knn.choose_weight_method((144, 1, 1, 3, 3), 144) == "direct"
     assert knn.choose_weight_method((64, 64, 1, 3, 3), 1) == "gemm"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_few_output_channels_transposed_by_col2im_vs_torch(seed):
+    # O x taps <= C/2 (a 1-D stem's input gradient): one 1x1 GEMM, then each tap added
+    # into its strided output slice.
+    rng = np.random.default_rng(seed + 300)
+    nd = int(rng.integers(1, 4))
+    k = tuple(int(v) for v in rng.integers(1, 4, nd))
+    cin = 2 * int(np.prod(k)) + int(rng.integers(0, 4))
+    s = tuple(int(v) for v in rng.integers(1, 4, nd))
+    d = tuple(int(v) for v in rng.integers(1, 3, nd))
+    p = tuple(int(rng.integers(0, dd * (kk - 1) + 1)) for dd, kk in zip(d, k))
+    op = tuple(int(rng.integers(0, max(ss, dd))) for ss, dd in zip(s, d))
+    x = rng.standard_normal((int(rng.integers(1, 3)), cin)
+                            + tuple(int(v) for v in rng.integers(2, 7, nd)))
+    w = rng.standard_normal((cin, 1) + k)
+    kw = dict(stride=s, padding=p, output_padding=op, dilation=d)
+    try:
+        want = getattr(F, f"conv_transpose{N[nd]}")(_t(x), _t(w), **kw).numpy()
+    except RuntimeError:
+        pytest.skip("torch rejects this configuration (output size)")
+    tr = getattr(fnn, f"conv_transpose{N[nd]}")
+    specs = _dispatched(lambda: tr(x, w, **kw))
+    assert len(specs) == 1 and specs[0].w_shape[2:] == (1, 1, 1)
+    for dtype in (np.float32, np.float64):
+        close(tr(x.astype(dtype), w.astype(dtype), **kw), want, dtype)
+    # The stem's input gradient takes the same route.
+    xs = (2, 1, 64)
+    wt = rng.standard_normal((32, 1, 4))
+    go = rng.standard_normal((2, 32, 13))
+    want = G.conv1d_input(xs, _t(wt), _t(go), stride=5).numpy()
+    close(fnn.conv1d_input(xs, wt, go, stride=5), want, np.float64)

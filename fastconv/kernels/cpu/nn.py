@@ -490,18 +490,27 @@ def gemm(x, w, out, stride, dilation, groups, pads=None):
                  -(-_balance_chunks(threads) // (n_img * groups)))
     pieces = max(1, min(pieces, rows, rows * ow // 256))
     chunk = -(-rows // pieces)
-    chunks = [(n, g, r0, min(rows, r0 + chunk))
-              for n in range(n_img) for g in range(groups) for r0 in range(0, rows, chunk)]
+    # Fewer (image, group, rows) chunks than the threads want (one long 1-D row, a
+    # small deep layer of one image): split the output channels too. Each part builds
+    # its own columns, a copy 1/(2 x its channels) of its GEMM's work.
+    n_parts = n_img * groups * -(-rows // chunk)
+    osplit = 1
+    if n_parts < 2 * threads and o_g >= 64:
+        osplit = min(o_g // 32, -(-2 * threads // n_parts))
+    ostep = -(-o_g // osplit)
+    chunks = [(n, g, r0, min(rows, r0 + chunk), o0, min(o_g, o0 + ostep))
+              for n in range(n_img) for g in range(groups) for r0 in range(0, rows, chunk)
+              for o0 in range(0, o_g, ostep)]
 
     def run(c):
-        n, g, r0, r1 = c
+        n, g, r0, r1, o0, o1 = c
         if pointwise:
             cols = xq[n, g * cg:(g + 1) * cg, r0 * ow:r1 * ow]
         else:
             cols = scratch("nn.gemm.cols", (k, (r1 - r0) * ow), x.dtype)
             _im2col(xq, n, g * cg, cg, kd, kh, kw, *stride, *dilation, oh, ow, r0, r1,
                     cols)
-        np.matmul(wm[g], cols, out=out_m[n, g, :, r0 * ow:r1 * ow])
+        np.matmul(wm[g, o0:o1], cols, out=out_m[n, g, o0:o1, r0 * ow:r1 * ow])
 
     run_chunks(run, chunks, threads)
     return out
@@ -541,26 +550,41 @@ def weight_gemm(x, go, grad, stride, dilation, groups, pads=None):
                  -(-_balance_chunks(threads) // n_img))
     pieces = max(1, min(pieces, rows, rows * ow // 256))
     chunk = -(-rows // pieces)
-    chunks = [(n, r0, min(rows, r0 + chunk)) for n in range(n_img)
-              for r0 in range(0, rows, chunk)]
+    # Few images of few output rows (small, deep layers) give fewer chunks than the
+    # threads want: then (one group) the input channels are split too, each chunk
+    # computing its own columns of the result.
+    n_rows = n_img * -(-rows // chunk)
+    csplit = 1
+    if groups == 1 and n_rows < 2 * threads:
+        csplit = min(cg, -(-2 * threads // n_rows))
+    cstep = -(-n_ch // csplit) if groups == 1 else n_ch
+    taps = kd * kh * kw
+    chunks = [(n, r0, min(rows, r0 + chunk), c0, min(n_ch, c0 + cstep))
+              for n in range(n_img) for r0 in range(0, rows, chunk)
+              for c0 in range(0, n_ch, cstep)]
     accs = []
     local = threading.local()
 
     def run(c):
-        n, r0, r1 = c
+        n, r0, r1, c0, c1 = c
         acc = getattr(local, "acc", None)
         if acc is None:
             acc = local.acc = np.zeros((groups, o_g, k), x.dtype)
             accs.append(acc)
+        nk = (c1 - c0) * taps // groups          # result columns per group
         if pointwise:
-            cols = xq[n, :, r0 * ow:r1 * ow].reshape(groups, cg, -1)
+            cols = xq[n, c0:c1, r0 * ow:r1 * ow].reshape(groups, nk, -1)
         else:
-            cols = scratch("nn.wgrad.cols", (n_ch * (k // cg), (r1 - r0) * ow), x.dtype)
-            _im2col(xq, n, 0, n_ch, kd, kh, kw, *stride, *dilation, oh, ow, r0, r1, cols)
-            cols = cols.reshape(groups, k, -1)
-        tmp = scratch("nn.wgrad.tmp", (groups, o_g, k), x.dtype)
+            cols = scratch("nn.wgrad.cols", ((c1 - c0) * taps, (r1 - r0) * ow), x.dtype)
+            _im2col(xq, n, c0, c1 - c0, kd, kh, kw, *stride, *dilation, oh, ow, r0, r1,
+                    cols)
+            cols = cols.reshape(groups, nk, -1)
+        tmp = scratch("nn.wgrad.tmp", (groups, o_g, nk), x.dtype)
         np.matmul(gom[n, :, :, r0 * ow:r1 * ow], cols.transpose(0, 2, 1), out=tmp)
-        acc += tmp
+        if nk == k:
+            acc += tmp
+        else:
+            acc[:, :, c0 * taps:c0 * taps + nk] += tmp
 
     run_chunks(run, chunks, threads)
     total = accs[0]
