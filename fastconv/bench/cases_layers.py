@@ -28,7 +28,7 @@ import tracemalloc
 
 import numpy as np
 
-from . import Case, run_cases
+from . import Case, peer_threads, run_cases
 from .. import _dispatch
 from .. import nn as fnn
 from ..kernels.cpu._chunks import clear_scratch
@@ -268,8 +268,9 @@ def main(argv=None):
                         repeat=3 if args.quick and args.repeat == 7 else args.repeat,
                         progress=lambda i, n, c: print(f"[{i + 1}/{n}] {c.name}",
                                                        file=sys.stderr, flush=True))
-    ran = [methods_run(p) for p in pts]
-    extra = None if args.no_memory else [peak_extra_bytes(p) for p in pts]
+    with peer_threads(args.threads):        # the thread count the timings ran with
+        ran = [methods_run(p) for p in pts]
+        extra = None if args.no_memory else [peak_extra_bytes(p) for p in pts]
     print(format_rows(results, pts, extra, ran))
     print()
     print(summary(results, pts))
