@@ -6,7 +6,8 @@ import importlib
 import json
 import sys
 
-BENCH_GROUPS = ("direct", "fft", "ndimage", "nn", "latency", "dask", "auto", "cuda")
+BENCH_GROUPS = ("direct", "fft", "ndimage", "nn", "layers", "latency", "dask", "auto",
+                "cuda")
 
 
 def _progress(i, n, label):
@@ -108,7 +109,7 @@ def cmd_bench(args) -> int:
         except ImportError as exc:
             print(f"(skipping {g}: {exc})", file=sys.stderr)
             continue
-        group_cases = mod.CASES if not args.quick else mod.CASES[:2]
+        group_cases = mod.CASES if not args.quick else getattr(mod, "QUICK", mod.CASES[:2])
         cases.extend(group_cases)
     results = run_cases(cases, threads=args.threads, repeat=args.repeat,
                         progress=None if args.no_progress else _progress)
@@ -251,7 +252,7 @@ def main(argv=None) -> int:
                    help="cuda: the GPU group (fastconv's CUDA kernels against cupyx and "
                         "torch/cuDNN, CUDA events); skipped with a message without a GPU")
     b.add_argument("--repeat", type=int, default=7)
-    b.add_argument("--quick", action="store_true", help="two cases per group")
+    b.add_argument("--quick", action="store_true", help="two cases per group (the layers group: its own subset)")
     b.add_argument("--no-progress", action="store_true")
     b.add_argument("--compile", action="store_true",
                    help="also first-call JIT times in fresh processes (cold and warm cache)")

@@ -16,6 +16,8 @@ Specs (``_validate``) and what each kind decides:
 * ``FilterSpec`` ("filter"): scipy.ndimage's 1-D passes, one method.
 * ``LayerSpec`` ("layer"): conv layers; ``"auto"`` asks the tuner with the layer cost
   model; FFT and Winograd give way to direct or GEMM when the data holds NaN or Inf.
+* ``LayerWeightSpec`` ("layer_weight"): a layer's weight gradient; ``"auto"`` takes the
+  model's choice (the depthwise kernel or one GEMM over all groups).
 
 Everything a launcher needs (block sizes, factors, fallbacks, the device) is in the
 decision; launchers never choose and never raise on user input.
@@ -172,8 +174,16 @@ def _layer_model(x_shape, w_shape, st, dl, groups, dtype):
     return costs, key
 
 
+def _decide_layer_weight(spec, x, w, method, wk, force_measure):
+    from .kernels.cpu import nn as _k
+    if method != "auto":
+        return Decision(method, {}, "explicit", device=spec.device)
+    return Decision(_k.choose_weight_method(spec.w_shape, spec.groups), {}, "model",
+                    device=spec.device)
+
+
 _DECIDE = {"correlate": _decide_conv, "batched": _decide_conv, "filter": _decide_filter,
-           "layer": _decide_layer}
+           "layer": _decide_layer, "layer_weight": _decide_layer_weight}
 
 
 # -- execute -----------------------------------------------------------------------------
@@ -290,8 +300,17 @@ def _execute_layer(spec, x, w, decision, wk, out):
     return out
 
 
+def _execute_layer_weight(spec, x, go, decision, wk, out):
+    if out is None:
+        out = np.empty(spec.w_shape, spec.dtype)
+    get_launcher("layer_weight", decision.method, decision.device)(
+        x, go, out, spec.stride, spec.dilation, spec.groups, spec.pads)
+    return out
+
+
 _EXECUTE = {"correlate": _execute_conv, "batched": _execute_conv,
-            "filter": _execute_filter, "layer": _execute_layer}
+            "filter": _execute_filter, "layer": _execute_layer,
+            "layer_weight": _execute_layer_weight}
 
 
 # -- the one entry point ----------------------------------------------------------------

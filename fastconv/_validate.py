@@ -118,6 +118,15 @@ class LayerSpec:
     kind = "layer"
 
 
+@dataclass(frozen=True)
+class LayerWeightSpec(LayerSpec):
+    """The weight gradient of a conv layer (``conv*d_weight``), canonical 3-D layout:
+    ``x_shape`` the input's shape (zero-padded by ``pads``), ``w_shape`` the gradient's
+    (the weight's) shape, ``out_shape`` grad_output's shape; stride, dilation and groups
+    those of the forward layer."""
+    kind = "layer_weight"
+
+
 def result_dtype(*arrays) -> np.dtype:
     # By dtype: GPU arrays are never handed to NumPy (the spec's arrays have ndim >= 1,
     # where NumPy's promotion of arrays and of their dtypes agree).

@@ -92,6 +92,17 @@ def _calls(dtype: str, rank: int):
         calls.append((f"nn.conv_transpose{rank}d {method} {tag}",
                       lambda m=method: conv_t(narrow[0], narrow[1].swapaxes(0, 1).copy(),
                                               stride=2, method=m)))
+    # The depthwise kernels (one input channel per output channel), forward and weight
+    # gradient, and the weight gradient's GEMM.
+    dw = (arr((1, 2) + (6,) * rank), arr((2, 1) + (3,) * rank))
+    go = arr((1, 2) + (6,) * rank)
+    conv_w = getattr(nn, f"conv{rank}d_weight")
+    calls.append((f"nn.conv{rank}d depthwise {tag}",
+                  lambda: conv(dw[0], dw[1], padding=1, groups=2, method="direct")))
+    for method in ("direct", "gemm"):
+        calls.append((f"nn.conv{rank}d_weight {method} {tag}",
+                      lambda m=method: conv_w(dw[0], dw[1].shape, go, padding=1, groups=2,
+                                              method=m)))
     return calls
 
 

@@ -29,6 +29,8 @@ of the call, process-wide; without threadpoolctl they run serially).
 """
 from __future__ import annotations
 
+import itertools
+import math
 import numbers
 
 import numpy as np
@@ -36,7 +38,7 @@ import numpy as np
 from ._arrays import array_kind
 from ._dispatch import dispatch
 from .kernels import methods
-from ._validate import LayerSpec
+from ._validate import LayerSpec, LayerWeightSpec
 
 __all__ = [
     "conv1d", "conv2d", "conv3d",
@@ -345,13 +347,116 @@ def _transpose_weight(w, groups):
     return np.ascontiguousarray(wt[flip])
 
 
+def _phase_taps(size, out_len, k, s, p, d):
+    """One axis of a strided transposed convolution split by output phase: for each
+    r < s, (taps, dil, (lo, hi), count) such that output r + s*q (q < count) is the
+    stride-1 correlation, dilation ``dil``, of the input padded by (lo, hi) (negative:
+    cropped) with the taps ``taps`` of w along this axis, reversed.
+
+    Output y = i*s - p + a*d takes tap a from input i = q + (r + p - a*d)/s, so phase r
+    uses the taps with a*d = r + p (mod s); consecutive ones are s/gcd(s, d) apart and
+    their inputs d/gcd(s, d) apart."""
+    res = []
+    for r in range(s):
+        count = len(range(r, out_len, s))
+        taps = [a for a in range(k) if (a * d - r - p) % s == 0]
+        if not taps or count == 0:
+            res.append((taps, 1, (0, 0), count))
+            continue
+        dil = d // np.gcd(s, d)
+        first = (r + p - taps[-1] * d) // s      # input offset of the last tap (q = 0)
+        lo = -first
+        hi = (count - 1) + first + (len(taps) - 1) * dil - (size - 1)
+        res.append((taps, int(dil), (lo, hi), count))
+    return res
+
+
+def _adjoint_phases(x, w, stride, padding, output_padding, dilation, groups, method):
+    """A transposed convolution with stride > 1 as prod(stride) stride-1 correlations,
+    one per output phase, on the input as it is (no zeros inserted: the zero-insertion
+    route multiplies s^d times more zeros than data). Each phase's result goes to its
+    strided slice of the output."""
+    nd = x.ndim - 2
+    k = w.shape[2:]
+    out_sp = [(i - 1) * s - 2 * p + d * (kk - 1) + op + 1
+              for i, s, p, d, kk, op in zip(x.shape[2:], stride, padding, dilation, k,
+                                            output_padding)]
+    axes = [_phase_taps(i, o, kk, s, p, d) for i, o, kk, s, p, d
+            in zip(x.shape[2:], out_sp, k, stride, padding, dilation)]
+    out = np.empty((x.shape[0], w.shape[1] * groups) + tuple(out_sp), x.dtype)
+    for phase in itertools.product(*(range(s) for s in stride)):
+        parts = [axes[a][r] for a, r in enumerate(phase)]
+        dst = out[(slice(None), slice(None)) + tuple(slice(r, None, s) for r, s
+                                                     in zip(phase, stride))]
+        if any(c == 0 for _, _, _, c in parts):
+            continue
+        if any(not t for t, _, _, _ in parts):
+            dst[...] = 0                     # no tap reaches this phase
+            continue
+        ws = w
+        for a, (taps, _, _, _) in enumerate(parts):
+            ws = np.take(ws, taps, axis=2 + a)
+        wt = _transpose_weight(ws, groups)
+        # Negative pads crop the input (a view); the positive ones go to the launcher.
+        crop = tuple(slice(max(0, -lo), size - max(0, -hi))
+                     for (_, _, (lo, hi), _), size in zip(parts, x.shape[2:]))
+        xc = x[(slice(None), slice(None)) + crop]
+        pads = [(max(0, lo), max(0, hi)) for _, _, (lo, hi), _ in parts]
+        res = _run(xc, wt, (1,) * nd, [dl for _, dl, _, _ in parts], groups, method,
+                   [c for _, _, _, c in parts], pads)
+        dst[...] = res
+    return out
+
+
+def _adjoint_col2im(x, w, stride, padding, output_padding, dilation, method):
+    """A transposed convolution (groups 1) whose outputs per input position, O x taps,
+    are few against the input channels (a 1-D stem's input gradient: 512 channels back
+    to 1 x 10 taps): one 1x1 layer, the GEMM y = w^T x of every (output channel, tap)
+    at every input position, then each tap's values added into its strided slice of the
+    output (col2im), which costs O x taps additions per input position. The correlations
+    by output phase would each have O output channels: far too few for any kernel."""
+    nd = x.ndim - 2
+    k = w.shape[2:]
+    cin, n_o = w.shape[:2]
+    w1 = np.ascontiguousarray(w.reshape(cin, -1).T).reshape((-1, cin) + (1,) * nd)
+    y = _run(x, w1, (1,) * nd, (1,) * nd, 1, method, x.shape[2:])
+    y = y.reshape((x.shape[0], n_o) + tuple(k) + x.shape[2:])
+    out_sp = [(i - 1) * s - 2 * p + d * (kk - 1) + op + 1
+              for i, s, p, d, kk, op in zip(x.shape[2:], stride, padding, dilation, k,
+                                            output_padding)]
+    out = np.zeros((x.shape[0], n_o) + tuple(out_sp), x.dtype)
+    for tap in itertools.product(*(range(kk) for kk in k)):
+        dst, src = [], []
+        for a, s, p, d, n_in, n_out in zip(tap, stride, padding, dilation, x.shape[2:],
+                                           out_sp):
+            off = a * d - p                   # input i lands on output i*s + off
+            i0 = max(0, -(off // s))                         # first i*s + off >= 0
+            i1 = min(n_in, max(0, (n_out - 1 - off) // s + 1))  # past i*s + off < n_out
+            if i1 <= i0:
+                break
+            src.append(slice(i0, i1))
+            dst.append(slice(i0 * s + off, (i1 - 1) * s + off + 1, s))
+        else:
+            out[(slice(None), slice(None)) + tuple(dst)] += \
+                y[(slice(None), slice(None)) + tap + tuple(src)]
+    return out
+
+
 def _adjoint(x, w, stride, padding, output_padding, dilation, groups, method):
-    """The transposed convolution of batched x (N, Cin, *s) with w (Cin, O/g, *k):
-    zero-insert by the stride, pad by d*(k-1)-p (crop where negative, plus output_padding
-    on the far side), then correlate with the flipped, channel-swapped kernel."""
+    """The transposed convolution of batched x (N, Cin, *s) with w (Cin, O/g, *k).
+    Stride 1: pad by d*(k-1)-p (crop where negative, plus output_padding on the far
+    side), then correlate with the flipped, channel-swapped kernel. Stride > 1: one
+    such correlation per output phase (_adjoint_phases), except for an explicit
+    Winograd, which needs the 3x3 kernel whole and so gets the zero-inserted input."""
     nd = x.ndim - 2
     k = w.shape[2:]
     n_img = x.shape[0]
+    if groups == 1 and method in ("auto", "gemm") \
+            and 2 * w.shape[1] * math.prod(k) <= w.shape[0]:
+        return _adjoint_col2im(x, w, stride, padding, output_padding, dilation, method)
+    if any(s > 1 for s in stride) and method != "winograd":
+        return _adjoint_phases(x, w, stride, padding, output_padding, dilation, groups,
+                               method)
     if any(s > 1 for s in stride):
         up = np.zeros((n_img, x.shape[1]) + tuple((i - 1) * s + 1 if i else 0
                                                   for i, s in zip(x.shape[2:], stride)),
@@ -360,10 +465,16 @@ def _adjoint(x, w, stride, padding, output_padding, dilation, groups, method):
         x = up
     pads = [(d * (kk - 1) - p, d * (kk - 1) - p + op)
             for d, kk, p, op in zip(dilation, k, padding, output_padding)]
-    xp = _pad_signed(x, pads)
+    # Negative pads crop (a view); the positive ones go to the launcher, which folds
+    # them into the copy it makes anyway.
+    crop = tuple(slice(max(0, -lo), size - max(0, -hi))
+                 for (lo, hi), size in zip(pads, x.shape[2:]))
+    xc = x[(slice(None), slice(None)) + crop]
+    pos = [(max(0, lo), max(0, hi)) for lo, hi in pads]
     wt = _transpose_weight(w, groups)
-    out_sp = [s - d * (kk - 1) for s, d, kk in zip(xp.shape[2:], dilation, k)]
-    return _run(xp, wt, (1,) * nd, dilation, groups, method, out_sp)
+    out_sp = [s + lo + hi - d * (kk - 1)
+              for s, (lo, hi), d, kk in zip(xc.shape[2:], pos, dilation, k)]
+    return _run(xc, wt, (1,) * nd, dilation, groups, method, out_sp, pos)
 
 
 def _transpose_args(nd, stride, padding, output_padding, dilation, groups):
@@ -521,6 +632,21 @@ def _grad_weight(nd, fname, input, weight_size, grad_output, stride, padding, di
             f"convolution's output would be {[x.shape[0], n_out] + expect})")
     grad = np.empty(size, x.dtype)
     if grad.size == 0:
+        return grad
+    if x.shape[1] == 0 or go.size == 0:
+        grad[...] = 0
+        return grad
+    if method in ("auto", "gemm") or (method == "direct" and cg == 1):
+        # The weight-gradient kind: one GEMM over images, groups and taps (or the
+        # depthwise kernel), the padding folded into the launcher's copy.
+        spec = LayerWeightSpec(
+            x_shape=tuple(_canon(x, nd).shape[:2]) + (1,) * (3 - nd) + tuple(
+                s + 2 * p for s, p in zip(x.shape[2:], padding)),
+            w_shape=tuple(_canon(grad, nd).shape), out_shape=tuple(_canon(go, nd).shape),
+            stride=(1,) * (3 - nd) + tuple(stride),
+            dilation=(1,) * (3 - nd) + tuple(dilation), groups=groups, dtype=x.dtype,
+            pads=((0, 0),) * (3 - nd) + tuple((p, p) for p in padding))
+        dispatch(spec, _canon(x, nd), _canon(go, nd), method, out=_canon(grad, nd))
         return grad
     # grad_w[o, c, j] = sum_{n, i} go[n, o, i] * xpad[n, g*Cg + c, i*s + j*d]: a valid
     # correlation of the padded input (images as channels, channels as images) with

@@ -46,6 +46,12 @@ CASES = [
                        _data(18, (16, 8, 3, 3), np.float32), method="gemm"),
     lambda: fnn.conv2d(_data(19, (2, 8, 64, 64)), _data(20, (8, 8, 3, 3)), method="winograd"),
     lambda: fnn.conv2d(_data(21, (2, 4, 64, 64)), _data(22, (8, 4, 9, 9)), method="fft"),
+    lambda: fnn.conv2d(_data(23, (2, 8, 64, 64), np.float32),
+                       _data(24, (8, 1, 5, 5), np.float32), padding=2, groups=8,
+                       method="direct"),
+    lambda: fnn.conv2d_weight(_data(25, (2, 8, 64, 64), np.float32), (8, 1, 3, 3),
+                              _data(26, (2, 8, 32, 32), np.float32), stride=2, padding=1,
+                              groups=8, method="direct"),
 ]
 
 

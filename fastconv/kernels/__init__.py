@@ -26,6 +26,8 @@ BOUNDARIES = ("constant", "wrap", "symmetric", "reflect", "edge")
 #                weighted ones fused on neighbouring axes; see _validate.FilterSpec)
 #   "layer"      launcher(x, w, out, stride, dilation, groups, pads): a conv layer on
 #                (N, C, D, H, W) arrays (pads None: x is already padded)
+#   "layer_weight"  launcher(x, go, grad, stride, dilation, groups, pads): the weight
+#                gradient of that layer from its input x and grad_output go
 #
 # A new device is a kernels/<device>/ folder with the same launcher names plus one block
 # here (and its ``DEVICES`` entry).
@@ -57,6 +59,8 @@ REGISTRY = {
                                          "correlate_separable"),
     ("batched", "fft", "cuda"): ("fastconv.kernels.cuda.fft", "correlate_batched"),
     ("filter", "passes", "cuda"): ("fastconv.kernels.cuda.filters1d", "run_passes"),
+    ("layer_weight", "gemm", "cpu"): ("fastconv.kernels.cpu.nn", "weight_gemm"),
+    ("layer_weight", "direct", "cpu"): ("fastconv.kernels.cpu.nn", "weight_direct"),
 }
 
 # Per device: how the tuner waits for queued work before it stops a clock (None: calls

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 
 import numpy as np
 import scipy.fft
@@ -45,7 +46,7 @@ from numba import prange
 
 from ..._config import get_num_threads
 from ..._jit import jit, run_parallel
-from . import _nn_tiles
+from . import _nn_depthwise, _nn_tiles
 from ._chunks import run_chunks, scratch
 from ._tilegen import GEMM_TILES as _GEMM_TILES, TILES as _TILES
 
@@ -359,6 +360,8 @@ def direct(x, w, out, stride, dilation, groups, pads=None):
         run_parallel(_TILED[out.dtype],
                      *_tiled_args(xq, w.shape, wt, out, dilation, groups), work=work)
         return out
+    if w.shape[1] == 1:
+        return _depthwise(x, w, out, stride, dilation, pads, work)
     xq = _polyphase(x, stride, pads, work=work)
     wg, gphase, goff = _tap_groups(w, stride[2], dilation[2])
     # Rows per job: ~64K multiply-adds per job, while keeping 8 jobs per thread.
@@ -376,6 +379,33 @@ def direct(x, w, out, stride, dilation, groups, pads=None):
                  taps_z // stride[0], taps_y % stride[1], taps_y // stride[1], out, groups,
                  rpj, work=work)
     return out
+
+
+def _depthwise(x, w, out, stride, dilation, pads, work):
+    """A layer whose output channels read one input channel each (C/groups == 1, any
+    channel multiplier): the plane-per-job kernel of _nn_depthwise."""
+    x = np.ascontiguousarray(x)
+    q, lo, (taps, cnt, phase, off) = _nn_depthwise.plan(x.shape, w.shape, stride,
+                                                         dilation, pads)
+    wflat = np.ascontiguousarray(w).reshape(w.shape[0], -1)
+    wt = np.ascontiguousarray(np.where(taps >= 0, wflat[:, np.maximum(taps, 0)], 0),
+                              dtype=w.dtype)
+    run_parallel(_nn_depthwise.forward, x, wt, cnt, phase, off, out, *stride, *lo, *q,
+                 work=work)
+    return out
+
+
+def depthwise_weight_grad(x, go, grad, stride, dilation, pads=None):
+    """grad (O, 1, *k) of a depthwise layer (C/groups == 1) from x (unpadded when
+    ``pads`` is given) and grad_output go (N, O, *out)."""
+    x = np.ascontiguousarray(x)
+    go = np.ascontiguousarray(go)
+    q, lo, (taps, cnt, phase, off) = _nn_depthwise.plan(x.shape, grad.shape, stride,
+                                                         dilation, pads)
+    g2 = grad.reshape(grad.shape[0], -1)
+    run_parallel(_nn_depthwise.weight_grad, x, go, taps, cnt, phase, off, g2, *stride,
+                 *lo, *q, work=go.size * g2.shape[1])
+    return grad
 
 
 # -- im2col + GEMM ----------------------------------------------------------------------
@@ -421,6 +451,17 @@ def _im2col(xq, n, c0, cg, kd, kh, kw, sz, sy, sx, dz, dy, dx, oh, ow, r0, r1, c
                 oz += 1
 
 
+def _pointwise_columns(x, stride, pads, osz):
+    """(N, C, OD*OH*OW): the input values a 1x1x1 layer reads, as GEMM columns. A view
+    of x for stride 1 without padding; else the strided positions gathered once (the
+    padding, rare on a 1x1 layer, applied first)."""
+    if pads is not None and any(p != (0, 0) for p in map(tuple, pads)):
+        x = _zero_padded(x, pads)
+    sub = x[(slice(None), slice(None)) + tuple(slice(0, (m - 1) * s + 1, s)
+                                               for m, s in zip(osz, stride))]
+    return np.ascontiguousarray(sub).reshape(sub.shape[:2] + (-1,))
+
+
 def gemm(x, w, out, stride, dilation, groups, pads=None):
     """im2col + BLAS method (see the module docstring for the contract)."""
     if out.size == 0:
@@ -430,7 +471,14 @@ def gemm(x, w, out, stride, dilation, groups, pads=None):
     cg, kd, kh, kw = w.shape[1:]
     k = cg * kd * kh * kw
     rows = od * oh
-    xq = _polyphase(x, stride, pads, threaded=False)
+    # A 1x1x1 layer (any stride) needs no im2col: the input planes, subsampled by the
+    # stride, are the GEMM's columns; only a strided layer copies them (1/stride^d of
+    # the input), none of the other phases.
+    pointwise = (kd, kh, kw) == (1, 1, 1)
+    if pointwise:
+        xq = _pointwise_columns(x, stride, pads, (od, oh, ow))
+    else:
+        xq = _polyphase(x, stride, pads, threaded=False)
     wm = np.ascontiguousarray(w).reshape(groups, o_g, k)
     out_m = out.reshape(n_img, groups, o_g, rows * ow)
     threads = get_num_threads()
@@ -442,24 +490,113 @@ def gemm(x, w, out, stride, dilation, groups, pads=None):
                  -(-_balance_chunks(threads) // (n_img * groups)))
     pieces = max(1, min(pieces, rows, rows * ow // 256))
     chunk = -(-rows // pieces)
-    chunks = [(n, g, r0, min(rows, r0 + chunk))
-              for n in range(n_img) for g in range(groups) for r0 in range(0, rows, chunk)]
-
-    # A 1x1x1 stride-1 layer needs no im2col: the input planes are the columns.
-    pointwise = (kd, kh, kw) == (1, 1, 1) and tuple(stride) == (1, 1, 1)
+    # Fewer (image, group, rows) chunks than the threads want (one long 1-D row, a
+    # small deep layer of one image): split the output channels too. Each part builds
+    # its own columns, a copy 1/(2 x its channels) of its GEMM's work.
+    n_parts = n_img * groups * -(-rows // chunk)
+    osplit = 1
+    if n_parts < 2 * threads and o_g >= 64:
+        osplit = min(o_g // 32, -(-2 * threads // n_parts))
+    ostep = -(-o_g // osplit)
+    chunks = [(n, g, r0, min(rows, r0 + chunk), o0, min(o_g, o0 + ostep))
+              for n in range(n_img) for g in range(groups) for r0 in range(0, rows, chunk)
+              for o0 in range(0, o_g, ostep)]
 
     def run(c):
-        n, g, r0, r1 = c
+        n, g, r0, r1, o0, o1 = c
         if pointwise:
-            cols = xq[n, g * cg:(g + 1) * cg].reshape(cg, rows * ow)[:, r0 * ow:r1 * ow]
+            cols = xq[n, g * cg:(g + 1) * cg, r0 * ow:r1 * ow]
         else:
             cols = scratch("nn.gemm.cols", (k, (r1 - r0) * ow), x.dtype)
             _im2col(xq, n, g * cg, cg, kd, kh, kw, *stride, *dilation, oh, ow, r0, r1,
                     cols)
-        np.matmul(wm[g], cols, out=out_m[n, g, :, r0 * ow:r1 * ow])
+        np.matmul(wm[g, o0:o1], cols, out=out_m[n, g, o0:o1, r0 * ow:r1 * ow])
 
     run_chunks(run, chunks, threads)
     return out
+
+
+# -- weight gradients (the "layer_weight" kind) ------------------------------------------
+
+def choose_weight_method(w_shape, groups):
+    """The weight-gradient method: the depthwise kernel where each output channel reads
+    one input channel and the groups hold few output channels (a GEMM over so few rows
+    would be all overhead), else one GEMM over every image, group and tap."""
+    return "direct" if w_shape[1] == 1 and w_shape[0] // groups <= 8 else "gemm"
+
+
+def weight_gemm(x, go, grad, stride, dilation, groups, pads=None):
+    """grad[g] (O/g, Cg*taps) = sum over images and output positions of grad_output
+    (O/g, P) times the layer's im2col columns (Cg*taps, P) transposed: GEMMs over chunks
+    of output rows (the columns built per chunk, within GEMM_CHUNK_BYTES, as in gemm),
+    batched over the groups in one matmul, each Python thread summing its chunks into
+    its own accumulator; the accumulators are added at the end. A 1x1x1 layer uses the
+    (subsampled) input planes as its columns."""
+    n_img, n_out, od, oh, ow = go.shape
+    o_g = n_out // groups
+    cg, kd, kh, kw = grad.shape[1:]
+    k = cg * kd * kh * kw
+    n_ch = cg * groups
+    rows = od * oh
+    pointwise = (kd, kh, kw) == (1, 1, 1)
+    if pointwise:
+        xq = _pointwise_columns(x, stride, pads, (od, oh, ow))
+    else:
+        xq = _polyphase(x, stride, pads, threaded=False)
+    gom = np.ascontiguousarray(go).reshape(n_img, groups, o_g, rows * ow)
+    threads = get_num_threads()
+    per_row = n_ch * (k // cg) * ow * x.itemsize
+    pieces = max(-(-rows // max(1, GEMM_CHUNK_BYTES // per_row)),
+                 -(-_balance_chunks(threads) // n_img))
+    pieces = max(1, min(pieces, rows, rows * ow // 256))
+    chunk = -(-rows // pieces)
+    # Few images of few output rows (small, deep layers) give fewer chunks than the
+    # threads want: then (one group) the input channels are split too, each chunk
+    # computing its own columns of the result.
+    n_rows = n_img * -(-rows // chunk)
+    csplit = 1
+    if groups == 1 and n_rows < 2 * threads:
+        csplit = min(cg, -(-2 * threads // n_rows))
+    cstep = -(-n_ch // csplit) if groups == 1 else n_ch
+    taps = kd * kh * kw
+    chunks = [(n, r0, min(rows, r0 + chunk), c0, min(n_ch, c0 + cstep))
+              for n in range(n_img) for r0 in range(0, rows, chunk)
+              for c0 in range(0, n_ch, cstep)]
+    accs = []
+    local = threading.local()
+
+    def run(c):
+        n, r0, r1, c0, c1 = c
+        acc = getattr(local, "acc", None)
+        if acc is None:
+            acc = local.acc = np.zeros((groups, o_g, k), x.dtype)
+            accs.append(acc)
+        nk = (c1 - c0) * taps // groups          # result columns per group
+        if pointwise:
+            cols = xq[n, c0:c1, r0 * ow:r1 * ow].reshape(groups, nk, -1)
+        else:
+            cols = scratch("nn.wgrad.cols", ((c1 - c0) * taps, (r1 - r0) * ow), x.dtype)
+            _im2col(xq, n, c0, c1 - c0, kd, kh, kw, *stride, *dilation, oh, ow, r0, r1,
+                    cols)
+            cols = cols.reshape(groups, nk, -1)
+        tmp = scratch("nn.wgrad.tmp", (groups, o_g, nk), x.dtype)
+        np.matmul(gom[n, :, :, r0 * ow:r1 * ow], cols.transpose(0, 2, 1), out=tmp)
+        if nk == k:
+            acc += tmp
+        else:
+            acc[:, :, c0 * taps:c0 * taps + nk] += tmp
+
+    run_chunks(run, chunks, threads)
+    total = accs[0]
+    for a in accs[1:]:
+        total += a
+    grad.reshape(groups, o_g, k)[...] = total
+    return grad
+
+
+def weight_direct(x, go, grad, stride, dilation, groups, pads=None):
+    """The depthwise weight-gradient kernel (layers with C/groups == 1)."""
+    return depthwise_weight_grad(x, go, grad, stride, dilation, pads)
 
 
 # -- FFT --------------------------------------------------------------------------------
@@ -853,23 +990,52 @@ def _costs(x_shape, w_shape, stride, dilation, groups, itemsize):
     # part-empty.
     # Register-tiled: ~55 GF/s float32 (half for float64), less the outputs its
     # overlapping last tiles recompute.
+    # Taps used of the row kernel's groups of four (one group per input phase at least:
+    # a 1x1 layer uses a quarter of its FMAs, strided or not).
     kw = k[2]
-    tap_use = kw / (4 * -(-kw // 4)) if stride[2] == 1 else 0.65
+    per_phase = {}
+    for e in range(kw):
+        ph = (e * dilation[2]) % stride[2]
+        per_phase[ph] = per_phase.get(ph, 0) + 1
+    tap_use = kw / (4 * sum(-(-v // 4) for v in per_phase.values()))
     eff_direct = 30e9 * min(1.0, osz[2] / 32) * tap_use * (0.6 if o_g < 4 else 1.0)
     dtype = np.float32 if itemsize == 4 else np.float64
-    if _tiled_ok((n_img, n_out) + tuple(osz), w_shape, groups, dtype):
+    tiled = _tiled_ok((n_img, n_out) + tuple(osz), w_shape, groups, dtype)
+    if tiled:
         p, q = _TILE[np.dtype(dtype)]
         eff_direct = ((55e9 if itemsize == 4 else 28e9) * osz[2] / (p * -(-osz[2] // p))
                       * o_g / (q * -(-o_g // q)))
+        if taps == 1:        # one tap per channel: the tile's loop overhead shows (1x1
+            eff_direct *= 0.7  # layers ran 1.4x BLAS's time at 256 -> 64 channels)
     costs = {"direct": 2 * macs / eff_direct}
+    if cg == 1 and not tiled:
+        # The depthwise kernel (_nn_depthwise): memory-bound passes over a flat run of
+        # OH x WQ values per group of up to 4 taps of one phase block, ~5e9 values a
+        # second, after a copy of each padded input plane (~4e9 values a second).
+        wq = -(-(x_shape[4]) // stride[2])
+        hq = -(-(x_shape[3]) // stride[1])
+        dq = -(-(x_shape[2]) // stride[0])
+        blocks = {}
+        for a in range(k[0]):
+            for b in range(k[1]):
+                for e in range(k[2]):
+                    key = tuple((t * d) % s for t, d, s in zip((a, b, e), dilation, stride))
+                    blocks[key] = blocks.get(key, 0) + 1
+        passes = sum(-(-v // 4) for v in blocks.values())
+        costs["direct"] = (n_img * n_out * osz[0] * osz[1] * wq * passes / 5e9
+                           + n_img * n_ch * math.prod(stride) * dq * hq * wq / 4e9)
     # GEMM: BLAS sustains ~45 GF/s (one thread) when both the reduction (Cg*taps) and
     # the output channels per group are wide; im2col writes the columns once (none for
     # 1x1).
     kk = cg * taps
     eff = 45e9 * min(1.0, kk / 64) * min(1.0, o_g / 32)
-    pointwise = taps == 1 and tuple(stride) == (1, 1, 1)
-    costs["gemm"] = (2 * macs / eff
-                     + (0 if pointwise else n_img * groups * kk * p * itemsize / 10e9))
+    # A 1x1 layer reads the input planes as they are, or (strided) a gathered copy of
+    # the values it reads.
+    if taps == 1:
+        move = 0 if tuple(stride) == (1, 1, 1) else n_img * n_ch * p * itemsize / 5e9
+    else:
+        move = n_img * groups * kk * p * itemsize / 10e9
+    costs["gemm"] = 2 * macs / eff + move
     # FFT: pocketfft ~7.5 GF/s on the plane transforms (zero-padded filters cost about
     # 60 % of a full plane), the spectral multiply-accumulate ~4 GF/s.
     ext = [(m - 1) * s + d * (ki - 1) + 1 for m, s, d, ki in zip(osz, stride, dilation, k)]
