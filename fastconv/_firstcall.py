@@ -70,6 +70,9 @@ __all__ = ["serve", "wait", "pending", "ready_classes"]
 
 MARKER = "fastconv-first-calls.json"
 
+# The operation kinds the tier serves (others, such as weight gradients, compile first).
+_TIERED = frozenset({"correlate", "layer", "filter"})
+
 # Per call kind, the methods whose launchers compile nothing (measured above).
 NO_COMPILE = {"correlate": ("numpy", "fft", "oa"), "filter": ("scipy",)}
 # The NumPy direct method's seconds per output and tap (kernels/cpu/direct_numpy.py:
@@ -114,7 +117,8 @@ def _filter_class(spec, x, out) -> str:
 def serve(spec, x, wk, method, out=None):
     """The no-compile tier's Decision for this call, or None when the call should take the
     usual route (its kernels are compiled, or the tier does not apply)."""
-    if method not in ("auto", "passes") or spec.device != "cpu":
+    if method not in ("auto", "passes") or spec.kind not in _TIERED \
+            or spec.device != "cpu":
         return None
     if spec.kind == "correlate":
         # On every auto call: the class string is built once per spec object (specs are

@@ -282,6 +282,19 @@ def test_fork_waits_for_a_loader_thread_and_the_child_starts_without_it(cold):
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+def test_kinds_the_tier_does_not_serve_compile_first(cold):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 4, 9, 10)).astype(np.float32)
+    go = rng.standard_normal((2, 6, 7, 8)).astype(np.float32)
+    got = fastconv.nn.conv2d_weight(x, (6, 4, 3, 3), go)
+    xt = torch.from_numpy(x).requires_grad_()
+    wt = torch.zeros((6, 4, 3, 3), requires_grad=True)
+    torch.nn.functional.conv2d(xt, wt).backward(torch.from_numpy(go))
+    np.testing.assert_allclose(got, wt.grad.numpy(), rtol=1e-4, atol=1e-3)
+    assert not any(c.startswith("layer") for job in cold for c in job)
+
+
 def test_a_bad_first_call_setting_warns_and_keeps_the_tier(monkeypatch):
     monkeypatch.setenv("FASTCONV_FIRST_CALL", "sometimes")
     with pytest.warns(RuntimeWarning, match="FASTCONV_FIRST_CALL"):
