@@ -1,4 +1,6 @@
-"""FFT lengths, overlap-add block sizes and flop-like cost estimates (shared by CPU and CUDA).
+"""FFT lengths, overlap-add block sizes, flop-like cost estimates and the FFT methods'
+numerical guards (integer exactness, overflow headroom), shared by the CPU and CUDA
+launchers.
 
 Conventions (per convolved axis): ``n`` input length, ``k`` kernel length, ``m`` output
 length.  A single FFT of length ``L`` computes ``L - k + 1`` correct outputs of a sliding
@@ -16,7 +18,8 @@ import math
 
 
 __all__ = ["fast_len", "fft_shape", "oa_block_len", "block_len", "oa_block_shape",
-           "cost_direct", "cost_separable", "cost_fft", "cost_oa", "OA_CHUNK_BYTES"]
+           "cost_direct", "cost_separable", "cost_fft", "cost_oa", "OA_CHUNK_BYTES",
+           "integers_exact", "may_overflow", "OVERFLOW_MARGIN"]
 
 # Bytes of spectra one overlap-add batch may hold: keeps a batch in L2/L3 and bounds
 # the extra memory of overlap-add by O(block) whatever the input size.
@@ -161,3 +164,46 @@ def cost_oa(shape, kshape, out_shape=None, block=None, real=True) -> float:
     # Two transforms per block (input and inverse); the kernel spectrum is paid once.
     per_block = _FFT_WEIGHT * 2 * scale * _fft_units(block) + _FFT_PER_ELEMENT * scale * _prod(block)
     return nblocks * per_block + _FFT_WEIGHT * scale * _fft_units(block)
+
+
+# -- numerical guards ---------------------------------------------------------------------
+
+# Headroom below the dtype's largest value kept by the overflow guard (rounding growth
+# in the transforms, the complex modulus, the kernel spectrum's own rounding).
+OVERFLOW_MARGIN = 64.0
+
+
+def may_overflow(amax, w, shape, dtype) -> bool:
+    """Whether a sum inside the transforms could overflow: every value there is bounded
+    by L * (data sum) * (kernel sum) <= L**2 * max|x| * sum|w| with L <= the product of
+    2 * (n + k) over the axes (any transform or block length used for this data)."""
+    import numpy as np
+    if amax == 0:
+        return False
+    L = 1.0
+    for n, k in zip(shape, w.shape):
+        L *= 2.0 * (n + k)
+    wsum = float(np.abs(w).sum())
+    big = float(np.finfo(dtype).max) / OVERFLOW_MARGIN
+    return L * L * amax * wsum > big
+
+
+def integers_exact(xmax, wmax, w, x_shape, x_size, cval, boundary, out_shape) -> bool:
+    """Whether FFT correlation of integer data with largest magnitudes ``xmax`` (cval
+    included) and ``wmax`` rounds back to the exact result (the CPU launcher's
+    ``fft_is_exact`` explains both conditions). Python ints compare exactly; floats (a
+    magnitude read on a device) round as float64."""
+    import numpy as np
+    extended = boundary != "constant" or cval != 0
+    terms = w.size if extended else min(x_size, w.size)
+    if xmax * wmax * terms > 2 ** np.finfo(np.float64).nmant - 1:
+        return False
+    if xmax == 0 or wmax == 0:
+        return True
+    # fft_error_bound's formula, in float64, for this data's magnitude and sizes
+    shape = x_shape if out_shape is None else np.maximum(x_shape, out_shape)
+    L = max(int(np.prod([n + k - 1 for n, k in zip(shape, w.shape)])), 2)
+    wnorm = float(np.linalg.norm(w.ravel().astype(np.float64)))
+    err = (np.finfo(np.float64).eps * (4 + 2 * math.log2(L)) * wnorm * math.sqrt(w.size)
+           * xmax)
+    return err < 0.25

@@ -54,10 +54,10 @@ Numerical contract:
   the direct method.
 * Huge magnitudes never overflow inside the transforms: every intermediate value is
   bounded by ``L**2 * max|x| * sum|w|`` (L <= the product of ``2 * (n + k)``); when that
-  could come within ``_OVERFLOW_MARGIN`` of the dtype's largest value
-  (``_may_overflow``: from about 1e289 in float64 and 1e20 in float32 for a 2048 x 2048
-  image and a 15 x 15 kernel of unit-size taps), data and kernel are scaled by powers of two to magnitudes below 1
-  (exact), transformed, and the result scaled back.  So finite data gives finite
+  could come within ``OVERFLOW_MARGIN`` of the dtype's largest value
+  (``_fftsize.may_overflow``: from about 1e289 in float64 and 1e20 in float32 for a
+  2048 x 2048 image and a 15 x 15 kernel of unit-size taps), data and kernel are scaled
+  by powers of two to magnitudes below 1 (exact), transformed, and the result scaled back.  So finite data gives finite
   outputs within the error bound wherever the exact result is finite, and Inf where it
   overflows the dtype, as the direct method does; never NaN over the whole output.
   Under ``nonfinite="ignore"`` the guard is skipped too.
@@ -73,7 +73,7 @@ import scipy.fft as sp_fft
 from numpy.lib.stride_tricks import as_strided
 
 from ..._config import get_num_threads
-from ..._fftsize import OA_CHUNK_BYTES, fast_len, oa_block_shape
+from ..._fftsize import OA_CHUNK_BYTES, fast_len, integers_exact, may_overflow, oa_block_shape
 from . import direct
 from ..._extend import window
 from ..._finite import all_finite as _all_finite
@@ -110,19 +110,7 @@ def fft_is_exact(x, w, cval=0, boundary="constant", out_shape=None) -> bool:
         return True
     xmax = max(abs(int(x.max())), abs(int(x.min())), abs(int(cval)))
     wmax = max(abs(int(w.max())), abs(int(w.min())))
-    extended = boundary != "constant" or cval != 0
-    terms = w.size if extended else min(x.size, w.size)
-    if xmax * wmax * terms > 2 ** np.finfo(np.float64).nmant - 1:
-        return False
-    if xmax == 0 or wmax == 0:
-        return True
-    # fft_error_bound's formula, in float64, for this data's magnitude and sizes
-    shape = x.shape if out_shape is None else np.maximum(x.shape, out_shape)
-    L = max(int(np.prod([n + k - 1 for n, k in zip(shape, w.shape)])), 2)
-    wnorm = float(np.linalg.norm(w.ravel().astype(np.float64)))
-    err = (np.finfo(np.float64).eps * (4 + 2 * math.log2(L)) * wnorm * math.sqrt(w.size)
-           * xmax)
-    return err < 0.25
+    return integers_exact(xmax, wmax, w, x.shape, x.size, cval, boundary, out_shape)
 
 
 def fft_error_bound(x, w, dtype=None, cval=0, out_shape=None):
@@ -293,7 +281,7 @@ def _correlate(x, w, out, start, boundary, cval, block, nonfinite):
             if len(bad[0]) * 4 > sub.size:   # mostly non-finite: the fix would cost more
                 return _direct_all(x, w, out, start, data, boundary, cval)
             amax = _finite_max(dcore[np.isfinite(dcore)])[1]
-        scaled = _may_overflow(amax, w, dcore.shape, out.dtype)
+        scaled = may_overflow(amax, w, dcore.shape, out.dtype)
 
     real = out.dtype.kind != "c"
     if block is not None:
@@ -331,25 +319,6 @@ def _finite_max(a):
     if not all(math.isfinite(v) for v in ends):
         return False, math.inf
     return True, max(abs(v) for v in ends) * (math.sqrt(2.0) if len(parts) == 2 else 1.0)
-
-
-# Headroom below the dtype's largest value kept by the overflow guard (rounding growth
-# in the transforms, the complex modulus, the kernel spectrum's own rounding).
-_OVERFLOW_MARGIN = 64.0
-
-
-def _may_overflow(amax, w, shape, dtype) -> bool:
-    """Whether a sum inside the transforms could overflow: every value there is bounded
-    by L * (data sum) * (kernel sum) <= L**2 * max|x| * sum|w| with L <= the product of
-    2 * (n + k) over the axes (any transform or block length used for this data)."""
-    if amax == 0:
-        return False
-    L = 1.0
-    for n, k in zip(shape, w.shape):
-        L *= 2.0 * (n + k)
-    wsum = float(np.abs(w).sum())
-    big = float(np.finfo(dtype).max) / _OVERFLOW_MARGIN
-    return L * L * amax * wsum > big
 
 
 def _transform_rescaled(dcore, w, sub, offset, block, real, has_bad, amax):

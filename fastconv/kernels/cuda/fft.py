@@ -56,7 +56,7 @@ import math
 import numpy as np
 
 from ..._extend import index_map
-from ..._fftsize import oa_block_shape
+from ..._fftsize import integers_exact, may_overflow, oa_block_shape
 from ._backend import SIMULATOR, cuda, current_stream, jit, launch
 from . import direct, filters1d
 
@@ -67,7 +67,6 @@ MAX_BLOCKS = 65535
 # Bytes of input buffers one batch of overlap-add blocks may use (its spectra and the
 # inverse take about as much again each).
 CHUNK_BYTES = 256 << 20
-_OVERFLOW_MARGIN = 64.0
 
 
 # Threads along the last axis of the 3-D grids (_gather, _crop). A launch parameter, not
@@ -435,28 +434,8 @@ def _int_fft_exact(xmax, w, cval, boundary, x_shape, out_shape):
         return True
     xmax = max(float(xmax), abs(float(cval)))
     wmax = float(np.max(np.abs(w)))
-    extended = boundary != "constant" or cval != 0
-    terms = w.size if extended else min(int(np.prod(x_shape)), w.size)
-    if xmax * wmax * terms > 2.0 ** np.finfo(np.float64).nmant - 1:
-        return False
-    if xmax == 0 or wmax == 0:
-        return True
-    shape = np.maximum(x_shape, out_shape)
-    L = max(int(np.prod([n + k - 1 for n, k in zip(shape, w.shape)])), 2)
-    wnorm = float(np.linalg.norm(w.ravel().astype(np.float64)))
-    err = np.finfo(np.float64).eps * (4 + 2 * math.log2(L)) * wnorm * math.sqrt(w.size) * xmax
-    return err < 0.25
-
-
-def _may_overflow(amax, w, shape, dtype) -> bool:
-    """As on the CPU: L**2 * max|x| * sum|w| near the dtype's largest value."""
-    if amax == 0:
-        return False
-    L = 1.0
-    for n, k in zip(shape, w.shape):
-        L *= 2.0 * (n + k)
-    wsum = float(np.abs(w).sum())
-    return L * L * amax * wsum > float(np.finfo(dtype).max) / _OVERFLOW_MARGIN
+    return integers_exact(xmax, wmax, w, x_shape, int(np.prod(x_shape)), cval, boundary,
+                          out_shape)
 
 
 def _exponent(v) -> int:
@@ -524,7 +503,7 @@ def _correlate(x, w, out, start, boundary, cval, block, nonfinite, spectra):
         finite, amax = _scan(x)
         bad = not finite or (boundary == "constant" and not np.isfinite(cval))
         amax = max(amax, abs(complex(cval)) if np.isfinite(cval) else 0.0)
-        scaled = _may_overflow(amax, w, x.shape, dt)
+        scaled = may_overflow(amax, w, x.shape, dt)
     real = dt.kind != "c"
     m, k = tuple(out.shape), w.shape
     if block is None:
