@@ -59,8 +59,8 @@ Numerical contract:
   2048 x 2048 image and a 15 x 15 kernel of unit-size taps), data and kernel are scaled
   by powers of two to magnitudes below 1 (exact), transformed, and the result scaled
   back.  So finite data gives finite outputs within the error bound wherever the exact
-  result is finite, and Inf where it
-  overflows the dtype, as the direct method does; never NaN over the whole output.
+  result is finite, and Inf where it overflows the dtype, as the direct method does;
+  never NaN over the whole output.
   Under ``nonfinite="ignore"`` the guard is skipped too.
 """
 from __future__ import annotations
