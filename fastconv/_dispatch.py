@@ -322,7 +322,9 @@ def dispatch(spec, x, w, method: str = "auto", *, out=None):
     # they compile in the background (_firstcall.py).
     first = _firstcall.serve(spec, x, wk, method, out)
     if first is not None:
-        return execute(spec, x, w, first, wk=wk, out=out)
+        result = execute(spec, x, w, first, wk=wk, out=out)
+        _firstcall.start_loads()
+        return result
     return execute(spec, x, w, decide(spec, x, w, method, wk=wk), wk=wk, out=out)
 
 

@@ -19,7 +19,7 @@ import math
 
 __all__ = ["fast_len", "fft_shape", "oa_block_len", "block_len", "oa_block_shape",
            "cost_direct", "cost_separable", "cost_fft", "cost_oa", "OA_CHUNK_BYTES",
-           "integers_exact", "may_overflow", "OVERFLOW_MARGIN"]
+           "integers_exact", "fft_is_exact", "may_overflow", "OVERFLOW_MARGIN"]
 
 # Bytes of spectra one overlap-add batch may hold: keeps a batch in L2/L3 and bounds
 # the extra memory of overlap-add by O(block) whatever the input size.
@@ -207,3 +207,31 @@ def integers_exact(xmax, wmax, w, x_shape, x_size, cval, boundary, out_shape) ->
     err = (np.finfo(np.float64).eps * (4 + 2 * math.log2(L)) * wnorm * math.sqrt(w.size)
            * xmax)
     return err < 0.25
+
+
+def fft_is_exact(x, w, cval=0, boundary="constant", out_shape=None) -> bool:
+    """Whether FFT correlation of integer data rounds back to the exact result.
+
+    Two conditions, both needed:
+
+    * scipy's rule (``choose_conv_method``): the largest possible output magnitude,
+      max|x| * max|w| * (terms per output), stays below 2**52 (float64's mantissa).
+      ``cval`` counts as an input value. Terms per output: min(x.size, w.size) when the
+      data is extended by zeros; w.size when a boundary rule or a fill value extends it
+      (an output then reads w.size values, even from an input shorter than the kernel).
+    * the transforms' rounding: ``fft_error_bound`` in float64 below 1/4, so that
+      rounding to the nearest integer recovers the exact value (scipy's rule alone leaves
+      no margin: near 2**52, a 64-tap kernel came back off by one in 15 of 127 outputs).
+
+    Non-integer data always passes (float results are approximate anyway).
+    """
+    import numpy as np
+    x = np.asarray(x)
+    w = np.asarray(w)
+    if x.dtype.kind not in "biu" and w.dtype.kind not in "biu":
+        return True
+    if x.size == 0 or w.size == 0:
+        return True
+    xmax = max(abs(int(x.max())), abs(int(x.min())), abs(int(cval)))
+    wmax = max(abs(int(w.max())), abs(int(w.min())))
+    return integers_exact(xmax, wmax, w, x.shape, x.size, cval, boundary, out_shape)

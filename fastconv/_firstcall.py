@@ -33,7 +33,8 @@ and cache reads took 0.5 s of a 0.7 s warm first call. ``fork()`` waits for such
 The compile runs in a separate Python process (``python -m fastconv._firstcall``, fed the
 call classes on stdin), which calls the real launchers on small replicas of each call
 (serial twins and the parallel kernels, every method the tuner may pick) and records the
-class in a marker file beside numba's cache when its kernels are on disk. The calling
+class in a marker file (fastconv's cache folder, one file per numba cache location and
+versions) when its kernels are on disk. The calling
 process polls the child (one ``waitpid``) on its next first-tier call and, once it is
 done, takes the compiled route, loading the kernels from the cache (milliseconds).
 
@@ -47,9 +48,9 @@ compile. The child owns none of the caller's locks, survives the caller's exit h
 (numba writes cache files atomically), and a forked caller simply forgets it.
 
 Disabled (every call compiles in the foreground, as before) with ``FASTCONV_FIRST_CALL=
-compile``, and automatically when numba has no writable cache folder (the child's work
-could not reach the caller) or when the kernels of a class are already on disk: either
-``python -m fastconv warmup`` ran for its dtype and rank, or an earlier child recorded it.
+compile``, and when the marker's folder is not writable. A class recorded by an earlier
+child or by ``python -m fastconv warmup`` is loaded by a thread (above); were numba's
+cache not writable, that thread compiles it instead, still off the calling thread.
 """
 from __future__ import annotations
 
@@ -66,9 +67,7 @@ from . import tuner
 from ._config import first_call_mode
 from .tuner import Decision
 
-__all__ = ["serve", "wait", "pending", "ready_classes"]
-
-MARKER = "fastconv-first-calls.json"
+__all__ = ["serve", "start_loads", "wait", "pending", "ready_classes", "record_warmed"]
 
 # The operation kinds the tier serves (others, such as weight gradients, compile first).
 _TIERED = frozenset({"correlate", "layer", "filter"})
@@ -78,6 +77,8 @@ NO_COMPILE = {"correlate": ("numpy", "fft", "oa"), "filter": ("scipy",)}
 # The NumPy direct method's seconds per output and tap (kernels/cpu/direct_numpy.py:
 # 0.2-4.5 ns measured), for its choice against the FFT's cost model.
 NUMPY_TAP_S = 2e-9
+# Importing numba and scipy.fft, which the FFT launcher's module needs (0.2-0.3 s here).
+NUMBA_IMPORT_S = 0.25
 
 _LOCK = threading.Lock()
 _READY: set = set()           # classes whose kernels are compiled or on disk
@@ -142,7 +143,9 @@ def serve(spec, x, wk, method, out=None):
     if not _STATE["usable"]:
         return None
     _poll()
-    if cls in _READY and cls in _LOADERS and not _LOADERS[cls].is_alive():
+    loader = _LOADERS.get(cls)
+    if cls in _READY and loader is not None and loader.ident is not None \
+            and not loader.is_alive():
         _LIVE.add(cls)             # loaded into this process by its thread
         return None
     if spec.kind == "correlate":
@@ -167,10 +170,14 @@ def serve(spec, x, wk, method, out=None):
 
 def _conv_tier(spec, x, wk):
     costs = {"numpy": NUMPY_TAP_S * float(np.prod(spec.out_shape)) * wk.size}
-    if not tuner.fft_guard(spec, x, wk):
+    # The FFT launcher's module, and the calibrated cost model (the tuner's store, keyed by
+    # the machine's fingerprint), load numba and scipy.fft: a cost this call pays too
+    # while they are not loaded. Worth it only when the NumPy direct method costs more.
+    start_up = 0.0 if "numba" in sys.modules else NUMBA_IMPORT_S
+    if costs["numpy"] > start_up and not tuner.fft_guard(spec, x, wk):
         # Only where the FFT is exact enough (integers) and its NaN rule applies.
-        costs.update(tuner.model_costs(spec, {m: tuner.method_params(spec, m)
-                                              for m in ("fft", "oa")}))
+        costs.update({m: t + start_up for m, t in tuner.model_costs(
+            spec, {m: tuner.method_params(spec, m) for m in ("fft", "oa")}).items()})
     m = min(costs, key=costs.get)
     return Decision(m, tuner.method_params(spec, m),
                     f"first call: {m} while the kernels compile in the background",
@@ -194,17 +201,25 @@ def _filter_payload(spec, x, out):
             "out_dtype": out.dtype.str, "ndim": x.ndim}
 
 
-# -- readiness: in this process, and recorded beside numba's cache -----------------------
+# -- readiness: in this process, and recorded in fastconv's cache folder ------------------
 
 def _marker_path():
-    """The marker beside numba's cache of the kernel modules (None: numba has no cache
-    folder for them, and a child's compile could not reach this process)."""
-    from . import _warmup
+    """The marker of compiled classes, in fastconv's cache folder (the tuner's), named by
+    what locates numba's cache of the kernels (``NUMBA_CACHE_DIR``, the package folder)
+    and the versions. Found without importing numba, so that a first call whose
+    kernels are on disk need not wait for numba's start-up either."""
+    import hashlib
+
+    from .tuner._store import cache_dir
     try:
-        warm = _warmup.marker_path()
-    except Exception:        # numba cannot locate a cache folder
+        ident = "|".join([os.environ.get("NUMBA_CACHE_DIR", ""),
+                          os.path.dirname(os.path.abspath(__file__))]
+                         + [f"{k}={v}" for k, v in sorted(_versions().items())])
+        folder = cache_dir()
+    except Exception:        # no numba distribution or no cache folder: no tier
         return None
-    return None if warm is None else os.path.join(os.path.dirname(warm), MARKER)
+    name = hashlib.sha1(ident.encode()).hexdigest()[:16]
+    return os.path.join(folder, f"first-calls-{name}.json")
 
 
 def _writable(folder) -> bool:
@@ -215,16 +230,21 @@ def _writable(folder) -> bool:
     return os.access(folder, os.W_OK)
 
 
-def _versions() -> dict:
-    import numba
+_VERSIONS: dict = {}
 
-    import fastconv
-    return {"fastconv": fastconv.__version__, "numba": numba.__version__}
+
+def _versions() -> dict:
+    if not _VERSIONS:
+        from importlib.metadata import version
+
+        import fastconv
+        _VERSIONS.update(fastconv=fastconv.__version__, numba=version("numba"))
+    return _VERSIONS
 
 
 def _load_ready():
-    """Read the marker (classes recorded by earlier children) and the warmup marker
-    (dtypes and ranks compiled ahead by ``python -m fastconv warmup``)."""
+    """Read the marker: classes recorded by earlier children and by ``python -m fastconv
+    warmup`` (``record_warmed``)."""
     with _LOCK:
         if _STATE["loaded"]:
             return
@@ -232,7 +252,6 @@ def _load_ready():
         _STATE["usable"] = path is not None and _writable(os.path.dirname(path))
         if path is not None:
             _READY.update(_recorded(path))
-            _READY.update(_warmed_classes(os.path.dirname(path)))
         _STATE["loaded"] = True
 
 
@@ -247,19 +266,15 @@ def _recorded(path) -> set:
         return set()
 
 
-def _warmed_classes(folder) -> set:
-    from . import _warmup
-    try:
-        with open(os.path.join(folder, _warmup.MARKER)) as f:
-            m = json.load(f)
-        if {k: m.get(k) for k in ("fastconv", "numba")} != _versions():
-            return set()
-        dtypes = [np.dtype(d).str for d in m["dtypes"]]
-        ranks = [int(r) for r in m["ranks"]]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return set()
+def record_warmed(dtypes, ranks):
+    """``python -m fastconv warmup`` compiled the convolution kernels of these dtypes and
+    ranks: their classes start compiled in later processes."""
     from .kernels import BOUNDARIES
-    return {f"correlate|{d}|{r}|{b}" for d in dtypes for r in ranks for b in BOUNDARIES}
+    path = _marker_path()
+    if path is None or not _writable(os.path.dirname(path)):
+        return
+    _record(path, [f"correlate|{np.dtype(d).str}|{r}|{b}"
+                   for d in dtypes for r in ranks for b in BOUNDARIES])
 
 
 def _record(path, classes):
@@ -356,6 +371,7 @@ def wait(timeout: float | None = None) -> bool:
     while True:
         proc = _PROC
         if proc is None and not _QUEUED:
+            start_loads()
             for t in list(_LOADERS.values()):
                 t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
             return not any(t.is_alive() for t in _LOADERS.values())
@@ -375,15 +391,24 @@ def _load(cls, payload):
     """Load a class's kernels from numba's disk cache in a thread of this process (the
     replicas the child compiled, now found on disk): about half a second of numba's
     start-up and cache reads (measured: the warm first call spent 0.5 of its 0.7 s
-    there), during which the tier serves the calls."""
+    there), during which the tier serves the calls. The thread starts when the call
+    that asked for it has its result (``start_loads``): numba's start-up holds the GIL
+    for most of its time, and the call should not wait behind it."""
     with _LOCK:
         if cls in _LOADERS:
             return
         kind, p = payload
-        t = threading.Thread(target=_load_in_thread, args=(kind, p),
-                             name=f"fastconv-load-{kind}", daemon=False)
-        _LOADERS[cls] = t
-    t.start()
+        _LOADERS[cls] = threading.Thread(target=_load_in_thread, args=(kind, p),
+                                         name=f"fastconv-load-{kind}", daemon=False)
+
+
+def start_loads():
+    """Start the loader threads queued by ``serve`` (the dispatcher calls this after a
+    first-tier call has computed its result)."""
+    with _LOCK:
+        waiting = [t for t in _LOADERS.values() if t.ident is None]
+        for t in waiting:
+            t.start()
 
 
 def _load_in_thread(kind, p):
@@ -413,7 +438,7 @@ def _after_fork_in_child():
     _QUEUED.clear()
     _RUNNING.clear()
     for cls, t in list(_LOADERS.items()):
-        if not t.is_alive():
+        if t.ident is not None and not t.is_alive():
             _LIVE.add(cls)         # loaded before the fork: the child has it too
     _LOADERS.clear()
 

@@ -130,7 +130,7 @@ def separable_params(wk: np.ndarray, device: str = "cpu"):
 def fft_guard(spec, x, wk) -> str | None:
     """Why FFT/OA may not run this call (None: they may). Integer data in GPU memory is
     judged by its dtype's largest magnitude (reading its values would cost a copy)."""
-    from ..kernels.cpu.fft import fft_is_exact
+    from .._fftsize import fft_is_exact
     if spec.result_dtype == np.bool_:
         return "bool input (scipy computes it directly)"
     if spec.compute_dtype.kind in "iu":
@@ -154,7 +154,7 @@ def _device_int_exact(spec, x, wk) -> bool:
     hit = _DEVICE_EXACT.get(key)
     if hit is not None:
         return hit[0]
-    from ..kernels.cpu.fft import fft_is_exact
+    from .._fftsize import fft_is_exact
     dt = np.dtype(x.dtype)
     info = np.iinfo(dt) if dt.kind in "iu" else np.iinfo(np.uint8)
     big = info.min if -int(info.min) > int(info.max) else info.max

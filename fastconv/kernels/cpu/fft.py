@@ -74,7 +74,8 @@ import scipy.fft as sp_fft
 from numpy.lib.stride_tricks import as_strided
 
 from ..._config import get_num_threads
-from ..._fftsize import OA_CHUNK_BYTES, fast_len, integers_exact, may_overflow, oa_block_shape
+from ..._fftsize import (OA_CHUNK_BYTES, fast_len, fft_is_exact,
+                          may_overflow, oa_block_shape)
 from . import direct
 from ..._extend import window
 from ..._finite import all_finite as _all_finite
@@ -86,33 +87,6 @@ NONFINITE_POLICIES = ("local", "ignore")
 
 
 # -- guards and error bounds ----------------------------------------------------------------
-
-def fft_is_exact(x, w, cval=0, boundary="constant", out_shape=None) -> bool:
-    """Whether FFT correlation of integer data rounds back to the exact result.
-
-    Two conditions, both needed:
-
-    * scipy's rule (``choose_conv_method``): the largest possible output magnitude,
-      max|x| * max|w| * (terms per output), stays below 2**52 (float64's mantissa).
-      ``cval`` counts as an input value. Terms per output: min(x.size, w.size) when the
-      data is extended by zeros; w.size when a boundary rule or a fill value extends it
-      (an output then reads w.size values, even from an input shorter than the kernel).
-    * the transforms' rounding: ``fft_error_bound`` in float64 below 1/4, so that
-      rounding to the nearest integer recovers the exact value (scipy's rule alone leaves
-      no margin: near 2**52, a 64-tap kernel came back off by one in 15 of 127 outputs).
-
-    Non-integer data always passes (float results are approximate anyway).
-    """
-    x = np.asarray(x)
-    w = np.asarray(w)
-    if x.dtype.kind not in "biu" and w.dtype.kind not in "biu":
-        return True
-    if x.size == 0 or w.size == 0:
-        return True
-    xmax = max(abs(int(x.max())), abs(int(x.min())), abs(int(cval)))
-    wmax = max(abs(int(w.max())), abs(int(w.min())))
-    return integers_exact(xmax, wmax, w, x.shape, x.size, cval, boundary, out_shape)
-
 
 def fft_error_bound(x, w, dtype=None, cval=0, out_shape=None):
     """Documented elementwise error bound of FFT/OA correlation against the exact result.
