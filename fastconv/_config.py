@@ -31,30 +31,25 @@ class Config:
     first_call: str = "tier"          # FASTCONV_FIRST_CALL: tier | compile (_firstcall.py)
 
 
+def _choice(cfg: Config, field: str, var: str, values: tuple) -> Config:
+    """``cfg`` with ``field`` set from environment variable ``var`` when its value is one
+    of ``values``; any other value warns and keeps the default."""
+    value = os.environ.get(var, "").strip().lower()
+    if not value:
+        return cfg
+    if value in values:
+        return replace(cfg, **{field: value})
+    warnings.warn(f"{var}={value!r} is not one of {values}; using "
+                  f"{getattr(cfg, field)!r}", RuntimeWarning, stacklevel=4)
+    return cfg
+
+
 def _from_env() -> Config:
     env = os.environ
     cfg = Config(cache_dir=env.get("FASTCONV_CACHE_DIR") or None)
-    tune = env.get("FASTCONV_TUNE", "").strip().lower()
-    if tune:
-        if tune in TUNE_VALUES:
-            cfg = replace(cfg, tune=tune)
-        else:
-            warnings.warn(f"FASTCONV_TUNE={tune!r} is not one of {TUNE_VALUES}; using "
-                          f"{cfg.tune!r}", RuntimeWarning, stacklevel=3)
-    device = env.get("FASTCONV_DEVICE", "").strip().lower()
-    if device:
-        if device in DEVICE_VALUES:
-            cfg = replace(cfg, device=device)
-        else:
-            warnings.warn(f"FASTCONV_DEVICE={device!r} is not one of {DEVICE_VALUES}; "
-                          f"using 'cpu'", RuntimeWarning, stacklevel=3)
-    first = env.get("FASTCONV_FIRST_CALL", "").strip().lower()
-    if first:
-        if first in FIRST_CALL_VALUES:
-            cfg = replace(cfg, first_call=first)
-        else:
-            warnings.warn(f"FASTCONV_FIRST_CALL={first!r} is not one of "
-                          f"{FIRST_CALL_VALUES}; using 'tier'", RuntimeWarning, stacklevel=3)
+    cfg = _choice(cfg, "tune", "FASTCONV_TUNE", TUNE_VALUES)
+    cfg = _choice(cfg, "device", "FASTCONV_DEVICE", DEVICE_VALUES)
+    cfg = _choice(cfg, "first_call", "FASTCONV_FIRST_CALL", FIRST_CALL_VALUES)
     budget = env.get("FASTCONV_TUNE_BUDGET", "").strip()
     if budget:
         try:
