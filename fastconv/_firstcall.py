@@ -92,14 +92,11 @@ _STATE = {"loaded": False, "usable": None}
 
 # -- call classes ---------------------------------------------------------------------------
 
-def _class(spec) -> str | None:
-    """What a call's compiled kernels depend on (kernels specialise on dtypes, rank and
-    boundary handling, never on sizes or tap values), as a string for the marker."""
-    if spec.kind == "correlate":
-        return f"correlate|{spec.compute_dtype.str}|{spec.ndim}|{spec.boundary}"
-    if spec.kind == "filter":
-        return None   # needs the arrays' dtypes: _filter_class
-    return None
+def _class(spec) -> str:
+    """A ConvSpec's class: what its compiled kernels depend on (kernels specialise on
+    dtypes, rank and boundary handling, never on sizes or tap values), as a string for
+    the marker."""
+    return f"correlate|{spec.compute_dtype.str}|{spec.ndim}|{spec.boundary}"
 
 
 def _layer_class(spec) -> str:
@@ -159,8 +156,6 @@ def serve(spec, x, wk, method, out=None):
         decision = Decision("scipy", {}, "first call: scipy.ndimage while the filter "
                             "kernels compile in the background")
         payload = ("filter", _filter_payload(spec, x, out))
-    if decision is None:
-        return None
     if cls in _READY:
         _load(cls, payload)        # on disk: load it in a thread of this process
     else:
