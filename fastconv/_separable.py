@@ -176,6 +176,17 @@ def low_rank_factors(w, dtype=None, max_rank=None):
     return terms
 
 
+def launcher_terms(w, dtype, factors):
+    """The separable launchers' factors argument as a list of terms (each a per-axis
+    list): the decision's terms, a single term given as a per-axis list, or, when none
+    came, the kernel's own factors (``require_factors``)."""
+    if factors is None:
+        return require_factors(w, dtype)
+    if len(factors) and not isinstance(factors[0], (list, tuple)):
+        return [list(factors)]
+    return factors
+
+
 def require_factors(w, dtype=None, allow_low_rank=True):
     """Factors for ``method="separable"`` as a list of terms (each a per-axis list), or a
     ValueError that says why the kernel does not qualify."""

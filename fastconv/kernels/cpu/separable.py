@@ -26,7 +26,7 @@ from numba import prange
 
 from ..._jit import jit, run_parallel
 from ..._extend import index_map
-from ..._separable import require_factors
+from ..._separable import launcher_terms
 from . import direct, filters1d
 
 __all__ = ["correlate_separable"]
@@ -125,10 +125,7 @@ def correlate_separable(x, w, out, start, boundary="constant", cval=0, *, factor
     if w.size == 0:
         out[...] = 0
         return out
-    if factors is None:
-        factors = require_factors(w, out.dtype)
-    elif len(factors) and not isinstance(factors[0], (list, tuple)):
-        factors = [list(factors)]                 # a single term given as per-axis list
+    factors = launcher_terms(w, out.dtype, factors)
     dt = out.dtype
     nd = x.ndim
     start = tuple(int(s) for s in start)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._separable import require_factors
+from ..._separable import launcher_terms
 from ._backend import cuda, jit, launch
 from . import filters1d
 
@@ -62,10 +62,7 @@ def correlate_separable(x, w, out, start, boundary="constant", cval=0, *, factor
         return out
     if w.size == 0:
         return _memory.fill(out, 0)
-    if factors is None:
-        factors = require_factors(w, out.dtype)
-    elif len(factors) and not isinstance(factors[0], (list, tuple)):
-        factors = [list(factors)]                 # a single term given as per-axis list
+    factors = launcher_terms(w, out.dtype, factors)
     dt = out.dtype
     nd = x.ndim
     start = tuple(int(s) for s in start)
