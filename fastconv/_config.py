@@ -89,12 +89,17 @@ def set_first_call(mode: str) -> str:
     """Set the process-wide first-call mode (what ``FASTCONV_FIRST_CALL`` sets at import);
     returns the previous one. Benchmarks, ``tune``, ``warmup`` and the demo set
     ``"compile"``: they measure or compile the kernels themselves."""
-    global _CONFIG
     if mode not in FIRST_CALL_VALUES:
         raise ValueError(f"first-call mode must be one of {FIRST_CALL_VALUES}, got {mode!r}")
+    return _set_process_wide("first_call", mode)
+
+
+def _set_process_wide(field: str, value):
+    """Replace one field of the process-wide configuration; returns its previous value."""
+    global _CONFIG
     with _CONFIG_LOCK:
-        old = _CONFIG.first_call
-        _CONFIG = replace(_CONFIG, first_call=mode)
+        old = getattr(_CONFIG, field)
+        _CONFIG = replace(_CONFIG, **{field: value})
     return old
 
 
@@ -137,12 +142,7 @@ def _tune_value(mode) -> str:
 def set_tuning(mode: str) -> str:
     """Set the process-wide tuning mode (what ``FASTCONV_TUNE`` sets at import); returns
     the previous one. A ``with tuning(...)`` block in force in a thread still wins there."""
-    global _CONFIG
-    value = _tune_value(mode)
-    with _CONFIG_LOCK:
-        old = _CONFIG.tune
-        _CONFIG = replace(_CONFIG, tune=value)
-    return old
+    return _set_process_wide("tune", _tune_value(mode))
 
 
 @contextlib.contextmanager
