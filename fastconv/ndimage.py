@@ -224,7 +224,7 @@ def _device_separable(input, passes, output, cval):
         return current
     dt_in = input.dtype if input.dtype in (np.float32, np.float64) else np.dtype(np.float64)
     x = _device_float(mem, input, dt_in)
-    for step in _device_steps(passes, input.ndim):
+    for step in _steps(passes, input.ndim):
         out = mem.empty(tuple(x.shape), dt_out)
         _run_step(x, step, out, cval)
         x = out
@@ -491,18 +491,6 @@ def _run_step(x, step, out, cval):
     spec = FilterSpec(tuple((p.axis, p.start, p.boundary, p.weights, p.size) for p in step),
                       cval, _device())
     return dispatch(spec, x, None, "passes", out=out)
-
-
-def _device_steps(passes, ndim):
-    """``_steps`` for the CUDA passes, which fuse weighted pairs only: a fused box pair is
-    run as its two passes (the same bits)."""
-    out = []
-    for step in _steps(passes, ndim):
-        if len(step) == 2 and step[0].weights is None:
-            out += [(step[0],), (step[1],)]
-        else:
-            out.append(step)
-    return out
 
 
 def _steps(passes, ndim):

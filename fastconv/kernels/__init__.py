@@ -22,8 +22,8 @@ BOUNDARIES = ("constant", "wrap", "symmetric", "reflect", "edge")
 #                out[i] = sum_j w[j] * X[start + i + j] (X = x extended by boundary)
 #   "batched"    launcher(x, w, out, start, batch, **params): the same over the axes not
 #                in ``batch``; along ``batch`` x and w pair elementwise (fftconvolve axes=)
-#   "filter"     launcher(x, out, passes, cval): scipy.ndimage 1-D passes (one, or two
-#                weighted ones fused on neighbouring axes; see _validate.FilterSpec)
+#   "filter"     launcher(x, out, passes, cval): scipy.ndimage 1-D passes (one, or two on
+#                neighbouring axes, weighted or boxes; see _validate.FilterSpec)
 #   "layer"      launcher(x, w, out, stride, dilation, groups, pads): a conv layer on
 #                (N, C, D, H, W) arrays (pads None: x is already padded)
 #   "layer_weight"  launcher(x, go, grad, stride, dilation, groups, pads): the weight

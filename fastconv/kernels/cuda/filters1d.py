@@ -7,8 +7,9 @@ Launcher contract (as ``kernels/cpu/filters1d.run_passes``)::
     run_passes(x, out, passes, cval)
 
 ``passes`` is one ``(axis, start, boundary, weights, size)`` pass (``weights`` None: a box
-of ``size``), or two weighted passes on neighbouring axes applied in the order given
-(``_validate.FilterSpec``); boundaries are numpy.pad names (fastconv.ndimage has mapped
+of ``size``), or two passes on neighbouring axes applied in the order given (two
+weighted passes, fused here when ``fused_pair`` allows, or two boxes;
+``_validate.FilterSpec``); boundaries are numpy.pad names (fastconv.ndimage has mapped
 scipy's modes, 'mirror', 'nearest', 'grid-*' and the rest, onto them, and ``origin``
 into ``start``). ``x`` and ``out`` are C-contiguous float32/float64 device arrays of one
 shape (their dtypes may differ). Arithmetic as scipy's: every pass accumulates in
@@ -360,31 +361,38 @@ def axis_pass(x, out, axis, start, boundary, w, cval, scale=1):
 
 
 def run_passes(x, out, passes, cval):
-    """scipy.ndimage's separable filter step on the device (module docstring)."""
+    """scipy.ndimage's separable filter step on the device (module docstring): one pass,
+    or a pair (weighted or box, as the CPU launcher takes them), fused when ``fused_pair``
+    allows, else two passes through scipy's intermediate in out's dtype."""
     from . import _memory
     if out.size == 0:
         return out
     cval = float(cval)
     if len(passes) == 1:
-        axis, start, boundary, weights, size = passes[0]
-        if weights is None:
-            # the box: the window's sum times 1/size (within an ulp of scipy's sum/size)
-            w, scale = np.ones(int(size), np.float64), 1.0 / int(size)
-        else:
-            w, scale = np.ascontiguousarray(weights, np.float64), 1.0
-        return axis_pass(x, out, axis, start, boundary, w, cval, scale)
+        return _one_pass(x, out, passes[0], cval)
     (a0, s0, b0, w0, _), (a1, s1, b1, w1, _) = passes
-    w0 = np.ascontiguousarray(w0, np.float64)
-    w1 = np.ascontiguousarray(w1, np.float64)
-    if fused_pair(x, out, a0, a1, len(w0), len(w1)):
-        ay = min(a0, a1)
-        yfirst = a0 == ay
-        wy, sy, by, wx, sx, bx = (w0, s0, b0, w1, s1, b1) if yfirst else (w1, s1, b1, w0,
-                                                                          s0, b0)
-        return pass2d(x, out, ay, (sy, sx), (by, bx), wy, wx, cval, cval, yfirst)
+    if w0 is not None and w1 is not None:
+        w0 = np.ascontiguousarray(w0, np.float64)
+        w1 = np.ascontiguousarray(w1, np.float64)
+        if fused_pair(x, out, a0, a1, len(w0), len(w1)):
+            ay = min(a0, a1)
+            yfirst = a0 == ay
+            wy, sy, by, wx, sx, bx = ((w0, s0, b0, w1, s1, b1) if yfirst
+                                      else (w1, s1, b1, w0, s0, b0))
+            return pass2d(x, out, ay, (sy, sx), (by, bx), wy, wx, cval, cval, yfirst)
     tmp = _memory.empty(x.shape, out.dtype)     # scipy's intermediate: out's dtype
-    axis_pass(x, tmp, a0, s0, b0, w0, cval)
-    return axis_pass(tmp, out, a1, s1, b1, w1, cval)
+    _one_pass(x, tmp, passes[0], cval)
+    return _one_pass(tmp, out, passes[1], cval)
+
+
+def _one_pass(x, out, p, cval):
+    axis, start, boundary, weights, size = p
+    if weights is None:
+        # the box: the window's sum times 1/size (within an ulp of scipy's sum/size)
+        w, scale = np.ones(int(size), np.float64), 1.0 / int(size)
+    else:
+        w, scale = np.ascontiguousarray(weights, np.float64), 1.0
+    return axis_pass(x, out, axis, start, boundary, w, cval, scale)
 
 
 def fused_pair(x, out, a0, a1, k0, k1):
