@@ -6,6 +6,13 @@ excluded from the steady state), then times them interleaved, ``repeat`` rounds,
 reports medians; speed is quoted as ratios against the peers timed in the same run.
 Case tables live beside this module, one per area (``cases_direct.py``, ...).
 """
+from .. import _config
+
+# Benchmarks time the kernels themselves: a first call must compile them, not be served by
+# the no-compile tier (_firstcall.py), whether this package is reached through
+# ``python -m fastconv bench``, ``python -m fastconv.bench.cases_*`` or asv.
+_config.set_first_call("compile")
+
 from ._harness import (Case, Result, format_table, measure, median_time, peer_threads,
                        run_cases)
 
