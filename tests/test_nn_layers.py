@@ -72,6 +72,31 @@ def test_depthwise_forward_and_weight_grad_vs_torch(seed, dtype):
               want_w, dtype)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_depthwise_stride2_rows_vs_torch(seed):
+    # Stride 2 along the last axis: the plane copy fills both column phases of a row in
+    # one loop (_fill_row2), with its own edge rules: odd and even widths, padding 0-3
+    # (phase 0 or 1 first), dilation, rows shorter than the kernel's reach.
+    rng = np.random.default_rng(100 + seed)
+    nd = 1 + seed % 2
+    k = [int(rng.integers(1, 8)) for _ in range(nd)]
+    dil = [int(rng.integers(1, 3)) for _ in range(nd)]
+    pad = [int(rng.integers(0, 4)) for _ in range(nd)]
+    stride = [int(rng.integers(1, 3)) for _ in range(nd - 1)] + [2]
+    size = [max(1, d * (kk - 1) + 1 - 2 * p) + int(rng.integers(0, 12))
+            for d, kk, p in zip(dil, k, pad)]
+    ch = int(rng.integers(1, 4))
+    x = rng.standard_normal((2, ch) + tuple(size))
+    w = rng.standard_normal((ch, 1) + tuple(k))
+    kw = dict(stride=stride, padding=pad, dilation=dil, groups=ch)
+    want = getattr(F, f"conv{N[nd]}")(_t(x), _t(w), **kw).numpy()
+    go = rng.standard_normal(want.shape)
+    want_w = getattr(G, f"conv{N[nd]}_weight")(_t(x), w.shape, _t(go), **kw).numpy()
+    close(getattr(fnn, f"conv{N[nd]}")(x, w, method="direct", **kw), want, np.float64)
+    close(getattr(fnn, f"conv{N[nd]}_weight")(x, w.shape, go, method="direct", **kw),
+          want_w, np.float64)
+
+
 def test_depthwise_inf_and_nan_stay_local():
     # An Inf gives Inf in the outputs whose window holds it (as torch), not NaN from a
     # zero-weight tap (the row kernel's padded tap groups did, before the depthwise
