@@ -384,6 +384,14 @@ def _adjoint_phases(x, w, stride, padding, output_padding, dilation, groups, met
     axes = [_phase_taps(i, o, kk, s, p, d) for i, o, kk, s, p, d
             in zip(x.shape[2:], out_sp, k, stride, padding, dilation)]
     out = np.empty((x.shape[0], w.shape[1] * groups) + tuple(out_sp), x.dtype)
+    # Kernel no larger than the stride (k <= s on every axis, groups 1: a U-Net's k2 s2,
+    # wav2vec's k2 s2 input gradient): every phase is a 1x1 layer whose weight is
+    # w[:, :, tap]^T. Moving the taps to the front once makes each phase's weight the
+    # transpose of a contiguous (Cin, O) plane, which BLAS takes as it is: no take and
+    # transpose per phase (1.9 of 3.0 ms on the wav2vec k2 s2 input gradient, N1).
+    single = groups == 1 and all(len(t) <= 1 for ax in axes for t, _, _, _ in ax)
+    if single:
+        wk = np.ascontiguousarray(np.moveaxis(w, (0, 1), (-2, -1)))   # (*k, Cin, O)
     for phase in itertools.product(*(range(s) for s in stride)):
         parts = [axes[a][r] for a, r in enumerate(phase)]
         dst = out[(slice(None), slice(None)) + tuple(slice(r, None, s) for r, s
@@ -393,10 +401,14 @@ def _adjoint_phases(x, w, stride, padding, output_padding, dilation, groups, met
         if any(not t for t, _, _, _ in parts):
             dst[...] = 0                     # no tap reaches this phase
             continue
-        ws = w
-        for a, (taps, _, _, _) in enumerate(parts):
-            ws = np.take(ws, taps, axis=2 + a)
-        wt = _transpose_weight(ws, groups)
+        if single:
+            wt = wk[tuple(t[0] for t, _, _, _ in parts)].T.reshape(
+                (w.shape[1], w.shape[0]) + (1,) * nd)
+        else:
+            ws = w
+            for a, (taps, _, _, _) in enumerate(parts):
+                ws = np.take(ws, taps, axis=2 + a)
+            wt = _transpose_weight(ws, groups)
         # Negative pads crop the input (a view); the positive ones go to the launcher.
         crop = tuple(slice(max(0, -lo), size - max(0, -hi))
                      for (_, _, (lo, hi), _), size in zip(parts, x.shape[2:]))

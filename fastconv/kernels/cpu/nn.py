@@ -479,7 +479,9 @@ def gemm(x, w, out, stride, dilation, groups, pads=None):
         xq = _pointwise_columns(x, stride, pads, (od, oh, ow))
     else:
         xq = _polyphase(x, stride, pads, threaded=False)
-    wm = np.ascontiguousarray(w).reshape(groups, o_g, k)
+    # reshape, not a contiguous copy: a transposed weight (a strided phase of a transposed
+    # convolution, nn._adjoint_phases) stays a view that BLAS reads as it is.
+    wm = w.reshape(groups, o_g, k)
     out_m = out.reshape(n_img, groups, o_g, rows * ow)
     threads = get_num_threads()
     # Output rows per chunk: columns within GEMM_CHUNK_BYTES (they stay in cache for the
