@@ -48,6 +48,51 @@ def test_scipy_passes_equal_the_kernels_bit_for_bit(boundary, k, dtypes):
             np.testing.assert_array_equal(a, b)
 
 
+SCIPY_MODES = {"constant": "constant", "wrap": "wrap", "symmetric": "reflect",
+               "reflect": "mirror", "edge": "nearest"}
+
+
+@pytest.mark.parametrize("block", [filters_scipy.BLOCK, 7])
+@pytest.mark.parametrize("dtypes", [("f4", "f4"), ("f8", "f8"), ("f8", "f4"), ("f4", "f8")])
+def test_numpy_passes_give_scipy_ndimage_bits(dtypes, block, monkeypatch):
+    # The NumPy passes (no scipy.ndimage import, no compile) against scipy.ndimage's own
+    # correlate1d / uniform_filter1d: random shapes (1-3-D, lines shorter than the
+    # kernel), axes, boundaries, origins, symmetric / antisymmetric / general weights,
+    # signed zeros and non-finite data; ``block`` 7 splits every call into many blocks.
+    monkeypatch.setattr(filters_scipy, "BLOCK", block)
+    rng = np.random.default_rng(len(dtypes[0]) + block)
+    for trial in range(120):
+        ndim = int(rng.integers(1, 4))
+        shape = tuple(int(v) for v in rng.integers(1, 11, ndim))
+        x = rng.standard_normal(shape).astype(dtypes[0])
+        if trial % 7 == 1:
+            x.flat[int(rng.integers(x.size))] = (np.nan, np.inf, -np.inf)[trial % 3]
+        if trial % 11 == 2:
+            x[...] = -0.0
+        axis = int(rng.integers(ndim))
+        boundary = BOUNDS[trial % 5]
+        k = int(rng.integers(1, 14))
+        origin = int(rng.integers(-(k // 2), (k - 1) // 2 + 1))
+        cval = float(rng.standard_normal())
+        form = trial % 4
+        w = rng.standard_normal(k)
+        if form == 1:
+            w = (w + w[::-1]) / 2        # symmetric (odd k: scipy's paired formula)
+        elif form == 2:
+            w = (w - w[::-1]) / 2        # antisymmetric
+        a = np.empty(shape, dtypes[1])
+        b = np.empty(shape, dtypes[1])
+        mode = SCIPY_MODES[boundary]
+        if form == 3:
+            scipy.ndimage.uniform_filter1d(x, k, axis, a, mode, cval, origin)
+            passes = ((axis, -(k // 2) - origin, boundary, None, k),)
+        else:
+            scipy.ndimage.correlate1d(x, w, axis, a, mode, cval, origin)
+            passes = ((axis, -(k // 2) - origin, boundary, w, k),)
+        filters_scipy.run_passes(x, b, passes, cval)
+        assert a.tobytes() == b.tobytes(), (shape, axis, boundary, k, origin, form)
+
+
 # -- the NumPy direct method against the float64 reference ---------------------------------
 
 @pytest.mark.parametrize("boundary", BOUNDS)
@@ -197,7 +242,7 @@ def test_integers_under_the_tier_stay_exact_and_nan_stays_local(cold):
     assert bad.sum() == 9 and bad[9:12, 9:12].all()
 
 
-def test_a_cold_filter_runs_scipy_ndimage_with_scipy_bits(cold):
+def test_a_cold_filter_runs_scipy_passes_with_scipy_bits(cold):
     x = np.random.default_rng(3).standard_normal((33, 40)).astype(np.float32)
     for fn, args in ((fastconv.ndimage.gaussian_filter, (1.5,)),
                      (fastconv.ndimage.uniform_filter, (4,)),
