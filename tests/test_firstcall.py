@@ -274,6 +274,64 @@ def test_a_finished_child_makes_its_classes_take_the_compiled_route(cold, monkey
     assert _firstcall.serve(spec, x, np.array([2.0, 1.0]), "auto") is None
 
 
+class _Running:                          # a child still compiling
+    def poll(self):
+        return None
+
+
+def test_served_counts_the_calls_the_tier_served(cold):
+    x = np.arange(20.0)
+    n = _firstcall.served()
+    fastconv.convolve(x, [1.0, 2.0], "full")
+    assert _firstcall.served() == n + 1
+    fastconv.convolve(x, [1.0, 2.0], "full", method="fft")     # explicit: never tiered
+    assert _firstcall.served() == n + 1
+
+
+def test_classes_a_running_child_recorded_are_ready_before_it_exits(cold, monkeypatch,
+                                                                    tmp_path):
+    # A child compiles its classes one after another and records each: the finished ones
+    # take the compiled route while it works on the rest.
+    path = str(tmp_path / "marker.json")
+    monkeypatch.setitem(_firstcall._STATE, "path", path)
+    monkeypatch.setattr(_firstcall, "_MARKER_SEEN", [None])
+    monkeypatch.setattr(_firstcall, "_PROC", _Running())
+    _firstcall._RUNNING.update({"a": ("filter", {}), "b": ("filter", {})})
+    _firstcall._poll()
+    assert set(_firstcall.pending()) == {"a", "b"}          # nothing recorded yet
+    _firstcall._record(path, ["a"])
+    assert _firstcall.pending() == ("b",)
+    assert "a" in _firstcall.ready_classes() and "b" not in _firstcall.ready_classes()
+
+
+def test_hand_off_starts_the_queued_classes_beside_a_running_child(cold, monkeypatch):
+    running = _Running()
+    monkeypatch.setattr(_firstcall, "_PROC", running)
+    _firstcall._QUEUED["c"] = ("filter", {})
+    _firstcall.hand_off()
+    assert cold == [{"c": ("filter", {})}]
+    assert _firstcall._PROC is running     # the fake start started no process
+
+
+def test_filter_replicas_compile_both_orders_of_a_fused_weighted_pair(monkeypatch):
+    # The class does not name the axis order: sobel(axis=1) runs axis 1 then 0 with the
+    # kernels of gaussian_filter's class.
+    seen = []
+    monkeypatch.setattr(fastconv._dispatch, "execute",
+                        lambda spec, *a, **k: seen.append(spec.passes))
+    w = np.array([1.0, 2.0, 1.0])
+    passes = ((0, -1, "symmetric", w, 3), (1, -1, "symmetric", -w, 3))
+    _firstcall._compile_filter({"passes": passes, "cval": 0.0, "x_dtype": "<f4",
+                                "out_dtype": "<f4", "ndim": 2})
+    orders = {tuple(p[0] for p in ps) for ps in seen}
+    assert orders == {(0, 1), (1, 0)}
+    box = ((0, -1, "symmetric", None, 3), (1, -1, "symmetric", None, 3))
+    seen.clear()
+    _firstcall._compile_filter({"passes": box, "cval": 0.0, "x_dtype": "<f4",
+                                "out_dtype": "<f4", "ndim": 2})
+    assert {tuple(p[0] for p in ps) for ps in seen} == {(0, 1)}
+
+
 def test_a_cold_layer_runs_numpy_and_queues_its_layer(cold):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(5)
