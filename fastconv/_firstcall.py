@@ -87,6 +87,7 @@ _READY: set = set()           # classes whose kernels are compiled or on disk
 _QUEUED: dict = {}            # class -> job payload, waiting for a child
 _RUNNING: dict = {}           # class -> job payload, in the running child
 _PROC = None                  # the running child (subprocess.Popen) or None
+_OTHERS: list = []            # children started beside _PROC by ``hand_off``
 _LIVE: set = set()            # classes whose kernels are loaded in this process
 _LOADERS: dict = {}           # class -> the thread loading its kernels from the disk cache
 _STATE = {"loaded": False, "usable": None}
@@ -386,7 +387,8 @@ def _refresh():
 def hand_off():
     """Start a child now for every class still queued, even while another child runs
     (the caller is about to exit: queued classes would otherwise be forgotten, and the
-    next process would tier and queue them again). Nothing waits for it."""
+    next process would tier and queue them again; or it waits for the compiles anyway
+    and has a second core). Nothing waits for the children but ``wait``."""
     global _PROC
     with _LOCK:
         running = _PROC
@@ -394,6 +396,8 @@ def hand_off():
         _start()
         if _PROC is None:
             _PROC = running
+        elif running is not None:
+            _OTHERS.append(running)      # ``wait`` waits for it too
 
 
 def pending() -> tuple:
@@ -412,6 +416,12 @@ def wait(timeout: float | None = None) -> bool:
     True when none is left. Classes on disk then load on their next call."""
     import time
     deadline = None if timeout is None else time.monotonic() + timeout
+    for other in list(_OTHERS):          # children started beside another (hand_off)
+        try:
+            other.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+        _OTHERS.remove(other)
     while True:
         proc = _PROC
         if proc is None and not _QUEUED:
@@ -486,6 +496,7 @@ def _after_fork_in_child():
     global _PROC, _LOCK
     _PROC = None
     _LOCK = threading.Lock()
+    _OTHERS.clear()
     _QUEUED.clear()
     _RUNNING.clear()
     for cls, t in list(_LOADERS.items()):

@@ -313,6 +313,22 @@ def test_hand_off_starts_the_queued_classes_beside_a_running_child(cold, monkeyp
     assert _firstcall._PROC is running     # the fake start started no process
 
 
+def test_wait_waits_for_a_child_started_beside_another(cold, monkeypatch):
+    import subprocess
+    calls = []
+
+    class Other:
+        def wait(self, timeout=None):
+            calls.append(timeout)
+            if timeout is not None:
+                raise subprocess.TimeoutExpired("child", timeout)
+    other = Other()
+    monkeypatch.setattr(_firstcall, "_OTHERS", [other])
+    assert _firstcall.wait(0.01) is False and _firstcall._OTHERS == [other]
+    assert _firstcall.wait() is True and _firstcall._OTHERS == []
+    assert calls[-1] is None
+
+
 def test_filter_replicas_compile_both_orders_of_a_fused_weighted_pair(monkeypatch):
     # The class does not name the axis order: sobel(axis=1) runs axis 1 then 0 with the
     # kernels of gaussian_filter's class.
