@@ -58,7 +58,7 @@ def default_threads() -> int:
     """numba's ``NUMBA_NUM_THREADS`` as its config sets it at import: the environment
     variable when it holds an integer, else the CPUs this process may run on."""
     try:
-        return int(os.environ["NUMBA_NUM_THREADS"])
+        return max(1, int(os.environ["NUMBA_NUM_THREADS"]))
     except (KeyError, ValueError):
         pass
     if hasattr(os, "sched_getaffinity"):
