@@ -17,7 +17,8 @@ dtypes, rank, boundaries) not compiled yet it returns a decision for the no-comp
   float64 exactness bound, finite kernel taps). The result is within the documented
   tolerance of the direct kernel; integers stay exact; NaN/Inf stay local (the direct
   rule, or the FFT launcher's);
-* a filter step: scipy.ndimage's own passes (``kernels/cpu/filters_scipy``), the same bits
+* a filter step: scipy.ndimage's 1-D passes written in NumPy (``kernels/cpu/
+  filters_scipy``; importing scipy.ndimage would cost 0.3 s), the same bits as scipy and
   as fastconv's kernels, which follow scipy's arithmetic;
 * a conv layer (``fastconv.nn``, ``"auto"``): one NumPy matmul per kernel tap
   (``kernels/cpu/nn_numpy``).
@@ -35,8 +36,9 @@ call classes on stdin), which calls the real launchers on small replicas of each
 (serial twins and the parallel kernels, every method the tuner may pick) and records the
 class in a marker file (fastconv's cache folder, one file per numba cache location and
 versions) when its kernels are on disk. The calling
-process polls the child (one ``waitpid``) on its next first-tier call and, once it is
-done, takes the compiled route, loading the kernels from the cache (milliseconds).
+process polls the child (one ``waitpid``, and one ``stat`` of the marker: a class the
+child has recorded is ready before the child exits) on its next first-tier call and, once
+a class is done, takes the compiled route, loading the kernels from the cache.
 
 The measured first calls, and what they became, are in docs/install.md ("First calls").
 
