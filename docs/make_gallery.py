@@ -8,4 +8,4 @@ from fastconv.__main__ import main  # noqa: E402
 
 if __name__ == "__main__":
     out = os.path.join(os.path.dirname(__file__), "_static", "gallery")
-    sys.exit(main(["demo", "--out", out, "--quick"]))
+    sys.exit(main(["demo", "--out", out, "--quick", "--full"]))

@@ -123,7 +123,15 @@ def cmd_bench(args) -> int:
         print()
         print("auto-tuner choice quality (after tuning):")
         print(cases_auto.format_rows(rows))
-    if args.compile:
+    if args.compile and "latency" in groups:
+        from fastconv.bench import cases_latency
+        n = 3 if args.quick else 5
+        rows = cases_latency.first_calls(
+            ("float32",) if args.quick else cases_latency.DTYPES, n=n,
+            progress=None if args.no_progress else _progress)
+        print()
+        print(cases_latency.format_first_calls(rows, n))
+    if args.compile and set(groups) - {"latency"}:
         from fastconv.bench import cases_direct
         print()
         print(cases_direct.format_compile_times(cases_direct.compile_times()))
@@ -274,6 +282,8 @@ def main(argv=None) -> int:
     d = sub.add_parser("demo", help="the classic examples, pictures and a timing table")
     d.add_argument("--out", default="fastconv-demo-output")
     d.add_argument("--quick", action="store_true")
+    d.add_argument("--full", action="store_true",
+                   help="wait for every kernel to compile and time all of them")
     args = p.parse_args(argv)
     if args.cmd in ("bench", "tune", "warmup", "demo"):
         # They time or compile the kernels themselves: a first call must not run the

@@ -15,9 +15,11 @@ with each other, so only their ratios matter.
 from __future__ import annotations
 
 import math
+import os
+import sys
 
 
-__all__ = ["fast_len", "fft_shape", "oa_block_len", "block_len", "oa_block_shape",
+__all__ = ["fft_workers", "fast_len", "fft_shape", "oa_block_len", "block_len", "oa_block_shape",
            "cost_direct", "cost_separable", "cost_fft", "cost_oa", "OA_CHUNK_BYTES",
            "integers_exact", "fft_is_exact", "may_overflow", "OVERFLOW_MARGIN"]
 
@@ -36,6 +38,32 @@ _FFT_PER_ELEMENT = 15.0
 
 
 _next_fast_len = None
+
+
+def fft_workers() -> int:
+    """The FFT's ``workers``: fastconv's thread count in this Python thread (numba's).
+
+    While numba is not loaded, nothing can have changed that count from numba's default
+    (``fastconv.threads``/``set_num_threads`` load numba, and so does a user's own
+    ``numba.set_num_threads``): the default is read here as numba's config computes it,
+    without importing numba (0.2-0.3 s of an FFT call's first 0.5 s, measured). The
+    FFT launchers need numba only for their direct fallback."""
+    if "numba" in sys.modules:
+        from ._config import get_num_threads
+        return get_num_threads()
+    return default_threads()
+
+
+def default_threads() -> int:
+    """numba's ``NUMBA_NUM_THREADS`` as its config sets it at import: the environment
+    variable when it holds an integer, else the CPUs this process may run on."""
+    try:
+        return max(1, int(os.environ["NUMBA_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        pass
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def fast_len(n: int, real: bool = True) -> int:

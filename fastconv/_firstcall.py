@@ -17,7 +17,8 @@ dtypes, rank, boundaries) not compiled yet it returns a decision for the no-comp
   float64 exactness bound, finite kernel taps). The result is within the documented
   tolerance of the direct kernel; integers stay exact; NaN/Inf stay local (the direct
   rule, or the FFT launcher's);
-* a filter step: scipy.ndimage's own passes (``kernels/cpu/filters_scipy``), the same bits
+* a filter step: scipy.ndimage's 1-D passes written in NumPy (``kernels/cpu/
+  filters_scipy``; importing scipy.ndimage would cost 0.3 s), the same bits as scipy and
   as fastconv's kernels, which follow scipy's arithmetic;
 * a conv layer (``fastconv.nn``, ``"auto"``): one NumPy matmul per kernel tap
   (``kernels/cpu/nn_numpy``).
@@ -35,8 +36,9 @@ call classes on stdin), which calls the real launchers on small replicas of each
 (serial twins and the parallel kernels, every method the tuner may pick) and records the
 class in a marker file (fastconv's cache folder, one file per numba cache location and
 versions) when its kernels are on disk. The calling
-process polls the child (one ``waitpid``) on its next first-tier call and, once it is
-done, takes the compiled route, loading the kernels from the cache (milliseconds).
+process polls the child (one ``waitpid``, and one ``stat`` of the marker: a class the
+child has recorded is ready before the child exits) on its next first-tier call and, once
+a class is done, takes the compiled route, loading the kernels from the cache.
 
 The measured first calls, and what they became, are in docs/install.md ("First calls").
 
@@ -67,7 +69,8 @@ from . import tuner
 from ._config import first_call_mode
 from .tuner import Decision
 
-__all__ = ["serve", "start_loads", "wait", "pending", "ready_classes", "record_warmed"]
+__all__ = ["serve", "start_loads", "wait", "pending", "ready_classes", "record_warmed",
+           "served", "hand_off", "load_now"]
 
 # The operation kinds the tier serves (others, such as weight gradients, compile first).
 _TIERED = frozenset({"correlate", "layer", "filter"})
@@ -77,7 +80,8 @@ NO_COMPILE = {"correlate": ("numpy", "fft", "oa"), "filter": ("scipy",)}
 # The NumPy direct method's seconds per output and tap (kernels/cpu/direct_numpy.py:
 # 0.2-4.5 ns measured), for its choice against the FFT's cost model.
 NUMPY_TAP_S = 2e-9
-# Importing numba and scipy.fft, which the FFT launcher's module needs (0.2-0.3 s here).
+# Importing scipy.fft (the FFT launchers) and numba (the tuner's calibrated cost model is
+# keyed by the machine's fingerprint, which numba reports): 0.2-0.3 s here.
 NUMBA_IMPORT_S = 0.25
 
 _LOCK = threading.Lock()
@@ -85,9 +89,11 @@ _READY: set = set()           # classes whose kernels are compiled or on disk
 _QUEUED: dict = {}            # class -> job payload, waiting for a child
 _RUNNING: dict = {}           # class -> job payload, in the running child
 _PROC = None                  # the running child (subprocess.Popen) or None
+_OTHERS: list = []            # children started beside _PROC by ``hand_off``
 _LIVE: set = set()            # classes whose kernels are loaded in this process
 _LOADERS: dict = {}           # class -> the thread loading its kernels from the disk cache
 _STATE = {"loaded": False, "usable": None}
+_SERVED = [0]                 # calls the tier has served in this process (``served``)
 
 
 # -- call classes ---------------------------------------------------------------------------
@@ -160,7 +166,14 @@ def serve(spec, x, wk, method, out=None):
         _load(cls, payload)        # on disk: load it in a thread of this process
     else:
         _enqueue(cls, payload)     # not compiled anywhere: a child compiles it
+    _SERVED[0] += 1
     return decision
+
+
+def served() -> int:
+    """How many calls the no-compile tier has served in this process (the demo asks
+    whether a call took the compiled route: the count did not move)."""
+    return _SERVED[0]
 
 
 def _conv_tier(spec, x, wk):
@@ -243,7 +256,7 @@ def _load_ready():
     with _LOCK:
         if _STATE["loaded"]:
             return
-        path = _marker_path()
+        path = _STATE["path"] = _marker_path()
         _STATE["usable"] = path is not None and _writable(os.path.dirname(path))
         if path is not None:
             _READY.update(_recorded(path))
@@ -336,7 +349,10 @@ def _poll():
     child failed compiles in the foreground rather than tiering forever); start the next."""
     global _PROC
     proc = _PROC
-    if proc is None or proc.poll() is None:
+    if proc is None:
+        return
+    if proc.poll() is None:
+        _refresh()
         return
     with _LOCK:
         if _PROC is not proc:
@@ -345,6 +361,45 @@ def _poll():
         _RUNNING.clear()
         _PROC = None
         _start()
+
+
+_MARKER_SEEN = [None]         # (mtime, size) of the marker when last read by _refresh
+
+
+def _refresh():
+    """While a child runs: the classes it has recorded so far are ready (a child compiles
+    its classes one after another, and records each as it finishes). One ``stat`` of the
+    marker per call; it is read again only when it changed."""
+    path = _STATE.get("path")
+    try:
+        st = os.stat(path)
+    except (OSError, TypeError):
+        return
+    seen = (st.st_mtime_ns, st.st_size)
+    if seen == _MARKER_SEEN[0]:
+        return
+    _MARKER_SEEN[0] = seen
+    done = _recorded(path)
+    with _LOCK:
+        for cls in [c for c in _RUNNING if c in done]:
+            _READY.add(cls)
+            del _RUNNING[cls]
+
+
+def hand_off():
+    """Start a child now for every class still queued, even while another child runs
+    (the caller is about to exit: queued classes would otherwise be forgotten, and the
+    next process would tier and queue them again; or it waits for the compiles anyway
+    and has a second core). Nothing waits for the children but ``wait``."""
+    global _PROC
+    with _LOCK:
+        running = _PROC
+        _PROC = None
+        _start()
+        if _PROC is None:
+            _PROC = running
+        elif running is not None:
+            _OTHERS.append(running)      # ``wait`` waits for it too
 
 
 def pending() -> tuple:
@@ -363,6 +418,12 @@ def wait(timeout: float | None = None) -> bool:
     True when none is left. Classes on disk then load on their next call."""
     import time
     deadline = None if timeout is None else time.monotonic() + timeout
+    for other in list(_OTHERS):          # children started beside another (hand_off)
+        try:
+            other.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+        _OTHERS.remove(other)
     while True:
         proc = _PROC
         if proc is None and not _QUEUED:
@@ -415,6 +476,13 @@ def _load_in_thread(kind, p):
         pass
 
 
+def load_now():
+    """Load, before returning, the classes queued for a loader thread (their kernels are
+    on disk): the next call of such a class takes the compiled route."""
+    start_loads()
+    _join_loaders()
+
+
 def _join_loaders():
     # A loader holds numba's compiler lock while it reads the cache: a fork in the middle
     # would leave the child's copy of that lock held forever. Wait for them (under a
@@ -430,6 +498,7 @@ def _after_fork_in_child():
     global _PROC, _LOCK
     _PROC = None
     _LOCK = threading.Lock()
+    _OTHERS.clear()
     _QUEUED.clear()
     _RUNNING.clear()
     for cls, t in list(_LOADERS.items()):
@@ -488,13 +557,19 @@ def _compile_filter(p):
     from . import _dispatch
     from ._validate import FilterSpec
     rng = np.random.default_rng(0)
-    spec = FilterSpec(p["passes"], p["cval"])
-    taps = sum(len(q[3]) if q[3] is not None else 3 for q in p["passes"])
+    passes = tuple(p["passes"])
+    orders = [passes]
+    if len(passes) == 2 and all(q[3] is not None for q in passes):
+        # The class does not name the axis order of a fused weighted pair (sobel along
+        # axis 1 runs axis 1 then 0, gaussian_filter 0 then 1): compile both orders.
+        orders.append(passes[::-1])
+    taps = sum(len(q[3]) if q[3] is not None else 3 for q in passes)
     for shape in _replica_shapes((4,) * p["ndim"], taps):
         x = rng.standard_normal(shape).astype(np.dtype(p["x_dtype"]))
         out = np.empty(shape, np.dtype(p["out_dtype"]))
-        _dispatch.execute(spec, x, None, Decision("passes", {}, "first-call compile"),
-                          out=out)
+        for order in orders:
+            _dispatch.execute(FilterSpec(order, p["cval"]), x, None,
+                              Decision("passes", {}, "first-call compile"), out=out)
 
 
 def _compile_layer(p):

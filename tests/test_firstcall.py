@@ -48,6 +48,51 @@ def test_scipy_passes_equal_the_kernels_bit_for_bit(boundary, k, dtypes):
             np.testing.assert_array_equal(a, b)
 
 
+SCIPY_MODES = {"constant": "constant", "wrap": "wrap", "symmetric": "reflect",
+               "reflect": "mirror", "edge": "nearest"}
+
+
+@pytest.mark.parametrize("block", [filters_scipy.BLOCK, 7])
+@pytest.mark.parametrize("dtypes", [("f4", "f4"), ("f8", "f8"), ("f8", "f4"), ("f4", "f8")])
+def test_numpy_passes_give_scipy_ndimage_bits(dtypes, block, monkeypatch):
+    # The NumPy passes (no scipy.ndimage import, no compile) against scipy.ndimage's own
+    # correlate1d / uniform_filter1d: random shapes (1-3-D, lines shorter than the
+    # kernel), axes, boundaries, origins, symmetric / antisymmetric / general weights,
+    # signed zeros and non-finite data; ``block`` 7 splits every call into many blocks.
+    monkeypatch.setattr(filters_scipy, "BLOCK", block)
+    rng = np.random.default_rng(len(dtypes[0]) + block)
+    for trial in range(120):
+        ndim = int(rng.integers(1, 4))
+        shape = tuple(int(v) for v in rng.integers(1, 11, ndim))
+        x = rng.standard_normal(shape).astype(dtypes[0])
+        if trial % 7 == 1:
+            x.flat[int(rng.integers(x.size))] = (np.nan, np.inf, -np.inf)[trial % 3]
+        if trial % 11 == 2:
+            x[...] = -0.0
+        axis = int(rng.integers(ndim))
+        boundary = BOUNDS[trial % 5]
+        k = int(rng.integers(1, 14))
+        origin = int(rng.integers(-(k // 2), (k - 1) // 2 + 1))
+        cval = float(rng.standard_normal())
+        form = trial % 4
+        w = rng.standard_normal(k)
+        if form == 1:
+            w = (w + w[::-1]) / 2        # symmetric (odd k: scipy's paired formula)
+        elif form == 2:
+            w = (w - w[::-1]) / 2        # antisymmetric
+        a = np.empty(shape, dtypes[1])
+        b = np.empty(shape, dtypes[1])
+        mode = SCIPY_MODES[boundary]
+        if form == 3:
+            scipy.ndimage.uniform_filter1d(x, k, axis, a, mode, cval, origin)
+            passes = ((axis, -(k // 2) - origin, boundary, None, k),)
+        else:
+            scipy.ndimage.correlate1d(x, w, axis, a, mode, cval, origin)
+            passes = ((axis, -(k // 2) - origin, boundary, w, k),)
+        filters_scipy.run_passes(x, b, passes, cval)
+        assert a.tobytes() == b.tobytes(), (shape, axis, boundary, k, origin, form)
+
+
 # -- the NumPy direct method against the float64 reference ---------------------------------
 
 @pytest.mark.parametrize("boundary", BOUNDS)
@@ -197,7 +242,7 @@ def test_integers_under_the_tier_stay_exact_and_nan_stays_local(cold):
     assert bad.sum() == 9 and bad[9:12, 9:12].all()
 
 
-def test_a_cold_filter_runs_scipy_ndimage_with_scipy_bits(cold):
+def test_a_cold_filter_runs_scipy_passes_with_scipy_bits(cold):
     x = np.random.default_rng(3).standard_normal((33, 40)).astype(np.float32)
     for fn, args in ((fastconv.ndimage.gaussian_filter, (1.5,)),
                      (fastconv.ndimage.uniform_filter, (4,)),
@@ -227,6 +272,80 @@ def test_a_finished_child_makes_its_classes_take_the_compiled_route(cold, monkey
     fastconv.convolve(x, [1.0, 2.0], "full")
     assert "correlate|<f8|1|constant" in _firstcall._LIVE
     assert _firstcall.serve(spec, x, np.array([2.0, 1.0]), "auto") is None
+
+
+class _Running:                          # a child still compiling
+    def poll(self):
+        return None
+
+
+def test_served_counts_the_calls_the_tier_served(cold):
+    x = np.arange(20.0)
+    n = _firstcall.served()
+    fastconv.convolve(x, [1.0, 2.0], "full")
+    assert _firstcall.served() == n + 1
+    fastconv.convolve(x, [1.0, 2.0], "full", method="fft")     # explicit: never tiered
+    assert _firstcall.served() == n + 1
+
+
+def test_classes_a_running_child_recorded_are_ready_before_it_exits(cold, monkeypatch,
+                                                                    tmp_path):
+    # A child compiles its classes one after another and records each: the finished ones
+    # take the compiled route while it works on the rest.
+    path = str(tmp_path / "marker.json")
+    monkeypatch.setitem(_firstcall._STATE, "path", path)
+    monkeypatch.setattr(_firstcall, "_MARKER_SEEN", [None])
+    monkeypatch.setattr(_firstcall, "_PROC", _Running())
+    _firstcall._RUNNING.update({"a": ("filter", {}), "b": ("filter", {})})
+    _firstcall._poll()
+    assert set(_firstcall.pending()) == {"a", "b"}          # nothing recorded yet
+    _firstcall._record(path, ["a"])
+    assert _firstcall.pending() == ("b",)
+    assert "a" in _firstcall.ready_classes() and "b" not in _firstcall.ready_classes()
+
+
+def test_hand_off_starts_the_queued_classes_beside_a_running_child(cold, monkeypatch):
+    running = _Running()
+    monkeypatch.setattr(_firstcall, "_PROC", running)
+    _firstcall._QUEUED["c"] = ("filter", {})
+    _firstcall.hand_off()
+    assert cold == [{"c": ("filter", {})}]
+    assert _firstcall._PROC is running     # the fake start started no process
+
+
+def test_wait_waits_for_a_child_started_beside_another(cold, monkeypatch):
+    import subprocess
+    calls = []
+
+    class Other:
+        def wait(self, timeout=None):
+            calls.append(timeout)
+            if timeout is not None:
+                raise subprocess.TimeoutExpired("child", timeout)
+    other = Other()
+    monkeypatch.setattr(_firstcall, "_OTHERS", [other])
+    assert _firstcall.wait(0.01) is False and _firstcall._OTHERS == [other]
+    assert _firstcall.wait() is True and _firstcall._OTHERS == []
+    assert calls[-1] is None
+
+
+def test_filter_replicas_compile_both_orders_of_a_fused_weighted_pair(monkeypatch):
+    # The class does not name the axis order: sobel(axis=1) runs axis 1 then 0 with the
+    # kernels of gaussian_filter's class.
+    seen = []
+    monkeypatch.setattr(fastconv._dispatch, "execute",
+                        lambda spec, *a, **k: seen.append(spec.passes))
+    w = np.array([1.0, 2.0, 1.0])
+    passes = ((0, -1, "symmetric", w, 3), (1, -1, "symmetric", -w, 3))
+    _firstcall._compile_filter({"passes": passes, "cval": 0.0, "x_dtype": "<f4",
+                                "out_dtype": "<f4", "ndim": 2})
+    orders = {tuple(p[0] for p in ps) for ps in seen}
+    assert orders == {(0, 1), (1, 0)}
+    box = ((0, -1, "symmetric", None, 3), (1, -1, "symmetric", None, 3))
+    seen.clear()
+    _firstcall._compile_filter({"passes": box, "cval": 0.0, "x_dtype": "<f4",
+                                "out_dtype": "<f4", "ndim": 2})
+    assert {tuple(p[0] for p in ps) for ps in seen} == {(0, 1)}
 
 
 def test_a_cold_layer_runs_numpy_and_queues_its_layer(cold):

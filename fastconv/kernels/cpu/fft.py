@@ -73,12 +73,20 @@ import numpy as np
 import scipy.fft as sp_fft
 from numpy.lib.stride_tricks import as_strided
 
-from ..._config import get_num_threads
-from ..._fftsize import (OA_CHUNK_BYTES, fast_len, fft_is_exact,
+from ..._fftsize import (OA_CHUNK_BYTES, fast_len, fft_is_exact, fft_workers,
                           may_overflow, oa_block_shape)
-from . import direct
 from ..._extend import window
 from ..._finite import all_finite as _all_finite
+
+
+
+def _direct():
+    """The direct kernels, for the fallbacks only (integers past the exactness bound,
+    non-finite kernels, mostly non-finite data): loaded on first use, since that module
+    loads numba (0.2-0.3 s) and an FFT call has no other need of it."""
+    from . import direct
+    return direct
+
 
 __all__ = ["correlate_fft", "correlate_oa", "correlate_batched", "fft_is_exact",
            "fft_error_bound", "NONFINITE_POLICIES"]
@@ -162,7 +170,7 @@ def _batched_whole(x, w, out, conv, start):
     """The batched correlation by one transform pair: the circular correlation with
     ``w`` is the convolution with ``w`` reversed along ``conv``; that full convolution,
     cropped to the window (output i on axis a is full index i + start + k - 1)."""
-    workers = get_num_threads()
+    workers = fft_workers()
     h = w[tuple(slice(None, None, -1) if a in conv else slice(None) for a in range(w.ndim))]
     L = [sp_fft.next_fast_len(x.shape[a] + h.shape[a] - 1, True) for a in conv]
     if out.dtype.kind == "c":
@@ -201,7 +209,7 @@ def _correlate(x, w, out, start, boundary, cval, block, nonfinite):
         return out
     if out.dtype.kind in "iu":
         if not fft_is_exact(x, w, cval, boundary, out.shape):
-            return direct.correlate(x, w, out, start, boundary, cval)
+            return _direct().correlate(x, w, out, start, boundary, cval)
         tmp = np.empty(out.shape, np.float64)
         _correlate(x.astype(np.float64), w.astype(np.float64), tmp, start, boundary,
                    float(cval), block, "ignore")
@@ -384,8 +392,8 @@ def _add_fill(w, x_shape, out, start, cval):
 def _direct_all(x, w, out, start, data, boundary, cval):
     # ``data`` is either x itself (constant 0) or the materialised window (start 0).
     if data is x:
-        return direct.correlate(x, w, out, start, boundary, cval)
-    return direct.correlate(data, w, out, (0,) * x.ndim, "constant", 0)
+        return _direct().correlate(x, w, out, start, boundary, cval)
+    return _direct().correlate(data, w, out, (0,) * x.ndim, "constant", 0)
 
 
 def _zero_outside(out, keep):
@@ -415,7 +423,7 @@ def _kernel_spectrum(w, L, offset, real, part=None):
 
 
 def _kernel_spectrum_compute(w, L, offset, real):
-    workers = get_num_threads()
+    workers = fft_workers()
     nd = w.ndim
     idx = [(-(r + np.arange(k))) % n for r, k, n in zip(offset, w.shape, L)]
     last = np.zeros(w.shape[:-1] + (L[-1],), w.dtype)
@@ -476,7 +484,7 @@ def _fft_whole(dcore, w, sub, offset, real, has_bad, L=None):
     L = tuple(Lg if Lg is not None else fast_len(min(c, m) + k - 1, real)
               for Lg, c, k, m in zip(L or (None,) * nd, dcore.shape, w.shape, sub.shape))
     axes = tuple(range(nd))
-    workers = get_num_threads()
+    workers = fft_workers()
     src = dcore
     if has_bad:
         src = np.where(np.isfinite(dcore), dcore, 0).astype(dcore.dtype, copy=False)
@@ -547,7 +555,7 @@ def _inverse_cropped(spec, L, m, real, workers):
 
 def _oa_blocks(dcore, w, sub, offset, L, real, has_bad):
     nd = w.ndim
-    workers = get_num_threads()
+    workers = fft_workers()
     B = tuple(Lb - k + 1 for Lb, k in zip(L, w.shape))
     nb = tuple(-(-m // b) for m, b in zip(sub.shape, B))
     spec_k = _kernel_spectrum(w, L, (0,) * nd, real)
