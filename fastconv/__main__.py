@@ -42,6 +42,7 @@ def cmd_info(args) -> int:
         ("threads", f"{fastconv.get_num_threads()} (max {numba.config.NUMBA_NUM_THREADS})"),
         ("compiled", _warmup.status()),
         ("tuning mode", fastconv._config.get().tune),
+        ("FFT backend", _fft_backend_status()),
         ("tuning cache", info["path"]),
         ("cache entries", f"{info['entries']} ({info['bytes']} bytes), calibrated: "
                           f"{info['calibrated']}"),
@@ -52,6 +53,16 @@ def cmd_info(args) -> int:
     for k, v in rows:
         print(f"{k:>16}: {v}")
     return 0
+
+
+def _fft_backend_status() -> str:
+    """The scipy.fft backend of the FFT methods, why, and what else is installed."""
+    from fastconv import _config, _fftsize
+    name = _fftsize.fft_backend_name()
+    installed = _fftsize.installed_backends()
+    how = ("FASTCONV_FFT_BACKEND" if _config.get().fft_backend != "auto"
+           else "measured" if installed else "no other installed")
+    return f"{name} ({how}; installed: {', '.join(('scipy',) + installed)})"
 
 
 def _cuda_status() -> str:

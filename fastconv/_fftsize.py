@@ -19,7 +19,10 @@ import math
 
 __all__ = ["fast_len", "fft_shape", "oa_block_len", "block_len", "oa_block_shape",
            "cost_direct", "cost_separable", "cost_fft", "cost_oa", "OA_CHUNK_BYTES",
-           "integers_exact", "fft_is_exact", "may_overflow", "OVERFLOW_MARGIN"]
+           "integers_exact", "fft_is_exact", "may_overflow", "OVERFLOW_MARGIN",
+           "FFT_BACKENDS", "installed_backends", "fft_backend_name", "use_fft_backend",
+           "backend_scope", "pocketfft_scope", "set_backend_chooser", "time_backends",
+           "choose_backend"]
 
 # Bytes of spectra one overlap-add batch may hold: keeps a batch in L2/L3 and bounds
 # the extra memory of overlap-add by O(block) whatever the input size.
@@ -235,3 +238,177 @@ def fft_is_exact(x, w, cval=0, boundary="constant", out_shape=None) -> bool:
     xmax = max(abs(int(x.max())), abs(int(x.min())), abs(int(cval)))
     wmax = max(abs(int(w.max())), abs(int(w.min())))
     return integers_exact(xmax, wmax, w, x.shape, x.size, cval, boundary, out_shape)
+
+
+# -- scipy.fft backends ---------------------------------------------------------------------
+#
+# The FFT launchers transform through scipy.fft. Where another scipy.fft backend is
+# installed (mkl_fft's or pyFFTW's ``interfaces.scipy_fft``) and transforms faster on this
+# machine, fastconv's own calls run inside ``scipy.fft.set_backend(<it>)``: a scope that
+# is local to the calling thread and ends with the call, so the user's global backend is
+# never changed. Which one: ``FASTCONV_FFT_BACKEND`` (auto | scipy | mkl | pyfftw), read
+# once; "auto" keeps pocketfft unless another backend is installed, and then asks the
+# chooser (the tuner's: a short calibration timed once per machine and stored beside the
+# tuning cache; without one, the same calibration uncached). The name goes into every
+# tuning key, so timings measured with one backend are never served under another.
+# Integer data always transforms with pocketfft: ``fft_is_exact``'s error bound is the
+# one measured and documented for it.
+
+FFT_BACKENDS = {"scipy": None,
+                "mkl": "mkl_fft.interfaces.scipy_fft",
+                "pyfftw": "pyfftw.interfaces.scipy_fft"}
+
+_backend_name = None        # resolved name, or None until first asked
+_backend_obj = None         # the module handed to scipy.fft.set_backend (None: pocketfft)
+_chooser = None             # set by the tuner: installed names -> chosen name
+
+
+def installed_backends() -> tuple:
+    """The alternative scipy.fft backends importable here (without importing them)."""
+    import importlib.util
+    found = []
+    for name, module in FFT_BACKENDS.items():
+        if not isinstance(module, str):
+            continue
+        try:
+            if importlib.util.find_spec(module.split(".")[0]) is not None:
+                found.append(name)
+        except (ImportError, ValueError):
+            pass
+    return tuple(found)
+
+
+def _load_backend(name):
+    """The object for scipy.fft.set_backend: None for pocketfft, else the module named
+    in ``FFT_BACKENDS`` (an entry may also be a backend object itself)."""
+    import importlib
+    module = FFT_BACKENDS[name]
+    if module is None or not isinstance(module, str):
+        return module
+    return importlib.import_module(module)
+
+
+def set_backend_chooser(fn) -> None:
+    """Install ``fn(installed_names) -> name``, which "auto" asks when an alternative
+    backend is installed (the tuner installs its cached calibration)."""
+    global _chooser
+    _chooser = fn
+
+
+def use_fft_backend(name: str | None) -> str:
+    """Use backend ``name`` for fastconv's transforms from now on (None: resolve again
+    from ``FASTCONV_FFT_BACKEND`` on next use); returns the previous name. A named
+    backend that cannot be imported raises ImportError."""
+    global _backend_name, _backend_obj
+    old = _backend_name
+    if name is None:
+        _backend_name, _backend_obj = None, None
+        return old
+    if name not in FFT_BACKENDS:
+        raise ValueError(f"fft backend must be one of {tuple(FFT_BACKENDS)}, got {name!r}")
+    obj = _load_backend(name)
+    _backend_name, _backend_obj = name, obj
+    return old
+
+
+def fft_backend_name() -> str:
+    """The scipy.fft backend fastconv's FFT methods use (resolved on first call)."""
+    if _backend_name is None:
+        _resolve()
+    return _backend_name
+
+
+def _resolve():
+    global _backend_name, _backend_obj
+    import warnings
+    from . import _config
+    want = _config.get().fft_backend       # FASTCONV_FFT_BACKEND, checked there
+    if want == "auto":
+        found = installed_backends()
+        want = "scipy"
+        if found:
+            want = (_chooser or choose_backend)(found)
+    try:
+        obj = _load_backend(want)
+    except ImportError as exc:
+        warnings.warn(f"fastconv: FFT backend {want!r} cannot be imported ({exc}); using "
+                      f"scipy's pocketfft", RuntimeWarning, stacklevel=3)
+        want, obj = "scipy", None
+    _backend_name, _backend_obj = want, obj
+
+
+def backend_scope():
+    """Context manager: fastconv's transforms inside it use the chosen backend (a
+    thread-local scipy.fft scope; a no-op for pocketfft)."""
+    if _backend_name is None:
+        _resolve()
+    if _backend_obj is None:
+        import contextlib
+        return contextlib.nullcontext()
+    import scipy.fft
+    # only=False: whatever the backend declines (returns NotImplemented for) falls back
+    # to scipy's own pocketfft, as outside the scope.
+    return scipy.fft.set_backend(_backend_obj)
+
+
+def pocketfft_scope():
+    """Context manager: pocketfft inside it, whatever backend is in force around it."""
+    if _backend_obj is None:
+        import contextlib
+        return contextlib.nullcontext()
+    import scipy.fft
+    return scipy.fft.set_backend("scipy")
+
+
+# Calibration shapes: the transforms the FFT and overlap-add methods run most (float32,
+# 2 workers): 1-D blocks, a long 1-D signal, 2-D blocks, a whole 2-D image, 3-D planes.
+_CALIBRATION = (((64, 8192), (8192,), (1,)), ((1_000_000,), (1_000_000,), (0,)),
+                ((8, 512, 512), (512, 512), (1, 2)), ((1024, 1024), (1050, 1050), (0, 1)),
+                ((64, 128, 128), (135, 135), (1, 2)))
+
+
+def time_backends(names, workers=2, repeat=5) -> dict:
+    """Seconds per backend (plus "scipy") for a forward + inverse real transform of every
+    calibration shape, interleaved, median of ``repeat`` rounds per shape, summed."""
+    import time
+    import numpy as np
+    import scipy.fft as F
+    names = ("scipy",) + tuple(n for n in names if n != "scipy")
+    objs = {}
+    for n in names:
+        try:
+            objs[n] = _load_backend(n)
+        except ImportError:
+            pass
+    rng = np.random.default_rng(0)
+    total = dict.fromkeys(objs, 0.0)
+    for xs, s, axes in _CALIBRATION:
+        x = rng.standard_normal(xs).astype(np.float32)
+        runs = {n: [] for n in objs}
+        for r in range(repeat + 1):           # round 0 plans and warms up
+            for n, obj in objs.items():
+                ctx = F.set_backend(obj) if obj is not None else F.set_backend("scipy")
+                t0 = time.perf_counter()
+                with ctx:
+                    F.irfftn(F.rfftn(x, s=s, axes=axes, workers=workers), s=s, axes=axes,
+                             workers=workers)
+                if r:
+                    runs[n].append(time.perf_counter() - t0)
+        for n in objs:
+            total[n] += float(np.median(runs[n]))
+    return total
+
+
+# A backend must beat pocketfft by this factor over the calibration to be chosen: timings
+# on a busy machine swing by 10-20%, and a wrong switch costs more than a missed one.
+BACKEND_MARGIN = 0.9
+
+
+def choose_backend(names, times=None) -> str:
+    """The fastest of ``names`` and "scipy" by ``time_backends`` (or given ``times``);
+    another backend only when under ``BACKEND_MARGIN`` of pocketfft's time."""
+    times = time_backends(names) if times is None else times
+    best = min(times, key=times.get)
+    if best != "scipy" and times[best] < BACKEND_MARGIN * times["scipy"]:
+        return best
+    return "scipy"

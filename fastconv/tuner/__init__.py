@@ -439,3 +439,63 @@ def import_(path: str) -> dict:
     report = store().import_(path)
     clear_cache(memory_only=True)
     return report
+
+
+# ---- the FFT methods' scipy.fft backend ------------------------------------------------------
+
+def _backend_file() -> str:
+    return os.path.join(store().directory, f"fft-backend-{fingerprint_id()}.json")
+
+
+def _installed_versions(names) -> dict:
+    from importlib import metadata
+    dist = {"mkl": "mkl_fft", "pyfftw": "pyFFTW"}
+    out = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(dist.get(n, n))
+        except metadata.PackageNotFoundError:
+            out[n] = "?"
+    return out
+
+
+def choose_fft_backend(names) -> str:
+    """``_fftsize``'s chooser for ``FASTCONV_FFT_BACKEND=auto`` with alternatives
+    installed: the calibration (``_fftsize.time_backends``, about a second) runs once per
+    machine and set of installed backends and is stored beside the tuning cache; later
+    processes read it. Tuning mode ``off`` reads a stored choice but never measures
+    (pocketfft then)."""
+    import json
+
+    from .. import _fftsize
+    versions = _installed_versions(names)
+    path = _backend_file()
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if (isinstance(data, dict) and data.get("installed") == versions
+                and data.get("choice") in ("scipy",) + tuple(names)):
+            return data["choice"]
+    except (OSError, ValueError):
+        pass
+    if _config.get().tune == "off":
+        return "scipy"
+    times = _fftsize.time_backends(names)
+    choice = _fftsize.choose_backend(names, times)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"installed": versions, "times": times, "choice": choice}, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return choice
+
+
+def _install_backend_chooser():
+    from .. import _fftsize
+    _fftsize.set_backend_chooser(choose_fft_backend)
+
+
+_install_backend_chooser()

@@ -46,7 +46,10 @@ Numerical contract:
   is affected) and inputs that are mostly non-finite go to the direct method.
   ``nonfinite="ignore"`` skips the check (NaN then spreads over the transform).
 * int64 runs in float64 and is rounded back; it is exact only inside ``fft_is_exact``
-  (scipy's guard); outside it the launcher uses the direct method.
+  (scipy's guard); outside it the launcher uses the direct method.  Integers always
+  transform with scipy's pocketfft (the bound was measured for it); float data uses the
+  scipy.fft backend ``_fftsize.backend_scope`` chooses (mkl_fft, pyFFTW, where installed
+  and faster), in a thread-local scope around the launcher's own transforms only.
 * Error bound of float data against the exact result (tested):
   ``|fft - exact| <= fft_error_bound(x, w, dtype)`` elementwise, see that function.
   Outputs that do not read a constant fill do not depend on ``cval`` at all (the bound
@@ -74,8 +77,8 @@ import scipy.fft as sp_fft
 from numpy.lib.stride_tricks import as_strided
 
 from ..._config import get_num_threads
-from ..._fftsize import (OA_CHUNK_BYTES, fast_len, fft_is_exact,
-                          may_overflow, oa_block_shape)
+from ..._fftsize import (OA_CHUNK_BYTES, backend_scope, fast_len, fft_is_exact,
+                          may_overflow, oa_block_shape, pocketfft_scope)
 from . import direct
 from ..._extend import window
 from ..._finite import all_finite as _all_finite
@@ -125,8 +128,9 @@ def correlate_fft(x, w, out, start, boundary="constant", cval=0, *, nonfinite="l
     ``spectra``: optional dict owned by the caller for ONE kernel ``w`` (a plan object);
     kernel spectra are stored there and reused by later calls with the same sizes.
     """
-    return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval, None,
-                         nonfinite)
+    with backend_scope():
+        return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval, None,
+                             nonfinite)
 
 
 def correlate_oa(x, w, out, start, boundary="constant", cval=0, *, block=None,
@@ -134,8 +138,9 @@ def correlate_oa(x, w, out, start, boundary="constant", cval=0, *, block=None,
     """Overlap-add (overlap-save) correlation in blocks of FFT shape ``block`` (per axis;
     None chooses by ``_fftsize.oa_block_shape``); see the module docstring.
     ``spectra`` as in :func:`correlate_fft`."""
-    return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval,
-                         "auto" if block is None else block, nonfinite)
+    with backend_scope():
+        return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval,
+                             "auto" if block is None else block, nonfinite)
 
 
 def correlate_batched(x, w, out, start, batch):
@@ -146,7 +151,8 @@ def correlate_batched(x, w, out, start, batch):
     index along the batch axes."""
     conv = [a for a in range(x.ndim) if a not in batch]
     if _all_finite(x) and _all_finite(w):
-        _batched_whole(x, w, out, conv, start)
+        with backend_scope():
+            _batched_whole(x, w, out, conv, start)
         return out
     cstart = tuple(start[a] for a in conv)
     for idx in itertools.product(*(range(out.shape[a]) for a in batch)):
@@ -203,8 +209,10 @@ def _correlate(x, w, out, start, boundary, cval, block, nonfinite):
         if not fft_is_exact(x, w, cval, boundary, out.shape):
             return direct.correlate(x, w, out, start, boundary, cval)
         tmp = np.empty(out.shape, np.float64)
-        _correlate(x.astype(np.float64), w.astype(np.float64), tmp, start, boundary,
-                   float(cval), block, "ignore")
+        # pocketfft for integers: fft_is_exact's error bound is the one measured for it
+        with pocketfft_scope():
+            _correlate(x.astype(np.float64), w.astype(np.float64), tmp, start, boundary,
+                       float(cval), block, "ignore")
         np.rint(tmp, out=tmp)
         out[...] = tmp
         return out
