@@ -58,11 +58,13 @@ def cmd_info(args) -> int:
 def _fft_backend_status() -> str:
     """The scipy.fft backend of the FFT methods, why, and what else is installed."""
     from fastconv import _config, _fftsize
-    name = _fftsize.fft_backend_name()
+    names = _fftsize.fft_backend_names()
     installed = _fftsize.installed_backends()
     how = ("FASTCONV_FFT_BACKEND" if _config.get().fft_backend != "auto"
            else "measured" if installed else "no other installed")
-    return f"{name} ({how}; installed: {', '.join(('scipy',) + installed)})"
+    shown = (names[1] if len(set(names.values())) == 1
+             else ", ".join(f"{r}-D {n}" for r, n in names.items()))
+    return f"{shown} ({how}; installed: {', '.join(('scipy',) + installed)})"
 
 
 def _cuda_status() -> str:

@@ -21,8 +21,8 @@ __all__ = ["fast_len", "fft_shape", "oa_block_len", "block_len", "oa_block_shape
            "cost_direct", "cost_separable", "cost_fft", "cost_oa", "OA_CHUNK_BYTES",
            "integers_exact", "fft_is_exact", "may_overflow", "OVERFLOW_MARGIN",
            "FFT_BACKENDS", "installed_backends", "fft_backend_name", "use_fft_backend",
-           "backend_scope", "pocketfft_scope", "set_backend_chooser", "time_backends",
-           "choose_backend"]
+           "fft_backend_names", "backend_scope", "pocketfft_scope", "set_backend_chooser",
+           "time_backends", "choose_backend"]
 
 # Bytes of spectra one overlap-add batch may hold: keeps a batch in L2/L3 and bounds
 # the extra memory of overlap-add by O(block) whatever the input size.
@@ -246,21 +246,24 @@ def fft_is_exact(x, w, cval=0, boundary="constant", out_shape=None) -> bool:
 # installed (mkl_fft's or pyFFTW's ``interfaces.scipy_fft``) and transforms faster on this
 # machine, fastconv's own calls run inside ``scipy.fft.set_backend(<it>)``: a scope that
 # is local to the calling thread and ends with the call, so the user's global backend is
-# never changed. Which one: ``FASTCONV_FFT_BACKEND`` (auto | scipy | mkl | pyfftw), read
-# once; "auto" keeps pocketfft unless another backend is installed, and then asks the
-# chooser (the tuner's: a short calibration timed once per machine and stored beside the
-# tuning cache; without one, the same calibration uncached). The name goes into every
-# tuning key, so timings measured with one backend are never served under another.
-# Integer data always transforms with pocketfft: ``fft_is_exact``'s error bound is the
-# one measured and documented for it.
+# never changed. Which one, per rank of the convolution (1-D, 2-D, 3-D+: the transforms
+# differ, and so does which library wins them - measured: MKL ahead on 1-D blocks, behind
+# on whole 2-D and 3-D transforms): ``FASTCONV_FFT_BACKEND`` (auto | scipy | mkl | pyfftw;
+# a name holds for every rank), read once; "auto" keeps pocketfft unless another backend
+# is installed, and then asks the chooser (the tuner's: a short calibration timed once
+# per machine and stored beside the tuning cache; without the tuner, the same calibration
+# uncached). The name goes into every tuning key, so timings measured with one backend are
+# never served under another. Integer data always transforms with pocketfft:
+# ``fft_is_exact``'s error bound is the one measured and documented for it.
 
 FFT_BACKENDS = {"scipy": None,
                 "mkl": "mkl_fft.interfaces.scipy_fft",
                 "pyfftw": "pyfftw.interfaces.scipy_fft"}
+RANKS = (1, 2, 3)
 
-_backend_name = None        # resolved name, or None until first asked
-_backend_obj = None         # the module handed to scipy.fft.set_backend (None: pocketfft)
-_chooser = None             # set by the tuner: installed names -> chosen name
+_backend_name = None        # {rank: name}, or None until first asked
+_backend_obj = None         # {rank: object for scipy.fft.set_backend (None: pocketfft)}
+_chooser = None             # set by the tuner: installed names -> {rank: name}
 
 
 def installed_backends() -> tuple:
@@ -289,33 +292,48 @@ def _load_backend(name):
 
 
 def set_backend_chooser(fn) -> None:
-    """Install ``fn(installed_names) -> name``, which "auto" asks when an alternative
-    backend is installed (the tuner installs its cached calibration)."""
+    """Install ``fn(installed_names) -> {rank: name}``, which "auto" asks when an
+    alternative backend is installed (the tuner installs its cached calibration)."""
     global _chooser
     _chooser = fn
 
 
-def use_fft_backend(name: str | None) -> str:
-    """Use backend ``name`` for fastconv's transforms from now on (None: resolve again
-    from ``FASTCONV_FFT_BACKEND`` on next use); returns the previous name. A named
-    backend that cannot be imported raises ImportError."""
+def _rank(ndim) -> int:
+    return min(max(int(ndim), 1), RANKS[-1])
+
+
+def use_fft_backend(name):
+    """Use backend ``name`` (for every rank), or a ``{rank: name}`` dict, for fastconv's
+    transforms from now on; None: resolve again from ``FASTCONV_FFT_BACKEND`` on next
+    use. Returns the previous setting (for restoring). A backend that cannot be imported
+    raises ImportError."""
     global _backend_name, _backend_obj
-    old = _backend_name
+    old = None if _backend_name is None else dict(_backend_name)
     if name is None:
         _backend_name, _backend_obj = None, None
         return old
-    if name not in FFT_BACKENDS:
-        raise ValueError(f"fft backend must be one of {tuple(FFT_BACKENDS)}, got {name!r}")
-    obj = _load_backend(name)
-    _backend_name, _backend_obj = name, obj
+    names = name if isinstance(name, dict) else dict.fromkeys(RANKS, name)
+    for n in names.values():
+        if n not in FFT_BACKENDS:
+            raise ValueError(f"fft backend must be one of {tuple(FFT_BACKENDS)}, got {n!r}")
+    objs = {r: _load_backend(names[r]) for r in RANKS}
+    _backend_name, _backend_obj = {r: names[r] for r in RANKS}, objs
     return old
 
 
-def fft_backend_name() -> str:
-    """The scipy.fft backend fastconv's FFT methods use (resolved on first call)."""
+def fft_backend_name(ndim: int = 1) -> str:
+    """The scipy.fft backend fastconv's FFT methods use at rank ``ndim`` (resolved on
+    first call)."""
     if _backend_name is None:
         _resolve()
-    return _backend_name
+    return _backend_name[_rank(ndim)]
+
+
+def fft_backend_names() -> dict:
+    """{rank: backend name} (resolved on first call)."""
+    if _backend_name is None:
+        _resolve()
+    return dict(_backend_name)
 
 
 def _resolve():
@@ -323,53 +341,60 @@ def _resolve():
     import warnings
     from . import _config
     want = _config.get().fft_backend       # FASTCONV_FFT_BACKEND, checked there
+    names = dict.fromkeys(RANKS, want)
     if want == "auto":
         found = installed_backends()
-        want = "scipy"
+        names = dict.fromkeys(RANKS, "scipy")
         if found:
-            want = (_chooser or choose_backend)(found)
-    try:
-        obj = _load_backend(want)
-    except ImportError as exc:
-        warnings.warn(f"fastconv: FFT backend {want!r} cannot be imported ({exc}); using "
-                      f"scipy's pocketfft", RuntimeWarning, stacklevel=3)
-        want, obj = "scipy", None
-    _backend_name, _backend_obj = want, obj
+            names.update((_chooser or choose_backend)(found))
+    objs = {}
+    for r in RANKS:
+        try:
+            objs[r] = _load_backend(names[r])
+        except ImportError as exc:
+            warnings.warn(f"fastconv: FFT backend {names[r]!r} cannot be imported ({exc}); "
+                          f"using scipy's pocketfft", RuntimeWarning, stacklevel=3)
+            names[r], objs[r] = "scipy", None
+    _backend_name, _backend_obj = names, objs
 
 
-def backend_scope():
-    """Context manager: fastconv's transforms inside it use the chosen backend (a
-    thread-local scipy.fft scope; a no-op for pocketfft)."""
+def backend_scope(ndim: int):
+    """Context manager: fastconv's transforms of a rank-``ndim`` convolution inside it
+    use the chosen backend (a thread-local scipy.fft scope; a no-op for pocketfft)."""
     if _backend_name is None:
         _resolve()
-    if _backend_obj is None:
+    obj = _backend_obj[_rank(ndim)]
+    if obj is None:
         import contextlib
         return contextlib.nullcontext()
     import scipy.fft
     # only=False: whatever the backend declines (returns NotImplemented for) falls back
     # to scipy's own pocketfft, as outside the scope.
-    return scipy.fft.set_backend(_backend_obj)
+    return scipy.fft.set_backend(obj)
 
 
 def pocketfft_scope():
     """Context manager: pocketfft inside it, whatever backend is in force around it."""
-    if _backend_obj is None:
+    if _backend_obj is None or all(o is None for o in _backend_obj.values()):
         import contextlib
         return contextlib.nullcontext()
     import scipy.fft
     return scipy.fft.set_backend("scipy")
 
 
-# Calibration shapes: the transforms the FFT and overlap-add methods run most (float32,
-# 2 workers): 1-D blocks, a long 1-D signal, 2-D blocks, a whole 2-D image, 3-D planes.
-_CALIBRATION = (((64, 8192), (8192,), (1,)), ((1_000_000,), (1_000_000,), (0,)),
-                ((8, 512, 512), (512, 512), (1, 2)), ((1024, 1024), (1050, 1050), (0, 1)),
-                ((64, 128, 128), (135, 135), (1, 2)))
+# Calibration shapes per rank: the transforms the FFT and overlap-add methods run most
+# (float32, 2 workers), as (input shape, transform shape, axes): 1-D blocks and a long
+# signal; 2-D blocks and a whole image; 3-D whole and as 2-D transforms of the planes.
+_CALIBRATION = {1: (((64, 8192), (8192,), (1,)), ((1_000_000,), (1_000_000,), (0,))),
+                2: (((8, 512, 512), (512, 512), (1, 2)), ((1024, 1024), (1050, 1050), (0, 1))),
+                3: (((64, 64, 64), (70, 70, 70), (0, 1, 2)),
+                    ((64, 128, 128), (135, 135), (1, 2)))}
 
 
 def time_backends(names, workers=2, repeat=5) -> dict:
-    """Seconds per backend (plus "scipy") for a forward + inverse real transform of every
-    calibration shape, interleaved, median of ``repeat`` rounds per shape, summed."""
+    """{rank: {backend: seconds}} for ``names`` plus "scipy": a forward + inverse real
+    transform of every calibration shape of the rank, backends interleaved, median of
+    ``repeat`` rounds per shape, summed over the rank's shapes."""
     import time
     import numpy as np
     import scipy.fft as F
@@ -381,34 +406,40 @@ def time_backends(names, workers=2, repeat=5) -> dict:
         except ImportError:
             pass
     rng = np.random.default_rng(0)
-    total = dict.fromkeys(objs, 0.0)
-    for xs, s, axes in _CALIBRATION:
-        x = rng.standard_normal(xs).astype(np.float32)
-        runs = {n: [] for n in objs}
-        for r in range(repeat + 1):           # round 0 plans and warms up
-            for n, obj in objs.items():
-                ctx = F.set_backend(obj) if obj is not None else F.set_backend("scipy")
-                t0 = time.perf_counter()
-                with ctx:
-                    F.irfftn(F.rfftn(x, s=s, axes=axes, workers=workers), s=s, axes=axes,
-                             workers=workers)
-                if r:
-                    runs[n].append(time.perf_counter() - t0)
-        for n in objs:
-            total[n] += float(np.median(runs[n]))
-    return total
+    out = {}
+    for rank, shapes in _CALIBRATION.items():
+        total = dict.fromkeys(objs, 0.0)
+        for xs, s, axes in shapes:
+            x = rng.standard_normal(xs).astype(np.float32)
+            runs = {n: [] for n in objs}
+            for r in range(repeat + 1):           # round 0 plans and warms up
+                for n, obj in objs.items():
+                    ctx = F.set_backend(obj if obj is not None else "scipy")
+                    t0 = time.perf_counter()
+                    with ctx:
+                        F.irfftn(F.rfftn(x, s=s, axes=axes, workers=workers), s=s,
+                                 axes=axes, workers=workers)
+                    if r:
+                        runs[n].append(time.perf_counter() - t0)
+            for n in objs:
+                total[n] += float(np.median(runs[n]))
+        out[rank] = total
+    return out
 
 
-# A backend must beat pocketfft by this factor over the calibration to be chosen: timings
-# on a busy machine swing by 10-20%, and a wrong switch costs more than a missed one.
+# A backend must beat pocketfft by this factor at a rank to be chosen there: timings on
+# a busy machine swing by 10-20%, and a wrong switch costs more than a missed one.
 BACKEND_MARGIN = 0.9
 
 
-def choose_backend(names, times=None) -> str:
-    """The fastest of ``names`` and "scipy" by ``time_backends`` (or given ``times``);
-    another backend only when under ``BACKEND_MARGIN`` of pocketfft's time."""
+def choose_backend(names, times=None) -> dict:
+    """{rank: the fastest of ``names`` and "scipy"} by ``time_backends`` (or given
+    ``times``); another backend only when under ``BACKEND_MARGIN`` of pocketfft's time."""
     times = time_backends(names) if times is None else times
-    best = min(times, key=times.get)
-    if best != "scipy" and times[best] < BACKEND_MARGIN * times["scipy"]:
-        return best
-    return "scipy"
+    choice = {}
+    for rank in RANKS:
+        t = times[rank]
+        best = min(t, key=t.get)
+        ok = best != "scipy" and t[best] < BACKEND_MARGIN * t["scipy"]
+        choice[rank] = best if ok else "scipy"
+    return choice

@@ -92,6 +92,7 @@ def test_key_names_the_backend(fake):
     _fftsize.use_fft_backend("scipy")
     k_scipy = _key.make_key(spec, "C", threads=2)
     assert k_fake.endswith("|fft=fake") and k_scipy.endswith("|fft=scipy")
+    assert tuner.key_for(spec, x, {}).endswith("|fft=scipy|nosep")
 
 
 def test_auto_without_alternatives_measures_nothing(monkeypatch):
@@ -124,10 +125,21 @@ def test_env_value_is_checked(monkeypatch):
         assert _config._from_env().fft_backend == "auto"
 
 
-def test_choice_needs_a_margin():
-    assert _fftsize.choose_backend(("mkl",), {"scipy": 1.0, "mkl": 0.95}) == "scipy"
-    assert _fftsize.choose_backend(("mkl",), {"scipy": 1.0, "mkl": 0.5}) == "mkl"
-    assert _fftsize.choose_backend(("mkl",), {"scipy": 1.0, "mkl": 2.0}) == "scipy"
+def test_choice_is_per_rank_and_needs_a_margin():
+    times = {1: {"scipy": 1.0, "mkl": 0.95}, 2: {"scipy": 1.0, "mkl": 0.5},
+             3: {"scipy": 1.0, "mkl": 2.0}}
+    assert _fftsize.choose_backend(("mkl",), times) == {1: "scipy", 2: "mkl", 3: "scipy"}
+
+
+def test_rank_choice_reaches_the_launcher_and_key(fake):
+    _fftsize.use_fft_backend({1: "scipy", 2: "fake", 3: "scipy"})
+    fastconv.convolve(np.ones(500, np.float32), np.ones(40, np.float32), method="fft")
+    assert fake.calls == []
+    fastconv.convolve(np.ones((50, 50), np.float32), np.ones((9, 9), np.float32),
+                      method="fft")
+    assert fake.calls
+    spec1 = conv_spec("convolve", np.ones(500, np.float32), np.ones(40, np.float32), "same")
+    assert _key.make_key(spec1, "C", threads=2).endswith("|fft=scipy")
 
 
 def test_calibration_runs_once_per_machine(tmp_path, monkeypatch):
@@ -135,26 +147,31 @@ def test_calibration_runs_once_per_machine(tmp_path, monkeypatch):
 
     def fake_times(names):
         runs.append(names)
-        return {"scipy": 1.0, "mkl": 0.5}
+        return dict.fromkeys(_fftsize.RANKS, {"scipy": 1.0, "mkl": 0.5})
     monkeypatch.setattr(_fftsize, "time_backends", fake_times)
     with _config.override(cache_dir=str(tmp_path), tune="measure"):
-        assert tuner.choose_fft_backend(("mkl",)) == "mkl"
-        assert tuner.choose_fft_backend(("mkl",)) == "mkl"       # read back
+        mkl3 = dict.fromkeys(_fftsize.RANKS, "mkl")
+        assert tuner.choose_fft_backend(("mkl",)) == mkl3
+        assert tuner.choose_fft_backend(("mkl",)) == mkl3       # read back
     assert len(runs) == 1
     (path,) = [p for p in os.listdir(tmp_path) if p.startswith("fft-backend-")]
-    assert json.loads((tmp_path / path).read_text())["choice"] == "mkl"
+    assert json.loads((tmp_path / path).read_text())["choice"] == {"1": "mkl", "2": "mkl",
+                                                                   "3": "mkl"}
     with _config.override(cache_dir=str(tmp_path / "empty"), tune="off"):
-        assert tuner.choose_fft_backend(("mkl",)) == "scipy"     # off never measures
+        # off never measures
+        assert tuner.choose_fft_backend(("mkl",)) == dict.fromkeys(_fftsize.RANKS, "scipy")
     assert len(runs) == 1
 
 
 def test_time_backends_times_every_backend(monkeypatch):
     fake = FakeBackend()
     monkeypatch.setitem(_fftsize.FFT_BACKENDS, "fake", fake)
-    monkeypatch.setattr(_fftsize, "_CALIBRATION", (((4, 64), (64,), (1,)),))
+    monkeypatch.setattr(_fftsize, "_CALIBRATION", {1: (((4, 64), (64,), (1,)),),
+                                                    2: (((4, 8, 8), (8, 8), (1, 2)),)})
     times = _fftsize.time_backends(("fake",), repeat=2)
-    assert set(times) == {"scipy", "fake"} and all(t > 0 for t in times.values())
-    assert len(fake.calls) == 3 * 2         # forward + inverse, warm-up round + 2
+    assert set(times) == {1, 2}
+    assert all(set(t) == {"scipy", "fake"} and min(t.values()) > 0 for t in times.values())
+    assert len(fake.calls) == 2 * 3 * 2     # ranks x (warm-up round + 2) x (fwd + inv)
 
 
 

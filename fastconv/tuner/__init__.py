@@ -459,27 +459,29 @@ def _installed_versions(names) -> dict:
     return out
 
 
-def choose_fft_backend(names) -> str:
+def choose_fft_backend(names) -> dict:
     """``_fftsize``'s chooser for ``FASTCONV_FFT_BACKEND=auto`` with alternatives
-    installed: the calibration (``_fftsize.time_backends``, about a second) runs once per
-    machine and set of installed backends and is stored beside the tuning cache; later
-    processes read it. Tuning mode ``off`` reads a stored choice but never measures
-    (pocketfft then)."""
+    installed: {rank: backend}. The calibration (``_fftsize.time_backends``, about a
+    second) runs once per machine and set of installed backends and is stored beside the
+    tuning cache; later processes read it. Tuning mode ``off`` reads a stored choice but
+    never measures (pocketfft then)."""
     import json
 
     from .. import _fftsize
     versions = _installed_versions(names)
     path = _backend_file()
+    allowed = ("scipy",) + tuple(names)
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-        if (isinstance(data, dict) and data.get("installed") == versions
-                and data.get("choice") in ("scipy",) + tuple(names)):
-            return data["choice"]
-    except (OSError, ValueError):
+        choice = {int(r): n for r, n in data["choice"].items()}
+        if (data.get("installed") == versions and set(choice) == set(_fftsize.RANKS)
+                and all(n in allowed for n in choice.values())):
+            return choice
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     if _config.get().tune == "off":
-        return "scipy"
+        return dict.fromkeys(_fftsize.RANKS, "scipy")
     times = _fftsize.time_backends(names)
     choice = _fftsize.choose_backend(names, times)
     try:

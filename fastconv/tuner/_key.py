@@ -76,7 +76,7 @@ def make_key(spec, x_layout: str = "C", threads: int | None = None,
         f"t{threads}",
         device_tag(device),
         # the scipy.fft backend the FFT methods run on: its timings are its own
-        "fft=" + _fftsize.fft_backend_name(),
+        "fft=" + _fftsize.fft_backend_name(len(spec.w_shape)),
     ]
     return "|".join(parts)
 

@@ -128,7 +128,7 @@ def correlate_fft(x, w, out, start, boundary="constant", cval=0, *, nonfinite="l
     ``spectra``: optional dict owned by the caller for ONE kernel ``w`` (a plan object);
     kernel spectra are stored there and reused by later calls with the same sizes.
     """
-    with backend_scope():
+    with backend_scope(w.ndim):
         return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval, None,
                              nonfinite)
 
@@ -138,7 +138,7 @@ def correlate_oa(x, w, out, start, boundary="constant", cval=0, *, block=None,
     """Overlap-add (overlap-save) correlation in blocks of FFT shape ``block`` (per axis;
     None chooses by ``_fftsize.oa_block_shape``); see the module docstring.
     ``spectra`` as in :func:`correlate_fft`."""
-    with backend_scope():
+    with backend_scope(w.ndim):
         return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval,
                              "auto" if block is None else block, nonfinite)
 
@@ -151,7 +151,7 @@ def correlate_batched(x, w, out, start, batch):
     index along the batch axes."""
     conv = [a for a in range(x.ndim) if a not in batch]
     if _all_finite(x) and _all_finite(w):
-        with backend_scope():
+        with backend_scope(len(conv)):
             _batched_whole(x, w, out, conv, start)
         return out
     cstart = tuple(start[a] for a in conv)
