@@ -18,7 +18,7 @@ import math
 
 
 __all__ = ["fast_len", "fft_shape", "oa_block_len", "block_len", "oa_block_shape",
-           "cost_direct", "cost_separable", "cost_fft", "cost_oa", "OA_CHUNK_BYTES",
+           "cost_direct", "cost_direct_edges", "cost_separable", "cost_fft", "cost_oa", "OA_CHUNK_BYTES",
            "integers_exact", "fft_is_exact", "may_overflow", "OVERFLOW_MARGIN",
            "FFT_BACKENDS", "installed_backends", "fft_backend_name", "use_fft_backend",
            "fft_backend_names", "backend_scope", "pocketfft_scope", "set_backend_chooser",
@@ -130,6 +130,14 @@ def _prod(xs):
 def cost_direct(out_shape, kshape) -> float:
     """Multiply-adds of the sliding-window method."""
     return float(_prod(out_shape) * _prod(kshape))
+
+
+def cost_direct_edges(out_shape, kshape) -> float:
+    """Multiply-adds of the direct method's edge columns: per output row, up to k - 1
+    columns along the contiguous axis whose windows reach past the data run a scalar
+    loop over extended inputs (``direct._edges``) instead of the vectorised interior."""
+    m, k = int(out_shape[-1]), int(kshape[-1])
+    return float(_prod(out_shape[:-1]) * min(m, max(k - 1, 0)) * _prod(kshape))
 
 
 def cost_separable(out_shape, kshape, rank: int = 1) -> float:
