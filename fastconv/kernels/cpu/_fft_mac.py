@@ -16,7 +16,7 @@ from numba import prange
 
 from ..._jit import jit, run_parallel
 
-__all__ = ["plane_mac"]
+__all__ = ["plane_mac", "warm"]
 
 
 @jit(parallel=True, fastmath=False)
@@ -43,3 +43,13 @@ def plane_mac(spec, wspec, acc, r0):
     run_parallel(_plane_mac, spec, wspec, acc, int(r0),
                  work=acc.size * wspec.shape[0])
     return acc
+
+
+def warm(dtype):
+    """Compile (or load from numba's disk cache) both the parallel kernel and its serial
+    twin for complex ``dtype``, whatever size the call at hand has."""
+    import numpy as np
+    from ..._jit import serial_twin
+    a = np.zeros((2, 1, 1), dtype)
+    for kernel in (_plane_mac, serial_twin(_plane_mac)):
+        kernel(a, a, np.empty_like(a), 0)

@@ -76,7 +76,7 @@ import numpy as np
 import scipy.fft as sp_fft
 from numpy.lib.stride_tricks import as_strided
 
-from ..._config import get_num_threads
+from ..._config import first_call_mode, get_num_threads
 from ..._fftsize import (OA_CHUNK_BYTES, backend_scope, fast_len, fft_is_exact,
                           may_overflow, oa_block_shape, pocketfft_scope)
 from . import direct
@@ -508,6 +508,27 @@ def _fft_whole(dcore, w, sub, offset, real, has_bad, L=None):
 _PLANE_TAPS_MAX = 8
 
 
+# complex dtypes (str) whose numba tap-sum kernels are compiled in this process
+_PLANE_MAC_READY: set = set()
+
+
+def _plane_mac_ready(dtype) -> bool:
+    """Whether the tap sum may run as the numba pass (``_fft_mac``). The FFT methods are
+    what the first-call tier serves while kernels compile (``_firstcall``), so they must
+    not compile in the foreground there: under the tier the numpy expression runs until
+    the pass is compiled; compile mode (tests, benchmarks, ``warmup``, the tier's own
+    background compile and loader threads) compiles or loads both of its variants."""
+    key = np.dtype(dtype).str
+    if key in _PLANE_MAC_READY:
+        return True
+    if first_call_mode() != "compile":
+        return False
+    from ._fft_mac import warm
+    warm(dtype)
+    _PLANE_MAC_READY.add(key)
+    return True
+
+
 def _fft_planes(src, w, sub, offset, Lp, real, workers):
     """out[i] = sum_a W_a * S[offset0 + i + a] with S the 2-D spectra of the data planes
     and W_a those of the kernel planes; then the inverse 2-D transforms."""
@@ -519,10 +540,23 @@ def _fft_planes(src, w, sub, offset, Lp, real, workers):
     spec = fwd(src, s=Lp, axes=(1, 2), workers=workers)
     wspec = np.stack([_kernel_spectrum(np.ascontiguousarray(w[a]), Lp, offset[1:], real,
                                        part=("plane", a)) for a in range(k0)])
-    acc = np.empty((m0,) + spec.shape[1:], spec.dtype)
-    # output i reads plane r0 + i + a where it exists; one fused parallel pass
-    from ._fft_mac import plane_mac
-    plane_mac(np.ascontiguousarray(spec), wspec.astype(spec.dtype, copy=False), acc, r0)
+    wspec = wspec.astype(spec.dtype, copy=False)
+    if _plane_mac_ready(spec.dtype):
+        # output i reads plane r0 + i + a where it exists; one fused parallel pass
+        from ._fft_mac import plane_mac
+        acc = np.empty((m0,) + spec.shape[1:], spec.dtype)
+        plane_mac(np.ascontiguousarray(spec), wspec, acc, r0)
+    else:
+        acc = np.zeros((m0,) + spec.shape[1:], spec.dtype)
+        tmp = np.empty_like(acc)
+        for a in range(k0):
+            lo, hi = max(0, -(r0 + a)), min(m0, c0 - r0 - a)
+            if hi <= lo:
+                continue
+            t = tmp[:hi - lo]
+            np.multiply(spec[r0 + a + lo:r0 + a + hi], wspec[a], out=t)
+            acc[lo:hi] += t
+        del tmp
     del spec
     sub[...] = _inverse_cropped(acc, Lp, sub.shape[1:], real, workers)
 
