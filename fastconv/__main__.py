@@ -131,10 +131,13 @@ def cmd_bench(args) -> int:
     print(format_table(results))
     if "auto" in groups:
         from fastconv.bench import cases_auto
-        rows = cases_auto.run("measure", quick=args.quick, threads=args.threads,
+        # the tuning mode in force (FASTCONV_TUNE; default measure): off or model shows
+        # the cost model's choices
+        tune = fastconv._config.get().tune
+        rows = cases_auto.run(tune, quick=args.quick, threads=args.threads,
                               progress=None if args.no_progress else _progress)
         print()
-        print("auto-tuner choice quality (after tuning):")
+        print(f"auto-tuner choice quality (tuning mode {tune}):")
         print(cases_auto.format_rows(rows))
     if args.compile:
         from fastconv.bench import cases_direct

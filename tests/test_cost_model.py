@@ -32,3 +32,15 @@ def test_edge_term_is_1d_only():
         out_shape, w_shape, x_shape = (64, 64), (9, 9), (64, 64)
         compute_dtype = np.dtype(np.float32)
     assert _model.work(Spec, "direct", {}) == _fftsize.cost_direct((64, 64), (9, 9))
+
+
+def test_auto_bench_pick_ratio_times_the_choice_as_a_fixed_method():
+    from fastconv.bench import cases_auto
+    # label, auto method, auto s, best method, best s, ratio, tuning s, fixed times
+    rows = [("a", "direct", 3.0, "oa", 1.0, 3.0, 0.0, {"direct": 1.2, "oa": 1.0}),
+            ("b", "oa", 2.0, "oa", 2.0, 1.0, 0.0, {"oa": 2.0, "fft": 2.5})]
+    assert cases_auto.pick_ratio(rows[0]) == pytest.approx(1.2)
+    s = cases_auto.summarize(rows)
+    assert s["worst"] == 3.0 and s["worst_pick"] == pytest.approx(1.2)
+    assert s["worst_pick_case"] == "a"
+    assert "worst pick 1.20x (a)" in cases_auto.format_rows(rows)
