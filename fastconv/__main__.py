@@ -133,7 +133,8 @@ def cmd_bench(args) -> int:
         from fastconv.bench import cases_auto
         # the tuning mode in force (FASTCONV_TUNE; default measure): off or model shows
         # the cost model's choices
-        tune = fastconv._config.get().tune
+        from fastconv import _config
+        tune = _config.get().tune
         rows = cases_auto.run(tune, quick=args.quick, threads=args.threads,
                               progress=None if args.no_progress else _progress)
         print()
