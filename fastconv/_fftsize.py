@@ -344,7 +344,22 @@ def fft_backend_names() -> dict:
     return dict(_backend_name)
 
 
+_RESOLVE_LOCK = None
+
+
 def _resolve():
+    """Resolve the backends once (a lock: two threads' first calls would otherwise both
+    run the calibration)."""
+    global _RESOLVE_LOCK
+    if _RESOLVE_LOCK is None:
+        import threading
+        _RESOLVE_LOCK = threading.Lock()
+    with _RESOLVE_LOCK:
+        if _backend_name is None:
+            _resolve_locked()
+
+
+def _resolve_locked():
     global _backend_name, _backend_obj
     import warnings
     from . import _config
@@ -382,12 +397,10 @@ def backend_scope(ndim: int):
 
 
 def pocketfft_scope():
-    """Context manager: pocketfft inside it, whatever backend is in force around it."""
-    if _backend_obj is None or all(o is None for o in _backend_obj.values()):
-        import contextlib
-        return contextlib.nullcontext()
+    """Context manager: pocketfft inside it, whatever backend is in force around it
+    (fastconv's choice, or one the user set globally with scipy.fft.set_global_backend)."""
     import scipy.fft
-    return scipy.fft.set_backend("scipy")
+    return scipy.fft.set_backend("scipy", only=True)
 
 
 # Calibration shapes per rank: the transforms the FFT and overlap-add methods run most

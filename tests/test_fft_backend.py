@@ -71,6 +71,19 @@ def test_integers_stay_on_pocketfft(fake):
     np.testing.assert_array_equal(got, np.convolve(x, w, "same"))
 
 
+def test_integers_ignore_a_users_global_backend():
+    """A backend the user set globally never transforms integer data either."""
+    be = FakeBackend()
+    sp_fft.set_global_backend(be)
+    try:
+        x = np.arange(3000) % 17
+        got = fastconv.convolve(x, np.arange(21), "same", method="fft")
+    finally:
+        sp_fft.set_global_backend("scipy")
+    assert be.calls == []
+    np.testing.assert_array_equal(got, np.convolve(x, np.arange(21), "same"))
+
+
 def test_nonfinite_stay_local_on_the_backend(fake):
     x = np.random.default_rng(2).standard_normal((40, 50)).astype(np.float32)
     x[10, 20] = np.nan
