@@ -127,6 +127,7 @@ def test_forced_backend_that_is_missing_warns_and_uses_pocketfft(monkeypatch):
                                                                 match="cannot be imported"):
             assert _fftsize.fft_backend_name() == "scipy"
     finally:
+        monkeypatch.undo()          # the real module name back before restoring
         _fftsize.use_fft_backend(old)
 
 
