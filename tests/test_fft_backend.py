@@ -168,7 +168,8 @@ def test_calibration_runs_once_per_machine(tmp_path, monkeypatch):
         assert tuner.choose_fft_backend(("mkl",)) == mkl3
         assert tuner.choose_fft_backend(("mkl",)) == mkl3       # read back
     assert len(runs) == 1
-    (path,) = [p for p in os.listdir(tmp_path) if p.startswith("fft-backend-")]
+    (path,) = [p for p in os.listdir(tmp_path)
+               if p.startswith("fft-backend-") and p.endswith(".json")]
     assert json.loads((tmp_path / path).read_text())["choice"] == {"1": "mkl", "2": "mkl",
                                                                    "3": "mkl"}
     with _config.override(cache_dir=str(tmp_path / "empty"), tune="off"):

@@ -471,27 +471,49 @@ def choose_fft_backend(names) -> dict:
     versions = _installed_versions(names)
     path = _backend_file()
     allowed = ("scipy",) + tuple(names)
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        choice = {int(r): n for r, n in data["choice"].items()}
-        if (data.get("installed") == versions and set(choice) == set(_fftsize.RANKS)
-                and all(n in allowed for n in choice.values())):
-            return choice
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
+
+    def stored():
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            choice = {int(r): n for r, n in data["choice"].items()}
+            if (data.get("installed") == versions and set(choice) == set(_fftsize.RANKS)
+                    and all(n in allowed for n in choice.values())):
+                return choice
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+        return None
+
+    choice = stored()
+    if choice is not None:
+        return choice
     if _config.get().tune == "off":
         return dict.fromkeys(_fftsize.RANKS, "scipy")
-    times = _fftsize.time_backends(names)
-    choice = _fftsize.choose_backend(names, times)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"installed": versions, "times": times, "choice": choice}, f)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+        import filelock
+        # One process calibrates; processes starting at the same time wait and read its
+        # answer (calibrations run side by side compete for the cores and can disagree,
+        # which would split one signature's tuning keys between backends).
+        lock = filelock.FileLock(path + ".lock", timeout=60)
+        lock.acquire()
+    except Exception:           # unwritable folder, lock timeout: calibrate unlocked
+        lock = None
+    try:
+        choice = stored()
+        if choice is None:
+            times = _fftsize.time_backends(names)
+            choice = _fftsize.choose_backend(names, times)
+            try:
+                tmp = f"{path}.{os.getpid()}.tmp"
+                with open(tmp, "w", encoding="utf-8") as f:
+                    json.dump({"installed": versions, "times": times, "choice": choice}, f)
+                os.replace(tmp, path)
+            except OSError:
+                pass
+    finally:
+        if lock is not None:
+            lock.release()
     return choice
 
 
