@@ -461,8 +461,8 @@ def _installed_versions(names) -> dict:
 
 def choose_fft_backend(names) -> dict:
     """``_fftsize``'s chooser for ``FASTCONV_FFT_BACKEND=auto`` with alternatives
-    installed: {rank: backend}. The calibration (``_fftsize.time_backends``, about a
-    second) runs once per machine and set of installed backends and is stored beside the
+    installed: {rank: backend}. The calibration (``_fftsize.time_backends``, seconds)
+    runs once per machine and set of installed backends and is stored beside the
     tuning cache; later processes read it. Tuning mode ``off`` reads a stored choice but
     never measures (pocketfft then)."""
     import json
