@@ -42,6 +42,7 @@ def cmd_info(args) -> int:
         ("threads", f"{fastconv.get_num_threads()} (max {numba.config.NUMBA_NUM_THREADS})"),
         ("compiled", _warmup.status()),
         ("tuning mode", fastconv._config.get().tune),
+        ("FFT backend", _fft_backend_status()),
         ("tuning cache", info["path"]),
         ("cache entries", f"{info['entries']} ({info['bytes']} bytes), calibrated: "
                           f"{info['calibrated']}"),
@@ -52,6 +53,18 @@ def cmd_info(args) -> int:
     for k, v in rows:
         print(f"{k:>16}: {v}")
     return 0
+
+
+def _fft_backend_status() -> str:
+    """The scipy.fft backend of the FFT methods, why, and what else is installed."""
+    from fastconv import _config, _fftsize
+    names = _fftsize.fft_backend_names()
+    installed = _fftsize.installed_backends()
+    how = ("FASTCONV_FFT_BACKEND" if _config.get().fft_backend != "auto"
+           else "measured" if installed else "no other installed")
+    shown = (names[1] if len(set(names.values())) == 1
+             else ", ".join(f"{r}-D {n}" for r, n in names.items()))
+    return f"{shown} ({how}; installed: {', '.join(('scipy',) + installed)})"
 
 
 def _cuda_status() -> str:
@@ -118,10 +131,14 @@ def cmd_bench(args) -> int:
     print(format_table(results))
     if "auto" in groups:
         from fastconv.bench import cases_auto
-        rows = cases_auto.run("measure", quick=args.quick, threads=args.threads,
+        # the tuning mode in force (FASTCONV_TUNE; default measure): off or model shows
+        # the cost model's choices
+        from fastconv import _config
+        tune = _config.get().tune
+        rows = cases_auto.run(tune, quick=args.quick, threads=args.threads,
                               progress=None if args.no_progress else _progress)
         print()
-        print("auto-tuner choice quality (after tuning):")
+        print(f"auto-tuner choice quality (tuning mode {tune}):")
         print(cases_auto.format_rows(rows))
     if args.compile and "latency" in groups:
         from fastconv.bench import cases_latency

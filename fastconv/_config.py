@@ -19,6 +19,7 @@ __all__ = [
 TUNE_VALUES = ("off", "model", "measure")
 FIRST_CALL_VALUES = ("tier", "compile")
 DEVICE_VALUES = ("cpu", "cuda", "auto")
+FFT_BACKEND_VALUES = ("auto", "scipy", "mkl", "pyfftw")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Config:
                                       # (cpu | cuda | auto; GPU arrays run where they live)
     tune_budget_s: float = 2.0        # FASTCONV_TUNE_BUDGET: seconds of measuring per signature
     first_call: str = "tier"          # FASTCONV_FIRST_CALL: tier | compile (_firstcall.py)
+    fft_backend: str = "auto"         # FASTCONV_FFT_BACKEND: auto | scipy | mkl | pyfftw
+                                      # (_fftsize: scipy.fft backend of the FFT methods)
 
 
 def _choice(cfg: Config, field: str, var: str, values: tuple) -> Config:
@@ -50,6 +53,7 @@ def _from_env() -> Config:
     cfg = _choice(cfg, "tune", "FASTCONV_TUNE", TUNE_VALUES)
     cfg = _choice(cfg, "device", "FASTCONV_DEVICE", DEVICE_VALUES)
     cfg = _choice(cfg, "first_call", "FASTCONV_FIRST_CALL", FIRST_CALL_VALUES)
+    cfg = _choice(cfg, "fft_backend", "FASTCONV_FFT_BACKEND", FFT_BACKEND_VALUES)
     budget = env.get("FASTCONV_TUNE_BUDGET", "").strip()
     if budget:
         try:

@@ -19,9 +19,12 @@ import os
 import sys
 
 
-__all__ = ["fft_workers", "fast_len", "fft_shape", "oa_block_len", "block_len", "oa_block_shape",
-           "cost_direct", "cost_separable", "cost_fft", "cost_oa", "OA_CHUNK_BYTES",
-           "integers_exact", "fft_is_exact", "may_overflow", "OVERFLOW_MARGIN"]
+__all__ = ["fft_workers", "fast_len", "fft_shape", "oa_block_len", "block_len",
+           "oa_block_shape", "cost_direct", "cost_direct_edges", "cost_separable",
+           "cost_fft", "cost_oa", "OA_CHUNK_BYTES", "integers_exact", "fft_is_exact",
+           "may_overflow", "OVERFLOW_MARGIN", "FFT_BACKENDS", "installed_backends",
+           "fft_backend_name", "use_fft_backend", "fft_backend_names", "backend_scope",
+           "pocketfft_scope", "set_backend_chooser", "time_backends", "choose_backend"]
 
 # Bytes of spectra one overlap-add batch may hold: keeps a batch in L2/L3 and bounds
 # the extra memory of overlap-add by O(block) whatever the input size.
@@ -157,6 +160,14 @@ def cost_direct(out_shape, kshape) -> float:
     return float(_prod(out_shape) * _prod(kshape))
 
 
+def cost_direct_edges(out_shape, kshape) -> float:
+    """Multiply-adds of the direct method's edge columns: per output row, up to k - 1
+    columns along the contiguous axis whose windows reach past the data run a scalar
+    loop over extended inputs (``direct._edges``) instead of the vectorised interior."""
+    m, k = int(out_shape[-1]), int(kshape[-1])
+    return float(_prod(out_shape[:-1]) * min(m, max(k - 1, 0)) * _prod(kshape))
+
+
 def cost_separable(out_shape, kshape, rank: int = 1) -> float:
     """Multiply-adds of ``rank`` fused separable passes (one 1-D pass per axis each)."""
     return float(rank * _prod(out_shape) * sum(int(k) for k in kshape)) + _prod(out_shape)
@@ -263,3 +274,221 @@ def fft_is_exact(x, w, cval=0, boundary="constant", out_shape=None) -> bool:
     xmax = max(abs(int(x.max())), abs(int(x.min())), abs(int(cval)))
     wmax = max(abs(int(w.max())), abs(int(w.min())))
     return integers_exact(xmax, wmax, w, x.shape, x.size, cval, boundary, out_shape)
+
+
+# -- scipy.fft backends ---------------------------------------------------------------------
+#
+# The FFT launchers transform through scipy.fft. Where another scipy.fft backend is
+# installed (mkl_fft's or pyFFTW's ``interfaces.scipy_fft``) and transforms faster on this
+# machine, fastconv's own calls run inside ``scipy.fft.set_backend(<it>)``: a scope that
+# is local to the calling thread and ends with the call, so the user's global backend is
+# never changed. Which one, per rank of the convolution (1-D, 2-D, 3-D+: the transforms
+# differ, and so does which library wins them - measured: MKL ahead on 1-D blocks, behind
+# on whole 2-D and 3-D transforms): ``FASTCONV_FFT_BACKEND`` (auto | scipy | mkl | pyfftw;
+# a name holds for every rank), read once; "auto" keeps pocketfft unless another backend
+# is installed, and then asks the chooser (the tuner's: a short calibration timed once
+# per machine and stored beside the tuning cache; without the tuner, the same calibration
+# uncached). The name goes into every tuning key, so timings measured with one backend are
+# never served under another. Integer data always transforms with pocketfft:
+# ``fft_is_exact``'s error bound is the one measured and documented for it.
+
+FFT_BACKENDS = {"scipy": None,
+                "mkl": "mkl_fft.interfaces.scipy_fft",
+                "pyfftw": "pyfftw.interfaces.scipy_fft"}
+RANKS = (1, 2, 3)
+
+_backend_name = None        # {rank: name}, or None until first asked
+_backend_obj = None         # {rank: object for scipy.fft.set_backend (None: pocketfft)}
+_chooser = None             # set by the tuner: installed names -> {rank: name}
+
+
+def installed_backends() -> tuple:
+    """The alternative scipy.fft backends importable here (without importing them)."""
+    import importlib.util
+    found = []
+    for name, module in FFT_BACKENDS.items():
+        if not isinstance(module, str):
+            continue
+        try:
+            if importlib.util.find_spec(module.split(".")[0]) is not None:
+                found.append(name)
+        except (ImportError, ValueError):
+            pass
+    return tuple(found)
+
+
+def _load_backend(name):
+    """The object for scipy.fft.set_backend: None for pocketfft, else the module named
+    in ``FFT_BACKENDS`` (an entry may also be a backend object itself)."""
+    import importlib
+    module = FFT_BACKENDS[name]
+    if module is None or not isinstance(module, str):
+        return module
+    return importlib.import_module(module)
+
+
+def set_backend_chooser(fn) -> None:
+    """Install ``fn(installed_names) -> {rank: name}``, which "auto" asks when an
+    alternative backend is installed (the tuner installs its cached calibration)."""
+    global _chooser
+    _chooser = fn
+
+
+def _rank(ndim) -> int:
+    return min(max(int(ndim), 1), RANKS[-1])
+
+
+def use_fft_backend(name):
+    """Use backend ``name`` (for every rank), or a ``{rank: name}`` dict, for fastconv's
+    transforms from now on; None: resolve again from ``FASTCONV_FFT_BACKEND`` on next
+    use. Returns the previous setting (for restoring). A backend that cannot be imported
+    raises ImportError."""
+    global _backend_name, _backend_obj
+    old = None if _backend_name is None else dict(_backend_name)
+    if name is None:
+        _backend_name, _backend_obj = None, None
+        return old
+    names = name if isinstance(name, dict) else dict.fromkeys(RANKS, name)
+    for n in names.values():
+        if n not in FFT_BACKENDS:
+            raise ValueError(f"fft backend must be one of {tuple(FFT_BACKENDS)}, got {n!r}")
+    objs = {r: _load_backend(names[r]) for r in RANKS}
+    _backend_name, _backend_obj = {r: names[r] for r in RANKS}, objs
+    return old
+
+
+def fft_backend_name(ndim: int = 1) -> str:
+    """The scipy.fft backend fastconv's FFT methods use at rank ``ndim`` (resolved on
+    first call)."""
+    if _backend_name is None:
+        _resolve()
+    return _backend_name[_rank(ndim)]
+
+
+def fft_backend_names() -> dict:
+    """{rank: backend name} (resolved on first call)."""
+    if _backend_name is None:
+        _resolve()
+    return dict(_backend_name)
+
+
+_RESOLVE_LOCK = None
+
+
+def _resolve():
+    """Resolve the backends once (a lock: two threads' first calls would otherwise both
+    run the calibration)."""
+    global _RESOLVE_LOCK
+    if _RESOLVE_LOCK is None:
+        import threading
+        _RESOLVE_LOCK = threading.Lock()
+    with _RESOLVE_LOCK:
+        if _backend_name is None:
+            _resolve_locked()
+
+
+def _resolve_locked():
+    global _backend_name, _backend_obj
+    import warnings
+    from . import _config
+    want = _config.get().fft_backend       # FASTCONV_FFT_BACKEND, checked there
+    names = dict.fromkeys(RANKS, want)
+    if want == "auto":
+        found = installed_backends()
+        names = dict.fromkeys(RANKS, "scipy")
+        if found:
+            names.update((_chooser or choose_backend)(found))
+    objs = {}
+    for r in RANKS:
+        try:
+            objs[r] = _load_backend(names[r])
+        except ImportError as exc:
+            warnings.warn(f"fastconv: FFT backend {names[r]!r} cannot be imported ({exc}); "
+                          f"using scipy's pocketfft", RuntimeWarning, stacklevel=3)
+            names[r], objs[r] = "scipy", None
+    _backend_name, _backend_obj = names, objs
+
+
+def backend_scope(ndim: int):
+    """Context manager: fastconv's transforms of a rank-``ndim`` convolution inside it
+    use the chosen backend (a thread-local scipy.fft scope; a no-op for pocketfft)."""
+    if _backend_name is None:
+        _resolve()
+    obj = _backend_obj[_rank(ndim)]
+    if obj is None:
+        import contextlib
+        return contextlib.nullcontext()
+    import scipy.fft
+    # only=False: whatever the backend declines (returns NotImplemented for) falls back
+    # to scipy's own pocketfft, as outside the scope.
+    return scipy.fft.set_backend(obj)
+
+
+def pocketfft_scope():
+    """Context manager: pocketfft inside it, whatever backend is in force around it
+    (fastconv's choice, or one the user set globally with scipy.fft.set_global_backend)."""
+    import scipy.fft
+    return scipy.fft.set_backend("scipy", only=True)
+
+
+# Calibration shapes per rank: the transforms the FFT and overlap-add methods run most
+# (float32, 2 workers), as (input shape, transform shape, axes): 1-D blocks and a long
+# signal; 2-D blocks and a whole image; 3-D whole and as 2-D transforms of the planes.
+_CALIBRATION = {1: (((64, 8192), (8192,), (1,)), ((1_000_000,), (1_000_000,), (0,))),
+                2: (((8, 512, 512), (512, 512), (1, 2)), ((1024, 1024), (1050, 1050), (0, 1))),
+                3: (((64, 64, 64), (70, 70, 70), (0, 1, 2)),
+                    ((64, 128, 128), (135, 135), (1, 2)))}
+
+
+def time_backends(names, workers=2, repeat=5) -> dict:
+    """{rank: {backend: seconds}} for ``names`` plus "scipy": a forward + inverse real
+    transform of every calibration shape of the rank, backends interleaved, median of
+    ``repeat`` rounds per shape, summed over the rank's shapes."""
+    import time
+    import numpy as np
+    import scipy.fft as F
+    names = ("scipy",) + tuple(n for n in names if n != "scipy")
+    objs = {}
+    for n in names:
+        try:
+            objs[n] = _load_backend(n)
+        except ImportError:
+            pass
+    rng = np.random.default_rng(0)
+    out = {}
+    for rank, shapes in _CALIBRATION.items():
+        total = dict.fromkeys(objs, 0.0)
+        for xs, s, axes in shapes:
+            x = rng.standard_normal(xs).astype(np.float32)
+            runs = {n: [] for n in objs}
+            for r in range(repeat + 1):           # round 0 plans and warms up
+                for n, obj in objs.items():
+                    ctx = F.set_backend(obj if obj is not None else "scipy")
+                    t0 = time.perf_counter()
+                    with ctx:
+                        F.irfftn(F.rfftn(x, s=s, axes=axes, workers=workers), s=s,
+                                 axes=axes, workers=workers)
+                    if r:
+                        runs[n].append(time.perf_counter() - t0)
+            for n in objs:
+                total[n] += float(np.median(runs[n]))
+        out[rank] = total
+    return out
+
+
+# A backend must beat pocketfft by this factor at a rank to be chosen there: timings on
+# a busy machine swing by 10-20%, and a wrong switch costs more than a missed one.
+BACKEND_MARGIN = 0.9
+
+
+def choose_backend(names, times=None) -> dict:
+    """{rank: the fastest of ``names`` and "scipy"} by ``time_backends`` (or given
+    ``times``); another backend only when under ``BACKEND_MARGIN`` of pocketfft's time."""
+    times = time_backends(names) if times is None else times
+    choice = {}
+    for rank in RANKS:
+        t = times[rank]
+        best = min(t, key=t.get)
+        ok = best != "scipy" and t[best] < BACKEND_MARGIN * t["scipy"]
+        choice[rank] = best if ok else "scipy"
+    return choice

@@ -541,6 +541,8 @@ def _compile_conv(p):
         params = tuner.separable_params(ones)
         if params is not None:
             methods["separable"] = params
+    if wk.ndim == 3 and dt.kind in "fc":
+        methods["fft"] = {}     # the 3-D FFT's tap sum over planes is a numba pass
     for shape in _replica_shapes(wk.shape, wk.size):
         x = rng.standard_normal(shape).astype(dt) if dt.kind in "fc" else \
             rng.integers(-9, 9, shape).astype(dt)

@@ -52,6 +52,9 @@ CASES = [
     lambda: fnn.conv2d_weight(_data(25, (2, 8, 64, 64), np.float32), (8, 1, 3, 3),
                               _data(26, (2, 8, 32, 32), np.float32), stride=2, padding=1,
                               groups=8, method="direct"),
+    # the 3-D FFT's tap sum over planes (kernels/cpu/_fft_mac.py)
+    lambda: fastconv.convolve(_data(27, (48, 48, 48), np.float32),
+                              _data(28, (5, 5, 5), np.float32), method="fft"),
 ]
 
 

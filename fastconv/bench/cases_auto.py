@@ -1,8 +1,12 @@
 """Choice quality of ``method="auto"``: over a suite of shapes, the time of auto against
 the best fixed method, measured in the same run.
 
-regret = sum(auto time) / sum(best fixed time); also the worst single case. Run
-``python -m fastconv.bench.cases_auto [--tune measure|model|off]``. Methods the cost model
+regret = sum(auto time) / sum(best fixed time); also the worst single case. "pick" is the
+same ratio with auto's choice timed as a fixed method among the others (its own samples
+interleaved with theirs), which measures the choice alone: on a loaded machine the
+separately timed auto call can differ from the same method's fixed timing by more than the
+choice does. Run ``python -m fastconv.bench.cases_auto [--tune measure|model|off]
+[--threads N]``. Methods the cost model
 predicts to be more than ``SKIP_FACTOR`` times slower than the best prediction are not
 timed (they cannot be the best fixed method by a wide margin; the table says so).
 """
@@ -88,7 +92,7 @@ def run(tune: str = "measure", quick: bool = False, repeat: int = 5, threads: in
             tuning = time.perf_counter() - t0
             fns = {"auto": lambda: fastconv.convolve(x, w, "same")}
             for m in allowed:
-                if pred[m] <= SKIP_FACTOR * best_pred:
+                if pred[m] <= SKIP_FACTOR * best_pred or m == d.method:
                     fns[m] = lambda m=m: fastconv.convolve(x, w, "same", method=m)
             # auto and every fixed method timed interleaved, so that load on the machine
             # hits them alike
@@ -101,25 +105,36 @@ def run(tune: str = "measure", quick: bool = False, repeat: int = 5, threads: in
     return rows
 
 
+def pick_ratio(row) -> float:
+    """Auto's choice timed as a fixed method / the best fixed method."""
+    fixed = row[7]
+    return fixed[row[1]] / row[4] if row[1] in fixed else row[5]
+
+
 def summarize(rows) -> dict:
     total_auto = sum(r[2] for r in rows)
     total_best = sum(r[4] for r in rows)
     worst = max(rows, key=lambda r: r[5])
+    picks = [pick_ratio(r) for r in rows]
+    worst_pick = max(range(len(rows)), key=picks.__getitem__)
     return {"regret": total_auto / total_best, "worst": worst[5], "worst_case": worst[0],
             "geomean": math.exp(sum(math.log(r[5]) for r in rows) / len(rows)),
+            "worst_pick": picks[worst_pick], "worst_pick_case": rows[worst_pick][0],
             "cases": len(rows)}
 
 
 def format_rows(rows) -> str:
     lines = [f"{'case':<26} {'auto':>9} {'auto ms':>9} {'best':>9} {'best ms':>9} "
-             f"{'ratio':>6} {'tune s':>7}  all fixed (ms)"]
-    for label, am, at, bm, bt, ratio, tune_s, fixed in rows:
+             f"{'ratio':>6} {'pick':>6} {'tune s':>7}  all fixed (ms)"]
+    for row in rows:
+        label, am, at, bm, bt, ratio, tune_s, fixed = row
         allf = " ".join(f"{m}={t * 1e3:.3g}" for m, t in sorted(fixed.items()))
         lines.append(f"{label:<26} {am:>9} {at * 1e3:9.3f} {bm:>9} {bt * 1e3:9.3f} "
-                     f"{ratio:6.2f} {tune_s:7.3f}  {allf}")
+                     f"{ratio:6.2f} {pick_ratio(row):6.2f} {tune_s:7.3f}  {allf}")
     s = summarize(rows)
     lines.append(f"regret (sum auto / sum best) = {s['regret']:.3f}; worst case "
                  f"{s['worst']:.2f}x ({s['worst_case']}); geometric mean {s['geomean']:.3f}; "
+                 f"worst pick {s['worst_pick']:.2f}x ({s['worst_pick_case']}); "
                  f"{s['cases']} cases")
     return "\n".join(lines)
 
@@ -153,6 +168,7 @@ def main(argv=None):
     p.add_argument("--tune", default="measure", choices=("measure", "model", "off"))
     p.add_argument("--quick", action="store_true")
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dispatch", action="store_true",
                    help="only the per-call dispatch overhead (launcher replaced by a no-op)")
     args = p.parse_args(argv)
@@ -162,7 +178,7 @@ def main(argv=None):
               f"  -> auto costs {us['auto'] - us['explicit direct']:.1f} us over an "
               f"explicit method")
         return
-    rows = run(args.tune, args.quick, args.repeat)
+    rows = run(args.tune, args.quick, args.repeat, args.threads)
     print(f"tuning mode: {args.tune}")
     print(format_rows(rows))
 

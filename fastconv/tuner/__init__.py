@@ -439,3 +439,87 @@ def import_(path: str) -> dict:
     report = store().import_(path)
     clear_cache(memory_only=True)
     return report
+
+
+# ---- the FFT methods' scipy.fft backend ------------------------------------------------------
+
+def _backend_file() -> str:
+    return os.path.join(store().directory, f"fft-backend-{fingerprint_id()}.json")
+
+
+def _installed_versions(names) -> dict:
+    from importlib import metadata
+    dist = {"mkl": "mkl_fft", "pyfftw": "pyFFTW"}
+    out = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(dist.get(n, n))
+        except metadata.PackageNotFoundError:
+            out[n] = "?"
+    return out
+
+
+def choose_fft_backend(names) -> dict:
+    """``_fftsize``'s chooser for ``FASTCONV_FFT_BACKEND=auto`` with alternatives
+    installed: {rank: backend}. The calibration (``_fftsize.time_backends``, seconds)
+    runs once per machine and set of installed backends and is stored beside the
+    tuning cache; later processes read it. Tuning mode ``off`` reads a stored choice but
+    never measures (pocketfft then)."""
+    import json
+
+    from .. import _fftsize
+    versions = _installed_versions(names)
+    path = _backend_file()
+    allowed = ("scipy",) + tuple(names)
+
+    def stored():
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            choice = {int(r): n for r, n in data["choice"].items()}
+            if (data.get("installed") == versions and set(choice) == set(_fftsize.RANKS)
+                    and all(n in allowed for n in choice.values())):
+                return choice
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+        return None
+
+    choice = stored()
+    if choice is not None:
+        return choice
+    if _config.get().tune == "off":
+        return dict.fromkeys(_fftsize.RANKS, "scipy")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        import filelock
+        # One process calibrates; processes starting at the same time wait and read its
+        # answer (calibrations run side by side compete for the cores and can disagree,
+        # which would split one signature's tuning keys between backends).
+        lock = filelock.FileLock(path + ".lock", timeout=60)
+        lock.acquire()
+    except Exception:           # unwritable folder, lock timeout: calibrate unlocked
+        lock = None
+    try:
+        choice = stored()
+        if choice is None:
+            times = _fftsize.time_backends(names)
+            choice = _fftsize.choose_backend(names, times)
+            try:
+                tmp = f"{path}.{os.getpid()}.tmp"
+                with open(tmp, "w", encoding="utf-8") as f:
+                    json.dump({"installed": versions, "times": times, "choice": choice}, f)
+                os.replace(tmp, path)
+            except OSError:
+                pass
+    finally:
+        if lock is not None:
+            lock.release()
+    return choice
+
+
+def _install_backend_chooser():
+    from .. import _fftsize
+    _fftsize.set_backend_chooser(choose_fft_backend)
+
+
+_install_backend_chooser()

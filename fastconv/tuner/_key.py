@@ -1,8 +1,8 @@
 """What a tuning key holds, and the machine fingerprint that names the cache file.
 
 A key identifies everything that changes which method is fastest for one call: the
-operation, shapes, compute dtype, mode/window, boundary, memory layout, thread count and
-device. What the machine is (CPU, ISA, cores, threading layer, versions) goes into the
+operation, shapes, compute dtype, mode/window, boundary, memory layout, thread count,
+device and the scipy.fft backend of the FFT methods. What the machine is (CPU, ISA, cores, threading layer, versions) goes into the
 fingerprint instead: one cache file per fingerprint, so results never cross machines.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .. import _config
+from .. import _config, _fftsize
 
 SCHEMA = 1
 
@@ -75,6 +75,8 @@ def make_key(spec, x_layout: str = "C", threads: int | None = None,
         x_layout,
         f"t{threads}",
         device_tag(device),
+        # the scipy.fft backend the FFT methods run on: its timings are its own
+        "fft=" + _fftsize.fft_backend_name(len(spec.w_shape)),
     ]
     return "|".join(parts)
 

@@ -46,7 +46,10 @@ Numerical contract:
   is affected) and inputs that are mostly non-finite go to the direct method.
   ``nonfinite="ignore"`` skips the check (NaN then spreads over the transform).
 * int64 runs in float64 and is rounded back; it is exact only inside ``fft_is_exact``
-  (scipy's guard); outside it the launcher uses the direct method.
+  (scipy's guard); outside it the launcher uses the direct method.  Integers always
+  transform with scipy's pocketfft (the bound was measured for it); float data uses the
+  scipy.fft backend ``_fftsize.backend_scope`` chooses (mkl_fft, pyFFTW, where installed
+  and faster), in a thread-local scope around the launcher's own transforms only.
 * Error bound of float data against the exact result (tested):
   ``|fft - exact| <= fft_error_bound(x, w, dtype)`` elementwise, see that function.
   Outputs that do not read a constant fill do not depend on ``cval`` at all (the bound
@@ -73,8 +76,9 @@ import numpy as np
 import scipy.fft as sp_fft
 from numpy.lib.stride_tricks import as_strided
 
-from ..._fftsize import (OA_CHUNK_BYTES, fast_len, fft_is_exact, fft_workers,
-                          may_overflow, oa_block_shape)
+from ..._config import first_call_mode
+from ..._fftsize import (OA_CHUNK_BYTES, backend_scope, fast_len, fft_is_exact, fft_workers,
+                          may_overflow, oa_block_shape, pocketfft_scope)
 from ..._extend import window
 from ..._finite import all_finite as _all_finite
 
@@ -133,8 +137,9 @@ def correlate_fft(x, w, out, start, boundary="constant", cval=0, *, nonfinite="l
     ``spectra``: optional dict owned by the caller for ONE kernel ``w`` (a plan object);
     kernel spectra are stored there and reused by later calls with the same sizes.
     """
-    return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval, None,
-                         nonfinite)
+    with backend_scope(w.ndim):
+        return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval, None,
+                             nonfinite)
 
 
 def correlate_oa(x, w, out, start, boundary="constant", cval=0, *, block=None,
@@ -142,8 +147,9 @@ def correlate_oa(x, w, out, start, boundary="constant", cval=0, *, block=None,
     """Overlap-add (overlap-save) correlation in blocks of FFT shape ``block`` (per axis;
     None chooses by ``_fftsize.oa_block_shape``); see the module docstring.
     ``spectra`` as in :func:`correlate_fft`."""
-    return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval,
-                         "auto" if block is None else block, nonfinite)
+    with backend_scope(w.ndim):
+        return _with_spectra(spectra, _correlate, x, w, out, start, boundary, cval,
+                             "auto" if block is None else block, nonfinite)
 
 
 def correlate_batched(x, w, out, start, batch):
@@ -154,7 +160,8 @@ def correlate_batched(x, w, out, start, batch):
     index along the batch axes."""
     conv = [a for a in range(x.ndim) if a not in batch]
     if _all_finite(x) and _all_finite(w):
-        _batched_whole(x, w, out, conv, start)
+        with backend_scope(len(conv)):
+            _batched_whole(x, w, out, conv, start)
         return out
     cstart = tuple(start[a] for a in conv)
     for idx in itertools.product(*(range(out.shape[a]) for a in batch)):
@@ -211,8 +218,10 @@ def _correlate(x, w, out, start, boundary, cval, block, nonfinite):
         if not fft_is_exact(x, w, cval, boundary, out.shape):
             return _direct().correlate(x, w, out, start, boundary, cval)
         tmp = np.empty(out.shape, np.float64)
-        _correlate(x.astype(np.float64), w.astype(np.float64), tmp, start, boundary,
-                   float(cval), block, "ignore")
+        # pocketfft for integers: fft_is_exact's error bound is the one measured for it
+        with pocketfft_scope():
+            _correlate(x.astype(np.float64), w.astype(np.float64), tmp, start, boundary,
+                       float(cval), block, "ignore")
         np.rint(tmp, out=tmp)
         out[...] = tmp
         return out
@@ -504,8 +513,29 @@ def _fft_whole(dcore, w, sub, offset, real, has_bad, L=None):
 # planes plus a direct sum over the taps in the frequency domain: no transform along
 # axis 0 (forward, inverse, or of the kernel) at all.  Measured 128^3 float32: 2-D
 # transforms of the planes 37 ms + 7-tap sum 15 ms against 54 ms + ~10 ms of kernel
-# spectrum for the 3-D transform.
+# spectrum for the 3-D transform.  The tap sum is one fused numba pass (``_fft_mac``).
 _PLANE_TAPS_MAX = 8
+
+
+# complex dtypes (str) whose numba tap-sum kernels are compiled in this process
+_PLANE_MAC_READY: set = set()
+
+
+def _plane_mac_ready(dtype) -> bool:
+    """Whether the tap sum may run as the numba pass (``_fft_mac``). The FFT methods are
+    what the first-call tier serves while kernels compile (``_firstcall``), so they must
+    not compile in the foreground there: under the tier the numpy expression runs until
+    the pass is compiled; compile mode (tests, benchmarks, ``warmup``, the tier's own
+    background compile and loader threads) compiles or loads both of its variants."""
+    key = np.dtype(dtype).str
+    if key in _PLANE_MAC_READY:
+        return True
+    if first_call_mode() != "compile":
+        return False
+    from ._fft_mac import warm
+    warm(dtype)
+    _PLANE_MAC_READY.add(key)
+    return True
 
 
 def _fft_planes(src, w, sub, offset, Lp, real, workers):
@@ -519,17 +549,24 @@ def _fft_planes(src, w, sub, offset, Lp, real, workers):
     spec = fwd(src, s=Lp, axes=(1, 2), workers=workers)
     wspec = np.stack([_kernel_spectrum(np.ascontiguousarray(w[a]), Lp, offset[1:], real,
                                        part=("plane", a)) for a in range(k0)])
-    acc = np.zeros((m0,) + spec.shape[1:], spec.dtype)
-    tmp = np.empty_like(acc)
-    for a in range(k0):
-        # output i reads plane r0 + i + a, which exists for i in [lo, hi)
-        lo, hi = max(0, -(r0 + a)), min(m0, c0 - r0 - a)
-        if hi <= lo:
-            continue
-        t = tmp[:hi - lo]
-        np.multiply(spec[r0 + a + lo:r0 + a + hi], wspec[a], out=t)
-        acc[lo:hi] += t
-    del spec, tmp
+    wspec = wspec.astype(spec.dtype, copy=False)
+    if _plane_mac_ready(spec.dtype):
+        # output i reads plane r0 + i + a where it exists; one fused parallel pass
+        from ._fft_mac import plane_mac
+        acc = np.empty((m0,) + spec.shape[1:], spec.dtype)
+        plane_mac(np.ascontiguousarray(spec), wspec, acc, r0)
+    else:
+        acc = np.zeros((m0,) + spec.shape[1:], spec.dtype)
+        tmp = np.empty_like(acc)
+        for a in range(k0):
+            lo, hi = max(0, -(r0 + a)), min(m0, c0 - r0 - a)
+            if hi <= lo:
+                continue
+            t = tmp[:hi - lo]
+            np.multiply(spec[r0 + a + lo:r0 + a + hi], wspec[a], out=t)
+            acc[lo:hi] += t
+        del tmp
+    del spec
     sub[...] = _inverse_cropped(acc, Lp, sub.shape[1:], real, workers)
 
 
