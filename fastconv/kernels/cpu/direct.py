@@ -323,7 +323,8 @@ def _edges(of, ob0, ob1, use0, use1, init0, init1, xf, off, mx, nl, r0, sx, wf, 
     that use this input row. The extended columns they read are gathered once into
     ``buf`` through the column map (extended column e: mx[e] for e < nl, mx[nl + e - r0]
     for e >= r0, -1 the constant ``cval``, x column sx + e in between); the taps then
-    run as branch-free dot products over buf."""
+    run over buf through the interior's own row passes, so that an edge column's sum is
+    rounded exactly as an interior one's (and as _corr3d_small's padded rows)."""
     for e0, e1 in ((i0, ilo), (ihi, i1)):
         if e1 <= e0:
             continue
@@ -335,29 +336,22 @@ def _edges(of, ob0, ob1, use0, use1, init0, init1, xf, off, mx, nl, r0, sx, wf, 
             else:
                 j = sx + e
             buf[e - e0] = xf[off + j] if j >= 0 else cval
-        for r in range(2):
-            if not (use0 if r == 0 else use1):
-                continue
-            ob = ob0 if r == 0 else ob1
-            wb = wb0 if r == 0 else wb1
-            init = init0 if r == 0 else init1
-            for i in range(e0, e1):
-                acc = wf[wb] * buf[i - e0]
-                for c in range(1, k):
-                    acc += wf[wb + c] * buf[i - e0 + c]
-                if init:
-                    of[ob + i] = acc
-                else:
-                    of[ob + i] += acc
+        if use0 and use1:        # row 0 is never initialised here (its t = 0 is alone)
+            _row_pass2(of, ob0 + e0, ob1 + e0, buf, 0, wf, wb0, wb1, k, e1 - e0, init1)
+        elif use0:
+            _row_pass(of, ob0 + e0, buf, 0, wf, wb0, k, e1 - e0, init0)
+        elif use1:
+            _row_pass(of, ob1 + e0, buf, 0, wf, wb1, k, e1 - e0, init1)
 
 
 @jit()
 def _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z, y0,
-          i0, i1, a, init):
+          i0, i1, a, init, buf):
     """One work item, one kernel plane a: output rows y0 and y0 + 1 (if < ny) of plane z,
     columns [i0, i1). Input row y0 + t feeds row y0 through kernel row t and row y0 + 1
     through kernel row t - 1; with ``init`` the first pass into each output row writes it
-    (rows y0 at t = 0, y0 + 1 at t = 1): no zeroing pass over the output."""
+    (rows y0 at t = 0, y0 + 1 at t = 1): no zeroing pass over the output. ``buf``:
+    scratch for the edge columns (allocated here when smaller than they need)."""
     nr = min(2, ny - y0)
     ob0 = (z * ny + y0) * nx
     ob1 = ob0 + nx
@@ -366,7 +360,9 @@ def _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cva
     ihi = min(i1, max(hi, ilo))
     plane = pz[z + a]
     # scratch for the edge columns' extended inputs (see _edges)
-    buf = np.empty(max(ilo - i0, i1 - ihi) + kx - 1, xf.dtype)
+    need = max(ilo - i0, i1 - ihi) + kx - 1
+    if buf.size < need:
+        buf = np.empty(need, xf.dtype)
     for t in range(ky + nr - 1):
         use0 = t < ky
         use1 = nr == 2 and t >= 1
@@ -412,6 +408,7 @@ def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, k
     is one call (a large prange body costs numba's parfor passes seconds of compile)."""
     ntile = (nx + tile - 1) // tile
     npair = (ny + 1) // 2
+    none = np.empty(0, xf.dtype)      # each item allocates its own edge scratch
     for item in prange(nz * npair * ntile):
         zp = item // ntile
         i0 = (item - zp * ntile) * tile
@@ -419,7 +416,7 @@ def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, k
         y0 = (zp - z * npair) * 2
         for a in range(kz):
             _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval,
-                  z, y0, i0, min(nx, i0 + tile), a, a == 0 and not accumulate)
+                  z, y0, i0, min(nx, i0 + tile), a, a == 0 and not accumulate, none)
 
 
 # The header of _corr3d_small's integer table: the scalars of _corr3d's call, then the
@@ -429,13 +426,20 @@ _HEAD = 15
 
 @jit()
 def _corr3d_small(xf, of, wtab, itab):
-    """_corr3d's serial twin with its arguments in two tables: ``wtab`` holds the flat
-    kernel, then ``fills``, then ``cval``; ``itab`` the header (nl, r0, sx, lo, hi, nz,
-    ny, nx, kz, ky, kx, tile, and the lengths of pz, py, mx), then pz, py and mx.
-    The dispatcher's typing of _corr3d's 21 arguments costs ~1.6 us a call, where the
-    kernel of a 1-D call of 1,000 samples takes ~0.3 us: a small call passes four
-    arrays instead (bind, through the compiled entry point). The work items and the
-    _item calls are _corr3d's, in the serial twin's order: the same bits."""
+    """_corr3d for small work (below LAUNCH_WORK: always serial), with its arguments in
+    two tables: ``wtab`` holds the flat kernel, then ``fills``, then ``cval``; ``itab``
+    the header (nl, r0, sx, lo, hi, nz, ny, nx, kz, ky, kx, tile, and the lengths of pz,
+    py, mx), then pz, py and mx. The dispatcher's typing of _corr3d's 21 arguments costs
+    ~1.6 us a call, where the kernel of a 1-D call of 1,000 samples takes ~0.3 us: a
+    small call passes four arrays instead (bind, through the compiled entry point).
+
+    One row (1-D): _corr3d's work items, with one edge scratch for all. More rows: the
+    rows of x that the window reads are first copied, extended by the boundary, into a
+    padded scratch (at most ~LAUNCH_WORK elements), and every output row is then a few
+    full-width row passes over it: on small images the per-row edge handling (a gather
+    and two short passes per input row and side) cost as much as the interior. The
+    row passes, their order per output and the fill rows are _item's, and _edges runs
+    the same row passes over the gathered columns: the bits of _corr3d."""
     nl = itab[0]
     r0 = itab[1]
     sx = itab[2]
@@ -457,16 +461,82 @@ def _corr3d_small(xf, of, wtab, itab):
     wf = wtab[:nw]
     fills = wtab[nw:wtab.size - 1]
     cval = wtab[wtab.size - 1]
-    ntile = (nx + tile - 1) // tile
+    if nz * ny == 1:
+        ntile = (nx + tile - 1) // tile
+        buf = np.empty(min(nx, tile) + kx, xf.dtype)
+        for it in range(ntile):
+            i0 = it * tile
+            _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval,
+                  0, 0, i0, min(nx, i0 + tile), 0, True, buf)
+        return
+    _padded(xf, of, pz, py, mx, nl, r0, sx, wf, fills, nz, ny, nx, kz, ky, kx, cval)
+
+
+@jit()
+def _padded(xf, of, pz, py, mx, nl, r0, sx, wf, fills, nz, ny, nx, kz, ky, kx, cval):
+    """_corr3d_small on several rows (see there): rows of the extended input in a padded
+    scratch P (NZ x NY x NX; rows wholly of the constant fill are left out: they take
+    the row fills, as in _item), then _item's row passes over full output rows."""
+    NZ = nz + kz - 1
+    NY = ny + ky - 1
+    NX = nx + kx - 1
+    P = np.empty(NZ * NY * NX, xf.dtype)
+    cl = min(nl, NX)                  # extended columns [cl, cr) are x's, at sx + e
+    cr = max(cl, min(r0, NX))
+    for p in range(NZ):
+        plane = pz[p]
+        for r in range(NY):
+            row = py[r]
+            if plane < 0 or row < 0:
+                continue
+            base = (p * NY + r) * NX
+            off = plane + row
+            for e in range(cl):
+                j = mx[e]
+                P[base + e] = xf[off + j] if j >= 0 else cval
+            s = off + sx
+            for e in range(cl, cr):
+                P[base + e] = xf[s + e]
+            for e in range(cr, NX):
+                j = mx[nl + e - r0]
+                P[base + e] = xf[off + j] if j >= 0 else cval
     npair = (ny + 1) // 2
-    for item in range(nz * npair * ntile):
-        zp = item // ntile
-        i0 = (item - zp * ntile) * tile
+    for zp in range(nz * npair):
         z = zp // npair
         y0 = (zp - z * npair) * 2
+        nr = min(2, ny - y0)
+        ob0 = (z * ny + y0) * nx
+        ob1 = ob0 + nx
         for a in range(kz):
-            _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval,
-                  z, y0, i0, min(nx, i0 + tile), a, a == 0)
+            init = a == 0
+            plane = pz[z + a]
+            for t in range(ky + nr - 1):
+                use0 = t < ky
+                use1 = nr == 2 and t >= 1
+                init0 = init and t == 0
+                init1 = init and t == 1
+                b0 = a * ky + min(t, ky - 1)
+                b1 = a * ky + max(t - 1, 0)
+                if plane < 0 or py[y0 + t] < 0:      # a whole row of the fill: _item's
+                    for r in range(2):
+                        use = use0 if r == 0 else use1
+                        ini = init0 if r == 0 else init1
+                        f = fills[b0] if r == 0 else fills[b1]
+                        ob = ob0 if r == 0 else ob1
+                        if use and ini:
+                            for i in range(nx):
+                                of[ob + i] = f
+                        elif use and f != 0:
+                            for i in range(nx):
+                                of[ob + i] += f
+                    continue
+                src = ((z + a) * NY + y0 + t) * NX
+                if use0 and use1:
+                    _row_pass2(of, ob0, ob1, P, src, wf, b0 * kx, b1 * kx, kx, nx, init1)
+                elif use0:
+                    _row_pass(of, ob0, P, src, wf, b0 * kx, kx, nx, init0)
+                else:
+                    _row_pass(of, ob1, P, src, wf, b1 * kx, kx, nx, init1)
 
 
 def _small_tables(pz, py, mx, nl, r0, sx, lo, hi, wf, fills, o3, w3, cv, tile):
@@ -629,6 +699,11 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
         fills = (_row_fills(w.reshape(w3), cv, dtype) if fill_rows
                  else _ZERO_FILLS[dtype.char])
         # w and out are C-contiguous: their flat views are reshapes
+        if work < _jit.LAUNCH_WORK:        # small work: serial for every thread count
+            wtab, itab = _small_tables(pz, py, mx, nl, r0, sx, lo, hi, w.reshape(-1),
+                                       fills, o3, w3, cv, tile)
+            _corr3d_small(xf, out.reshape(-1), wtab, itab)
+            return out
         args = (xf, pz, py, mx, nl, r0, sx, lo, hi, w.reshape(-1), fills, out.reshape(-1),
                 *o3, *w3, cv, tile, False)
         if runs_serial(work):
