@@ -271,13 +271,12 @@ _BOUND = LRU(256)
 
 def _bound_direct(spec, x, wk, decision):
     """The bound runner for a direct call on ``x``, or None (then execute's usual path):
-    only for C-ordered writeable inputs of the compute dtype, results that need no cast,
+    only for C-ordered, aligned, writeable inputs of the compute dtype, results that need no cast,
     and an ``out`` the caller left to execute (C-contiguous, compute dtype)."""
     if x.dtype != spec.compute_dtype or spec.result_dtype != spec.compute_dtype \
             or spec.reverse_out or decision.params:
         return None
-    flags = x.flags
-    if not (flags.c_contiguous and flags.writeable):
+    if x.flags.num & _FAST_FLAGS != _FAST_FLAGS:     # C-ordered, aligned, writeable
         return None
     key = (spec, wk.tobytes())
     run = _BOUND.get(key)

@@ -419,6 +419,27 @@ def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, k
                   z, y0, i0, min(nx, i0 + tile), a, a == 0 and not accumulate, none)
 
 
+# Work (outputs x taps) below which a call runs _corr3d_small on one thread, whatever the
+# thread count; up to SMALL_WORK * T / (T - 1) for T threads, at most 2 * SMALL_WORK, it
+# still does (small_work). The parallel region's start and join cost about SMALL_WORK of
+# the small kernel's work on this 2-core machine (median of 11 interleaved rounds, 2
+# threads, under a load of ~8: float32 96^2 5x5, 230k: 21 us small against 29 parallel;
+# 192^2 3x3, 332k: 48 against 30; float64 128^2 3x3, 147k: 29 against 24), which puts
+# the two-thread bound at 200k. Above 2 * SMALL_WORK the padded scratch outgrows the
+# caches and the twin is as fast (float32 256^2 3x3: 86 us small, 70 twin).
+SMALL_WORK = 100_000
+
+
+def small_work(work) -> bool:
+    """Whether a call of ``work`` runs _corr3d_small (serial) rather than _corr3d."""
+    if work < SMALL_WORK:
+        return True
+    if work >= 2 * SMALL_WORK:
+        return False
+    t = num_threads()
+    return _jit._fork_serial or t <= 1 or work * (t - 1) < SMALL_WORK * t
+
+
 # The header of _corr3d_small's integer table: the scalars of _corr3d's call, then the
 # lengths of the three index maps that follow it.
 _HEAD = 15
@@ -426,7 +447,7 @@ _HEAD = 15
 
 @jit()
 def _corr3d_small(xf, of, wtab, itab):
-    """_corr3d for small work (below LAUNCH_WORK: always serial), with its arguments in
+    """_corr3d for small work (small_work: always serial), with its arguments in
     two tables: ``wtab`` holds the flat kernel, then ``fills``, then ``cval``; ``itab``
     the header (nl, r0, sx, lo, hi, nz, ny, nx, kz, ky, kx, tile, and the lengths of pz,
     py, mx), then pz, py and mx. The dispatcher's typing of _corr3d's 21 arguments costs
@@ -435,7 +456,7 @@ def _corr3d_small(xf, of, wtab, itab):
 
     One row (1-D): _corr3d's work items, with one edge scratch for all. More rows: the
     rows of x that the window reads are first copied, extended by the boundary, into a
-    padded scratch (at most ~LAUNCH_WORK elements), and every output row is then a few
+    padded scratch (fewer elements than 2 * SMALL_WORK), and every output row is then a few
     full-width row passes over it: on small images the per-row edge handling (a gather
     and two short passes per input row and side) cost as much as the interior. The
     row passes, their order per output and the fill rows are _item's, and _edges runs
@@ -699,7 +720,7 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
         fills = (_row_fills(w.reshape(w3), cv, dtype) if fill_rows
                  else _ZERO_FILLS[dtype.char])
         # w and out are C-contiguous: their flat views are reshapes
-        if work < _jit.LAUNCH_WORK:        # small work: serial for every thread count
+        if small_work(work):
             wtab, itab = _small_tables(pz, py, mx, nl, r0, sx, lo, hi, w.reshape(-1),
                                        fills, o3, w3, cv, tile)
             _corr3d_small(xf, out.reshape(-1), wtab, itab)
@@ -733,7 +754,7 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
 def bind(x_shape, w, out_shape, start, boundary="constant", cval=0):
     """``correlate`` with everything but the data fixed, for plans: returns
     ``run(xf, of)``, where ``xf`` and ``of`` are the flat (``reshape(-1)``) views of a
-    C-ordered, writeable ``x`` of shape ``x_shape`` and of a C-contiguous ``out`` of
+    C-ordered, aligned, writeable ``x`` of shape ``x_shape`` and of a C-contiguous ``out`` of
     shape ``out_shape``, both of ``w``'s dtype (float32 or float64). ``run`` makes the
     kernel call ``correlate`` makes for such arrays, with the same arguments (the same
     bits), and nothing else. None where ``correlate`` takes another route (complex and
@@ -753,20 +774,23 @@ def bind(x_shape, w, out_shape, start, boundary="constant", cval=0):
     nz, ny, nx = o3
     kz, ky, kx = w3
     twin = serial_twin(_corr3d)
-    if work < _jit.LAUNCH_WORK:
-        # Serial for every thread count (runs_serial's bound is LAUNCH_WORK * T / (T - 1)
-        # > LAUNCH_WORK): _corr3d_small through its compiled entry point, four arrays
-        # (a call costs the kernel plus ~0.4 us; the twin's 21 typed arguments ~1.6 us).
+    if work < 2 * SMALL_WORK:
+        # _corr3d_small through its compiled entry point, four arrays (a call costs the
+        # kernel plus ~0.4 us; the twin's 21 typed arguments ~1.6 us)
         wtab, itab = _small_tables(pz, py, mx, nl, r0, sx, lo, hi, wf, fills, o3, w3, cv,
                                    tile)
         small = _jit.entry_point(_corr3d_small, np.empty(1, dtype), np.empty(1, dtype),
                                  wtab, itab)
-
-        def run(xf, of):
-            small(xf, of, wtab, itab)
-        return run
+        if work < SMALL_WORK:
+            # serial for every thread count (see small_work): no check per call
+            def run(xf, of):
+                small(xf, of, wtab, itab)
+            return run
 
     def run(xf, of):
+        if small_work(work):
+            small(xf, of, wtab, itab)
+            return
         args = (xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, ky, kx,
                 cv, tile, False)
         if runs_serial(work):
