@@ -32,6 +32,14 @@ ranks loop over 3-D slabs):
   loaded feeds two FMAs. The first pass into an output row writes
   instead of accumulating: no zeroing pass (measured: the zeroing pass alone cost ~25 %
   at 3x3 on 2048x2048, where the kernel is memory-bound).
+* Edge columns gather their extended inputs into a scratch row and run the same row
+  passes over it, so every output is rounded the same way wherever it lies.
+* Small work (``small_work``: below ``SMALL_WORK`` outputs x taps, more with more
+  threads) runs ``_corr3d_small`` on one thread: images first copy the rows the window
+  reads, extended, into a padded scratch and then make full-width row passes (the edge
+  handling per row and side cost as much as the interior on 64^2); its arguments come
+  in four arrays, called through the compiled entry point by ``bind``. Its bits are
+  the parallel kernel's (tests/test_latency.py).
 """
 from __future__ import annotations
 
