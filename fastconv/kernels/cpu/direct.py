@@ -34,8 +34,8 @@ ranks loop over 3-D slabs):
   at 3x3 on 2048x2048, where the kernel is memory-bound).
 * Edge columns gather their extended inputs into a scratch row and run the same row
   passes over it, so every output is rounded the same way wherever it lies.
-* Small work (``small_work``: below ``SMALL_WORK`` outputs x taps, more with more
-  threads) runs ``_corr3d_small`` on one thread: images first copy the rows the window
+* Small work (``small_work``: below ``SMALL_FACTOR * LAUNCH_WORK`` outputs x taps, up
+  to twice that with two threads) runs ``_corr3d_small`` on one thread: images first copy the rows the window
   reads, extended, into a padded scratch and then make full-width row passes (the edge
   handling per row and side cost as much as the interior on 64^2); its arguments come
   in four arrays, called through the compiled entry point by ``bind``. Its bits are
@@ -427,25 +427,28 @@ def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, k
                   z, y0, i0, min(nx, i0 + tile), a, a == 0 and not accumulate, none)
 
 
-# Work (outputs x taps) below which a call runs _corr3d_small on one thread, whatever the
-# thread count; up to SMALL_WORK * T / (T - 1) for T threads, at most 2 * SMALL_WORK, it
-# still does (small_work). The parallel region's start and join cost about SMALL_WORK of
-# the small kernel's work on this 2-core machine (median of 11 interleaved rounds, 2
-# threads, under a load of ~8: float32 96^2 5x5, 230k: 21 us small against 29 parallel;
-# 192^2 3x3, 332k: 48 against 30; float64 128^2 3x3, 147k: 29 against 24), which puts
-# the two-thread bound at 200k. Above 2 * SMALL_WORK the padded scratch outgrows the
-# caches and the twin is as fast (float32 256^2 3x3: 86 us small, 70 twin).
-SMALL_WORK = 100_000
+# Small work runs _corr3d_small on one thread, whatever the thread count: below
+# SMALL_FACTOR * LAUNCH_WORK outputs x taps, and up to that times T / (T - 1) for T
+# threads, at most twice it (small_work). The small kernel does the serial twin's work
+# in about half its time at these sizes, so its break-even with a parallel region is
+# about twice the twin's. Measured on this 2-core machine (median of 11 interleaved
+# rounds, 2 threads, under a load of ~8): float32 96^2 5x5, 230k: 21 us small against 29
+# parallel; 192^2 3x3, 332k: 48 against 30; float64 128^2 3x3, 147k: 29 against 24.
+# Above the bound the padded scratch outgrows the caches and the twin is as fast
+# (float32 256^2 3x3: 86 us small, 70 twin). LAUNCH_WORK is read per call, so
+# ``python -m fastconv warmup`` (which sets it to 0) reaches the parallel kernels.
+SMALL_FACTOR = 2
 
 
 def small_work(work) -> bool:
     """Whether a call of ``work`` runs _corr3d_small (serial) rather than _corr3d."""
-    if work < SMALL_WORK:
+    bound = SMALL_FACTOR * _jit.LAUNCH_WORK
+    if work < bound:
         return True
-    if work >= 2 * SMALL_WORK:
+    if work >= 2 * bound:
         return False
     t = num_threads()
-    return _jit._fork_serial or t <= 1 or work * (t - 1) < SMALL_WORK * t
+    return _jit._fork_serial or t <= 1 or work * (t - 1) < bound * t
 
 
 # The header of _corr3d_small's integer table: the scalars of _corr3d's call, then the
@@ -464,7 +467,7 @@ def _corr3d_small(xf, of, wtab, itab):
 
     One row (1-D): _corr3d's work items, with one edge scratch for all. More rows: the
     rows of x that the window reads are first copied, extended by the boundary, into a
-    padded scratch (fewer elements than 2 * SMALL_WORK), and every output row is then a few
+    padded scratch (fewer elements than the work: small_work's bound), and every output row is then a few
     full-width row passes over it: on small images the per-row edge handling (a gather
     and two short passes per input row and side) cost as much as the interior. The
     row passes, their order per output and the fill rows are _item's, and _edges runs
@@ -782,22 +785,29 @@ def bind(x_shape, w, out_shape, start, boundary="constant", cval=0):
     nz, ny, nx = o3
     kz, ky, kx = w3
     twin = serial_twin(_corr3d)
-    if work < 2 * SMALL_WORK:
-        # _corr3d_small through its compiled entry point, four arrays (a call costs the
-        # kernel plus ~0.4 us; the twin's 21 typed arguments ~1.6 us)
+
+    def small_call():
+        """_corr3d_small through its compiled entry point, four arrays (a call costs the
+        kernel plus ~0.4 us; the twin's 21 typed arguments ~1.6 us)."""
         wtab, itab = _small_tables(pz, py, mx, nl, r0, sx, lo, hi, wf, fills, o3, w3, cv,
                                    tile)
-        small = _jit.entry_point(_corr3d_small, np.empty(1, dtype), np.empty(1, dtype),
+        entry = _jit.entry_point(_corr3d_small, np.empty(1, dtype), np.empty(1, dtype),
                                  wtab, itab)
-        if work < SMALL_WORK:
-            # serial for every thread count (see small_work): no check per call
-            def run(xf, of):
-                small(xf, of, wtab, itab)
-            return run
+
+        def call(xf, of):
+            entry(xf, of, wtab, itab)
+        return call
+
+    if work < SMALL_FACTOR * _jit.LAUNCH_WORK:
+        return small_call()      # serial for every thread count (small_work): no checks
+
+    small = []                   # built on first use
 
     def run(xf, of):
         if small_work(work):
-            small(xf, of, wtab, itab)
+            if not small:
+                small.append(small_call())
+            small[0](xf, of)
             return
         args = (xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, ky, kx,
                 cv, tile, False)
