@@ -430,12 +430,15 @@ def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, k
 # Small work runs _corr3d_small on one thread, whatever the thread count: below
 # SMALL_FACTOR * LAUNCH_WORK outputs x taps, and up to that times T / (T - 1) for T
 # threads, at most twice it (small_work). The small kernel does the serial twin's work
-# in about half its time at these sizes, so its break-even with a parallel region is
-# about twice the twin's. Measured on this 2-core machine (median of 11 interleaved
-# rounds, 2 threads, under a load of ~8): float32 96^2 5x5, 230k: 21 us small against 29
-# parallel; 192^2 3x3, 332k: 48 against 30; float64 128^2 3x3, 147k: 29 against 24.
-# Above the bound the padded scratch outgrows the caches and the twin is as fast
-# (float32 256^2 3x3: 86 us small, 70 twin). LAUNCH_WORK is read per call, so
+# in 0.55-0.95 of its time at these sizes, so its break-even with a parallel region lies
+# above the twin's. Measured on this 2-core machine (median of 11 interleaved rounds,
+# float32, us, small kernel against 2 threads), quiet (load 0.1): 3x3 at 112^2 (113k)
+# 18.5 / 20.6, at 128^2 (147k) 24.3 / 22.4, 192^2 (332k) 48 / 31; 5x5 at 96^2 (230k)
+# 20.2 / 24.9, at 128^2 (410k) 32.3 / 31.1. Under a load of ~8 the 2-thread median at
+# 128^2 3x3 was 17 ms (a descheduled worker). The bound, 200k on 2 threads, gives up at
+# most ~8 % at 3x3 between 130k and 200k on a quiet machine for calls that never wait
+# on a thread wake-up. Above it the padded scratch outgrows the caches and the twin is
+# as fast (float32 256^2 3x3: 86 us small, 70 twin). LAUNCH_WORK is read per call, so
 # ``python -m fastconv warmup`` (which sets it to 0) reaches the parallel kernels.
 SMALL_FACTOR = 2
 
