@@ -72,7 +72,6 @@ class Plan:
         # then costs about the kernel alone.
         self._run = bind(spec, self.decision, self._wk)
         self._x_shape, self._out_shape = spec.x_shape, spec.out_shape
-        self._out_size = int(np.prod(spec.out_shape, dtype=np.int64))
         self._flat = len(spec.x_shape) == 1
         self._dt = spec.compute_dtype
 
@@ -82,16 +81,17 @@ class Plan:
         run = self._run
         if run is not None and type(in1) is np.ndarray and in1.shape == self._x_shape \
                 and in1.dtype == self._dt and in1.flags.num & _BOUND_FLAGS == _BOUND_FLAGS:
-            # (a 1-D array is its own flat view: no reshape, ~0.2 us each)
-            xf = in1 if self._flat else in1.reshape(-1)
+            # (a 1-D array is its own flat view; ravel of a C-ordered one is its flat
+            # view, in half a reshape's time)
+            xf = in1 if self._flat else in1.ravel()
             if out is None:
-                result = np.empty(self._out_size, self._dt)
-                run(xf, result)
-                return result if self._flat else result.reshape(self._out_shape)
+                result = np.empty(self._out_shape, self._dt)
+                run(xf, result if self._flat else result.ravel())
+                return result
             if (type(out) is np.ndarray and out.shape == self._out_shape
                     and out.dtype == self._dt
                     and out.flags.num & _BOUND_FLAGS == _BOUND_FLAGS):
-                run(xf, out if self._flat else out.reshape(-1))
+                run(xf, out if self._flat else out.ravel())
                 return out
         x = np.asarray(in1)
         if x.shape != self.spec.x_shape:

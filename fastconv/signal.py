@@ -40,7 +40,8 @@ def _fast_lookup(op, in1, in2, mode, method, boundary, fillvalue):
     key = (op, mode, method, boundary, fillvalue, type(fillvalue), in1.shape, in1.strides,
            in1.dtype, in2.shape, in2.dtype, in2.tobytes())
     try:
-        return key, FAST.get(key)
+        # (peek: no reordering on hits; an entry evicted first is remade by its next call)
+        return key, FAST.peek(key)
     except TypeError:        # an unhashable argument: the full path checks it
         return None, None
 
