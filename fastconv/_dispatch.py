@@ -37,7 +37,7 @@ import functools
 
 import numpy as np
 
-from . import _firstcall, tuner
+from . import _config, _firstcall, tuner
 from ._finite import all_finite
 from ._memo import LRU
 from .kernels import DEVICES, get_launcher
@@ -270,13 +270,12 @@ _BOUND = LRU(256)
 
 def _bound_direct(spec, x, wk, decision):
     """The bound runner for a direct call on ``x``, or None (then execute's usual path):
-    only for C-ordered writeable inputs of the compute dtype, results that need no cast,
+    only for C-ordered, aligned, writeable inputs of the compute dtype, results that need no cast,
     and an ``out`` the caller left to execute (C-contiguous, compute dtype)."""
     if x.dtype != spec.compute_dtype or spec.result_dtype != spec.compute_dtype \
             or spec.reverse_out or decision.params:
         return None
-    flags = x.flags
-    if not (flags.c_contiguous and flags.writeable):
+    if x.flags.num & _FAST_FLAGS != _FAST_FLAGS:     # C-ordered, aligned, writeable
         return None
     key = (spec, wk.tobytes())
     run = _BOUND.get(key)
@@ -315,8 +314,10 @@ _EXECUTE = {"correlate": _execute_conv, "batched": _execute_conv,
 
 # -- the one entry point ----------------------------------------------------------------
 
-def dispatch(spec, x, w, method: str = "auto", *, out=None):
-    """Decide and execute: the function every public call reaches."""
+def dispatch(spec, x, w, method: str = "auto", *, out=None, fast_key=None):
+    """Decide and execute: the function every public call reaches. ``fast_key``: the
+    public layer's key of this call in :data:`FAST` (see there), where the call's
+    bound kernel call is kept for the next calls of its signature."""
     wk = prepare_kernel(spec, w) if spec.kind in _CONV_KINDS else None
     # A call whose kernels are not compiled yet: a method that needs no compile, while
     # they compile in the background (_firstcall.py).
@@ -325,10 +326,62 @@ def dispatch(spec, x, w, method: str = "auto", *, out=None):
         result = execute(spec, x, w, first, wk=wk, out=out)
         _firstcall.start_loads()
         return result
-    return execute(spec, x, w, decide(spec, x, w, method, wk=wk), wk=wk, out=out)
+    decision = decide(spec, x, w, method, wk=wk)
+    if fast_key is not None and out is None:
+        _remember(fast_key, spec, x, wk, decision)
+    return execute(spec, x, w, decision, wk=wk, out=out)
 
 
 _CONV_KINDS = ("correlate", "batched")
+
+
+# -- the fast lane of repeated one-shot calls ----------------------------------------------
+
+# A one-shot call repeated with one signature (small signals and images in a loop) spends
+# most of its time above the kernel: validation, the spec and decision memos, kernel
+# preparation and the bound-call memo (~8 us of a 10 us call of 1,000 samples). The
+# public layer keys each call by everything these steps read (operation, mode, method,
+# boundary, fill and its type, the input's shape, strides and dtype, the kernel's shape,
+# dtype and bytes) and finds here the call the full path made for that key: the same
+# bound kernel call (``bind``) into a new output, the bits ``execute`` computes. Entries
+# are made only by a full call that passed every check and took the direct method's
+# bound call (C-ordered input of the compute dtype, no result cast, compiled kernels);
+# each holds the configuration and thread count it was decided under and declines (None:
+# the full path runs) under any other, and a tuner cache clear clears them all, as it
+# clears the decisions they hold. A kernel changed in place has other bytes: another key.
+FAST = LRU(512)
+FAST.clears_with(tuner._HOT)
+# NumPy's flag bits for C-contiguous, aligned and writeable: what the bound call's kernel
+# was typed for (one attribute read instead of three)
+_FAST_FLAGS = 0x1 | 0x100 | 0x400
+
+
+def _remember(fast_key, spec, x, wk, decision):
+    """Keep the bound call of this full call under ``fast_key`` (see FAST), where the
+    call took it (``_bound_direct``)."""
+    if not (decision.method == "direct" and spec.kind == "correlate"
+            and spec.device == "cpu" and type(x) is np.ndarray and wk.size <= 4096):
+        return
+    run = _bound_direct(spec, x, wk, decision)
+    if not run:
+        return
+    cfg = _config.get()
+    threads = tuner._threads()
+    get, threads_now = _config.get, tuner._threads
+    shape, dt = spec.out_shape, spec.compute_dtype
+    flat = len(shape) == 1
+    empty = np.empty
+
+    def call(x):
+        if get() is not cfg or x.flags.num & _FAST_FLAGS != _FAST_FLAGS \
+                or threads_now() != threads:
+            return None
+        out = empty(shape, dt)
+        # (ravel of a C-ordered array: its flat view, in half a reshape's time)
+        run(x, out) if flat else run(x.ravel(), out.ravel())
+        return out
+
+    FAST.put(fast_key, call)
 
 
 def measure_all(spec, x, w) -> dict:

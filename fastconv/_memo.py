@@ -17,7 +17,11 @@ class LRU:
     def __init__(self, size: int):
         self.size = size
         self._d: OrderedDict = OrderedDict()
+        # A lookup that leaves the order alone (a C call, no Python frame: for lookups
+        # on calls of a few microseconds, where a hit's entry is kept by other means)
+        self.peek = self._d.get
         self._lock = threading.Lock()
+        self._followers: "weakref.WeakSet[LRU]" = weakref.WeakSet()
         _ALL.add(self)
 
     def get(self, key):
@@ -46,6 +50,13 @@ class LRU:
     def clear(self):
         with self._lock:
             self._d.clear()
+        for memo in list(self._followers):
+            memo.clear()
+
+    def clears_with(self, other: "LRU"):
+        """Clear this memo whenever ``other`` is cleared (a memo of results derived from
+        ``other``'s entries must not outlive them)."""
+        other._followers.add(self)
 
     def __len__(self):
         return len(self._d)

@@ -8,7 +8,8 @@ direct kernels fold ranks 1-3 into one 3-D kernel per dtype, the conv layers pic
 register-tiled kernel when a layer has enough output columns and channels and a row kernel
 otherwise, so both shapes are called). Each call is then repeated under ``threads(1)``,
 which runs the serial twins (``_jit.serial_twin``) that small work and one-thread callers
-use. numba writes each compiled signature to its cache (``NUMBA_CACHE_DIR`` when set,
+use, and once more as it is, which runs the direct method's small-work kernel
+(``kernels.cpu.direct.small_work``). numba writes each compiled signature to its cache (``NUMBA_CACHE_DIR`` when set,
 else ``__pycache__`` beside the sources or the user-wide cache); a later process loads
 it in milliseconds instead of compiling for seconds.
 
@@ -118,9 +119,10 @@ def _try(thunk):
 
 @contextlib.contextmanager
 def _parallel_regions():
-    """Tiny calls run the serial twins (their work is below ``_jit.LAUNCH_WORK``); with
-    the break-even set to 0 they take the parallel kernels that large calls of the same
-    dtype and layout run. Process-wide while it lasts: warmup is a command of its own."""
+    """Tiny calls run the serial twins (their work is below ``_jit.LAUNCH_WORK``) or the
+    direct method's small-work kernel; with the break-even set to 0 they take the
+    parallel kernels (and, on one thread, the twins) that large calls of the same dtype
+    and layout run. Process-wide while it lasts: warmup is a command of its own."""
     from fastconv import _jit
     saved = _jit.LAUNCH_WORK
     _jit.LAUNCH_WORK = 0
@@ -149,22 +151,23 @@ def run(dtypes=DTYPES, ranks=RANKS, progress=None) -> dict:
 
 def _run(dtypes, ranks, progress):
     import fastconv
+    from fastconv import _config
     plan = [(d, r) for d in dtypes for r in ranks]
     t0 = time.perf_counter()
     done = skipped = 0
-    # Parallel kernels first, then the same calls on one thread for the serial twins.
-    jobs = [(d, r, t) for t in (None, 1) for d, r in plan]
-    total = sum(len(_calls(d, r)) for d, r in plan) * 2
+    # Parallel kernels first, then the same calls on one thread for the serial twins,
+    # then as they are (the direct method's small-work kernel).
+    jobs = [(d, r, t) for t in ("parallel", "serial", "small") for d, r in plan]
+    total = sum(len(_calls(d, r)) for d, r in plan) * 3
     i = 0
     for d, r, t in jobs:
         for label, thunk in _calls(d, r):
             if progress is not None:
-                progress(i, total, label + (" (serial)" if t else ""))
-            if t is None:
-                with _parallel_regions():
-                    ok = _try(thunk)
+                progress(i, total, label + ("" if t == "parallel" else f" ({t})"))
+            if t == "small":
+                ok = _try(thunk)
             else:
-                with fastconv.threads(t):
+                with _parallel_regions(), _config.workers_scope(1 if t == "serial" else None):
                     ok = _try(thunk)
             done += ok
             skipped += not ok

@@ -13,7 +13,7 @@ import numpy as np
 from . import _compat
 from ._arrays import CPU, engine_for, on_cpu, placement, run_placed
 from ._config import workers_scope
-from ._dispatch import EMPTY, choose_device, decide, dispatch, execute, measure_all
+from ._dispatch import EMPTY, FAST, choose_device, decide, dispatch, execute, measure_all
 from ._validate import (
     SIGNAL2D_BOUNDARIES, as_array, check_boundary, check_method, check_mode, conv_spec,
     swap_needed,
@@ -30,7 +30,32 @@ def _check_not_empty(x, w, mode):
         raise ValueError("in1 cannot be empty")
 
 
+def _fast_lookup(op, in1, in2, mode, method, boundary, fillvalue):
+    """(key, call): the call's key in the dispatcher's fast lane (``_dispatch.FAST``:
+    everything the full path's checks and choices read) and the entry kept for it, or
+    (None, None) when it has none (not hashable; a kernel too large to key by its
+    bytes)."""
+    if in2.size > 4096:
+        return None, None
+    key = (op, mode, method, boundary, fillvalue, type(fillvalue), in1.shape, in1.strides,
+           in1.dtype, in2.shape, in2.dtype, in2.tobytes())
+    try:
+        # (peek: no reordering on hits; an entry evicted first is remade by its next call)
+        return key, FAST.peek(key)
+    except TypeError:        # an unhashable argument: the full path checks it
+        return None, None
+
+
 def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers, device=None):
+    key = None
+    if workers is None and device is None and type(in1) is np.ndarray \
+            and type(in2) is np.ndarray:
+        # A repeat of a call that passed every check: its bound kernel call (FAST).
+        key, call = _fast_lookup(op, in1, in2, mode, method, boundary, fillvalue)
+        if call is not None:
+            result = call(in1)
+            if result is not None:
+                return result
     if on_cpu(device, in1, in2):
         where = CPU
     else:
@@ -52,6 +77,8 @@ def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers, device=No
             return run_placed(where, spec, x, w, method, finite_warning=method == "fft")
     if method == "fft":
         _compat.warn_fft_nonfinite(x, w, stacklevel=4)   # scipy's warning, fastconv's facts
+    if key is not None and x is in1 and method in ("auto", "direct"):
+        return dispatch(spec, x, w, method, fast_key=key)
     with workers_scope(workers):
         return dispatch(spec, x, w, method)
 
@@ -168,6 +195,14 @@ def correlate(in1, in2, mode="full", method="auto", *, boundary="fill", fillvalu
 
 
 def _2d_call(op, in1, in2, mode, boundary, fillvalue, device=None):
+    key = None
+    if device is None and type(in1) is np.ndarray and type(in2) is np.ndarray:
+        # A repeat of a call that passed every check: its bound kernel call (FAST).
+        key, call = _fast_lookup(op, in1, in2, mode, "auto", boundary, fillvalue)
+        if call is not None:
+            result = call(in1)
+            if result is not None:
+                return result
     if on_cpu(device, in1, in2):
         where = CPU
     else:
@@ -184,6 +219,8 @@ def _2d_call(op, in1, in2, mode, boundary, fillvalue, device=None):
         return where.deliver(plan[1])
     if where is not CPU:
         return run_placed(where, *plan[1:])
+    if key is not None and plan[2] is in1:
+        return dispatch(*plan[1:], fast_key=key)
     return dispatch(*plan[1:])
 
 

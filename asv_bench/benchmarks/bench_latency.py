@@ -9,32 +9,33 @@ from ._common import require, rng, set_threads
 
 
 class SmallSignal:
-    params = (["fastconv", "fastconv.plan", "np.convolve"], ["float32", "float64"])
-    param_names = ["library", "dtype"]
+    params = (["fastconv", "fastconv.plan", "np.convolve"], ["same", "full", "valid"],
+              ["float32", "float64"])
+    param_names = ["library", "mode", "dtype"]
     number = 200
     repeat = (5, 11, 10.0)
 
-    def setup(self, library, dtype):
+    def setup(self, library, mode, dtype):
         set_threads()
         r = rng(3)
         x = r.standard_normal(1000).astype(dtype)
         w = r.standard_normal(5).astype(dtype)
         if library == "fastconv":
-            self.fn = lambda: fastconv.convolve(x, w)
+            self.fn = lambda: fastconv.convolve(x, w, mode)
         elif library == "fastconv.plan":
-            p = fastconv.plan(x, w)
+            p = fastconv.plan(x, w, mode)
             self.fn = lambda: p(x)
         else:
-            self.fn = lambda: np.convolve(x, w)
+            self.fn = lambda: np.convolve(x, w, mode)
         self.fn()
 
-    def time_full_5_taps(self, library, dtype):
+    def time_5_taps(self, library, mode, dtype):
         self.fn()
 
 
 class SmallImage:
     params = (["fastconv", "fastconv.plan", "cv2.filter2D", "scipy.ndimage"],
-              [64, 128, 256], [3, 9], ["float32", "float64"])
+              [64, 128, 256, 512], [3, 5, 7, 9], ["float32", "float64"])
     param_names = ["library", "size", "kernel", "dtype"]
     number = 20
     repeat = (5, 11, 10.0)

@@ -32,6 +32,14 @@ ranks loop over 3-D slabs):
   loaded feeds two FMAs. The first pass into an output row writes
   instead of accumulating: no zeroing pass (measured: the zeroing pass alone cost ~25 %
   at 3x3 on 2048x2048, where the kernel is memory-bound).
+* Edge columns gather their extended inputs into a scratch row and run the same row
+  passes over it, so every output is rounded the same way wherever it lies.
+* Small work (``small_work``: below ``SMALL_FACTOR * LAUNCH_WORK`` outputs x taps, up
+  to twice that with two threads) runs ``_corr3d_small`` on one thread: images first copy the rows the window
+  reads, extended, into a padded scratch and then make full-width row passes (the edge
+  handling per row and side cost as much as the interior on 64^2); its arguments come
+  in four arrays, called through the compiled entry point by ``bind``. Its bits are
+  the parallel kernel's (tests/test_latency.py).
 """
 from __future__ import annotations
 
@@ -323,7 +331,8 @@ def _edges(of, ob0, ob1, use0, use1, init0, init1, xf, off, mx, nl, r0, sx, wf, 
     that use this input row. The extended columns they read are gathered once into
     ``buf`` through the column map (extended column e: mx[e] for e < nl, mx[nl + e - r0]
     for e >= r0, -1 the constant ``cval``, x column sx + e in between); the taps then
-    run as branch-free dot products over buf."""
+    run over buf through the interior's own row passes, so that an edge column's sum is
+    rounded exactly as an interior one's (and as _corr3d_small's padded rows)."""
     for e0, e1 in ((i0, ilo), (ihi, i1)):
         if e1 <= e0:
             continue
@@ -335,29 +344,22 @@ def _edges(of, ob0, ob1, use0, use1, init0, init1, xf, off, mx, nl, r0, sx, wf, 
             else:
                 j = sx + e
             buf[e - e0] = xf[off + j] if j >= 0 else cval
-        for r in range(2):
-            if not (use0 if r == 0 else use1):
-                continue
-            ob = ob0 if r == 0 else ob1
-            wb = wb0 if r == 0 else wb1
-            init = init0 if r == 0 else init1
-            for i in range(e0, e1):
-                acc = wf[wb] * buf[i - e0]
-                for c in range(1, k):
-                    acc += wf[wb + c] * buf[i - e0 + c]
-                if init:
-                    of[ob + i] = acc
-                else:
-                    of[ob + i] += acc
+        if use0 and use1:        # row 0 is never initialised here (its t = 0 is alone)
+            _row_pass2(of, ob0 + e0, ob1 + e0, buf, 0, wf, wb0, wb1, k, e1 - e0, init1)
+        elif use0:
+            _row_pass(of, ob0 + e0, buf, 0, wf, wb0, k, e1 - e0, init0)
+        elif use1:
+            _row_pass(of, ob1 + e0, buf, 0, wf, wb1, k, e1 - e0, init1)
 
 
 @jit()
 def _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval, z, y0,
-          i0, i1, a, init):
+          i0, i1, a, init, buf):
     """One work item, one kernel plane a: output rows y0 and y0 + 1 (if < ny) of plane z,
     columns [i0, i1). Input row y0 + t feeds row y0 through kernel row t and row y0 + 1
     through kernel row t - 1; with ``init`` the first pass into each output row writes it
-    (rows y0 at t = 0, y0 + 1 at t = 1): no zeroing pass over the output."""
+    (rows y0 at t = 0, y0 + 1 at t = 1): no zeroing pass over the output. ``buf``:
+    scratch for the edge columns (allocated here when smaller than they need)."""
     nr = min(2, ny - y0)
     ob0 = (z * ny + y0) * nx
     ob1 = ob0 + nx
@@ -366,7 +368,9 @@ def _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cva
     ihi = min(i1, max(hi, ilo))
     plane = pz[z + a]
     # scratch for the edge columns' extended inputs (see _edges)
-    buf = np.empty(max(ilo - i0, i1 - ihi) + kx - 1, xf.dtype)
+    need = max(ilo - i0, i1 - ihi) + kx - 1
+    if buf.size < need:
+        buf = np.empty(need, xf.dtype)
     for t in range(ky + nr - 1):
         use0 = t < ky
         use1 = nr == 2 and t >= 1
@@ -412,6 +416,7 @@ def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, k
     is one call (a large prange body costs numba's parfor passes seconds of compile)."""
     ntile = (nx + tile - 1) // tile
     npair = (ny + 1) // 2
+    none = np.empty(0, xf.dtype)      # each item allocates its own edge scratch
     for item in prange(nz * npair * ntile):
         zp = item // ntile
         i0 = (item - zp * ntile) * tile
@@ -419,7 +424,163 @@ def _corr3d(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, k
         y0 = (zp - z * npair) * 2
         for a in range(kz):
             _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval,
-                  z, y0, i0, min(nx, i0 + tile), a, a == 0 and not accumulate)
+                  z, y0, i0, min(nx, i0 + tile), a, a == 0 and not accumulate, none)
+
+
+# Small work runs _corr3d_small on one thread, whatever the thread count: below
+# SMALL_FACTOR * LAUNCH_WORK outputs x taps, and up to that times T / (T - 1) for T
+# threads, at most twice it (small_work). The small kernel does the serial twin's work
+# in 0.55-0.95 of its time at these sizes, so its break-even with a parallel region lies
+# above the twin's. Measured on this 2-core machine (median of 11 interleaved rounds,
+# float32, us, small kernel against 2 threads), quiet (load 0.1): 3x3 at 112^2 (113k)
+# 18.5 / 20.6, at 128^2 (147k) 24.3 / 22.4, 192^2 (332k) 48 / 31; 5x5 at 96^2 (230k)
+# 20.2 / 24.9, at 128^2 (410k) 32.3 / 31.1. Under a load of ~8 the 2-thread median at
+# 128^2 3x3 was 17 ms (a descheduled worker). The bound, 200k on 2 threads, gives up at
+# most ~8 % at 3x3 between 130k and 200k on a quiet machine for calls that never wait
+# on a thread wake-up. Above it the padded scratch outgrows the caches and the twin is
+# as fast (float32 256^2 3x3: 86 us small, 70 twin). LAUNCH_WORK is read per call, so
+# ``python -m fastconv warmup`` (which sets it to 0) reaches the parallel kernels.
+SMALL_FACTOR = 2
+
+
+def small_work(work) -> bool:
+    """Whether a call of ``work`` runs _corr3d_small (serial) rather than _corr3d."""
+    bound = SMALL_FACTOR * _jit.LAUNCH_WORK
+    if work < bound:
+        return True
+    if work >= 2 * bound:
+        return False
+    t = num_threads()
+    return _jit._fork_serial or t <= 1 or work * (t - 1) < bound * t
+
+
+# The header of _corr3d_small's integer table: the scalars of _corr3d's call, then the
+# lengths of the three index maps that follow it.
+_HEAD = 15
+
+
+@jit()
+def _corr3d_small(xf, of, wtab, itab):
+    """_corr3d for small work (small_work: always serial), with its arguments in
+    two tables: ``wtab`` holds the flat kernel, then ``fills``, then ``cval``; ``itab``
+    the header (nl, r0, sx, lo, hi, nz, ny, nx, kz, ky, kx, tile, and the lengths of pz,
+    py, mx), then pz, py and mx. The dispatcher's typing of _corr3d's 21 arguments costs
+    ~1.6 us a call, where the kernel of a 1-D call of 1,000 samples takes ~0.3 us: a
+    small call passes four arrays instead (bind, through the compiled entry point).
+
+    One row (1-D): _corr3d's work items, with one edge scratch for all. More rows: the
+    rows of x that the window reads are first copied, extended by the boundary, into a
+    padded scratch (fewer elements than the work: small_work's bound), and every output row is then a few
+    full-width row passes over it: on small images the per-row edge handling (a gather
+    and two short passes per input row and side) cost as much as the interior. The
+    row passes, their order per output and the fill rows are _item's, and _edges runs
+    the same row passes over the gathered columns: the bits of _corr3d."""
+    nl = itab[0]
+    r0 = itab[1]
+    sx = itab[2]
+    lo = itab[3]
+    hi = itab[4]
+    nz = itab[5]
+    ny = itab[6]
+    nx = itab[7]
+    kz = itab[8]
+    ky = itab[9]
+    kx = itab[10]
+    tile = itab[11]
+    e0 = _HEAD + itab[12]
+    e1 = e0 + itab[13]
+    pz = itab[_HEAD:e0]
+    py = itab[e0:e1]
+    mx = itab[e1:e1 + itab[14]]
+    nw = kz * ky * kx
+    wf = wtab[:nw]
+    fills = wtab[nw:wtab.size - 1]
+    cval = wtab[wtab.size - 1]
+    if nz * ny == 1:
+        ntile = (nx + tile - 1) // tile
+        buf = np.empty(min(nx, tile) + kx, xf.dtype)
+        for it in range(ntile):
+            i0 = it * tile
+            _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval,
+                  0, 0, i0, min(nx, i0 + tile), 0, True, buf)
+        return
+    _padded(xf, of, pz, py, mx, nl, r0, sx, wf, fills, nz, ny, nx, kz, ky, kx, cval)
+
+
+@jit()
+def _padded(xf, of, pz, py, mx, nl, r0, sx, wf, fills, nz, ny, nx, kz, ky, kx, cval):
+    """_corr3d_small on several rows (see there): rows of the extended input in a padded
+    scratch P (NZ x NY x NX; rows wholly of the constant fill are left out: they take
+    the row fills, as in _item), then _item's row passes over full output rows."""
+    NZ = nz + kz - 1
+    NY = ny + ky - 1
+    NX = nx + kx - 1
+    P = np.empty(NZ * NY * NX, xf.dtype)
+    cl = min(nl, NX)                  # extended columns [cl, cr) are x's, at sx + e
+    cr = max(cl, min(r0, NX))
+    for p in range(NZ):
+        plane = pz[p]
+        for r in range(NY):
+            row = py[r]
+            if plane < 0 or row < 0:
+                continue
+            base = (p * NY + r) * NX
+            off = plane + row
+            for e in range(cl):
+                j = mx[e]
+                P[base + e] = xf[off + j] if j >= 0 else cval
+            s = off + sx
+            for e in range(cl, cr):
+                P[base + e] = xf[s + e]
+            for e in range(cr, NX):
+                j = mx[nl + e - r0]
+                P[base + e] = xf[off + j] if j >= 0 else cval
+    npair = (ny + 1) // 2
+    for zp in range(nz * npair):
+        z = zp // npair
+        y0 = (zp - z * npair) * 2
+        nr = min(2, ny - y0)
+        ob0 = (z * ny + y0) * nx
+        ob1 = ob0 + nx
+        for a in range(kz):
+            init = a == 0
+            plane = pz[z + a]
+            for t in range(ky + nr - 1):
+                use0 = t < ky
+                use1 = nr == 2 and t >= 1
+                init0 = init and t == 0
+                init1 = init and t == 1
+                b0 = a * ky + min(t, ky - 1)
+                b1 = a * ky + max(t - 1, 0)
+                if plane < 0 or py[y0 + t] < 0:      # a whole row of the fill: _item's
+                    for r in range(2):
+                        use = use0 if r == 0 else use1
+                        ini = init0 if r == 0 else init1
+                        f = fills[b0] if r == 0 else fills[b1]
+                        ob = ob0 if r == 0 else ob1
+                        if use and ini:
+                            for i in range(nx):
+                                of[ob + i] = f
+                        elif use and f != 0:
+                            for i in range(nx):
+                                of[ob + i] += f
+                    continue
+                src = ((z + a) * NY + y0 + t) * NX
+                if use0 and use1:
+                    _row_pass2(of, ob0, ob1, P, src, wf, b0 * kx, b1 * kx, kx, nx, init1)
+                elif use0:
+                    _row_pass(of, ob0, P, src, wf, b0 * kx, kx, nx, init0)
+                else:
+                    _row_pass(of, ob1, P, src, wf, b1 * kx, kx, nx, init1)
+
+
+def _small_tables(pz, py, mx, nl, r0, sx, lo, hi, wf, fills, o3, w3, cv, tile):
+    """(wtab, itab) of _corr3d_small for one bound call (see there)."""
+    head = np.array([nl, r0, sx, lo, hi, *o3, *w3, tile, pz.size, py.size, mx.size],
+                    np.int64)
+    itab = np.concatenate([head, pz, py, mx]).astype(np.int64)
+    wtab = np.concatenate([wf, fills, np.array([cv], wf.dtype)]).astype(wf.dtype)
+    return wtab, itab
 
 
 def _readable(x):
@@ -573,6 +734,11 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
         fills = (_row_fills(w.reshape(w3), cv, dtype) if fill_rows
                  else _ZERO_FILLS[dtype.char])
         # w and out are C-contiguous: their flat views are reshapes
+        if small_work(work):
+            wtab, itab = _small_tables(pz, py, mx, nl, r0, sx, lo, hi, w.reshape(-1),
+                                       fills, o3, w3, cv, tile)
+            _corr3d_small(xf, out.reshape(-1), wtab, itab)
+            return out
         args = (xf, pz, py, mx, nl, r0, sx, lo, hi, w.reshape(-1), fills, out.reshape(-1),
                 *o3, *w3, cv, tile, False)
         if runs_serial(work):
@@ -602,7 +768,7 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
 def bind(x_shape, w, out_shape, start, boundary="constant", cval=0):
     """``correlate`` with everything but the data fixed, for plans: returns
     ``run(xf, of)``, where ``xf`` and ``of`` are the flat (``reshape(-1)``) views of a
-    C-ordered, writeable ``x`` of shape ``x_shape`` and of a C-contiguous ``out`` of
+    C-ordered, aligned, writeable ``x`` of shape ``x_shape`` and of a C-contiguous ``out`` of
     shape ``out_shape``, both of ``w``'s dtype (float32 or float64). ``run`` makes the
     kernel call ``correlate`` makes for such arrays, with the same arguments (the same
     bits), and nothing else. None where ``correlate`` takes another route (complex and
@@ -622,16 +788,30 @@ def bind(x_shape, w, out_shape, start, boundary="constant", cval=0):
     nz, ny, nx = o3
     kz, ky, kx = w3
     twin = serial_twin(_corr3d)
-    if work < _jit.LAUNCH_WORK:
-        # serial for every thread count (runs_serial's bound is LAUNCH_WORK * T / (T - 1)
-        # > LAUNCH_WORK): the twin, called with the arguments spelled out (a call costs
-        # the kernel plus ~1 us here)
-        def run(xf, of):
-            twin(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, ky, kx,
-                 cv, tile, False)
-        return run
+
+    def small_call():
+        """_corr3d_small through its compiled entry point, four arrays (a call costs the
+        kernel plus ~0.4 us; the twin's 21 typed arguments ~1.6 us)."""
+        wtab, itab = _small_tables(pz, py, mx, nl, r0, sx, lo, hi, wf, fills, o3, w3, cv,
+                                   tile)
+        entry = _jit.entry_point(_corr3d_small, np.empty(1, dtype), np.empty(1, dtype),
+                                 wtab, itab)
+
+        def call(xf, of):
+            entry(xf, of, wtab, itab)
+        return call
+
+    if work < SMALL_FACTOR * _jit.LAUNCH_WORK:
+        return small_call()      # serial for every thread count (small_work): no checks
+
+    small = []                   # built on first use
 
     def run(xf, of):
+        if small_work(work):
+            if not small:
+                small.append(small_call())
+            small[0](xf, of)
+            return
         args = (xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, nz, ny, nx, kz, ky, kx,
                 cv, tile, False)
         if runs_serial(work):
