@@ -7,10 +7,14 @@ dtypes, modes and every error are exactly the NumPy path's. Then each output blo
 becomes one task:
 
 * **Halos from the spec.** A ``ConvSpec`` output block ``[o0, o1)`` along an axis reads
-  extended input indices ``[o0 + start, o1 + start + k - 1)``; an ndimage filter reads
-  ``h`` = the sum of its passes' radii on each side. The task receives exactly the input
-  samples it reads, gathered from however many chunks hold them (a chunk smaller than the
-  halo is no problem and nothing is rechunked), as one NumPy array.
+  extended input indices ``[o0 + start, o1 + start + k - 1)``; ndimage's correlate and
+  convolve read the same from the spec they record on a tiny probe (origin included);
+  the other filters read ``h`` = the sum of their passes' radii on each side. The task
+  receives exactly the input samples it reads, gathered from however many chunks hold
+  them (a chunk smaller than the halo is no problem and nothing is rechunked), as one
+  NumPy array: the whole centre chunk by its key, the rest as edge strips that one task
+  per source chunk cuts (copies, so no strip keeps its chunk alive; a distributed
+  scheduler runs it where the chunk lives, so only strips travel).
 * **The boundary rule only at the true edges.** Inside the array a block's neighbours are
   real data. At a true edge the block's piece starts (or ends) at the array's edge, so the
   NumPy path's own boundary extension of the piece *is* the global one (the piece is
@@ -24,8 +28,11 @@ becomes one task:
   shape, window start) is decided by ``_dispatch.decide`` on a probe block (zeros;
   integers get the dtype's extreme value so that the FFT exactness guard is
   conservative); the Decision travels with the task, which calls ``_dispatch.execute``
-  with it: no worker measures. ndimage's N-d correlate/convolve record the methods the
-  client decides on a probe and replay them in the task.
+  with it: no worker measures. ndimage's N-d correlate/convolve record the spec their
+  NumPy path builds on the probe piece; a block whose filter is that one correlation,
+  stored as it is, runs it narrowed to the block's outputs (``_window``: a block-sized
+  result, no halo outputs); otherwise the task runs the filter on the piece, replaying
+  the methods the client decided, and returns the block as a view of the result.
 * **Threads budgeted.** Each task runs under ``fastconv.threads(n)`` with
   ``n = cores per host // task threads per host`` (read from the distributed client's
   workers, or the local scheduler's pool), so tasks x threads never oversubscribe.
