@@ -38,8 +38,11 @@ def window(x, w_shape, out_shape, start, boundary, cval):
     """The extended input restricted to what the output reads, C-contiguous: index 0 of
     each axis is extended index ``start``."""
     spans = [m + k - 1 for k, m in zip(w_shape, out_shape)]
-    if boundary == "constant":
-        # Copy only the part of x that is read; the rest is the fill value.
+    inside = all(s >= 0 and s + L <= n for n, s, L in zip(x.shape, start, spans))
+    if boundary == "constant" or inside:
+        # Copy only the part of x that is read; the rest is the fill value. Reads that
+        # stay inside x never meet the boundary rule: x itself when it is all read (a
+        # Dask block's piece), not a gathered copy.
         pads, core = [], []
         for n, s, L in zip(x.shape, start, spans):
             pads.append((max(0, -s), max(0, s + L - n)))

@@ -51,7 +51,7 @@ import numbers
 import operator
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -103,6 +103,7 @@ def _nd_correlate(x, w, out, start, boundary, cval, exact):
         return dispatch(spec, x, w, "direct" if exact else "auto", out=out)
     if plan.record:              # the Dask engine's client: decide, compute nothing
         plan.methods.append(decide(spec, x, w, "auto").method)
+        plan.calls.append((spec, w))
         return out
     return dispatch(spec, x, w, plan.methods.pop(0) if plan.methods else "auto", out=out)
 
@@ -110,9 +111,12 @@ def _nd_correlate(x, w, out, start, boundary, cval, exact):
 @dataclass
 class _MethodPlan:
     """The methods of a block's N-d correlations, decided once on the Dask engine's
-    client (``record``) and replayed, in call order, in its tasks."""
+    client (``record``) and replayed, in call order, in its tasks; ``calls``: the
+    recorded (ConvSpec, prepared weights) of each, for the engine to run a block's
+    outputs alone."""
     methods: list
     record: bool
+    calls: list = field(default_factory=list)
 
 
 _METHODS = contextvars.ContextVar("fastconv_ndimage_methods", default=None)

@@ -317,3 +317,79 @@ def test_non_numpy_chunks_are_refused(client):
         fastconv.convolve(x, W2)
     with pytest.raises(TypeError, match="input is a Dask array of"):
         fnd.gaussian_filter(x, 1)
+
+
+def _block_task_inputs(y, index):
+    """The graph of ``y``, the key of its block ``index`` and that task's inputs, computed
+    (so that the task itself can be run alone)."""
+    import dask.core
+    graph = dict(y.__dask_graph__())
+    key = (y.name,) + index
+    deps = sorted(dask.core.get_dependencies(graph, key), key=str)
+    values = dask.get(graph, deps)
+    return graph, key, dict(zip(deps, values))
+
+
+_W5 = RNG.standard_normal((5, 5)).astype(np.float32)
+_W31 = RNG.standard_normal((31, 31)).astype(np.float32)
+
+
+@pytest.mark.parametrize("call, halo, bound", [
+    (lambda x: fnd.gaussian_filter(x, 2.0), 8, 3),
+    (lambda x: fnd.convolve(x, _W5), 2, 3),
+    (lambda x: fastconv.convolve(x, _W5, "same"), 2, 3),
+    (lambda x: fnd.convolve(x, _W31), 15, 4.5),
+    (lambda x: fastconv.convolve(x, _W31, "same"), 15, 4.5),
+], ids=["gaussian", "ndimage5x5", "signal5x5", "ndimage31x31", "signal31x31"])
+def test_one_task_allocates_at_most_three_blocks(call, halo, bound):
+    """The memory goal per task: one middle block's task (its inputs already computed:
+    the chunk and its neighbours' edge strips) allocates at most 3 x (chunk + halo) bytes
+    at its peak (tracemalloc counts NumPy's buffers): the gathered piece and the block's
+    output, no float64 copy of float32 data, no piece-sized output for a block-sized
+    result. A kernel the tuner gives an FFT adds the spectra (the piece's and the
+    kernel's, each about the piece's size at this chunk size): 4.5 x."""
+    c = 256
+    x = RNG.standard_normal((3 * c, 3 * c)).astype(np.float32)
+    y = call(da.from_array(x, chunks=c))
+    graph, key, inputs = _block_task_inputs(y, (1, 1))
+    alone = {**inputs, key: graph[key]}
+    dask.get(alone, key)                                  # compiled, tuned, warm
+    tracemalloc.start()
+    try:
+        got = dask.get(alone, key)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    unit = (c + 2 * halo) ** 2 * 4
+    assert got.dtype == np.float32 and got.shape == (c, c)
+    assert peak <= bound * unit, f"peak {peak / unit:.2f} x (chunk + halo)"
+
+
+@pytest.mark.parametrize("mode", ["reflect", "mirror", "nearest", "wrap", "constant"])
+@pytest.mark.parametrize("op", ["correlate", "convolve"])
+def test_ndimage_origin_and_even_kernels_over_small_chunks(client, op, mode):
+    """The exact halo before and after (from the spec, origin included) over chunks
+    smaller than it, at every edge: the NumPy path's values."""
+    x = RNG.standard_normal((23, 19))
+    w = RNG.standard_normal((4, 5))
+    for origin in ((0, 0), (1, -2), (-2, 2)):
+        got = getattr(fnd, op)(da.from_array(x, chunks=(3, 2)), w, mode=mode, cval=0.5,
+                               origin=origin)
+        want = getattr(fnd, op)(x, w, mode=mode, cval=0.5, origin=origin)
+        _same(got.compute(), want, mode)
+
+
+def test_halo_strips_do_not_hold_their_chunks():
+    """A halo is a copy of the strip it needs: a view would keep the whole neighbouring
+    chunk in memory for as long as the strip lives (a chunk read from zarr could not be
+    released after its own block is done)."""
+    x = da.from_array(RNG.standard_normal((60, 50)).astype(np.float32), chunks=20)
+    for y in (fnd.gaussian_filter(x, 1.0), fastconv.convolve(x, _W5, "same")):
+        graph = dict(y.__dask_graph__())
+        keys = [k for k in graph if not (isinstance(k, tuple) and k[0] in (y.name, x.name))
+                and "kernel" not in str(k)]
+        assert keys
+        for value in dask.get(graph, keys):
+            arrays = list(value.values()) if isinstance(value, dict) else [value]
+            for a in arrays:
+                assert isinstance(a, np.ndarray) and a.base is None and a.flags.c_contiguous

@@ -11,9 +11,10 @@ in the workers (nothing travels to the client), then releases it. dask-image run
 
 ``--out-of-core 32768x65536 --chunk 2048 --memory-limit 1GiB`` writes an 8 GiB zarr
 array and filters it into another with workers limited to 1 GiB each.
-``--memory`` reports each worker's peak RSS growth during one call of each contender
-whose result is summed in the workers (no output kept; Linux: the peak is reset through
-/proc/self/clear_refs); ``--scaling`` times fastconv on
+``--memory`` reports, for one call of each contender whose result is summed in the
+workers (no output kept; Linux: peaks are reset through /proc/self/clear_refs), each
+worker's peak RSS minus its idle RSS, the largest per-task growth and the bytes received
+from other workers (see "peak memory per worker" below); ``--scaling`` times fastconv on
 1 and on ``WORKERS`` workers.
 """
 from __future__ import annotations
@@ -24,6 +25,11 @@ import atexit
 import numpy as np
 
 from . import Case, format_table, run_cases
+
+try:                        # the memory probe is a worker plugin (distributed requires it)
+    from distributed.diagnostics.plugin import WorkerPlugin as _WorkerPlugin
+except ImportError:
+    _WorkerPlugin = object
 
 N = 4096
 CHUNK = 1024
@@ -119,6 +125,15 @@ CASES = [
 
 
 # -- peak memory per worker ----------------------------------------------------------------
+# The measure: per worker, the peak resident set during one call minus the worker's idle
+# resident set just before it. The idle set (reported separately) holds the process's own
+# footprint (Python, NumPy, SciPy, numba/LLVM and the compiled kernels: about 300 MiB) and
+# its share of the persisted input; the growth is what the call adds: the running task's
+# arrays plus what Dask holds for the worker meanwhile (chunks fetched from other workers
+# for queued tasks, results waiting to be reduced). A worker plugin also records, per task,
+# the peak during the task minus the resident set at its start (with 1 thread per worker:
+# one task at a time; data arriving from other workers during the task counts too), and
+# the bytes each worker received from the others. Unit: (chunk + 2 halo)^d x itemsize.
 
 def _reset_peak():
     """Reset this process's peak RSS (Linux); returns the current RSS in bytes."""
@@ -139,12 +154,76 @@ def _peak():
     return _status("VmHWM")
 
 
+def _rss():
+    return _status("VmRSS")
+
+
+class MemoryProbe(_WorkerPlugin):
+    """Worker plugin: the worker's peak RSS and the largest per-task RSS growth since
+    ``_probe_start``. Peaks are reset at every task start (the peak since the last reset
+    is folded into the worker's first)."""
+    name = "fastconv-memory-probe"
+    idempotent = True
+
+    def setup(self, worker):
+        self.worker = worker
+        self.peak, self.task, self.rss0 = 0, 0, None
+
+    def transition(self, key, start, finish, **kwargs):
+        if finish == "executing":
+            self.peak = max(self.peak, _peak())
+            self.rss0 = _reset_peak()
+        elif start == "executing" and self.rss0 is not None:
+            hwm = _peak()
+            self.peak = max(self.peak, hwm)
+            self.task = max(self.task, hwm - self.rss0)
+            self.rss0 = None
+
+
+def _probe_start(dask_worker):
+    probe = dask_worker.plugins[MemoryProbe.name]
+    dask_worker.transfer_incoming_log.clear()
+    idle = _reset_peak()
+    probe.peak, probe.task, probe.rss0 = idle, 0, None
+    return idle
+
+
+def _probe_end(dask_worker):
+    probe = dask_worker.plugins[MemoryProbe.name]
+    received = sum(e["total"] for e in dask_worker.transfer_incoming_log)
+    return max(probe.peak, _peak()), probe.task, received
+
+
 def peak_growth(c, fn):
-    """Max over workers of (peak RSS during ``fn()`` - RSS before), bytes."""
-    before = c.run(_reset_peak)
+    """{worker: (peak RSS during ``fn()`` - idle RSS before, largest per-task growth,
+    bytes received from other workers)}, with the idle RSS: {worker: bytes}."""
+    c.register_plugin(MemoryProbe())
+    idle = c.run(_probe_start)
     fn()
-    after = c.run(_peak)
-    return max(after[w] - before[w] for w in before)
+    end = c.run(_probe_end)
+    return {w: (end[w][0] - idle[w], end[w][1], end[w][2]) for w in idle}, idle
+
+
+def memory_report(c, x, whats, repeat=3):
+    """Lines: per case and contender, the medians over ``repeat`` calls of the largest
+    worker's growth, task growth and bytes received, in units of (chunk + halo)."""
+    halo = {"gaussian": 8, "convolve5": 2, "convolve63": 31}
+    chunk = max(x.chunks[0])
+    lines = []
+    for w in whats:
+        unit = (chunk + 2 * halo[w]) ** x.ndim * x.dtype.itemsize
+        for label, fn in contenders(c, x, w, reduce=True).items():
+            fn()
+            runs = [peak_growth(c, fn) for _ in range(repeat)]
+            med = [float(np.median([max(g[i] for g in r[0].values()) for r in runs]))
+                   for i in range(3)]
+            idle = max(runs[-1][1].values())
+            lines.append(f"memory {w} {label}: worker peak - idle {med[0] / unit:.1f}x, "
+                         f"largest task {med[1] / unit:.1f}x, received from other workers "
+                         f"{med[2] / unit:.1f}x (medians of {repeat}, max over workers; "
+                         f"unit chunk + halo = {unit / 2**20:.1f} MiB; idle worker "
+                         f"{idle / 2**20:.0f} MiB)")
+    return lines
 
 
 # -- out of core --------------------------------------------------------------------------
@@ -215,20 +294,17 @@ def main(argv=None):
         return
     whats = [w for w in ("gaussian", "convolve5", "convolve63") if args.k in w]
     c = client(args.workers)
+    start = max(c.run(_rss).values())       # before the input and any kernel
     x = data(c, N, CHUNK)
     cases = [Case("dask", f"{w} {N}^2 chunks {CHUNK} {args.workers}w",
                   (lambda w=w: contenders(c, x, w)), {"dask-image": 3.0}, min_time=0.5)
              for w in whats]
     print(format_table(run_cases(cases, threads=1, repeat=args.repeat)))
     if args.memory:
-        halo = {"gaussian": 8, "convolve5": 2, "convolve63": 31}
-        for w in whats:
-            block = (CHUNK + 2 * halo[w]) ** 2 * 4
-            for label, fn in contenders(c, x, w, reduce=True).items():
-                fn()
-                g = peak_growth(c, fn)
-                print(f"peak RSS growth per worker, {w} {label}: {g / 2**20:.0f} MiB = "
-                      f"{g / block:.1f} x (chunk + halo) ({block / 2**20:.1f} MiB)")
+        print(f"idle worker RSS: {start / 2**20:.0f} MiB with fastconv imported (before any "
+              f"kernel ran; input and compiled kernels come on top)")
+        for line in memory_report(c, x, whats, args.repeat):
+            print(line)
     if args.scaling:
         import time
         for nw in (1, args.workers):

@@ -7,10 +7,14 @@ dtypes, modes and every error are exactly the NumPy path's. Then each output blo
 becomes one task:
 
 * **Halos from the spec.** A ``ConvSpec`` output block ``[o0, o1)`` along an axis reads
-  extended input indices ``[o0 + start, o1 + start + k - 1)``; an ndimage filter reads
-  ``h`` = the sum of its passes' radii on each side. The task receives exactly the input
-  samples it reads, gathered from however many chunks hold them (a chunk smaller than the
-  halo is no problem and nothing is rechunked), as one NumPy array.
+  extended input indices ``[o0 + start, o1 + start + k - 1)``; ndimage's correlate and
+  convolve read the same from the spec they record on a tiny probe (origin included);
+  the other filters read ``h`` = the sum of their passes' radii on each side. The task
+  receives exactly the input samples it reads, gathered from however many chunks hold
+  them (a chunk smaller than the halo is no problem and nothing is rechunked), as one
+  NumPy array: the whole centre chunk by its key, the rest as edge strips that one task
+  per source chunk cuts (copies, so no strip keeps its chunk alive; a distributed
+  scheduler runs it where the chunk lives, so only strips travel).
 * **The boundary rule only at the true edges.** Inside the array a block's neighbours are
   real data. At a true edge the block's piece starts (or ends) at the array's edge, so the
   NumPy path's own boundary extension of the piece *is* the global one (the piece is
@@ -24,8 +28,11 @@ becomes one task:
   shape, window start) is decided by ``_dispatch.decide`` on a probe block (zeros;
   integers get the dtype's extreme value so that the FFT exactness guard is
   conservative); the Decision travels with the task, which calls ``_dispatch.execute``
-  with it: no worker measures. ndimage's N-d correlate/convolve record the methods the
-  client decides on a probe and replay them in the task.
+  with it: no worker measures. ndimage's N-d correlate/convolve record the spec their
+  NumPy path builds on the probe piece; a block whose filter is that one correlation,
+  stored as it is, runs it narrowed to the block's outputs (``_window``: a block-sized
+  result, no halo outputs); otherwise the task runs the filter on the piece, replaying
+  the methods the client decided, and returns the block as a view of the result.
 * **Threads budgeted.** Each task runs under ``fastconv.threads(n)`` with
   ``n = cores per host // task threads per host`` (read from the distributed client's
   workers, or the local scheduler's pool), so tasks x threads never oversubscribe.
@@ -83,12 +90,18 @@ def _conv_axis(n, a, b, boundary):
 
 def _halo_axis(n, o0, o1, h, wrap):
     """(runs of x, crop start in the piece) for a same-shape filter block [o0, o1) with
-    halo h on each side: clipped at true edges (the filter's own mode applies there), or
-    gathered across the far edge for 'wrap'."""
-    a, b = o0 - h, o1 + h
+    halo ``h`` = (before, after): clipped at true edges (the filter's own mode applies
+    there; the piece is grown, where needed, to hold every mirrored sample), or gathered
+    across the far edge for 'wrap'."""
+    lo, hi = h
+    a, b = o0 - lo, o1 + hi
     if wrap and (a < 0 or b > n):
-        return _runs(np.arange(a, b) % n), h
+        return _runs(np.arange(a, b) % n), lo
     p0, p1 = max(a, 0), min(b, n)
+    if a < 0:
+        p1 = max(p1, min(n, -a + 1))
+    if b > n:
+        p0 = min(p0, max(0, 2 * n - b - 1))
     return [(p0, p1)], o0 - p0
 
 
@@ -103,12 +116,12 @@ def _segments(bounds, runs):
     return segs
 
 
-def _pieces(x, runs, in_bounds, slices):
-    """The nested list (one level per axis) of x's chunk keys and slice-task keys whose
-    ``np.block`` is the samples named by the per-axis ``runs``. A whole chunk is read by
-    its key; a part of a chunk (a halo) is its own ``getitem`` task in ``slices`` (shared
-    by every block that reads it), so that a distributed scheduler runs it where the
-    chunk lives and moves only the halo, not the whole neighbouring chunk."""
+def _pieces(x, runs, in_bounds, edges, edges_name):
+    """The nested list (one level per axis) whose ``np.block`` is the samples named by
+    the per-axis ``runs``: a whole chunk by its key; a part of a chunk (a halo strip) as
+    ``(operator.getitem, edges key, strip)``, evaluated inside the block's task, where the
+    edges key is the one task per source chunk (``_edge_tasks``) that cuts every strip
+    any block reads from that chunk. ``edges`` collects {chunk index: set of strips}."""
     segs = [_segments(b, r) for b, r in zip(in_bounds, runs)]
 
     def nest(axis, index):
@@ -119,18 +132,33 @@ def _pieces(x, runs, in_bounds, slices):
             if all(s.start == 0 and s.stop == b[c][1] - b[c][0]
                    for s, b, c in zip(sl, in_bounds, cis)):
                 return key
-            tag = (cis, tuple((s.start, s.stop) for s in sl))
-            if tag not in slices:       # named by what it holds: equal in every graph
-                slices[tag] = "fastconv-halo-" + dask.base.tokenize(x.name, tag)
-            return slices[tag]
+            strip = tuple((s.start, s.stop) for s in sl)
+            edges.setdefault(cis, set()).add(strip)
+            return (operator.getitem, (edges_name,) + cis, strip)
         return [nest(axis + 1, index + (i,)) for i in range(len(segs[axis]))]
     return nest(0, ())
 
 
-def _slice_tasks(x, slices):
-    """The ``getitem`` tasks named in ``slices`` by ``_pieces``."""
-    return {k: (operator.getitem, (x.name,) + cis, tuple(slice(a, b) for a, b in sl))
-            for (cis, sl), k in slices.items()}
+def _edges_name(x, per_axis):
+    """The name of the edges tasks of a call whose blocks read ``per_axis`` (the runs of
+    every block along every axis): equal in every graph that cuts the same strips."""
+    return "fastconv-edges-" + dask.base.tokenize(x.name, x.chunks, repr(per_axis))
+
+
+def _edge_tasks(x, edges, name):
+    """One task per source chunk read in part: a dict {strip: a contiguous copy of it}.
+    A copy, not a view, so that a halo never keeps its whole neighbouring chunk alive
+    (that chunk can be released as soon as its own block is done), and one task per
+    chunk instead of one per strip keeps the graph small (the scheduler's per-task cost
+    competes with the tasks on a small machine). A distributed scheduler runs it where
+    the chunk lives, so only the strips travel."""
+    return {(name,) + cis: (_cut_strips, (x.name,) + cis, _Job(strips=sorted(strips)))
+            for cis, strips in edges.items()}
+
+
+def _cut_strips(chunk, job):
+    return {strip: np.array(chunk[tuple(slice(a, b) for a, b in strip)])
+            for strip in job.params["strips"]}
 
 
 class _Job:
@@ -313,7 +341,7 @@ def conv(prepare, fallback, in1, in2, workers=None):
                 runs, local = _conv_axis(n, o0 + s, o1 + s + k - 1, spec.boundary)
                 row.append((runs, local, None))
         per_axis.append(row)
-    tasks, slices = {}, {}
+    tasks, edges, edges_name = {}, {}, _edges_name(x, per_axis)
     for index in itertools.product(*(range(len(r)) for r in per_axis)):
         cells = [per_axis[a][i] for a, i in enumerate(index)]
         runs = [c[0] for c in cells]
@@ -331,10 +359,11 @@ def conv(prepare, fallback, in1, in2, workers=None):
             decisions[key] = decide(bspec, _probe(piece_shape, x.dtype), None, method,
                                     wk=wkb)
         job = _Job(spec=bspec, decision=decisions[key], wslice=wslice, nthreads=nthreads)
-        tasks[index] = (_conv_block, _pieces(x, runs, in_bounds, slices), kernel_key, job)
+        tasks[index] = (_conv_block, _pieces(x, runs, in_bounds, edges, edges_name),
+                          kernel_key, job)
     token = (repr(spec), wk, sorted((repr(k), repr(d)) for k, d in decisions.items()))
     return _graph_array("conv", token, x, tasks, out_chunks, spec.result_dtype,
-                        extra={kernel_key: wk, **_slice_tasks(x, slices)})
+                        extra={kernel_key: wk, **_edge_tasks(x, edges, edges_name)})
 
 
 def _one_task(fallback, in1, in2, prepare):
@@ -387,10 +416,12 @@ def _filter_halo(name, ndim, a):
             h[ax] = len(np.asarray(a["weights"])) - 1
         return h, modes
     if name in ("correlate", "convolve"):
+        # |origin| <= k // 2 keeps reads within k - 1 on either side; filter_call narrows
+        # this to the recorded spec's exact reads where it can.
         axes = _axes_of(a.get("axes"), ndim)
         w = np.asarray(a["weights"])
         for ax, k in zip(axes, w.shape[-len(axes):]):
-            h[ax] = max(int(k) - 1, 0)         # |origin| <= k // 2 keeps reads within k - 1
+            h[ax] = max(int(k) - 1, 0)
         return h, modes
     if name in ("sobel", "prewitt"):
         return [1] * ndim, _seq(a.get("mode", "reflect"), ndim)
@@ -453,35 +484,79 @@ def filter_call(func, input, args, kwargs):
     tiny = np.zeros((1,) * x.ndim, x.dtype)
     dtype = func(tiny, *args, **kwargs).dtype       # validates and gives scipy's dtype
     halo, modes = _filter_halo(name, x.ndim, a)
+    halo = [(h, h) for h in halo]
     wrap = [m in ("wrap", "grid-wrap") for m in modes]
     tunes = name in ("correlate", "convolve")
+    if tunes:
+        # The exact reads before and after each output (origin included), from the spec
+        # the NumPy path builds (recorded on a tiny probe); every N-d correlation of the
+        # call reads the same window (complex data: one per component).
+        _, tiny_calls = _record(func, tiny.shape, x.dtype, args, kwargs)
+        if tiny_calls:
+            spec, w = tiny_calls[0]
+            halo = [(-s, k - 1 + s) for s, k in zip(spec.start, w.shape)]
     nthreads = task_threads()
     per_axis = [[_halo_axis(n, o0, o1, h, wr) + ((o1 - o0),)
                  for o0, o1 in _bounds(c)]
                 for n, c, h, wr in zip(x.shape, x.chunks, halo, wrap)]
-    methods = {}
+    methods, calls, decisions, extra = {}, {}, {}, {}
     in_bounds = [_bounds(c) for c in x.chunks]
-    tasks, slices = {}, {}
+    tasks, edges, edges_name = {}, {}, _edges_name(x, per_axis)
     for index in itertools.product(*(range(len(r)) for r in per_axis)):
         cells = [per_axis[ax][i] for ax, i in enumerate(index)]
         runs = [c[0] for c in cells]
         crop = tuple(slice(c[1], c[1] + c[2]) for c in cells)
         piece_shape = tuple(sum(e - b for b, e in r) for r in runs)
         if piece_shape not in methods:
-            methods[piece_shape] = _record(func, piece_shape, x.dtype, args, kwargs) \
-                if tunes else ()
-        job = _Job(name=name, args=args, kwargs=kwargs, crop=crop,
-                   methods=methods[piece_shape], nthreads=nthreads)
-        tasks[index] = (_filter_block, _pieces(x, runs, in_bounds, slices), job)
+            methods[piece_shape], calls[piece_shape] = (
+                _record(func, piece_shape, x.dtype, args, kwargs) if tunes else ((), ()))
+        pieces = _pieces(x, runs, in_bounds, edges, edges_name)
+        window = _window(calls[piece_shape], crop, x.dtype, dtype)
+        if window is None:
+            job = _Job(name=name, args=args, kwargs=kwargs, crop=crop,
+                       methods=methods[piece_shape], nthreads=nthreads)
+            tasks[index] = (_filter_block, pieces, job)
+            continue
+        bspec, wk = window
+        key = (piece_shape, bspec.out_shape, bspec.start)
+        if key not in decisions:
+            decisions[key] = decide(bspec, _probe(piece_shape, x.dtype), None, "auto", wk=wk)
+        kernel_key = "fastconv-kernel-" + dask.base.tokenize(wk)
+        extra[kernel_key] = wk
+        job = _Job(spec=bspec, decision=decisions[key], wslice=None, nthreads=nthreads)
+        tasks[index] = (_conv_block, pieces, kernel_key, job)
     token = (name, repr(args), repr(kwargs), [a for a in args if isinstance(a, np.ndarray)],
-             sorted(methods.items()), nthreads)
-    return _graph_array("filter", token, x, tasks, x.chunks, dtype,
-                        extra=_slice_tasks(x, slices))
+             sorted(methods.items()), sorted((repr(k), repr(d)) for k, d in decisions.items()),
+             nthreads)
+    extra.update(_edge_tasks(x, edges, edges_name))
+    return _graph_array("filter", token, x, tasks, x.chunks, dtype, extra=extra)
+
+
+def _window(calls, crop, in_dtype, out_dtype):
+    """(ConvSpec, prepared kernel) computing a block's outputs alone from its piece, or
+    None. When the filter on the piece is exactly one N-d correlation whose result is
+    stored as it is (float data and output of one native dtype) and every weight is in
+    scipy's footprint (no data-dependent route: zero taps would skip non-finite data),
+    the recorded spec on the piece, narrowed to the crop (window start shifted by the
+    crop's offset), gives the same outputs without computing the halo's outputs, the
+    piece-sized output array, or the boundary extension of the piece's inner edges."""
+    from .._dispatch import prepare_kernel
+    if len(calls) != 1:
+        return None
+    spec, w = calls[0]
+    if not (np.dtype(in_dtype) == np.dtype(out_dtype) == spec.compute_dtype
+            == spec.result_dtype) or not np.all(w != 0):
+        return None
+    bspec = dataclasses.replace(
+        spec, out_shape=tuple(c.stop - c.start for c in crop),
+        start=tuple(s + c.start for s, c in zip(spec.start, crop)))
+    return bspec, prepare_kernel(bspec, w)
 
 
 def _record(func, shape, dtype, args, kwargs):
     """The methods ``func`` decides (through the dispatcher's tuner, on the client) for
-    its N-d correlations on a probe block of ``shape``; nothing is computed."""
+    its N-d correlations on a probe block of ``shape``, and those calls' (spec, prepared
+    weights); nothing is computed."""
     from .. import ndimage
     plan = ndimage._MethodPlan([], record=True)
     token = ndimage._METHODS.set(plan)
@@ -489,4 +564,4 @@ def _record(func, shape, dtype, args, kwargs):
         func(np.zeros(shape, dtype), *args, **kwargs)
     finally:
         ndimage._METHODS.reset(token)
-    return tuple(plan.methods)
+    return tuple(plan.methods), tuple(plan.calls)
