@@ -50,6 +50,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 import types
 
 import numba
@@ -135,11 +136,82 @@ def runs_serial(work=None) -> bool:
     region would only add its start cost); or ``work`` is below the break-even
     ``LAUNCH_WORK * T / (T - 1)`` for T threads, where splitting saves ``(1 - 1/T)`` of the
     serial time and the region costs about ``LAUNCH_WORK`` of it. ``None``: unknown work,
-    which runs in parallel."""
+    which runs in parallel. Also serial: work below ``CONTENDED_WORK`` while a recent
+    parallel region stalled (:func:`note_region`)."""
     if _fork_serial:
         return True
     t = num_threads()
-    return t <= 1 or (work is not None and work * (t - 1) < LAUNCH_WORK * t)
+    if t <= 1 or work is None:
+        return t <= 1
+    if work * (t - 1) < LAUNCH_WORK * t:
+        return True
+    return _contended_until != 0.0 and work < CONTENDED_WORK and _contended()
+
+
+# -- contention: parallel regions that stall while other work holds the cores ------------
+#
+# A fork-join region waits for its slowest thread. When another process (or other threads
+# of this one) keeps the cores busy, a worker can be descheduled for a whole time slice,
+# and a region of 0.2 ms took 4-15 ms here (a 512^2 5x5 call beside a process running
+# FFT calls: median 7.4 ms against 0.17 ms alone, intermittently). OpenMP's passive wait
+# policy removes the stall but costs every region a thread wake-up, 50-100 us on this
+# virtual machine (256^2 3x3: 98 us against 50 us, slower than one thread's 75 us), so
+# the spinning default stays, and fastconv instead watches its own regions: two within
+# STALL_WINDOW_S that each take STALL_FACTOR times longer than the best rate seen for
+# their kernel (plus STALL_SLACK_S) mark the process contended, and for a while work
+# below CONTENDED_WORK runs on the
+# calling thread, which depends on no other thread's time slice. The while doubles on
+# each stall in a row (CONTENDED_S up to CONTENDED_MAX_S) and resets after a parallel
+# region that ran normally; larger work stays parallel (a stall of a few ms is a small
+# share of it).
+STALL_FACTOR = 4.0
+STALL_SLACK_S = 0.5e-3
+CONTENDED_S = 0.5
+CONTENDED_MAX_S = 8.0
+CONTENDED_WORK = 20_000_000
+STALL_WINDOW_S = 1.0
+_contended_until = 0.0        # perf_counter() time until which medium work runs serially
+_last_stall = -1e9            # perf_counter() time of the last stalled region
+_backoff = CONTENDED_S
+_best_rate = {}               # kernel -> best seconds per work unit of its parallel regions
+
+
+def _contended() -> bool:
+    global _contended_until
+    if time.perf_counter() < _contended_until:
+        return True
+    _contended_until = 0.0
+    return False
+
+
+def note_region(kernel, work, seconds) -> bool:
+    """Record a parallel region of ``kernel`` that did ``work`` units in ``seconds``;
+    returns whether it stalled (and marks the process contended if so)."""
+    global _contended_until, _backoff
+    if not work:
+        return False
+    rate = seconds / work
+    best = _best_rate.get(kernel)
+    if best is None or rate < best:
+        _best_rate[kernel] = rate
+        best = rate
+    if seconds > STALL_FACTOR * best * work + STALL_SLACK_S:
+        global _last_stall
+        now = time.perf_counter()
+        # One stall alone is a hiccup (this virtual machine has some every few seconds
+        # even when idle): contended from the second within STALL_WINDOW_S.
+        if now - _last_stall < STALL_WINDOW_S:
+            _contended_until = now + _backoff
+            _backoff = min(CONTENDED_MAX_S, 2 * _backoff)
+        _last_stall = now
+        return True
+    _backoff = CONTENDED_S
+    return False
+
+
+def contended() -> bool:
+    """Whether medium work runs serially now because a recent parallel region stalled."""
+    return _contended_until != 0.0 and _contended()
 
 
 def num_threads() -> int:
@@ -157,11 +229,15 @@ def run_parallel(kernel, *args, work=None):
     global _serialise
     if runs_serial(work):
         return serial_twin(kernel)(*args)
+    t0 = time.perf_counter()
     if _serialise is False:
-        return kernel(*args)
-    with _PARALLEL_LOCK:
         result = kernel(*args)
-        _serialise = _layer_is_workqueue()
+    else:
+        with _PARALLEL_LOCK:
+            result = kernel(*args)
+            _serialise = _layer_is_workqueue()
+    if work is not None:
+        note_region(kernel, work, time.perf_counter() - t0)
     return result
 
 

@@ -47,10 +47,12 @@ def test_pool_workers_after_parallel_use_in_parent(method):
         f"exit {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr[-4000:]}")
 
 
-def test_small_work_and_one_thread_run_serially():
+def test_small_work_and_one_thread_run_serially(monkeypatch):
     top = numba.config.NUMBA_NUM_THREADS
     if top < 2:
         pytest.skip("one thread only")
+    monkeypatch.setattr(_jit, "_contended_until", 0.0)      # no stall seen (tested below)
+    monkeypatch.setattr(_jit, "_last_stall", -1e9)
     with fastconv.threads(top):
         assert _jit.runs_serial(0)
         assert _jit.runs_serial(_jit.LAUNCH_WORK)          # below the break-even
@@ -59,6 +61,44 @@ def test_small_work_and_one_thread_run_serially():
     with fastconv.threads(1):
         assert _jit.runs_serial(10**12)
         assert _jit.runs_serial(None)
+
+
+def test_stalled_regions_send_medium_work_to_one_thread(monkeypatch):
+    # Two stalled parallel regions within STALL_WINDOW_S (another process held the cores:
+    # a 0.2 ms region took 7 ms) mark the process contended: medium work then runs on the
+    # calling thread for CONTENDED_S, doubling per stall in a row; large work and
+    # unknown work stay parallel; a region that ran normally resets the backoff.
+    top = numba.config.NUMBA_NUM_THREADS
+    if top < 2:
+        pytest.skip("one thread only")
+    now = [1000.0]
+    monkeypatch.setattr(_jit.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(_jit, "_contended_until", 0.0)
+    monkeypatch.setattr(_jit, "_last_stall", -1e9)
+    monkeypatch.setattr(_jit, "_backoff", _jit.CONTENDED_S)
+    monkeypatch.setattr(_jit, "_best_rate", {})
+    kernel = object()
+    medium = 4 * _jit.LAUNCH_WORK
+    with fastconv.threads(top):
+        assert not _jit.note_region(kernel, medium, 200e-6)    # sets the best rate
+        assert not _jit.runs_serial(medium)
+        assert _jit.note_region(kernel, medium, 7e-3)          # one stall: a hiccup
+        assert not _jit.runs_serial(medium) and not _jit.contended()
+        now[0] += 0.3
+        assert _jit.note_region(kernel, medium, 7e-3)          # a second within the window
+        assert _jit.contended() and _jit.runs_serial(medium)
+        assert not _jit.runs_serial(_jit.CONTENDED_WORK)       # large work stays parallel
+        assert not _jit.runs_serial(None)
+        now[0] += _jit.CONTENDED_S + 0.01                     # the while is over
+        assert not _jit.runs_serial(medium)
+        assert _jit.note_region(kernel, medium, 7e-3)          # stalls again, in a row:
+        assert _jit.runs_serial(medium)                        # twice as long now
+        now[0] += _jit.CONTENDED_S + 0.01
+        assert _jit.runs_serial(medium)
+        now[0] += _jit.CONTENDED_S
+        assert not _jit.runs_serial(medium)
+        assert not _jit.note_region(kernel, medium, 210e-6)    # normal: backoff resets
+        assert _jit._backoff == _jit.CONTENDED_S
 
 
 def test_serial_twin_is_a_separately_cached_function():

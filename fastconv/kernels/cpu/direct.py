@@ -600,16 +600,17 @@ def _run(*args):
     if runs_serial(nz * ny * nx * kz * ky * kx):
         serial_twin(_corr3d)(*args)
         return
-    _run_parallel(nz * ((ny + 1) // 2) * ((nx + tile - 1) // tile), args)
+    _run_parallel(nz * ((ny + 1) // 2) * ((nx + tile - 1) // tile), args,
+                  nz * ny * nx * kz * ky * kx)
 
 
-def _run_parallel(items, args):
+def _run_parallel(items, args, work=None):
     chunk = 0                       # 0: numba's static split
     if CHUNKS_PER_THREAD:
         chunk = max(1, items // (CHUNKS_PER_THREAD * num_threads()))
     old = numba.set_parallel_chunksize(chunk)
     try:
-        run_parallel(_corr3d, *args)
+        run_parallel(_corr3d, *args, work=work)
     finally:
         numba.set_parallel_chunksize(old)
 
@@ -744,7 +745,7 @@ def correlate(x, w, out, start, boundary="constant", cval=0):
         if runs_serial(work):
             serial_twin(_corr3d)(*args)
         else:
-            _run_parallel(items, args)
+            _run_parallel(items, args, work)
         return out
     # Rank > 3: sum 3-D correlations over the leading output and kernel indices.
     out[...] = 0
@@ -817,7 +818,7 @@ def bind(x_shape, w, out_shape, start, boundary="constant", cval=0):
         if runs_serial(work):
             twin(*args)
         else:
-            _run_parallel(items, args)
+            _run_parallel(items, args, work)
 
     return run
 
