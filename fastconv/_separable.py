@@ -246,3 +246,25 @@ def _integer_factors(w):
     if max(abs(v) for f in factors for v in f) >= 2 ** 62:
         return None
     return [np.asarray(f, np.int64) for f in factors]
+
+
+def ndimage_symmetry(w) -> int:
+    """scipy.ndimage's test of 1-D filter weights (ni_filters.c), on the float64 weights:
+    +1 symmetric, -1 antisymmetric, 0 neither; odd lengths only, pairs within
+    DBL_EPSILON. As in C, a pair whose difference is NaN does not break the symmetry
+    (``fabs(NaN) > eps`` is false). Shared by the compiled filter kernels and the NumPy
+    passes of the first-call tier, which must take the same formula to give the same
+    bits."""
+    w = np.asarray(w, dtype=np.float64)
+    k = w.shape[0]
+    if k % 2 == 0:
+        return 0
+    c = k // 2
+    left, right = w[:c][::-1], w[c + 1:]
+    eps = np.finfo(np.float64).eps
+    with np.errstate(invalid="ignore", over="ignore"):
+        if not np.any(np.abs(right - left) > eps):
+            return 1
+        if not np.any(np.abs(right + left) > eps):
+            return -1
+    return 0

@@ -1,6 +1,7 @@
 """fastconv.ndimage against scipy.ndimage (every function x mode x dtype x odd/even size x
 origin x axes, 1-D to 3-D) and the filters1d kernels against the naive reference."""
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -536,3 +537,19 @@ def test_cval_that_is_not_a_real_number_raises_type_error(name, mode):
     for cval in (np.float32(2.5), np.array(-1.0), True, 3, np.int16(4)):
         check(ALL_CALLS[name](fn, cval=cval, mode="constant"),
               ALL_CALLS[name](sn, cval=cval, mode="constant"), exact=False)
+
+
+@pytest.mark.parametrize("w", [[np.inf, 1.0, np.inf], [np.inf, 1.0, -np.inf],
+                               [np.nan, 1.0, 2.0]])
+def test_infinite_weight_pairs_take_scipys_formula(w):
+    # scipy's symmetry test lets a pair whose difference is NaN (inf - inf) count as
+    # symmetric, and its symmetric formula then gives inf where the general one gives
+    # NaN (x*inf + 0*inf). The compiled kernels used their own copy of the test, which
+    # said "neither": all-NaN rows, with a RuntimeWarning. One shared test now.
+    x = np.array([0.0, 1.0, 0.0, 0.0, 2.0, 0.0])
+    for mode in ("constant", "reflect"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            got = fn.correlate1d(x, w, mode=mode)
+        want = sn.correlate1d(x, w, mode=mode)
+        np.testing.assert_array_equal(got, want)

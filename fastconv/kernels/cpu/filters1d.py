@@ -48,6 +48,7 @@ from numba import prange
 
 from ..._jit import jit, num_threads, run_parallel, runs_serial
 from ..._extend import index_map
+from ..._separable import ndimage_symmetry
 
 CONSTANT, WRAP, SYMMETRIC, REFLECT, EDGE = "constant", "wrap", "symmetric", "reflect", "edge"
 
@@ -75,21 +76,7 @@ def extension_table(n, start, length, boundary):
     return tab
 
 
-def symmetry(w):
-    """scipy.ndimage's test: +1 symmetric, -1 antisymmetric, 0 neither (odd lengths only,
-    within DBL_EPSILON, on the float64 weights)."""
-    w = np.asarray(w, dtype=np.float64)
-    k = w.shape[0]
-    if k % 2 == 0:
-        return 0
-    c = k // 2
-    left, right = w[:c][::-1], w[c + 1:]
-    eps = np.finfo(np.float64).eps
-    if np.all(np.abs(right - left) <= eps):
-        return 1
-    if np.all(np.abs(right + left) <= eps):
-        return -1
-    return 0
+symmetry = ndimage_symmetry      # scipy's test, one copy (_separable)
 
 
 # Loops index array *views* from 0 (``buf[a:a + n]`` then ``v[i]``): with an offset index

@@ -36,28 +36,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..._extend import index_map
+from ..._separable import ndimage_symmetry
 
 # Outputs per block of the NumPy passes: three float64 temporaries of this size (the
 # extended input, the sum, one term) fit in a 1-2 MiB L2 cache.
 BLOCK = 16384
 
 
-def symmetry(w) -> int:
-    """scipy's test (ni_filters.c): +1 symmetric, -1 antisymmetric, 0 neither; odd lengths
-    only, pairs within DBL_EPSILON. As in C, a pair whose difference is NaN does not break
-    the symmetry (``fabs(NaN) > eps`` is false)."""
-    k = w.shape[0]
-    if k % 2 == 0:
-        return 0
-    c = k // 2
-    left, right = w[:c][::-1], w[c + 1:]
-    eps = np.finfo(np.float64).eps
-    with np.errstate(invalid="ignore", over="ignore"):
-        if not np.any(np.abs(right - left) > eps):
-            return 1
-        if not np.any(np.abs(right + left) > eps):
-            return -1
-    return 0
+symmetry = ndimage_symmetry      # scipy's test, one copy (_separable)
 
 
 def _extended(x, tab, lo, cval):
