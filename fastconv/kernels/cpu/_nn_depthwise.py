@@ -233,10 +233,10 @@ def weight_grad(x, go, taps, cnt, phase, off, grad, sz, sy, sx, lz, ly, lx, dq, 
     """grad (O, T) of the depthwise layer, T = kd*kh*kw flat taps:
     grad[o, t] = sum_{n, out} go[n, o, out] * padded x[n, o // m, out*stride + t*dilation].
     One job per output channel; per image its input plane goes through _fill, and each
-    tap is a dot product of each gradient row with the phase block's row at the tap's
+    tap sums the products of each gradient row with the phase block's row at the tap's
     offset (rows of ow, not the flat runs of forward: a scratch column would multiply
-    an input value outside the tap's window, Inf * 0 = NaN). fastmath's reassociation
-    lets LLVM vectorise the dot product, in the same order in both compiles."""
+    an input value outside the tap's window, Inf * 0 = NaN) into a row of column sums,
+    reduced once per tap. The same order in both compiles (serial twin: same bits)."""
     n_img, n_ch = x.shape[0], x.shape[1]
     n_out, od, oh, ow = go.shape[1], go.shape[2], go.shape[3], go.shape[4]
     m = n_out // n_ch
@@ -247,7 +247,7 @@ def weight_grad(x, go, taps, cnt, phase, off, grad, sz, sy, sx, lz, ly, lx, dq, 
         c = o // m
         buf = np.empty(size, x.dtype)
         tot = np.zeros(grad.shape[1], x.dtype)
-        zero = np.zeros(1, x.dtype)
+        part = np.empty(ow, x.dtype)
         for n in range(n_img):
             _fill(x, n, c, buf, sz, sy, sx, lz, ly, lx, dq, hq, wq)
             for oz in range(od):
@@ -255,12 +255,19 @@ def weight_grad(x, go, taps, cnt, phase, off, grad, sz, sy, sx, lz, ly, lx, dq, 
                     base = phase[q] * blk + oz * hq * wq
                     for j in range(cnt[q]):
                         b0 = base + off[q, j]
-                        acc = zero[0]
+                        # Column sums over the rows first (element-wise, vectorised), one
+                        # reduction per tap at the end: a reduction per row of a 56-wide
+                        # layer cost more than its multiply-adds.
+                        for i in range(ow):
+                            part[i] = 0
                         for oy in range(oh):
                             g = go[n, o, oz, oy]
                             s = buf[b0 + oy * wq:b0 + oy * wq + ow]
                             for i in range(ow):
-                                acc += g[i] * s[i]
+                                part[i] += g[i] * s[i]
+                        acc = part[0]
+                        for i in range(1, ow):
+                            acc += part[i]
                         tot[taps[q, j]] += acc
         for t in range(grad.shape[1]):
             grad[o, t] = tot[t]
