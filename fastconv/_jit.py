@@ -159,11 +159,10 @@ def runs_serial(work=None) -> bool:
 # the spinning default stays, and fastconv instead watches its own regions: two within
 # STALL_WINDOW_S that each take STALL_FACTOR times longer than the best rate seen for
 # their kernel (plus STALL_SLACK_S) mark the process contended, and for a while work
-# below CONTENDED_WORK runs on the
-# calling thread, which depends on no other thread's time slice. The while doubles on
-# each stall in a row (CONTENDED_S up to CONTENDED_MAX_S) and resets after a parallel
-# region that ran normally; larger work stays parallel (a stall of a few ms is a small
-# share of it).
+# below CONTENDED_WORK runs on the calling thread, which depends on no other thread's
+# time slice. The while doubles on each stall in a row (CONTENDED_S up to
+# CONTENDED_MAX_S) and resets after a parallel region that ran normally; larger work
+# stays parallel (a stall of a few ms is a small share of it).
 STALL_FACTOR = 4.0
 STALL_SLACK_S = 0.5e-3
 CONTENDED_S = 0.5
@@ -187,7 +186,7 @@ def _contended() -> bool:
 def note_region(kernel, work, seconds) -> bool:
     """Record a parallel region of ``kernel`` that did ``work`` units in ``seconds``;
     returns whether it stalled (and marks the process contended if so)."""
-    global _contended_until, _backoff
+    global _contended_until, _backoff, _last_stall
     if not work:
         return False
     rate = seconds / work
@@ -196,7 +195,6 @@ def note_region(kernel, work, seconds) -> bool:
         _best_rate[kernel] = rate
         best = rate
     if seconds > STALL_FACTOR * best * work + STALL_SLACK_S:
-        global _last_stall
         now = time.perf_counter()
         # One stall alone is a hiccup (this virtual machine has some every few seconds
         # even when idle): contended from the second within STALL_WINDOW_S.
