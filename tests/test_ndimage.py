@@ -553,3 +553,22 @@ def test_infinite_weight_pairs_take_scipys_formula(w):
             got = fn.correlate1d(x, w, mode=mode)
         want = sn.correlate1d(x, w, mode=mode)
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape, kshape, origin", [
+    ((1, 1, 1), (3, 2, 2), (-1, 0, -1)),
+    ((1, 1, 3), (2, 1, 3), (-1, 0, 1)),
+    ((1, 1, 2), (2, 4, 4), (-1, -1, -2)),
+    ((1, 1, 5), (4, 1, 1), (0, 0, 0))])
+def test_one_output_row_with_deep_kernel(mode, shape, kshape, origin):
+    # The small-work kernel's one-row branch (nz * ny == 1) ran kernel plane 0 only: a
+    # 3-D kernel more than one plane deep over a single output row lost the other
+    # planes' sums (hypothesis found it in CI: shape (1, 1, 1), kernel (3, 2, 2)).
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal(kshape)
+    kw = dict(mode=mode, cval=0.5, origin=list(origin))
+    check(fn.correlate(x, w, **kw), sn.correlate(x, w, **kw), False)
+    check(fn.convolve(x, w, mode=mode, cval=0.5), sn.convolve(x, w, mode=mode, cval=0.5),
+          False)

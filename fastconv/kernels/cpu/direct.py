@@ -501,8 +501,9 @@ def _corr3d_small(xf, of, wtab, itab):
         buf = np.empty(min(nx, tile) + kx, xf.dtype)
         for it in range(ntile):
             i0 = it * tile
-            _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx, cval,
-                  0, 0, i0, min(nx, i0 + tile), 0, True, buf)
+            for a in range(kz):      # one output row, but every kernel plane reads it
+                _item(xf, pz, py, mx, nl, r0, sx, lo, hi, wf, fills, of, ny, nx, ky, kx,
+                      cval, 0, 0, i0, min(nx, i0 + tile), a, a == 0, buf)
         return
     _padded(xf, of, pz, py, mx, nl, r0, sx, wf, fills, nz, ny, nx, kz, ky, kx, cval)
 
