@@ -30,32 +30,32 @@ def _check_not_empty(x, w, mode):
         raise ValueError("in1 cannot be empty")
 
 
-def _fast_lookup(op, in1, in2, mode, method, boundary, fillvalue):
-    """(key, call): the call's key in the dispatcher's fast lane (``_dispatch.FAST``:
-    everything the full path's checks and choices read) and the entry kept for it, or
-    (None, None) when it has none (not hashable; a kernel too large to key by its
-    bytes)."""
+def _fast_repeat(op, in1, in2, mode, method, boundary, fillvalue):
+    """(key, result) of a call through the dispatcher's fast lane (``_dispatch.FAST``):
+    ``key`` is everything the full path's checks and choices read (None when the call has
+    none: an unhashable argument, a kernel too large to key by its bytes); ``result`` is
+    the output of the bound kernel call kept for a repeat of a call that passed every
+    check, or None (no entry, or the entry declined these arrays): then the full path
+    runs, and makes the entry under ``key``."""
     if in2.size > 4096:
         return None, None
     key = (op, mode, method, boundary, fillvalue, type(fillvalue), in1.shape, in1.strides,
            in1.dtype, in2.shape, in2.dtype, in2.tobytes())
     try:
         # (peek: no reordering on hits; an entry evicted first is remade by its next call)
-        return key, FAST.peek(key)
+        call = FAST.peek(key)
     except TypeError:        # an unhashable argument: the full path checks it
         return None, None
+    return key, (call(in1) if call is not None else None)
 
 
 def _nd_call(op, in1, in2, mode, method, boundary, fillvalue, workers, device=None):
     key = None
     if workers is None and device is None and type(in1) is np.ndarray \
             and type(in2) is np.ndarray:
-        # A repeat of a call that passed every check: its bound kernel call (FAST).
-        key, call = _fast_lookup(op, in1, in2, mode, method, boundary, fillvalue)
-        if call is not None:
-            result = call(in1)
-            if result is not None:
-                return result
+        key, result = _fast_repeat(op, in1, in2, mode, method, boundary, fillvalue)
+        if result is not None:
+            return result
     if on_cpu(device, in1, in2):
         where = CPU
     else:
@@ -197,12 +197,9 @@ def correlate(in1, in2, mode="full", method="auto", *, boundary="fill", fillvalu
 def _2d_call(op, in1, in2, mode, boundary, fillvalue, device=None):
     key = None
     if device is None and type(in1) is np.ndarray and type(in2) is np.ndarray:
-        # A repeat of a call that passed every check: its bound kernel call (FAST).
-        key, call = _fast_lookup(op, in1, in2, mode, "auto", boundary, fillvalue)
-        if call is not None:
-            result = call(in1)
-            if result is not None:
-                return result
+        key, result = _fast_repeat(op, in1, in2, mode, "auto", boundary, fillvalue)
+        if result is not None:
+            return result
     if on_cpu(device, in1, in2):
         where = CPU
     else:
