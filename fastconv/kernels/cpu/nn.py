@@ -462,6 +462,16 @@ def _pointwise_columns(x, stride, pads, osz):
     return np.ascontiguousarray(sub).reshape(sub.shape[:2] + (-1,))
 
 
+def _gemm_input(x, stride, pads, k, osz):
+    """(pointwise, xq): what the GEMM methods (forward and weight gradient) read. A
+    1x1x1 layer (any stride) needs no im2col: the input planes, subsampled by the
+    stride, are the GEMM's columns; only a strided layer copies them (1/stride^d of the
+    input), none of the other phases. Other layers: the polyphase copy im2col reads."""
+    if tuple(k) == (1, 1, 1):
+        return True, _pointwise_columns(x, stride, pads, osz)
+    return False, _polyphase(x, stride, pads, threaded=False)
+
+
 def gemm(x, w, out, stride, dilation, groups, pads=None):
     """im2col + BLAS method (see the module docstring for the contract)."""
     if out.size == 0:
@@ -471,14 +481,7 @@ def gemm(x, w, out, stride, dilation, groups, pads=None):
     cg, kd, kh, kw = w.shape[1:]
     k = cg * kd * kh * kw
     rows = od * oh
-    # A 1x1x1 layer (any stride) needs no im2col: the input planes, subsampled by the
-    # stride, are the GEMM's columns; only a strided layer copies them (1/stride^d of
-    # the input), none of the other phases.
-    pointwise = (kd, kh, kw) == (1, 1, 1)
-    if pointwise:
-        xq = _pointwise_columns(x, stride, pads, (od, oh, ow))
-    else:
-        xq = _polyphase(x, stride, pads, threaded=False)
+    pointwise, xq = _gemm_input(x, stride, pads, (kd, kh, kw), (od, oh, ow))
     # reshape, not a contiguous copy: a transposed weight (a strided phase of a transposed
     # convolution, nn._adjoint_phases) stays a view that BLAS reads as it is.
     wm = w.reshape(groups, o_g, k)
@@ -540,11 +543,7 @@ def weight_gemm(x, go, grad, stride, dilation, groups, pads=None):
     k = cg * kd * kh * kw
     n_ch = cg * groups
     rows = od * oh
-    pointwise = (kd, kh, kw) == (1, 1, 1)
-    if pointwise:
-        xq = _pointwise_columns(x, stride, pads, (od, oh, ow))
-    else:
-        xq = _polyphase(x, stride, pads, threaded=False)
+    pointwise, xq = _gemm_input(x, stride, pads, (kd, kh, kw), (od, oh, ow))
     gom = np.ascontiguousarray(go).reshape(n_img, groups, o_g, rows * ow)
     threads = get_num_threads()
     per_row = n_ch * (k // cg) * ow * x.itemsize
