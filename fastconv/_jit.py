@@ -145,7 +145,7 @@ def runs_serial(work=None) -> bool:
         return t <= 1
     if work * (t - 1) < LAUNCH_WORK * t:
         return True
-    return _contended_until != 0.0 and work < CONTENDED_WORK and _contended()
+    return work < CONTENDED_WORK and contended()
 
 
 # -- contention: parallel regions that stall while other work holds the cores ------------
