@@ -18,6 +18,8 @@ Specs (``_validate``) and what each kind decides:
   model; FFT and Winograd give way to direct or GEMM when the data holds NaN or Inf.
 * ``LayerWeightSpec`` ("layer_weight"): a layer's weight gradient; ``"auto"`` takes the
   model's choice (the depthwise kernel or one GEMM over all groups).
+* ``Col2imSpec`` ("col2im"): the scatter-add step of a transposed convolution done as a
+  GEMM; one method.
 
 Everything a launcher needs (block sizes, factors, fallbacks, the device) is in the
 decision; launchers never choose and never raise on user input.
@@ -182,8 +184,12 @@ def _decide_layer_weight(spec, x, w, method, wk, force_measure):
                     device=spec.device)
 
 
+_COL2IM_DECISION = Decision("direct", {}, "explicit")
+
+
 _DECIDE = {"correlate": _decide_conv, "batched": _decide_conv, "filter": _decide_filter,
-           "layer": _decide_layer, "layer_weight": _decide_layer_weight}
+           "layer": _decide_layer, "layer_weight": _decide_layer_weight,
+           "col2im": lambda spec, x, w, method, wk, force_measure: _COL2IM_DECISION}
 
 
 # -- execute -----------------------------------------------------------------------------
@@ -307,9 +313,17 @@ def _execute_layer_weight(spec, x, go, decision, wk, out):
     return out
 
 
+def _execute_col2im(spec, y, w, decision, wk, out):
+    if out is None:
+        out = np.empty(spec.out_shape, spec.dtype)
+    get_launcher("col2im", decision.method, decision.device)(
+        y, out, spec.stride, spec.padding, spec.dilation)
+    return out
+
+
 _EXECUTE = {"correlate": _execute_conv, "batched": _execute_conv,
             "filter": _execute_filter, "layer": _execute_layer,
-            "layer_weight": _execute_layer_weight}
+            "layer_weight": _execute_layer_weight, "col2im": _execute_col2im}
 
 
 # -- the one entry point ----------------------------------------------------------------

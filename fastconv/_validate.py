@@ -127,6 +127,23 @@ class LayerWeightSpec(LayerSpec):
     kind = "layer_weight"
 
 
+@dataclass(frozen=True)
+class Col2imSpec:
+    """The scatter-add of a transposed convolution computed as a GEMM (``conv_transpose``
+    and the input gradients, ``nn._adjoint_col2im``), canonical 3-D layout: ``y_shape``
+    (N, O, KD, KH, KW, D, H, W) holds each input position's contribution to each tap,
+    added into output (``out_shape``, (N, O, OD, OH, OW)) position
+    ``i*stride - padding + tap*dilation`` per axis (outside the output: dropped)."""
+    y_shape: tuple
+    out_shape: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    dtype: np.dtype
+    device: str = "cpu"
+    kind = "col2im"
+
+
 def result_dtype(*arrays) -> np.dtype:
     # By dtype: GPU arrays are never handed to NumPy (the spec's arrays have ndim >= 1,
     # where NumPy's promotion of arrays and of their dtypes agree).

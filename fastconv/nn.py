@@ -38,7 +38,7 @@ import numpy as np
 from ._arrays import array_kind
 from ._dispatch import dispatch
 from .kernels import methods
-from ._validate import LayerSpec, LayerWeightSpec
+from ._validate import Col2imSpec, LayerSpec, LayerWeightSpec
 
 __all__ = [
     "conv1d", "conv2d", "conv3d",
@@ -420,37 +420,56 @@ def _adjoint_phases(x, w, stride, padding, output_padding, dilation, groups, met
     return out
 
 
+# Bytes of tap values (images x O x taps x input positions) one col2im step holds.
+COL2IM_BYTES = 64 * 2**20
+
+
+def _col2im_pays(x_shape, w_shape, stride):
+    """Whether a transposed convolution (groups 1) runs as a GEMM then col2im
+    (_adjoint_col2im) rather than as correlations with the transposed weight: when its
+    outputs per input position, O x taps, are few against the input channels (a 1-D
+    stem's input gradient: 512 channels back to 1 x 10 taps), or when the weight
+    outweighs the tap values (the input gradient of a deep layer on a small image: a
+    512-channel 3x3 weight is 9.4 MB, the values of 7x7 positions 0.9 MB), which the
+    other route copies transposed and flipped first. A strided layer's other route is
+    one correlation per output phase, each with its own weight copy and smaller GEMMs:
+    there the values may outweigh the weight 8 times (measured, one thread: C128 28x28
+    stride 2, batch 1, 3.4 against 4.1 ms; at 49 times, C64 56x56, batch 1, 2.0 against
+    1.9 ms)."""
+    cin, n_o = w_shape[:2]
+    taps = math.prod(w_shape[2:])
+    positions = x_shape[0] * math.prod(x_shape[2:])
+    return 2 * n_o * taps <= cin or positions <= (8 if max(stride) > 1 else 1) * cin
+
+
 def _adjoint_col2im(x, w, stride, padding, output_padding, dilation, method):
-    """A transposed convolution (groups 1) whose outputs per input position, O x taps,
-    are few against the input channels (a 1-D stem's input gradient: 512 channels back
-    to 1 x 10 taps): one 1x1 layer, the GEMM y = w^T x of every (output channel, tap)
-    at every input position, then each tap's values added into its strided slice of the
-    output (col2im), which costs O x taps additions per input position. The correlations
-    by output phase would each have O output channels: far too few for any kernel."""
+    """A transposed convolution (groups 1) as one 1x1 layer, the GEMM y = w^T x of every
+    (output channel, tap) at every input position, then each tap's values added into its
+    strided place in the output (the "col2im" kernel), in steps of images that keep y
+    within COL2IM_BYTES. w^T is a view: BLAS reads the transposed operand as it is."""
     nd = x.ndim - 2
     k = w.shape[2:]
     cin, n_o = w.shape[:2]
-    w1 = np.ascontiguousarray(w.reshape(cin, -1).T).reshape((-1, cin) + (1,) * nd)
-    y = _run(x, w1, (1,) * nd, (1,) * nd, 1, method, x.shape[2:])
-    y = y.reshape((x.shape[0], n_o) + tuple(k) + x.shape[2:])
+    w1 = w.reshape(cin, -1).T.reshape((-1, cin) + (1,) * nd)
     out_sp = [(i - 1) * s - 2 * p + d * (kk - 1) + op + 1
               for i, s, p, d, kk, op in zip(x.shape[2:], stride, padding, dilation, k,
                                             output_padding)]
-    out = np.zeros((x.shape[0], n_o) + tuple(out_sp), x.dtype)
-    for tap in itertools.product(*(range(kk) for kk in k)):
-        dst, src = [], []
-        for a, s, p, d, n_in, n_out in zip(tap, stride, padding, dilation, x.shape[2:],
-                                           out_sp):
-            off = a * d - p                   # input i lands on output i*s + off
-            i0 = max(0, -(off // s))                         # first i*s + off >= 0
-            i1 = min(n_in, max(0, (n_out - 1 - off) // s + 1))  # past i*s + off < n_out
-            if i1 <= i0:
-                break
-            src.append(slice(i0, i1))
-            dst.append(slice(i0 * s + off, (i1 - 1) * s + off + 1, s))
-        else:
-            out[(slice(None), slice(None)) + tuple(dst)] += \
-                y[(slice(None), slice(None)) + tap + tuple(src)]
+    out = np.empty((x.shape[0], n_o) + tuple(out_sp), x.dtype)
+
+    def lead(v, fill):
+        return (fill,) * (3 - nd) + tuple(v)
+
+    per_image = n_o * math.prod(k) * math.prod(x.shape[2:]) * x.itemsize
+    step = max(1, COL2IM_BYTES // max(1, per_image))
+    for n0 in range(0, x.shape[0], step):
+        n1 = min(x.shape[0], n0 + step)
+        y = _run(x[n0:n1], w1, (1,) * nd, (1,) * nd, 1, method, x.shape[2:])
+        y = y.reshape((n1 - n0, n_o) + lead(k, 1) + lead(x.shape[2:], 1))
+        dst = _canon(out[n0:n1], nd)
+        spec = Col2imSpec(y_shape=y.shape, out_shape=dst.shape, stride=lead(stride, 1),
+                          padding=lead(padding, 0), dilation=lead(dilation, 1),
+                          dtype=x.dtype)
+        dispatch(spec, y, None, out=dst)
     return out
 
 
@@ -463,8 +482,7 @@ def _adjoint(x, w, stride, padding, output_padding, dilation, groups, method):
     nd = x.ndim - 2
     k = w.shape[2:]
     n_img = x.shape[0]
-    if groups == 1 and method in ("auto", "gemm") \
-            and 2 * w.shape[1] * math.prod(k) <= w.shape[0]:
+    if groups == 1 and method in ("auto", "gemm") and _col2im_pays(x.shape, w.shape, stride):
         return _adjoint_col2im(x, w, stride, padding, output_padding, dilation, method)
     if any(s > 1 for s in stride) and method != "winograd":
         return _adjoint_phases(x, w, stride, padding, output_padding, dilation, groups,

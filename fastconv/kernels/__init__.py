@@ -28,6 +28,8 @@ BOUNDARIES = ("constant", "wrap", "symmetric", "reflect", "edge")
 #                (N, C, D, H, W) arrays (pads None: x is already padded)
 #   "layer_weight"  launcher(x, go, grad, stride, dilation, groups, pads): the weight
 #                gradient of that layer from its input x and grad_output go
+#   "col2im"     launcher(y, out, stride, padding, dilation): out = the taps' values
+#                y (N, O, KD, KH, KW, D, H, W) added at i*stride - padding + tap*dilation
 #
 # A new device is a kernels/<device>/ folder with the same launcher names plus one block
 # here (and its ``DEVICES`` entry).
@@ -61,6 +63,7 @@ REGISTRY = {
     ("filter", "passes", "cuda"): ("fastconv.kernels.cuda.filters1d", "run_passes"),
     ("layer_weight", "gemm", "cpu"): ("fastconv.kernels.cpu.nn", "weight_gemm"),
     ("layer_weight", "direct", "cpu"): ("fastconv.kernels.cpu.nn", "weight_direct"),
+    ("col2im", "direct", "cpu"): ("fastconv.kernels.cpu.nn", "col2im"),
 }
 
 # Per device: how the tuner waits for queued work before it stops a clock (None: calls

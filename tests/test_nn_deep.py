@@ -1,0 +1,189 @@
+"""Deep layers on small images (batch 1 in a ResNet's last stages) against torch (CPU):
+the GEMM method's staged split over the threads, Winograd's products split over the
+threads when an image is one chunk, the transposed convolution (and input gradient) as
+a GEMM then col2im when the weight outweighs the tap values, and the threaded
+polyphase copy. Each test also checks that the path it is about was taken.
+"""
+import numba
+import numpy as np
+import pytest
+
+import fastconv.nn as fnn
+from fastconv import _dispatch
+from fastconv.kernels.cpu import nn as knn
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+G = torch.nn.grad
+TOL = {np.float32: 2e-4, np.float64: 1e-10}
+N = {1: "1d", 2: "2d", 3: "3d"}
+
+
+def close(got, want, dtype):
+    tol = TOL[np.dtype(dtype).type]
+    scale = max(1.0, float(np.abs(want).max())) if np.size(want) else 1.0
+    assert got.shape == want.shape and got.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
+
+
+def _t(a):
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+@pytest.fixture
+def two_threads():
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() < 2:
+        pytest.skip("needs two numba threads")
+    yield
+    numba.set_num_threads(old)
+
+
+def _count(monkeypatch, module, name):
+    calls = []
+    real = getattr(module, name)
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+# (nd, batch, C, O, spatial, k, stride, padding, dilation, groups)
+STAGED = [
+    (2, 1, 24, 80, (5, 6), 3, 1, 1, 1, 1),      # output channels split
+    (2, 1, 16, 12, (9, 7), 3, 1, 0, 1, 1),      # few output channels: columns split
+    (1, 1, 16, 70, (300,), 3, 2, 0, 1, 1),      # one long 1-D row, strided
+    (1, 1, 3, 64, (400,), 10, 5, 0, 1, 1),      # a 1-D stem
+    (2, 1, 32, 96, (6, 5), 1, 2, 0, 1, 1),      # strided 1x1
+    (2, 1, 16, 128, (4, 4), 3, 1, 2, 2, 2),     # groups, dilation
+    (3, 1, 8, 70, (3, 4, 5), 3, 1, 1, 1, 1),
+    (2, 2, 16, 70, (3, 3), 3, 1, 1, 1, 1),      # two images
+]
+
+
+@pytest.mark.parametrize("case", STAGED)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_staged_vs_torch(case, dtype, two_threads, monkeypatch):
+    nd, n, c, o, sp, k, s, p, d, g = case
+    rng = np.random.default_rng(sum(sp) + c + o)
+    x = rng.standard_normal((n, c) + sp)
+    w = rng.standard_normal((o, c // g) + (k,) * nd)
+    kw = dict(stride=s, padding=p, dilation=d, groups=g)
+    want = getattr(F, f"conv{N[nd]}")(_t(x), _t(w), **kw).numpy()
+    calls = _count(monkeypatch, knn, "_gemm_staged")
+    got = getattr(fnn, f"conv{N[nd]}")(x.astype(dtype), w.astype(dtype), method="gemm",
+                                       **kw)
+    close(got, want, dtype)
+    assert calls, "the staged GEMM path was not taken"
+
+
+def test_gemm_staged_weight_gradient_and_input_gradient(two_threads):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 40, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((72, 40, 3, 3)).astype(np.float32)
+    go = rng.standard_normal((1, 72, 6, 6)).astype(np.float32)
+    close(fnn.conv2d_input(x.shape, w, go, padding=1, method="gemm"),
+          G.conv2d_input(x.shape, _t(w), _t(go), padding=1).numpy(), np.float32)
+    close(fnn.conv2d_weight(x, w.shape, go, padding=1),
+          G.conv2d_weight(_t(x), w.shape, _t(go), padding=1).numpy(), np.float32)
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 9, 11), (2, 8, 5, 5), (1, 40, 14, 14)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd_one_chunk_split_products_vs_torch(shape, dtype, two_threads,
+                                                     monkeypatch):
+    rng = np.random.default_rng(shape[2])
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((24, shape[1], 3, 3))
+    want = F.conv2d(_t(x), _t(w), padding=1).numpy()
+    chunks = []
+    real = knn.run_chunks
+
+    def spy(fn, items, threads):
+        items = list(items)
+        chunks.append(len(items))
+        return real(fn, items, threads)
+    monkeypatch.setattr(knn, "run_chunks", spy)
+    close(fnn.conv2d(x.astype(dtype), w.astype(dtype), padding=1, method="winograd"),
+          want, dtype)
+    # ..., the tile chunks (one), then inside it the 36 products split in two
+    assert chunks[-2:] == [1, 2]
+
+
+# (nd, batch, Cin, O, spatial, k, stride, padding, output_padding, dilation)
+COL2IM = [
+    (2, 1, 64, 8, (3, 3), 3, 1, 1, 0, 1),       # the input gradient of a deep layer
+    (2, 2, 48, 6, (4, 3), 3, 1, 0, 0, 2),
+    (2, 1, 40, 5, (4, 4), 3, 2, 1, 1, 1),       # strided: 16 positions <= 8 x 40
+    (2, 1, 16, 4, (5, 6), 4, 2, 1, 0, 1),
+    (1, 1, 32, 3, (7,), 5, 3, 2, 2, 1),
+    (3, 1, 30, 4, (2, 3, 2), 3, 1, 1, 0, 1),
+    (3, 1, 30, 4, (2, 2, 3), 2, 2, 0, 1, 2),
+]
+
+
+@pytest.mark.parametrize("case", COL2IM)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transposed_by_col2im_vs_torch(case, dtype, monkeypatch):
+    nd, n, cin, o, sp, k, s, p, op, d = case
+    rng = np.random.default_rng(cin + o + sum(sp))
+    x = rng.standard_normal((n, cin) + sp)
+    w = rng.standard_normal((cin, o) + (k,) * nd)
+    kw = dict(stride=s, padding=p, output_padding=op, dilation=d)
+    want = getattr(F, f"conv_transpose{N[nd]}")(_t(x), _t(w), **kw).numpy()
+    assert fnn._col2im_pays(x.shape, w.shape, (s,) * nd)
+    monkeypatch.setattr(fnn, "_transpose_weight", None)     # must not be called
+    for method in ("auto", "gemm"):
+        got = getattr(fnn, f"conv_transpose{N[nd]}")(x.astype(dtype), w.astype(dtype),
+                                                     method=method, **kw)
+        close(got, want, dtype)
+    # the input gradient of the forward layer with weight (cin, o, *k)
+    size = want.shape
+    want = getattr(G, f"conv{N[nd]}_input")(size, _t(w), _t(x), stride=s, padding=p,
+                                            dilation=d).numpy()
+    got = getattr(fnn, f"conv{N[nd]}_input")(size, w.astype(dtype), x.astype(dtype),
+                                             stride=s, padding=p, dilation=d)
+    close(got, want, dtype)
+
+
+def test_col2im_in_steps_of_images(monkeypatch):
+    # y of several images over COL2IM_BYTES: one GEMM and one col2im per step, the
+    # same result.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 64, 3, 3)).astype(np.float32)
+    w = rng.standard_normal((64, 6, 3, 3)).astype(np.float32)
+    want = F.conv_transpose2d(_t(x), _t(w), padding=1).numpy()
+    monkeypatch.setattr(fnn, "COL2IM_BYTES", 2 * 6 * 9 * 9 * 4)
+    seen = []
+    real = _dispatch.execute
+
+    def spy(spec, *a, **k):
+        seen.append(spec.kind)
+        return real(spec, *a, **k)
+    monkeypatch.setattr(_dispatch, "execute", spy)
+    close(fnn.conv_transpose2d(x, w, padding=1), want, np.float32)
+    assert seen.count("col2im") == 3 and seen.count("layer") == 3
+
+
+def test_col2im_nan_stays_local():
+    x = np.zeros((1, 64, 5, 5), np.float32)
+    x[0, 3, 2, 2] = np.nan
+    w = np.ones((64, 2, 3, 3), np.float32)
+    y = fnn.conv_transpose2d(x, w)
+    bad = np.isnan(y[0, 0])
+    assert bad[2:5, 2:5].all() and bad.sum() == 9
+
+
+def test_threaded_polyphase_copy_matches_the_numba_copy(two_threads):
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        shape = tuple(int(v) for v in rng.integers(1, 7, 5))
+        x = rng.standard_normal(shape).astype(np.float32)
+        stride = tuple(int(v) for v in rng.integers(1, 4, 3))
+        pads = tuple((int(a), int(b)) for a, b in rng.integers(0, 3, (3, 2)))
+        a = knn._polyphase(x, stride, pads, threaded=False)
+        b = knn._polyphase(x, stride, pads, threaded=True)
+        assert a.shape == b.shape and np.array_equal(a, b), (shape, stride, pads)
