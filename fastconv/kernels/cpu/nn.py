@@ -673,13 +673,27 @@ def weight_gemm(x, go, grad, stride, dilation, groups, pads=None):
               for c0 in range(0, n_ch, cstep)]
     accs = []
     local = threading.local()
+    # Few output channels against columns (O/g x Cg*taps within 1 MB): the transposed
+    # product, columns x grad_output^T, which OpenBLAS runs at 97 GF/s against 78 with 64
+    # output channels (one thread, K = 280-3136); the sum is transposed once at the end,
+    # which for a large weight (512 x 4608) would cost more than it saves.
+    flip = o_g * k <= 2**18 and o_g < k
+    shape = (groups, k, o_g) if flip else (groups, o_g, k)
+    # One image of one row chunk: every chunk owns its columns of the result and writes
+    # them in place, with no accumulator per thread to zero and add (9.4 MB each for a
+    # 512-channel 3x3 layer, more than the GEMM of a 7x7 map reads).
+    gview = grad.reshape(groups, o_g, k)
+    in_place = n_rows == 1
 
     def run(c):
         n, r0, r1, c0, c1 = c
-        acc = getattr(local, "acc", None)
-        if acc is None:
-            acc = local.acc = np.zeros((groups, o_g, k), x.dtype)
-            accs.append(acc)
+        if in_place:
+            acc = gview
+        else:
+            acc = getattr(local, "acc", None)
+            if acc is None:
+                acc = local.acc = np.zeros(shape, x.dtype)
+                accs.append(acc)
         nk = (c1 - c0) * taps // groups          # result columns per group
         if pointwise:
             cols = xq[n, c0:c1, r0 * ow:r1 * ow].reshape(groups, nk, -1)
@@ -688,18 +702,28 @@ def weight_gemm(x, go, grad, stride, dilation, groups, pads=None):
             _im2col(xq, n, c0, c1 - c0, kd, kh, kw, *stride, *dilation, oh, ow, r0, r1,
                     cols)
             cols = cols.reshape(groups, nk, -1)
-        tmp = scratch("nn.wgrad.tmp", (groups, o_g, nk), x.dtype)
-        np.matmul(gom[n, :, :, r0 * ow:r1 * ow], cols.transpose(0, 2, 1), out=tmp)
-        if nk == k:
-            acc += tmp
+        go_c = gom[n, :, :, r0 * ow:r1 * ow]
+        if in_place:
+            np.matmul(go_c, cols.transpose(0, 2, 1),
+                      out=gview[:, :, c0 * taps:c0 * taps + nk])
+            return
+        if flip:
+            tmp = scratch("nn.wgrad.tmp", (groups, nk, o_g), x.dtype)
+            np.matmul(cols, go_c.transpose(0, 2, 1), out=tmp)
+            part = acc if nk == k else acc[:, c0 * taps:c0 * taps + nk]
         else:
-            acc[:, :, c0 * taps:c0 * taps + nk] += tmp
+            tmp = scratch("nn.wgrad.tmp", (groups, o_g, nk), x.dtype)
+            np.matmul(go_c, cols.transpose(0, 2, 1), out=tmp)
+            part = acc if nk == k else acc[:, :, c0 * taps:c0 * taps + nk]
+        part += tmp
 
     run_chunks(run, chunks, threads)
+    if in_place:
+        return grad
     total = accs[0]
     for a in accs[1:]:
         total += a
-    grad.reshape(groups, o_g, k)[...] = total
+    gview[...] = total.transpose(0, 2, 1) if flip else total
     return grad
 
 
