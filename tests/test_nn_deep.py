@@ -60,7 +60,7 @@ STAGED = [
     (2, 1, 32, 96, (6, 5), 1, 2, 0, 1, 1),      # strided 1x1
     (2, 1, 16, 128, (4, 4), 3, 1, 2, 2, 2),     # groups, dilation
     (3, 1, 8, 70, (3, 4, 5), 3, 1, 1, 1, 1),
-    (2, 2, 16, 70, (3, 3), 3, 1, 1, 1, 1),      # two images
+    (1, 2, 8, 70, (300,), 3, 1, 1, 1, 1),       # two images of one row each
 ]
 
 
@@ -187,3 +187,28 @@ def test_threaded_polyphase_copy_matches_the_numba_copy(two_threads):
         a = knn._polyphase(x, stride, pads, threaded=False)
         b = knn._polyphase(x, stride, pads, threaded=True)
         assert a.shape == b.shape and np.array_equal(a, b), (shape, stride, pads)
+
+
+# (nd, batch, C, O, spatial, k, stride, padding)
+IMAGES = [
+    (2, 8, 24, 20, (7, 7), 3, 1, 1),            # a ResNet's last stage, batch 8
+    (2, 3, 16, 12, (5, 6), 1, 2, 0),            # strided 1x1
+    (2, 5, 8, 6, (9, 9), 3, 2, 1),
+    (1, 4, 6, 10, (40,), 5, 1, 2),
+    (3, 2, 4, 8, (3, 4, 5), 3, 1, 1),
+]
+
+
+@pytest.mark.parametrize("case", IMAGES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_images_side_by_side_vs_torch(case, dtype, monkeypatch):
+    nd, n, c, o, sp, k, s, p = case
+    rng = np.random.default_rng(n + c + o)
+    x = rng.standard_normal((n, c) + sp)
+    w = rng.standard_normal((o, c) + (k,) * nd)
+    want = getattr(F, f"conv{N[nd]}")(_t(x), _t(w), stride=s, padding=p).numpy()
+    calls = _count(monkeypatch, knn, "_gemm_images")
+    got = getattr(fnn, f"conv{N[nd]}")(x.astype(dtype), w.astype(dtype), stride=s,
+                                       padding=p, method="gemm")
+    close(got, want, dtype)
+    assert calls, "the images were not put side by side"
