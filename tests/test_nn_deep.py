@@ -13,29 +13,15 @@ from fastconv import _dispatch
 from fastconv.kernels.cpu import nn as knn
 
 torch = pytest.importorskip("torch")
-F = torch.nn.functional
-G = torch.nn.grad
-TOL = {np.float32: 2e-4, np.float64: 1e-10}
-N = {1: "1d", 2: "2d", 3: "3d"}
-
-
-def close(got, want, dtype):
-    tol = TOL[np.dtype(dtype).type]
-    scale = max(1.0, float(np.abs(want).max())) if np.size(want) else 1.0
-    assert got.shape == want.shape and got.dtype == np.dtype(dtype)
-    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
-
-
-def _t(a):
-    return torch.from_numpy(np.ascontiguousarray(a))
+from test_nn_layers import F, G, N, _t, close  # noqa: E402  (torch checked first)
 
 
 @pytest.fixture
 def two_threads():
-    old = numba.get_num_threads()
-    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-    if numba.get_num_threads() < 2:
+    if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs two numba threads")
+    old = numba.get_num_threads()
+    numba.set_num_threads(2)
     yield
     numba.set_num_threads(old)
 
