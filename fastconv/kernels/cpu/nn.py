@@ -620,14 +620,15 @@ def gemm(x, w, out, stride, dilation, groups, pads=None):
 
 # -- col2im (the "col2im" kind) ------------------------------------------------------
 
-@jit(parallel=True)
-def _col2im(y, out, sz, sy, sx, pz, py, px, dz, dy, dx):
+@jit()
+def _col2im(y, out, sz, sy, sx, pz, py, px, dz, dy, dx, j0, j1):
     # out[n, o, z*sz - pz + a*dz, i*sy - py + b*dy, j*sx - px + e*dx] += y[n, o, a, b, e,
-    # z, i, j]: one job per output plane (it stays in cache while every tap adds into
-    # it); each tap's input row adds into one output row, contiguous when sx == 1.
+    # z, i, j] for the output planes (n, o) numbered j0 <= n*O + o < j1: each plane
+    # stays in cache while every tap adds into it; each tap's input row adds into one
+    # output row, contiguous when sx == 1.
     n_img, n_o, kd, kh, kw, di, hi, wi = y.shape
     do, ho, wo = out.shape[2], out.shape[3], out.shape[4]
-    for job in prange(n_img * n_o):
+    for job in range(j0, j1):
         n = job // n_o
         o = job - n * n_o
         out[n, o] = 0
@@ -658,9 +659,16 @@ def _col2im(y, out, sz, sy, sx, pz, py, px, dz, dy, dx):
 
 
 def col2im(y, out, stride, padding, dilation):
-    """The "col2im" launcher (see kernels/__init__.py): overwrites ``out``."""
-    run_parallel(_col2im, np.ascontiguousarray(y), out, *stride, *padding, *dilation,
-                 work=y.size)
+    """The "col2im" launcher (see kernels/__init__.py): overwrites ``out``. Planes split
+    over Python threads, not a numba parallel region: the GEMM before it (and the next
+    layer's) runs on those threads, which numba's spinning OpenMP workers would slow."""
+    y = np.ascontiguousarray(y)
+    planes = out.shape[0] * out.shape[1]
+    threads = get_num_threads() if y.size >= 1 << 16 else 1
+    step = max(1, -(-planes // (CHUNKS_PER_THREAD * threads)))
+    run_chunks(lambda j0: _col2im(y, out, *stride, *padding, *dilation, j0,
+                                  min(planes, j0 + step)),
+               range(0, planes, step), threads)
     return out
 
 
