@@ -777,8 +777,8 @@ def weight_direct(x, go, grad, stride, dilation, groups, pads=None):
 
 # -- FFT --------------------------------------------------------------------------------
 
-@jit(parallel=True, fastmath=False)
-def _spectral_mac(xf, wf, yf):
+@jit(fastmath=False)
+def _spectral_mac(xf, wf, yf, j0, j1):
     # yf[n, o, f] = sum_c xf[n, c, f] * conj(wf[o, c, f]): correlation in the frequency
     # domain, summed over input channels without materialising per-channel products.
     # The spectra come as float views (re, im interleaved): LLVM vectorises the
@@ -787,10 +787,13 @@ def _spectral_mac(xf, wf, yf):
     # different products of `xr * wr + xi * wi` in the parallel kernel, its serial twin and
     # the parallel kernel loaded from numba's cache (results 1 ulp apart); the loop is
     # bound by memory traffic, so strict arithmetic cost 0-3 % here (1 thread, median).
+    # Jobs j0 <= n*O + o < j1: the launcher splits them over its Python threads, between
+    # scipy.fft calls that use threads of their own (no numba region: its OpenMP
+    # workers would keep spinning beside them).
     n_img, cg, nf2 = xf.shape
     n_out = wf.shape[0]
     nf = nf2 // 2
-    for job in prange(n_img * n_out):
+    for job in range(j0, j1):
         n = job // n_out
         o = job - n * n_out
         acc = yf[n, o]
@@ -859,7 +862,7 @@ def fft(x, w, out, stride, dilation, groups):
     shape = tuple(scipy.fft.next_fast_len(e, real=True) for e in ext)
     nf = shape[0] * shape[1] * (shape[2] // 2 + 1)
     csize = np.dtype(np.complex64 if x.dtype == np.float32 else np.complex128).itemsize
-    workers = get_num_threads()
+    workers = threads = get_num_threads()
     sel = tuple(slice(0, (m - 1) * s + 1, s) for m, s in zip(osz, stride))
     budget = WORKSPACE_BYTES // 3
     # Filter spectra of ob output channels, image spectra of nb images, products of both.
@@ -877,7 +880,10 @@ def fft(x, w, out, stride, dilation, groups):
                 xf = _rfft_padded(xs[n0:n1, g * cg:(g + 1) * cg], shape, workers)
                 xf = xf.reshape(n1 - n0, cg, nf).view(xf.real.dtype)
                 yf = np.empty((n1 - n0, o1 - o0, 2 * nf), xf.dtype)
-                run_parallel(_spectral_mac, xf, wf, yf, work=2 * yf.size * cg)
+                jobs = (n1 - n0) * (o1 - o0)
+                step = max(1, -(-jobs // (CHUNKS_PER_THREAD * threads)))
+                run_chunks(lambda j: _spectral_mac(xf, wf, yf, j, min(jobs, j + step)),
+                           range(0, jobs, step), threads)
                 del xf
                 yc = yf.view(np.complex64 if yf.dtype == np.float32 else np.complex128)
                 y = _irfft_rows(yc.reshape((n1 - n0, o1 - o0) + fdim), shape, sel, workers)
