@@ -277,14 +277,17 @@ def test_strided_transposed_inserts_no_zeros():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, 8, 10, 10)).astype(np.float32)
     w = rng.standard_normal((8, 4, 2, 2)).astype(np.float32)
+    # (By output phase, or, with these few output channels, one 1x1 GEMM then col2im.)
     specs = _dispatched(lambda: fnn.conv_transpose2d(x, w, stride=2))
-    assert len(specs) == 4
-    for spec in specs:
+    layers = [s for s in specs if s.kind == "layer"]
+    assert (len(layers), len(specs)) in ((4, 4), (1, 2))
+    for spec in layers:
         assert spec.x_shape[3:] == (10, 10) and spec.w_shape[3:] == (1, 1)
     w3 = rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
     specs = _dispatched(lambda: fnn.conv2d_input(
         (1, 4, 21, 21), w3, x, stride=2))
-    assert all(s.x_shape[3] <= 12 and s.x_shape[4] <= 12 for s in specs)
+    assert all(s.x_shape[3] <= 12 and s.x_shape[4] <= 12 for s in specs
+               if s.kind == "layer")
 
 
 def test_weight_grad_is_one_call_for_all_groups():
