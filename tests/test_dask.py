@@ -276,6 +276,38 @@ def test_processes_cluster():
         np.testing.assert_array_equal(rb, fnd.gaussian_filter(x, 1.5, mode="wrap"))
 
 
+def _tier_state():
+    from fastconv import _firstcall
+    return _firstcall.served(), _firstcall.pending()
+
+
+def test_worker_runs_compiled_kernels_from_its_first_block(monkeypatch):
+    """Workers are fresh processes whose default first-call mode is the no-compile tier
+    (``_firstcall.py``): without the engine's compile mode every block ran NumPy passes
+    and every worker started its own background compile. Here the client builds the
+    graphs in tier mode too: no call of the client or of the worker is served by the tier,
+    no compile process is started, and the results are the compiled path's."""
+    from fastconv import _config, _firstcall
+    monkeypatch.setenv("FASTCONV_FIRST_CALL", "tier")      # the worker processes' default
+    x = RNG.standard_normal((40, 30)).astype(np.float32)
+    w = W2.astype(np.float32)
+    served = _firstcall.served()
+    with distributed.LocalCluster(processes=True, n_workers=1, threads_per_worker=1,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as c:
+        with _config.override(first_call="tier"):
+            a = fastconv.convolve(da.from_array(x, chunks=16), w, "same")
+            b = fnd.gaussian_filter(da.from_array(x, chunks=16), 1.5, mode="wrap")
+            d = fnd.convolve(da.from_array(x, chunks=16), w)
+        assert _firstcall.served() == served         # the client decided compiled methods
+        ra, rb, rd = c.compute([a, b, d], sync=True)
+        (worker_served, worker_pending), = c.run(_tier_state).values()
+    assert worker_served == 0 and worker_pending == ()
+    np.testing.assert_allclose(ra, ss.convolve(x, w, "same"), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(rb, fnd.gaussian_filter(x, 1.5, mode="wrap"))
+    np.testing.assert_array_equal(rd, fnd.convolve(x, w))
+
+
 def test_out_of_core_zarr_chunk_by_chunk(tmp_path):
     """A 64 MiB zarr array filtered and written back to zarr chunk by chunk: the peak of
     NumPy allocations (tracemalloc counts them) stays below a third of the array, on 2
