@@ -425,3 +425,34 @@ def test_halo_strips_do_not_hold_their_chunks():
             arrays = list(value.values()) if isinstance(value, dict) else [value]
             for a in arrays:
                 assert isinstance(a, np.ndarray) and a.base is None and a.flags.c_contiguous
+
+
+def test_pieces_gathered_into_the_worker_scratch_buffer():
+    """Inside a worker a block's piece is gathered into the thread's reused buffer: the
+    same array as np.block (1-D to 3-D, strips of any size), and the buffer grows to the
+    largest piece."""
+    rng = np.random.default_rng(5)
+    for shapes in ([(3,), (7,), (2,)], [[(2, 3), (2, 4)], [(5, 3), (5, 4)]],
+                   [[[(1, 2, 3), (1, 2, 1)], [(1, 4, 3), (1, 4, 1)]],
+                    [[(3, 2, 3), (3, 2, 1)], [(3, 4, 3), (3, 4, 1)]]]):
+        def make(s):
+            return [make(t) for t in s] if isinstance(s, list) else \
+                rng.standard_normal(s).astype(np.float32)
+        pieces = make(shapes)
+        got = engine._block_into_scratch(pieces)
+        np.testing.assert_array_equal(got, np.block(pieces))
+        assert np.shares_memory(got, engine._SCRATCH.buf)
+
+
+def test_block_results_never_share_the_scratch_buffer(client):
+    """Blocks computed later in the same worker thread do not change earlier results."""
+    x = RNG.standard_normal((40, 30)).astype(np.float32)
+    first = fnd.gaussian_filter(da.from_array(x, chunks=(16, 12)), 1.5).compute()
+    second = fastconv.convolve(da.from_array(x[::-1].copy(), chunks=(16, 12)),
+                               W2.astype(np.float32), "same").compute()
+    np.testing.assert_array_equal(first, fnd.gaussian_filter(x, 1.5))
+    assert not np.shares_memory(first, second)
+    ys = dask.compute(*[fnd.uniform_filter(da.from_array(x + i, chunks=(16, 12)), 3)
+                        for i in range(3)])
+    for i, y in enumerate(ys):
+        np.testing.assert_array_equal(y, fnd.uniform_filter(x + i, 3))
