@@ -456,3 +456,19 @@ def test_block_results_never_share_the_scratch_buffer(client):
                         for i in range(3)])
     for i, y in enumerate(ys):
         np.testing.assert_array_equal(y, fnd.uniform_filter(x + i, 3))
+
+
+def test_bench_task_report_picks_the_block_tasks():
+    """``cases_dask --tasks`` times the task prefix with the most compute time (the block
+    tasks), not the getitem/edge/trim tasks around it."""
+    cases = pytest.importorskip("fastconv.bench.cases_dask")
+
+    def task(name, i, seconds, action="compute"):
+        return {"key": (f"{name}-0123abcd", i, 0),
+                "startstops": [{"action": "transfer", "start": 0.0, "stop": 5.0},
+                               {"action": action, "start": 1.0, "stop": 1.0 + seconds}]}
+    stream = ([task("fastconv-edges", i, 0.001) for i in range(9)]
+              + [task("fastconv-filter", i, 0.02 + i * 0.001) for i in range(4)]
+              + [task("getitem", i, 0.004) for i in range(20)])
+    assert sorted(cases._block_tasks(stream)) == pytest.approx([0.02, 0.021, 0.022, 0.023])
+    assert cases._block_tasks([]) == [0.0]
