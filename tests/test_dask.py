@@ -276,6 +276,38 @@ def test_processes_cluster():
         np.testing.assert_array_equal(rb, fnd.gaussian_filter(x, 1.5, mode="wrap"))
 
 
+def _tier_state():
+    from fastconv import _firstcall
+    return _firstcall.served(), _firstcall.pending()
+
+
+def test_worker_runs_compiled_kernels_from_its_first_block(monkeypatch):
+    """Workers are fresh processes whose default first-call mode is the no-compile tier
+    (``_firstcall.py``): without the engine's compile mode every block ran NumPy passes
+    and every worker started its own background compile. Here the client builds the
+    graphs in tier mode too: no call of the client or of the worker is served by the tier,
+    no compile process is started, and the results are the compiled path's."""
+    from fastconv import _config, _firstcall
+    monkeypatch.setenv("FASTCONV_FIRST_CALL", "tier")      # the worker processes' default
+    x = RNG.standard_normal((40, 30)).astype(np.float32)
+    w = W2.astype(np.float32)
+    served = _firstcall.served()
+    with distributed.LocalCluster(processes=True, n_workers=1, threads_per_worker=1,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as c:
+        with _config.override(first_call="tier"):
+            a = fastconv.convolve(da.from_array(x, chunks=16), w, "same")
+            b = fnd.gaussian_filter(da.from_array(x, chunks=16), 1.5, mode="wrap")
+            d = fnd.convolve(da.from_array(x, chunks=16), w)
+        assert _firstcall.served() == served         # the client decided compiled methods
+        ra, rb, rd = c.compute([a, b, d], sync=True)
+        (worker_served, worker_pending), = c.run(_tier_state).values()
+    assert worker_served == 0 and worker_pending == ()
+    np.testing.assert_allclose(ra, ss.convolve(x, w, "same"), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(rb, fnd.gaussian_filter(x, 1.5, mode="wrap"))
+    np.testing.assert_array_equal(rd, fnd.convolve(x, w))
+
+
 def test_out_of_core_zarr_chunk_by_chunk(tmp_path):
     """A 64 MiB zarr array filtered and written back to zarr chunk by chunk: the peak of
     NumPy allocations (tracemalloc counts them) stays below a third of the array, on 2
@@ -393,3 +425,50 @@ def test_halo_strips_do_not_hold_their_chunks():
             arrays = list(value.values()) if isinstance(value, dict) else [value]
             for a in arrays:
                 assert isinstance(a, np.ndarray) and a.base is None and a.flags.c_contiguous
+
+
+def test_pieces_gathered_into_the_worker_scratch_buffer():
+    """Inside a worker a block's piece is gathered into the thread's reused buffer: the
+    same array as np.block (1-D to 3-D, strips of any size), and the buffer grows to the
+    largest piece."""
+    rng = np.random.default_rng(5)
+    for shapes in ([(3,), (7,), (2,)], [[(2, 3), (2, 4)], [(5, 3), (5, 4)]],
+                   [[[(1, 2, 3), (1, 2, 1)], [(1, 4, 3), (1, 4, 1)]],
+                    [[(3, 2, 3), (3, 2, 1)], [(3, 4, 3), (3, 4, 1)]]]):
+        def make(s):
+            return [make(t) for t in s] if isinstance(s, list) else \
+                rng.standard_normal(s).astype(np.float32)
+        pieces = make(shapes)
+        got = engine._block_into_scratch(pieces)
+        np.testing.assert_array_equal(got, np.block(pieces))
+        assert np.shares_memory(got, engine._SCRATCH.buf)
+
+
+def test_block_results_never_share_the_scratch_buffer(client):
+    """Blocks computed later in the same worker thread do not change earlier results."""
+    x = RNG.standard_normal((40, 30)).astype(np.float32)
+    first = fnd.gaussian_filter(da.from_array(x, chunks=(16, 12)), 1.5).compute()
+    second = fastconv.convolve(da.from_array(x[::-1].copy(), chunks=(16, 12)),
+                               W2.astype(np.float32), "same").compute()
+    np.testing.assert_array_equal(first, fnd.gaussian_filter(x, 1.5))
+    assert not np.shares_memory(first, second)
+    ys = dask.compute(*[fnd.uniform_filter(da.from_array(x + i, chunks=(16, 12)), 3)
+                        for i in range(3)])
+    for i, y in enumerate(ys):
+        np.testing.assert_array_equal(y, fnd.uniform_filter(x + i, 3))
+
+
+def test_bench_task_report_picks_the_block_tasks():
+    """``cases_dask --tasks`` times the task prefix with the most compute time (the block
+    tasks), not the getitem/edge/trim tasks around it."""
+    cases = pytest.importorskip("fastconv.bench.cases_dask")
+
+    def task(name, i, seconds, action="compute"):
+        return {"key": (f"{name}-0123abcd", i, 0),
+                "startstops": [{"action": "transfer", "start": 0.0, "stop": 5.0},
+                               {"action": action, "start": 1.0, "stop": 1.0 + seconds}]}
+    stream = ([task("fastconv-edges", i, 0.001) for i in range(9)]
+              + [task("fastconv-filter", i, 0.02 + i * 0.001) for i in range(4)]
+              + [task("getitem", i, 0.004) for i in range(20)])
+    assert sorted(cases._block_tasks(stream)) == pytest.approx([0.02, 0.021, 0.022, 0.023])
+    assert cases._block_tasks([]) == [0.0]

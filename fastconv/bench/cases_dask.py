@@ -7,14 +7,16 @@ in the workers (nothing travels to the client), then releases it. dask-image run
 ``map_overlap`` with SciPy per block; fastconv one task per block with its halo.
 
     python -m fastconv.bench.cases_dask [--n N] [--chunk C] [--workers W] [--repeat R]
-                                       [--memory] [--scaling] [--out-of-core RxC]
+                                       [--memory] [--tasks] [--scaling]
+                                       [--out-of-core RxC]
 
 ``--out-of-core 32768x65536 --chunk 2048 --memory-limit 1GiB`` writes an 8 GiB zarr
 array and filters it into another with workers limited to 1 GiB each.
 ``--memory`` reports, for one call of each contender whose result is summed in the
 workers (no output kept; Linux: peaks are reset through /proc/self/clear_refs), each
 worker's peak RSS minus its idle RSS, the largest per-task growth and the bytes received
-from other workers (see "peak memory per worker" below); ``--scaling`` times fastconv on
+from other workers (see "peak memory per worker" below); ``--tasks`` splits a block
+task's time in the cluster (see "where a task's time goes"); ``--scaling`` times fastconv on
 1 and on ``WORKERS`` workers.
 """
 from __future__ import annotations
@@ -226,6 +228,87 @@ def memory_report(c, x, whats, repeat=3):
     return lines
 
 
+# -- where a task's time goes ---------------------------------------------------------------
+# Inside the cluster a block takes longer than the same block alone. ``--tasks`` splits
+# it: per contender, the median compute time of its block tasks (the distributed task
+# stream), the workers' CPU seconds during the call divided by its block tasks (process
+# CPU: the task thread plus the worker's own event loop, transfers and bookkeeping), and
+# the same filter on one piece-sized array alone in this process, one thread. Wall above
+# CPU is time a worker waited for a core (the machine's other processes, the scheduler,
+# the other worker); CPU above "alone" is what the worker adds (gathering the piece, fresh
+# memory, Dask's own work).
+
+def _cpu_seconds():
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def task_report(c, x, whats, repeat=3):
+    """Lines: per case and contender, medians over ``repeat`` calls (see above)."""
+    import time
+
+    import distributed
+    import scipy.ndimage as sndi
+
+    from .. import ndimage as fn
+    from .. import threads
+    chunk = max(x.chunks[0])
+    halo = {"gaussian": 8, "convolve5": 2, "convolve63": 31}
+    w5 = np.random.default_rng(1).standard_normal((5, 5)).astype(np.float32)
+    w63 = np.random.default_rng(2).standard_normal((63, 63)).astype(np.float32)
+    lines = []
+    for w in whats:
+        piece = np.random.default_rng(3).standard_normal(
+            (chunk + 2 * halo[w],) * x.ndim).astype(np.float32)
+        alone_fns = {
+            "fastconv": {"gaussian": lambda: fn.gaussian_filter(piece, 2.0),
+                         "convolve5": lambda: fn.convolve(piece, w5),
+                         "convolve63": lambda: fn.convolve(piece, w63)}[w],
+            "dask-image": {"gaussian": lambda: sndi.gaussian_filter(piece, 2.0),
+                           "convolve5": lambda: sndi.convolve(piece, w5),
+                           "convolve63": lambda: sndi.convolve(piece, w63)}[w]}
+        for label, call in contenders(c, x, w).items():
+            call()
+            walls, cpus, totals = [], [], []
+            for _ in range(repeat):
+                cpu0 = c.run(_cpu_seconds)
+                with distributed.get_task_stream(client=c) as ts:
+                    t0 = time.perf_counter()
+                    call()
+                    totals.append(time.perf_counter() - t0)
+                cpu1 = c.run(_cpu_seconds)
+                blocks = _block_tasks(ts.data)
+                walls.append(float(np.median(blocks)))
+                cpus.append(sum(cpu1[a] - cpu0[a] for a in cpu0) / max(len(blocks), 1))
+            with threads(1):
+                alone_fns[label]()
+                ts_alone = []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    alone_fns[label]()
+                    ts_alone.append(time.perf_counter() - t0)
+            lines.append(
+                f"tasks {w} {label}: call {np.median(totals) * 1e3:.0f} ms; block task "
+                f"{np.median(walls) * 1e3:.1f} ms wall, worker CPU per block "
+                f"{np.median(cpus) * 1e3:.1f} ms; the same filter alone on a "
+                f"{piece.shape[0]}^{x.ndim} piece, 1 thread: "
+                f"{np.median(ts_alone) * 1e3:.1f} ms (medians of {repeat})")
+    return lines
+
+
+def _block_tasks(stream):
+    """Compute seconds of the call's block tasks: the task prefix (name before its token)
+    with the most compute time (fastconv-filter or -conv; dask-image's fused
+    overlap-filter-trim task), so that getitem, edge and trim tasks are left out."""
+    per = {}
+    for t in stream:
+        name = t["key"][0] if isinstance(t["key"], tuple) else str(t["key"])
+        per.setdefault(name.rsplit("-", 1)[0], []).extend(
+            s["stop"] - s["start"] for s in t["startstops"] if s["action"] == "compute")
+    return max(per.values(), key=sum) if per else [0.0]
+
+
 # -- out of core --------------------------------------------------------------------------
 
 def out_of_core(rows, cols, chunk, memory_limit, workers=WORKERS, folder=None):
@@ -283,6 +366,8 @@ def main(argv=None):
     parser.add_argument("-k", default="", help="only cases whose name contains this")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--scaling", action="store_true")
+    parser.add_argument("--tasks", action="store_true",
+                        help="where a block task's time goes (see task_report)")
     parser.add_argument("--out-of-core", metavar="ROWSxCOLS",
                         help="only the zarr-to-zarr run (with --chunk, --memory-limit)")
     parser.add_argument("--memory-limit", default="1GiB")
@@ -304,6 +389,9 @@ def main(argv=None):
         print(f"idle worker RSS: {start / 2**20:.0f} MiB with fastconv imported (before any "
               f"kernel ran; input and compiled kernels come on top)")
         for line in memory_report(c, x, whats, args.repeat):
+            print(line)
+    if args.tasks:
+        for line in task_report(c, x, whats, args.repeat):
             print(line)
     if args.scaling:
         import time

@@ -48,6 +48,7 @@ import inspect
 import itertools
 import operator
 import os
+import threading
 
 import dask
 import dask.array as da
@@ -177,8 +178,86 @@ class _Job:
 
 
 def _assemble(pieces):
-    """The block's piece from its chunk slices (nested lists, as ``np.block`` takes)."""
-    return np.block(pieces) if isinstance(pieces, list) else pieces
+    """The block's piece from its chunk slices (nested lists, as ``np.block`` takes), and
+    whether it lives in the thread's scratch buffer (``_scratch``): then the caller must
+    not return memory that shares it."""
+    if not isinstance(pieces, list):
+        return pieces, False
+    if not _in_worker():
+        return np.block(pieces), False
+    return _block_into_scratch(pieces), True
+
+
+def _in_worker() -> bool:
+    try:
+        from distributed import get_worker
+        get_worker()
+        return True
+    except (ImportError, ValueError):
+        return False
+
+
+# A distributed worker process has MALLOC_TRIM_THRESHOLD_ set (by its nanny, so that freed
+# memory goes back to the OS at once), which also fixes glibc's mmap threshold: every
+# array above 128 KiB is a fresh mapping, and its first touch page-faults. A fresh piece
+# of 2064^2 float32 (17 MB) took 1.6-3 ms to gather with np.block in such a process against
+# 0.8 ms into a reused buffer (the filter itself: 16 ms), and a task's resident growth
+# counted the piece on top of its output. So each worker thread gathers its pieces into one
+# buffer that it keeps (as large as its largest piece so far; the output of a block is
+# always its own array). Outside a worker, np.block: freed memory is reused there anyway.
+_SCRATCH = threading.local()
+
+
+def _scratch(nbytes):
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        _SCRATCH.buf = None                     # free the old one before the new one
+        buf = _SCRATCH.buf = np.empty(max(nbytes, 1), np.uint8)
+    return buf
+
+
+def _leaf(pieces):
+    while isinstance(pieces, list):
+        pieces = pieces[0]
+    return pieces
+
+
+def _block_into_scratch(pieces):
+    """``np.block(pieces)`` written into the thread's scratch buffer."""
+    leaves = []
+
+    def collect(p):
+        if isinstance(p, list):
+            for q in p:
+                collect(q)
+        else:
+            leaves.append(p)
+    collect(pieces)
+    dtype = np.result_type(*leaves)
+    ndim = leaves[0].ndim
+    shape, level = [], pieces
+    for ax in range(ndim):
+        shape.append(sum(_leaf(p).shape[ax] for p in level))
+        level = level[0]
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    out = _scratch(nbytes)[:nbytes].view(dtype).reshape(shape)
+
+    def fill(p, ax, index):
+        if not isinstance(p, list):
+            out[tuple(index)] = p
+            return
+        o = 0
+        for q in p:
+            n = _leaf(q).shape[ax]
+            fill(q, ax + 1, index + [slice(o, o + n)])
+            o += n
+    fill(pieces, 0, [])
+    return out
+
+
+def _own(result, piece, scratch):
+    """``result``, copied if it shares the scratch buffer the piece lives in."""
+    return result.copy() if scratch and np.may_share_memory(result, piece) else result
 
 
 def _graph_array(kind, token, x, tasks, out_chunks, dtype, extra=None):
@@ -242,6 +321,58 @@ def _materialise(value):
     return value.compute() if array_kind(value) == "dask" else value
 
 
+# -- compiled kernels from the first block ------------------------------------------------
+#
+# A worker is a fresh process, and fastconv's first-call mode there is the no-compile tier
+# (_firstcall.py): plain NumPy / scipy-style passes while a background process compiles
+# the kernels. On a cluster that is the wrong trade. Measured (2 workers x 1 thread,
+# gaussian_filter sigma 2, 4096^2 in 1024^2 chunks): every worker served every block from
+# the tier (100-370 ms a block against 8-12 ms compiled) and started its own compile
+# process, so two compiles of the same kernels competed with the two workers for the two
+# cores; after four whole calls (5-13 s) no worker had switched. So the engine decides on
+# the client, and runs every task, in "compile" mode: the client's decisions are never
+# tier decisions baked into the graph, a task compiles (or loads from numba's disk cache)
+# its kernels in the foreground, and no worker starts a compile process. The client also
+# runs one block of each kind on a probe (``_warm``) while it builds the graph, so the
+# kernels are in the disk cache that the workers share (NUMBA_CACHE_DIR) and a worker's
+# first block only loads them (0.5 s, measured) instead of every worker compiling them.
+
+def _compiled():
+    """The first-call mode of the engine's own calls: compile (or load), never the tier."""
+    return _config.override(first_call="compile")
+
+
+_WARMED: set = set()          # warm keys already run in this process
+
+
+def _in_compile_mode(func):
+    """Build the graph in compile mode too (``_compiled``)."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with _compiled():
+            return func(*args, **kwargs)
+    return wrapper
+
+
+def _largest(warm, key, piece_shape, call):
+    """Keep, per warm key, the call with the largest piece (an interior block)."""
+    old = warm.get(key)
+    if old is None or np.prod(piece_shape) > np.prod(old[0]):
+        warm[key] = (piece_shape, call)
+
+
+def _warm(key, task, piece_shape, dtype, *args):
+    """Run the task function ``task`` once on a probe piece (the same code path, thread
+    count and kernels as its blocks), unless this process already has for ``key``."""
+    if key in _WARMED:
+        return
+    _WARMED.add(key)
+    try:
+        task(_probe(piece_shape, dtype), *args)
+    except Exception:          # the task itself raises it, at compute time, as Dask does
+        pass
+
+
 # -- threads -----------------------------------------------------------------------------
 
 def task_threads() -> int:
@@ -300,10 +431,12 @@ def _conv_block(pieces, wk, job):
     """One task: the NumPy path's execute step on one block, with the client's Decision."""
     p = job.params
     wk = wk[p["wslice"]] if p["wslice"] is not None else wk
-    with _config.threads(p["nthreads"]):
-        return execute(p["spec"], _assemble(pieces), None, p["decision"], wk=wk)
+    piece, scratch = _assemble(pieces)
+    with _config.threads(p["nthreads"]), _compiled():
+        return _own(execute(p["spec"], piece, None, p["decision"], wk=wk), piece, scratch)
 
 
+@_in_compile_mode
 def conv(prepare, fallback, in1, in2, workers=None):
     """A ConvSpec call over a Dask array. ``prepare(x, w)`` is the public function's
     validation (``("run", spec, x, w, method)`` or ``("result", array)``) run on the
@@ -342,6 +475,7 @@ def conv(prepare, fallback, in1, in2, workers=None):
                 row.append((runs, local, None))
         per_axis.append(row)
     tasks, edges, edges_name = {}, {}, _edges_name(x, per_axis)
+    warm = {}
     for index in itertools.product(*(range(len(r)) for r in per_axis)):
         cells = [per_axis[a][i] for a, i in enumerate(index)]
         runs = [c[0] for c in cells]
@@ -361,6 +495,11 @@ def conv(prepare, fallback, in1, in2, workers=None):
         job = _Job(spec=bspec, decision=decisions[key], wslice=wslice, nthreads=nthreads)
         tasks[index] = (_conv_block, _pieces(x, runs, in_bounds, edges, edges_name),
                           kernel_key, job)
+        _largest(warm, ("conv", spec.compute_dtype.str, spec.ndim, spec.boundary, nthreads,
+                        repr(decisions[key].method), tuple(sorted(decisions[key].params))),
+                 piece_shape, (_conv_block, wk, job))
+    for wkey, (shape, (task, *args)) in warm.items():
+        _warm(wkey, task, shape, x.dtype, *args)
     token = (repr(spec), wk, sorted((repr(k), repr(d)) for k, d in decisions.items()))
     return _graph_array("conv", token, x, tasks, out_chunks, spec.result_dtype,
                         extra={kernel_key: wk, **_edge_tasks(x, edges, edges_name)})
@@ -382,7 +521,8 @@ def _one_task(fallback, in1, in2, prepare):
 
 
 def _call(fallback, x, w):
-    return np.asarray(fallback(x, w))
+    with _compiled():
+        return np.asarray(fallback(x, w))
 
 
 # -- ndimage filters ---------------------------------------------------------------------
@@ -454,19 +594,20 @@ def _filter_block(pieces, job):
     p = job.params
     name, args, kwargs, crop, methods, nthreads = (
         p["name"], p["args"], p["kwargs"], p["crop"], p["methods"], p["nthreads"])
-    piece = _assemble(pieces)
+    piece, scratch = _assemble(pieces)
     func = getattr(ndimage, name).__wrapped__
     token = ndimage._METHODS.set(ndimage._MethodPlan(list(methods), record=False))
     try:
-        with _config.threads(nthreads):
+        with _config.threads(nthreads), _compiled():
             out = func(piece, *args, **kwargs)
     finally:
         ndimage._METHODS.reset(token)
     # A view: the block keeps its piece's halo rows alive (a few per cent for chunks much
     # larger than the halo) instead of paying a copy of every block.
-    return out[crop]
+    return _own(out, piece, scratch)[crop]
 
 
+@_in_compile_mode
 def filter_call(func, input, args, kwargs):
     """An ndimage filter (the undecorated public function ``func``) over a Dask array."""
     name = func.__name__
@@ -499,7 +640,7 @@ def filter_call(func, input, args, kwargs):
     per_axis = [[_halo_axis(n, o0, o1, h, wr) + ((o1 - o0),)
                  for o0, o1 in _bounds(c)]
                 for n, c, h, wr in zip(x.shape, x.chunks, halo, wrap)]
-    methods, calls, decisions, extra = {}, {}, {}, {}
+    methods, calls, decisions, extra, warm = {}, {}, {}, {}, {}
     in_bounds = [_bounds(c) for c in x.chunks]
     tasks, edges, edges_name = {}, {}, _edges_name(x, per_axis)
     for index in itertools.product(*(range(len(r)) for r in per_axis)):
@@ -516,6 +657,8 @@ def filter_call(func, input, args, kwargs):
             job = _Job(name=name, args=args, kwargs=kwargs, crop=crop,
                        methods=methods[piece_shape], nthreads=nthreads)
             tasks[index] = (_filter_block, pieces, job)
+            _largest(warm, ("filter", name, x.dtype.str, x.ndim, repr(modes), nthreads,
+                            repr(methods[piece_shape])), piece_shape, (_filter_block, job))
             continue
         bspec, wk = window
         key = (piece_shape, bspec.out_shape, bspec.start)
@@ -525,9 +668,14 @@ def filter_call(func, input, args, kwargs):
         extra[kernel_key] = wk
         job = _Job(spec=bspec, decision=decisions[key], wslice=None, nthreads=nthreads)
         tasks[index] = (_conv_block, pieces, kernel_key, job)
+        _largest(warm, ("conv", bspec.compute_dtype.str, bspec.ndim, bspec.boundary, nthreads,
+                        repr(decisions[key].method), tuple(sorted(decisions[key].params))),
+                 piece_shape, (_conv_block, wk, job))
     token = (name, repr(args), repr(kwargs), [a for a in args if isinstance(a, np.ndarray)],
              sorted(methods.items()), sorted((repr(k), repr(d)) for k, d in decisions.items()),
              nthreads)
+    for wkey, (shape, (task, *targs)) in warm.items():
+        _warm(wkey, task, shape, x.dtype, *targs)
     extra.update(_edge_tasks(x, edges, edges_name))
     return _graph_array("filter", token, x, tasks, x.chunks, dtype, extra=extra)
 
