@@ -41,7 +41,7 @@ __all__ = ["tap_groups", "forward", "weight_grad"]
 # 7x7, C96 56^2, one thread: 13 passes -> 7, the accumulation 0.64 -> 0.60 ms only: each
 # FMA still needs its own unaligned 64-byte load (torch/oneDNN reuses loaded vectors
 # across outputs), which bounds this loop, not the acc traffic.
-GROUP = 8
+GROUP = 9
 
 
 @functools.lru_cache(maxsize=256)
@@ -208,6 +208,91 @@ def _fill_any(xf, xb, d, h, w, buf, sz, sy, sx, lz, ly, lx, dq, hq, wq):
         _fill(xf, xb, d, h, w, buf, sz, sy, sx, lz, ly, lx, dq, hq, wq)
 
 
+@jit()
+def _taps(acc, run, first, src, off, wt, o, q, k):
+    """acc[:run] = (first) or += the sum over the k taps of group q of wt[o, q, t] *
+    src[off[q, t] + i]. Nine taps (a whole 3x3 kernel) or eight go in one pass, the rest in
+    passes of up to four; the first pass of a plane stores instead of adding, so acc is
+    never zeroed. The views at each tap's offset are indexed by the loop counter alone,
+    so numba drops its negative-index check and LLVM vectorises."""
+    if k >= 8:
+        s0 = src[off[q, 0]:]
+        s1 = src[off[q, 1]:]
+        s2 = src[off[q, 2]:]
+        s3 = src[off[q, 3]:]
+        s4 = src[off[q, 4]:]
+        s5 = src[off[q, 5]:]
+        s6 = src[off[q, 6]:]
+        s7 = src[off[q, 7]:]
+        w0, w1, w2, w3 = wt[o, q, 0], wt[o, q, 1], wt[o, q, 2], wt[o, q, 3]
+        w4, w5, w6, w7 = wt[o, q, 4], wt[o, q, 5], wt[o, q, 6], wt[o, q, 7]
+        if k == 9:
+            s8 = src[off[q, 8]:]
+            w8 = wt[o, q, 8]
+            if first:
+                for i in range(run):
+                    acc[i] = (w0 * s0[i] + w1 * s1[i] + w2 * s2[i] + w3 * s3[i]
+                              + w4 * s4[i] + w5 * s5[i] + w6 * s6[i] + w7 * s7[i]
+                              + w8 * s8[i])
+            else:
+                for i in range(run):
+                    acc[i] += (w0 * s0[i] + w1 * s1[i] + w2 * s2[i] + w3 * s3[i]
+                               + w4 * s4[i] + w5 * s5[i] + w6 * s6[i] + w7 * s7[i]
+                               + w8 * s8[i])
+        elif first:
+            for i in range(run):
+                acc[i] = (w0 * s0[i] + w1 * s1[i] + w2 * s2[i] + w3 * s3[i]
+                          + w4 * s4[i] + w5 * s5[i] + w6 * s6[i] + w7 * s7[i])
+        else:
+            for i in range(run):
+                acc[i] += (w0 * s0[i] + w1 * s1[i] + w2 * s2[i] + w3 * s3[i]
+                           + w4 * s4[i] + w5 * s5[i] + w6 * s6[i] + w7 * s7[i])
+        return
+    j = 0
+    while j < k:
+        s0 = src[off[q, j]:]
+        w0 = wt[o, q, j]
+        n = min(4, k - j)
+        if n == 1:
+            if first:
+                for i in range(run):
+                    acc[i] = w0 * s0[i]
+            else:
+                for i in range(run):
+                    acc[i] += w0 * s0[i]
+        else:
+            s1 = src[off[q, j + 1]:]
+            w1 = wt[o, q, j + 1]
+            if n == 2:
+                if first:
+                    for i in range(run):
+                        acc[i] = w0 * s0[i] + w1 * s1[i]
+                else:
+                    for i in range(run):
+                        acc[i] += w0 * s0[i] + w1 * s1[i]
+            else:
+                s2 = src[off[q, j + 2]:]
+                w2 = wt[o, q, j + 2]
+                if n == 3:
+                    if first:
+                        for i in range(run):
+                            acc[i] = w0 * s0[i] + w1 * s1[i] + w2 * s2[i]
+                    else:
+                        for i in range(run):
+                            acc[i] += w0 * s0[i] + w1 * s1[i] + w2 * s2[i]
+                else:
+                    s3 = src[off[q, j + 3]:]
+                    w3 = wt[o, q, j + 3]
+                    if first:
+                        for i in range(run):
+                            acc[i] = w0 * s0[i] + w1 * s1[i] + w2 * s2[i] + w3 * s3[i]
+                    else:
+                        for i in range(run):
+                            acc[i] += w0 * s0[i] + w1 * s1[i] + w2 * s2[i] + w3 * s3[i]
+        first = False
+        j += n
+
+
 @jit(parallel=True)
 def forward(x, wt, cnt, phase, off, out, sz, sy, sx, lz, ly, lx, dq, hq, wq):
     """out (N, O, OD, OH, OW) of the depthwise layer on unpadded x (N, C, D, H, W) with
@@ -231,54 +316,9 @@ def forward(x, wt, cnt, phase, off, out, sz, sy, sx, lz, ly, lx, dq, hq, wq):
         for j in range(m):
             o = c * m + j
             for oz in range(od):
-                for i in range(run):
-                    acc[i] = 0
                 for q in range(ng):
                     src = buf[phase[q] * blk + oz * hq * wq:]
-                    k = cnt[q]
-                    # Views at each tap's offset: indexed by the loop counter alone, so
-                    # numba drops its negative-index check and LLVM vectorises.
-                    if k == 8:
-                        s0 = src[off[q, 0]:]
-                        s1 = src[off[q, 1]:]
-                        s2 = src[off[q, 2]:]
-                        s3 = src[off[q, 3]:]
-                        s4 = src[off[q, 4]:]
-                        s5 = src[off[q, 5]:]
-                        s6 = src[off[q, 6]:]
-                        s7 = src[off[q, 7]:]
-                        w0, w1, w2, w3 = wt[o, q, 0], wt[o, q, 1], wt[o, q, 2], wt[o, q, 3]
-                        w4, w5, w6, w7 = wt[o, q, 4], wt[o, q, 5], wt[o, q, 6], wt[o, q, 7]
-                        for i in range(run):
-                            acc[i] += (w0 * s0[i] + w1 * s1[i] + w2 * s2[i] + w3 * s3[i]
-                                       + w4 * s4[i] + w5 * s5[i] + w6 * s6[i]
-                                       + w7 * s7[i])
-                        continue
-                    j = 0
-                    while j < k:
-                        s0 = src[off[q, j]:]
-                        w0 = wt[o, q, j]
-                        if k - j == 1:
-                            for i in range(run):
-                                acc[i] += w0 * s0[i]
-                            break
-                        s1 = src[off[q, j + 1]:]
-                        w1 = wt[o, q, j + 1]
-                        if k - j == 2:
-                            for i in range(run):
-                                acc[i] += w0 * s0[i] + w1 * s1[i]
-                            break
-                        s2 = src[off[q, j + 2]:]
-                        w2 = wt[o, q, j + 2]
-                        if k - j == 3:
-                            for i in range(run):
-                                acc[i] += w0 * s0[i] + w1 * s1[i] + w2 * s2[i]
-                            break
-                        s3 = src[off[q, j + 3]:]
-                        w3 = wt[o, q, j + 3]
-                        for i in range(run):
-                            acc[i] += w0 * s0[i] + w1 * s1[i] + w2 * s2[i] + w3 * s3[i]
-                        j += 4
+                    _taps(acc, run, q == 0, src, off, wt, o, q, cnt[q])
                 ob = ((n * n_out + o) * od + oz) * oh * ow
                 for oy in range(oh):
                     for i in range(ow):
