@@ -332,39 +332,123 @@ def forward(x, wt, cnt, phase, off, out, sz, sy, sx, lz, ly, lx, dq, hq, wq):
 
 
 @jit()
-def _dots(gq, src, off, q, j, n, run, zero):
-    """The dot products of gq[:run] with src[off[q, j + t]:][:run] for t < n <= 4 (zero
-    past n): one pass loads each gradient value once for up to four taps. ``zero`` is a
-    zero of the arrays' dtype (a literal 0 would make the sums float64)."""
-    a0 = a1 = a2 = a3 = zero
-    s0 = src[off[q, j]:]
-    if n == 1:
-        for i in range(run):
-            a0 += gq[i] * s0[i]
-        return a0, a1, a2, a3
-    s1 = src[off[q, j + 1]:]
-    if n == 2:
-        for i in range(run):
-            g = gq[i]
-            a0 += g * s0[i]
-            a1 += g * s1[i]
-        return a0, a1, a2, a3
-    s2 = src[off[q, j + 2]:]
-    if n == 3:
+def _dots(gq, src, off, q, j, n, run, zero, res):
+    """res[t] = the dot product of gq[:run] with src[off[q, j + t]:][:run] for t < n <= 9:
+    one pass loads each gradient value once for up to nine taps (a whole 3x3 kernel; the
+    rest in passes of up to four). ``zero`` is a zero of the arrays' dtype (a literal 0
+    would make the sums float64)."""
+    if n == 9:
+        s0 = src[off[q, j + 0]:]
+        s1 = src[off[q, j + 1]:]
+        s2 = src[off[q, j + 2]:]
+        s3 = src[off[q, j + 3]:]
+        s4 = src[off[q, j + 4]:]
+        s5 = src[off[q, j + 5]:]
+        s6 = src[off[q, j + 6]:]
+        s7 = src[off[q, j + 7]:]
+        s8 = src[off[q, j + 8]:]
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = zero
         for i in range(run):
             g = gq[i]
             a0 += g * s0[i]
             a1 += g * s1[i]
             a2 += g * s2[i]
-        return a0, a1, a2, a3
-    s3 = src[off[q, j + 3]:]
-    for i in range(run):
-        g = gq[i]
-        a0 += g * s0[i]
-        a1 += g * s1[i]
-        a2 += g * s2[i]
-        a3 += g * s3[i]
-    return a0, a1, a2, a3
+            a3 += g * s3[i]
+            a4 += g * s4[i]
+            a5 += g * s5[i]
+            a6 += g * s6[i]
+            a7 += g * s7[i]
+            a8 += g * s8[i]
+        res[0] = a0
+        res[1] = a1
+        res[2] = a2
+        res[3] = a3
+        res[4] = a4
+        res[5] = a5
+        res[6] = a6
+        res[7] = a7
+        res[8] = a8
+        return
+    if n == 8:
+        s0 = src[off[q, j + 0]:]
+        s1 = src[off[q, j + 1]:]
+        s2 = src[off[q, j + 2]:]
+        s3 = src[off[q, j + 3]:]
+        s4 = src[off[q, j + 4]:]
+        s5 = src[off[q, j + 5]:]
+        s6 = src[off[q, j + 6]:]
+        s7 = src[off[q, j + 7]:]
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
+        for i in range(run):
+            g = gq[i]
+            a0 += g * s0[i]
+            a1 += g * s1[i]
+            a2 += g * s2[i]
+            a3 += g * s3[i]
+            a4 += g * s4[i]
+            a5 += g * s5[i]
+            a6 += g * s6[i]
+            a7 += g * s7[i]
+        res[0] = a0
+        res[1] = a1
+        res[2] = a2
+        res[3] = a3
+        res[4] = a4
+        res[5] = a5
+        res[6] = a6
+        res[7] = a7
+        return
+    if n == 4:
+        s0 = src[off[q, j + 0]:]
+        s1 = src[off[q, j + 1]:]
+        s2 = src[off[q, j + 2]:]
+        s3 = src[off[q, j + 3]:]
+        a0 = a1 = a2 = a3 = zero
+        for i in range(run):
+            g = gq[i]
+            a0 += g * s0[i]
+            a1 += g * s1[i]
+            a2 += g * s2[i]
+            a3 += g * s3[i]
+        res[0] = a0
+        res[1] = a1
+        res[2] = a2
+        res[3] = a3
+        return
+    if n == 3:
+        s0 = src[off[q, j + 0]:]
+        s1 = src[off[q, j + 1]:]
+        s2 = src[off[q, j + 2]:]
+        a0 = a1 = a2 = zero
+        for i in range(run):
+            g = gq[i]
+            a0 += g * s0[i]
+            a1 += g * s1[i]
+            a2 += g * s2[i]
+        res[0] = a0
+        res[1] = a1
+        res[2] = a2
+        return
+    if n == 2:
+        s0 = src[off[q, j + 0]:]
+        s1 = src[off[q, j + 1]:]
+        a0 = a1 = zero
+        for i in range(run):
+            g = gq[i]
+            a0 += g * s0[i]
+            a1 += g * s1[i]
+        res[0] = a0
+        res[1] = a1
+        return
+    if n == 1:
+        s0 = src[off[q, j + 0]:]
+        a0 = zero
+        for i in range(run):
+            g = gq[i]
+            a0 += g * s0[i]
+        res[0] = a0
+        return
+    raise ValueError("_dots: n must be 1-4, 8 or 9")
 
 
 @jit(parallel=True)
@@ -399,6 +483,7 @@ def weight_grad(x, go, taps, cnt, phase, off, grad, sz, sy, sx, lz, ly, lx, dq, 
         gq = np.zeros(run, x.dtype)
         tot = np.zeros(nt, x.dtype)
         zero = np.zeros(1, x.dtype)
+        res = np.empty(GROUP, x.dtype)
         plane = np.empty(nt, x.dtype)
         part = np.empty(ow, x.dtype)
         for n in range(n_img):
@@ -415,15 +500,12 @@ def weight_grad(x, go, taps, cnt, phase, off, grad, sz, sy, sx, lz, ly, lx, dq, 
                     src = buf[phase[q] * blk + oz * hq * wq:]
                     j = 0
                     while j < cnt[q]:
-                        k = min(4, cnt[q] - j)
-                        a0, a1, a2, a3 = _dots(gq, src, off, q, j, k, run, zero[0])
-                        plane[taps[q, j]] += a0
-                        if k > 1:
-                            plane[taps[q, j + 1]] += a1
-                        if k > 2:
-                            plane[taps[q, j + 2]] += a2
-                        if k > 3:
-                            plane[taps[q, j + 3]] += a3
+                        k = cnt[q] - j
+                        if k < 8:
+                            k = min(4, k)
+                        _dots(gq, src, off, q, j, k, run, zero[0], res)
+                        for t in range(k):
+                            plane[taps[q, j + t]] += res[t]
                         j += k
             chk = plane[0] * 0
             for t in range(nt):
