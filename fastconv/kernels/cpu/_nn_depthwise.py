@@ -538,10 +538,21 @@ def weight_grad(x, go, taps, cnt, phase, off, grad, sz, sy, sx, lz, ly, lx, dq, 
 
 
 def plan(x_shape, w_shape, stride, dilation, pads):
-    """(dq, hq, wq, lo pads, tap groups) of a depthwise layer on x of ``x_shape``
-    (unpadded when ``pads`` is given)."""
+    """(dq, hq, wq), lo pads, tap groups of a depthwise layer on x of ``x_shape``
+    (unpadded when ``pads`` is given). Memoised per layer shape: a whole small layer
+    takes a few microseconds, as long as working this out again."""
+    try:
+        return _plan(x_shape[2:], w_shape[2:], stride, dilation, pads)
+    except TypeError:               # lists (unhashable): the same plan, from tuples
+        pads = tuple(tuple(p) for p in pads) if pads is not None else None
+        return _plan(tuple(x_shape[2:]), tuple(w_shape[2:]), tuple(stride),
+                     tuple(dilation), pads)
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(x_sp, k, stride, dilation, pads):
     pads = tuple(tuple(p) for p in pads) if pads is not None else ((0, 0),) * 3
-    dims = [d + lo + hi for d, (lo, hi) in zip(x_shape[2:], pads)]
+    dims = [d + lo + hi for d, (lo, hi) in zip(x_sp, pads)]
     q = tuple(-(-d // s) for d, s in zip(dims, stride))
-    groups = tap_groups(tuple(w_shape[2:]), tuple(stride), tuple(dilation), q)
+    groups = tap_groups(tuple(k), tuple(stride), tuple(dilation), q)
     return q, tuple(lo for lo, _ in pads), groups
