@@ -102,7 +102,8 @@ def test_depthwise_weight_grad_nonfinite_plane(where):
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     fin = np.isfinite(want)
     assert not fin.all() and fin.any()
-    np.testing.assert_allclose(got[fin], want[fin], rtol=2e-4, atol=2e-4 * np.abs(want[fin]).max())
+    np.testing.assert_allclose(got[fin], want[fin], rtol=2e-4,
+                               atol=2e-4 * np.abs(want[fin]).max())
 
 
 def test_depthwise_weight_grad_overflow_stays_inf():
