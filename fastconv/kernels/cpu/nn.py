@@ -402,10 +402,14 @@ def _depthwise(x, w, out, stride, dilation, pads, work):
     q, lo, (taps, cnt, phase, off) = _nn_depthwise.plan(x.shape, w.shape, stride,
                                                          dilation, pads)
     wflat = np.ascontiguousarray(w).reshape(w.shape[0], -1)
-    wt = np.ascontiguousarray(np.where(taps >= 0, wflat[:, np.maximum(taps, 0)], 0),
-                              dtype=w.dtype)
-    run_parallel(_nn_depthwise.forward, x, wt, cnt, phase, off, out, *stride, *lo, *q,
+    # Slots past a group's count (taps -1) get some weight of the row: never read.
+    wt = np.take(wflat, taps, axis=1, mode="clip")
+    # The kernel indexes x and out flat.
+    dst = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)
+    run_parallel(_nn_depthwise.forward, x, wt, cnt, phase, off, dst, *stride, *lo, *q,
                  work=work)
+    if dst is not out:
+        out[...] = dst
     return out
 
 
