@@ -1091,7 +1091,7 @@ def winograd(x, w, out, stride, dilation, groups, pads=None):
     u_oc = np.empty((36, w9.shape[0]), x.dtype)
     threads = get_num_threads()
     run_chunks(lambda c: np.matmul(gg, w9[c[0]:c[1]].T, out=u_oc[:, c[0]:c[1]]),
-               _split(w9.shape[0], threads, 2048), threads)
+               _split(w9.shape[0], threads, 8192), threads)
     u = u_oc.reshape(36, groups, o_g, cg).transpose(0, 1, 3, 2)
     # The 36 products: our register-tiled GEMM where a product's filter matrix (Cg x Og)
     # fits in L1 (1.35-1.6x one-thread BLAS there: no per-call overhead, no packing;
