@@ -11,20 +11,7 @@ import fastconv.nn as fnn
 from fastconv.kernels.cpu import nn as knn
 
 torch = pytest.importorskip("torch")
-F = torch.nn.functional
-G = torch.nn.grad
-TOL = {np.float32: 2e-4, np.float64: 1e-10}
-
-
-def close(got, want, dtype):
-    tol = TOL[np.dtype(dtype).type]
-    scale = max(1.0, float(np.abs(want).max())) if np.size(want) else 1.0
-    assert got.shape == want.shape and got.dtype == np.dtype(dtype)
-    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
-
-
-def _t(a):
-    return torch.from_numpy(np.ascontiguousarray(a))
+from test_nn_layers import F, G, _t, close  # noqa: E402  (torch checked first)
 
 
 @pytest.mark.parametrize("seed", range(16))
