@@ -20,6 +20,8 @@ Specs (``_validate``) and what each kind decides:
   model's choice (the depthwise kernel or one GEMM over all groups).
 * ``Col2imSpec`` ("col2im"): the scatter-add step of a transposed convolution done as a
   GEMM; one method.
+* ``TransposedSpec`` ("layer_transposed"): a strided transposed convolution of few
+  channels per group (depthwise layers' input gradients) computed directly; one method.
 
 Everything a launcher needs (block sizes, factors, fallbacks, the device) is in the
 decision; launchers never choose and never raise on user input.
@@ -189,7 +191,9 @@ _COL2IM_DECISION = Decision("direct", {}, "explicit")
 
 _DECIDE = {"correlate": _decide_conv, "batched": _decide_conv, "filter": _decide_filter,
            "layer": _decide_layer, "layer_weight": _decide_layer_weight,
-           "col2im": lambda spec, x, w, method, wk, force_measure: _COL2IM_DECISION}
+           "col2im": lambda spec, x, w, method, wk, force_measure: _COL2IM_DECISION,
+           "layer_transposed": lambda spec, x, w, method, wk, force_measure:
+               _COL2IM_DECISION}
 
 
 # -- execute -----------------------------------------------------------------------------
@@ -321,9 +325,18 @@ def _execute_col2im(spec, y, w, decision, wk, out):
     return out
 
 
+def _execute_transposed(spec, x, w, decision, wk, out):
+    if out is None:
+        out = np.empty(spec.out_shape, spec.dtype)
+    get_launcher("layer_transposed", decision.method, decision.device)(
+        x, w, out, spec.stride, spec.padding, spec.dilation, spec.groups)
+    return out
+
+
 _EXECUTE = {"correlate": _execute_conv, "batched": _execute_conv,
             "filter": _execute_filter, "layer": _execute_layer,
-            "layer_weight": _execute_layer_weight, "col2im": _execute_col2im}
+            "layer_weight": _execute_layer_weight, "col2im": _execute_col2im,
+            "layer_transposed": _execute_transposed}
 
 
 # -- the one entry point ----------------------------------------------------------------

@@ -144,6 +144,24 @@ class Col2imSpec:
     kind = "col2im"
 
 
+@dataclass(frozen=True)
+class TransposedSpec:
+    """A transposed convolution (``conv_transpose``, input gradients) computed directly,
+    canonical 3-D layout: input (N, Cin, D, H, W) of ``x_shape``, weight (Cin,
+    O/groups, KD, KH, KW) of ``w_shape``, output (N, O, OD, OH, OW) of ``out_shape``; input
+    position i adds w * x into output ``i*stride - padding + tap*dilation`` per axis."""
+    x_shape: tuple
+    w_shape: tuple
+    out_shape: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    groups: int
+    dtype: np.dtype
+    device: str = "cpu"
+    kind = "layer_transposed"
+
+
 def result_dtype(*arrays) -> np.dtype:
     # By dtype: GPU arrays are never handed to NumPy (the spec's arrays have ndim >= 1,
     # where NumPy's promotion of arrays and of their dtypes agree).

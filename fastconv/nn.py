@@ -38,7 +38,7 @@ import numpy as np
 from ._arrays import array_kind
 from ._dispatch import dispatch
 from .kernels import methods
-from ._validate import Col2imSpec, LayerSpec, LayerWeightSpec
+from ._validate import Col2imSpec, LayerSpec, LayerWeightSpec, TransposedSpec
 
 __all__ = [
     "conv1d", "conv2d", "conv3d",
@@ -484,6 +484,35 @@ def _adjoint_col2im(x, w, stride, padding, output_padding, dilation, method):
     return out
 
 
+def _adjoint_direct(x, w, stride, padding, output_padding, dilation, groups):
+    """A strided transposed convolution of few channels per group (the input gradient of
+    a stride-2 depthwise layer) in one kernel that adds each input value times each tap
+    into its output (the "layer_transposed" kind): per output phase its correlation
+    would be a separate call, its result copied into a strided slice (0.43 of 1.09 ms
+    for a 96-channel depthwise 3x3 on 112x112, batch 1)."""
+    nd = x.ndim - 2
+    k = w.shape[2:]
+    out_sp = [(i - 1) * s - 2 * p + d * (kk - 1) + op + 1
+              for i, s, p, d, kk, op in zip(x.shape[2:], stride, padding, dilation, k,
+                                            output_padding)]
+    out = np.empty((x.shape[0], w.shape[1] * groups) + tuple(out_sp), x.dtype)
+    if out.size == 0:
+        return out
+    if x.size == 0:
+        out[...] = 0
+        return out
+
+    def lead(v, fill):
+        return (fill,) * (3 - nd) + tuple(v)
+
+    x3, w3, out3 = _canon(x, nd), _canon(w, nd), _canon(out, nd)
+    spec = TransposedSpec(x_shape=x3.shape, w_shape=w3.shape, out_shape=out3.shape,
+                          stride=lead(stride, 1), padding=lead(padding, 0),
+                          dilation=lead(dilation, 1), groups=groups, dtype=x.dtype)
+    dispatch(spec, x3, w3, out=out3)
+    return out
+
+
 def _adjoint(x, w, stride, padding, output_padding, dilation, groups, method):
     """The transposed convolution of batched x (N, Cin, *s) with w (Cin, O/g, *k).
     Stride 1: pad by d*(k-1)-p (crop where negative, plus output_padding on the far
@@ -493,6 +522,9 @@ def _adjoint(x, w, stride, padding, output_padding, dilation, groups, method):
     nd = x.ndim - 2
     k = w.shape[2:]
     n_img = x.shape[0]
+    if (any(s > 1 for s in stride) and method in ("auto", "direct") and groups > 1
+            and (x.shape[1] // groups) * w.shape[1] <= 4):
+        return _adjoint_direct(x, w, stride, padding, output_padding, dilation, groups)
     if groups == 1 and method in ("auto", "gemm") and _col2im_pays(x.shape, w.shape, stride):
         return _adjoint_col2im(x, w, stride, padding, output_padding, dilation, method)
     if any(s > 1 for s in stride) and method != "winograd":

@@ -213,3 +213,56 @@ def test_model_weighs_the_winograd_filter_transform(n, c, h, want):
     costs = knn.layer_costs((n, c, 1, h + 2, h + 2), (c, c, 1, 3, 3), (1, 1, 1),
                             (1, 1, 1), 1)
     assert min(costs, key=costs.get) == want
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_strided_transposed_of_few_channels_per_group_vs_torch(seed):
+    # groups > 1 with Cin/groups x O/groups <= 4 (a depthwise layer's input gradient):
+    # one "layer_transposed" kernel, every phase at once, instead of a correlation and a
+    # strided copy per output phase.
+    rng = np.random.default_rng(700 + seed)
+    nd = 1 + seed % 3
+    groups = int(rng.integers(2, 5))
+    cg, og = [(1, 1), (1, 2), (2, 1), (2, 2), (1, 4)][seed % 5]
+    k = [int(rng.integers(1, 5 if nd < 3 else 4)) for _ in range(nd)]
+    s = [int(rng.integers(1, 4)) for _ in range(nd)]
+    s[seed % nd] = max(2, s[seed % nd])
+    d = [int(rng.integers(1, 3)) for _ in range(nd)]
+    p = [int(rng.integers(0, dd * (kk - 1) + 1)) for dd, kk in zip(d, k)]
+    op = [int(rng.integers(0, max(ss, dd))) for ss, dd in zip(s, d)]
+    size = [int(rng.integers(1, 8 if nd < 3 else 5)) for _ in range(nd)]
+    x = rng.standard_normal((int(rng.integers(1, 3)), groups * cg) + tuple(size))
+    w = rng.standard_normal((groups * cg, og) + tuple(k))
+    kw = dict(stride=s, padding=p, output_padding=op, dilation=d, groups=groups)
+    try:
+        want = getattr(F, f"conv_transpose{N[nd]}")(_t(x), _t(w), **kw).numpy()
+    except RuntimeError:
+        pytest.skip("torch rejects this configuration (output size)")
+    seen = []
+    real = _dispatch.execute
+
+    def spy(spec, *a, **k):
+        seen.append(spec.kind)
+        return real(spec, *a, **k)
+    _dispatch.execute = spy
+    try:
+        for dtype in (np.float32, np.float64):
+            got = getattr(fnn, f"conv_transpose{N[nd]}")(x.astype(dtype), w.astype(dtype),
+                                                         **kw)
+            close(got, want, dtype)
+    finally:
+        _dispatch.execute = real
+    assert seen == ["layer_transposed"] * 2
+
+
+def test_depthwise_stride2_input_gradient_vs_torch():
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((12, 1, 3, 3)).astype(np.float32)
+    for n, size in ((1, (15, 16)), (3, (16, 16))):
+        x = rng.standard_normal((n, 12) + size).astype(np.float32)
+        go = F.conv2d(_t(x), _t(w), stride=2, padding=1, groups=12)
+        go = rng.standard_normal(tuple(go.shape)).astype(np.float32)
+        want = G.conv2d_input(x.shape, _t(w), _t(go), stride=2, padding=1,
+                              groups=12).numpy()
+        close(fnn.conv2d_input(x.shape, w, go, stride=2, padding=1, groups=12), want,
+              np.float32)

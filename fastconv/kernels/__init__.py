@@ -30,6 +30,8 @@ BOUNDARIES = ("constant", "wrap", "symmetric", "reflect", "edge")
 #                gradient of that layer from its input x and grad_output go
 #   "col2im"     launcher(y, out, stride, padding, dilation): out = the taps' values
 #                y (N, O, KD, KH, KW, D, H, W) added at i*stride - padding + tap*dilation
+#   "layer_transposed"  launcher(x, w, out, stride, padding, dilation, groups): a
+#                transposed convolution, w (Cin, O/groups, *k), computed directly
 #
 # A new device is a kernels/<device>/ folder with the same launcher names plus one block
 # here (and its ``DEVICES`` entry).
@@ -64,6 +66,7 @@ REGISTRY = {
     ("layer_weight", "gemm", "cpu"): ("fastconv.kernels.cpu.nn", "weight_gemm"),
     ("layer_weight", "direct", "cpu"): ("fastconv.kernels.cpu.nn", "weight_direct"),
     ("col2im", "direct", "cpu"): ("fastconv.kernels.cpu.nn", "col2im"),
+    ("layer_transposed", "direct", "cpu"): ("fastconv.kernels.cpu.nn", "transposed_direct"),
 }
 
 # Per device: how the tuner waits for queued work before it stops a clock (None: calls

@@ -42,7 +42,7 @@ import threading
 
 import numpy as np
 import scipy.fft
-from numba import prange
+from numba import prange, uint64 as U
 
 from ..._config import get_num_threads
 from ..._jit import jit, run_parallel
@@ -672,6 +672,120 @@ def col2im(y, out, stride, padding, dilation):
     step = max(1, -(-planes // (CHUNKS_PER_THREAD * threads)))
     run_chunks(lambda j0: _col2im(y, out, *stride, *padding, *dilation, j0,
                                   min(planes, j0 + step)),
+               range(0, planes, step), threads)
+    return out
+
+
+# -- transposed convolutions of few channels per group (the "layer_transposed" kind) ---
+
+@jit()
+def _transposed_planes(x, w, out, sz, sy, sx, pz, py, px, dz, dy, dx, groups, j0, j1):
+    # out[n, g*og + j, z*sz - pz + a*dz, i*sy - py + b*dy, k*sx - px + e*dx] +=
+    # w[g*cg + c, j, a, b, e] * x[n, g*cg + c, z, i, k], for the output planes (n, o)
+    # numbered j0 <= n*O + o < j1.
+    # Output position (oz, oy, ox) is phase (oz mod sz, oy mod sy, ox mod sx), position
+    # (oz div sz, ...) within it. For one tap, consecutive input rows and columns land on
+    # consecutive positions of one phase: with the input plane copied into rows of W2
+    # values (zeros past its width) and each phase's rows W2 apart in `pb`, a tap is
+    # one unit-stride, vectorised pass over the whole plane, whatever the stride (a
+    # short loop per row and a strided store per product were each 4-5x slower here).
+    # Values past a row's end land in margins of `pb` (zeros from the copy's padding, or
+    # input values in columns the interleave at the end never reads).
+    n_img, n_in, di, hi, wi = x.shape
+    n_out, do, ho, wo = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
+    cg = n_in // groups
+    og = n_out // groups
+    kd, kh, kw = w.shape[2], w.shape[3], w.shape[4]
+    dq = (do + sz - 1) // sz
+    hq = (ho + sy - 1) // sy
+    wq = (wo + sx - 1) // sx
+    tr = np.empty(kw, np.int64)
+    tq = np.empty(kw, np.int64)
+    m = 1
+    for e in range(kw):
+        off = e * dx - px
+        tr[e] = off % sx
+        tq[e] = (off - tr[e]) // sx
+        m = max(m, 1 + abs(tq[e]))
+    w2 = max(wi, wq) + 2 * m + 1
+    pb = np.empty(sz * sy * sx * dq * hq * w2 + 2 * w2, out.dtype)
+    xp = np.zeros(di * hi * w2 + w2, x.dtype)
+    outf = out.reshape(-1)
+    for job in range(j0, j1):
+        n = job // n_out
+        o = job - n * n_out
+        g = o // og
+        j = o - g * og
+        pb[:] = 0
+        for c in range(cg):
+            ci = g * cg + c
+            for z in range(di):
+                for i in range(hi):
+                    src = x[n, ci, z, i]
+                    row = U((z * hi + i) * w2)
+                    for k in range(U(wi)):
+                        xp[row + k] = src[k]
+            for a in range(kd):
+                for z in range(di):
+                    oz = z * sz - pz + a * dz
+                    if oz < 0 or oz >= do:
+                        continue
+                    rz = oz % sz
+                    uz = oz // sz
+                    for b in range(kh):
+                        shift = b * dy - py
+                        ry = shift % sy
+                        sh = (shift - ry) // sy          # position u = i + sh
+                        nqy = (ho - ry + sy - 1) // sy
+                        i0 = max(0, -sh)
+                        i1 = min(hi, nqy - sh)
+                        if i1 <= i0:
+                            continue
+                        for e in range(kw):
+                            rx = tr[e]
+                            if tq[e] >= (wo - rx + sx - 1) // sx or tq[e] + wi <= 0:
+                                continue                 # no column of this tap lands
+                            wv = w[ci, j, a, b, e]
+                            dst = U(((((rz * sy + ry) * sx + rx) * dq + uz) * hq
+                                     + i0 + sh) * w2 + m + tq[e])
+                            srcb = U((z * hi + i0) * w2)
+                            for t in range(U((i1 - i0) * w2)):
+                                pb[dst + t] += wv * xp[srcb + t]
+        # Interleave the phases into the output, one output row at a time (stride 2
+        # along the row: both phases in one loop of contiguous stores).
+        for oz in range(do):
+            rz = oz % sz
+            uz = oz // sz
+            for oy in range(ho):
+                ry = oy % sy
+                uy = oy // sy
+                d0 = U((((n * n_out + o) * do + oz) * ho + oy) * wo)
+                if sx == 2:
+                    s0 = U(((((rz * sy + ry) * 2) * dq + uz) * hq + uy) * w2 + m)
+                    s1 = U(((((rz * sy + ry) * 2 + 1) * dq + uz) * hq + uy) * w2 + m)
+                    for ux in range(U(wo // 2)):
+                        outf[d0 + 2 * ux] = pb[s0 + ux]
+                        outf[d0 + 2 * ux + 1] = pb[s1 + ux]
+                    if wo % 2:
+                        outf[d0 + U(wo - 1)] = pb[s0 + U(wo // 2)]
+                    continue
+                for rx in range(sx):
+                    s0 = U(((((rz * sy + ry) * sx + rx) * dq + uz) * hq + uy) * w2 + m)
+                    for ux in range(U((wo - rx + sx - 1) // sx)):
+                        outf[d0 + U(rx) + ux * U(sx)] = pb[s0 + ux]
+
+
+def transposed_direct(x, w, out, stride, padding, dilation, groups):
+    """The "layer_transposed" launcher (see kernels/__init__.py): overwrites ``out``;
+    output planes split over the Python threads."""
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w)
+    planes = out.shape[0] * out.shape[1]
+    work = x.size * w.shape[1] * math.prod(w.shape[2:])
+    threads = get_num_threads() if work >= 1 << 17 else 1
+    step = max(1, -(-planes // (CHUNKS_PER_THREAD * threads)))
+    run_chunks(lambda j0: _transposed_planes(x, w, out, *stride, *padding, *dilation,
+                                             groups, j0, min(planes, j0 + step)),
                range(0, planes, step), threads)
     return out
 
