@@ -59,7 +59,7 @@ class Decision:
     params: dict
     reason: str                  # explicit | guard | cache | measured | model
     key: str = ""
-    times: dict = field(default_factory=dict)       # measured medians (seconds)
+    times: dict = field(default_factory=dict)       # measured (fastest rounds, seconds)
     predicted: dict = field(default_factory=dict)   # cost-model seconds
     excluded: dict = field(default_factory=dict)    # method -> guard that ruled it out
     tuning_s: float = 0.0
