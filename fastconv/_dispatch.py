@@ -186,14 +186,17 @@ def _decide_layer_weight(spec, x, w, method, wk, force_measure):
                     device=spec.device)
 
 
-_COL2IM_DECISION = Decision("direct", {}, "explicit")
+_DIRECT_DECISION = Decision("direct", {}, "explicit")
+
+
+def _decide_direct(spec, x, w, method, wk, force_measure):
+    """Kinds with one method (col2im, layer_transposed)."""
+    return _DIRECT_DECISION
 
 
 _DECIDE = {"correlate": _decide_conv, "batched": _decide_conv, "filter": _decide_filter,
            "layer": _decide_layer, "layer_weight": _decide_layer_weight,
-           "col2im": lambda spec, x, w, method, wk, force_measure: _COL2IM_DECISION,
-           "layer_transposed": lambda spec, x, w, method, wk, force_measure:
-               _COL2IM_DECISION}
+           "col2im": _decide_direct, "layer_transposed": _decide_direct}
 
 
 # -- execute -----------------------------------------------------------------------------
@@ -301,36 +304,33 @@ def _execute_filter(spec, x, w, decision, wk, out):
     return out
 
 
-def _execute_layer(spec, x, w, decision, wk, out):
+def _launch(spec, decision, out, shape, inputs, params):
+    """Run the registered launcher of ``spec``'s kind as ``f(*inputs, out, *params)``,
+    into ``out`` or a new array of ``shape``."""
     if out is None:
-        out = np.empty(spec.out_shape, spec.dtype)
-    get_launcher("layer", decision.method, decision.device)(
-        x, w, out, spec.stride, spec.dilation, spec.groups, spec.pads)
+        out = np.empty(shape, spec.dtype)
+    get_launcher(spec.kind, decision.method, decision.device)(*inputs, out, *params)
     return out
+
+
+def _execute_layer(spec, x, w, decision, wk, out):
+    return _launch(spec, decision, out, spec.out_shape, (x, w),
+                   (spec.stride, spec.dilation, spec.groups, spec.pads))
 
 
 def _execute_layer_weight(spec, x, go, decision, wk, out):
-    if out is None:
-        out = np.empty(spec.w_shape, spec.dtype)
-    get_launcher("layer_weight", decision.method, decision.device)(
-        x, go, out, spec.stride, spec.dilation, spec.groups, spec.pads)
-    return out
+    return _launch(spec, decision, out, spec.w_shape, (x, go),
+                   (spec.stride, spec.dilation, spec.groups, spec.pads))
 
 
 def _execute_col2im(spec, y, w, decision, wk, out):
-    if out is None:
-        out = np.empty(spec.out_shape, spec.dtype)
-    get_launcher("col2im", decision.method, decision.device)(
-        y, out, spec.stride, spec.padding, spec.dilation)
-    return out
+    return _launch(spec, decision, out, spec.out_shape, (y,),
+                   (spec.stride, spec.padding, spec.dilation))
 
 
 def _execute_transposed(spec, x, w, decision, wk, out):
-    if out is None:
-        out = np.empty(spec.out_shape, spec.dtype)
-    get_launcher("layer_transposed", decision.method, decision.device)(
-        x, w, out, spec.stride, spec.padding, spec.dilation, spec.groups)
-    return out
+    return _launch(spec, decision, out, spec.out_shape, (x, w),
+                   (spec.stride, spec.padding, spec.dilation, spec.groups))
 
 
 _EXECUTE = {"correlate": _execute_conv, "batched": _execute_conv,
