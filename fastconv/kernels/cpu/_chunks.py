@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-__all__ = ["run_chunks", "single_threaded_blas", "scratch", "clear_scratch",
-           "parallel_available"]
+__all__ = ["run_chunks", "run_ranges", "split_range", "single_threaded_blas", "scratch",
+           "clear_scratch", "parallel_available"]
 
 _LOCK = threading.Lock()
 _POOL: ThreadPoolExecutor | None = None
@@ -158,6 +158,22 @@ def run_chunks(fn, chunks, threads: int) -> None:
                 error = error or e
         if error is not None:
             raise error
+
+
+def split_range(n: int, parts: int, least: int = 1) -> list:
+    """[(a, b)] covering range(n) in at most ``parts`` near-equal pieces of at least
+    ``least`` each (one piece when n < 2 * least)."""
+    parts = max(1, min(parts, n // max(1, least)))
+    step = max(1, -(-n // parts))
+    return [(a, min(n, a + step)) for a in range(0, n, step)]
+
+
+def run_ranges(fn, n: int, threads: int, per_thread: int = 8) -> None:
+    """``fn(a, b)`` over range(n) split into up to ``per_thread`` pieces per thread, on
+    up to ``threads`` Python threads (``run_chunks``): serial numba kernels over ranges
+    of independent jobs, run where a numba parallel region's spinning workers would slow
+    the BLAS or scipy.fft threads around it."""
+    run_chunks(lambda r: fn(*r), split_range(n, per_thread * threads), threads)
 
 
 def scratch(name: str, shape, dtype) -> np.ndarray:

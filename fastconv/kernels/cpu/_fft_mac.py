@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..._config import get_num_threads
 from ..._jit import jit
-from ._chunks import run_chunks
+from ._chunks import run_ranges
 
 __all__ = ["plane_mac", "warm"]
 
@@ -52,9 +52,8 @@ def plane_mac(spec, wspec, acc, r0):
     if threads <= 1 or m0 < 2 or acc.size * wspec.shape[0] < 1 << 16:
         _plane_mac(spec, wspec, acc, int(r0))
         return acc
-    step = -(-m0 // (4 * threads))
-    run_chunks(lambda i0: _plane_mac(spec, wspec, acc[i0:i0 + step], int(r0) + i0),
-               range(0, m0, step), threads)
+    run_ranges(lambda i0, i1: _plane_mac(spec, wspec, acc[i0:i1], int(r0) + i0), m0,
+               threads, 4)
     return acc
 
 

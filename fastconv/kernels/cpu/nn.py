@@ -47,7 +47,7 @@ from numba import prange, uint64 as U
 from ..._config import get_num_threads
 from ..._jit import jit, run_parallel
 from . import _nn_depthwise, _nn_tiles
-from ._chunks import run_chunks, scratch
+from ._chunks import run_chunks, run_ranges, scratch, split_range
 from ._tilegen import GEMM_TILES as _GEMM_TILES, TILES as _TILES
 
 __all__ = ["METHODS", "PAD_AWARE", "APPLICABLE", "applicable", "choose_method", "layer_key",
@@ -490,14 +490,6 @@ def _gemm_input(x, stride, pads, k, osz):
     return False, _polyphase(x, stride, pads, threaded=False)
 
 
-def _split(n, parts, least):
-    """[(a, b)] covering range(n) in at most ``parts`` near-equal pieces of at least
-    ``least`` each (one piece when n < 2 * least)."""
-    parts = max(1, min(parts, n // max(1, least)))
-    step = -(-n // parts)
-    return [(a, min(n, a + step)) for a in range(0, n, step)]
-
-
 def _gemm_staged(xq, pointwise, wm, out_m, ksize, stride, dilation, oh, ow, threads):
     """gemm for layers with fewer GEMMs than threads (batch 1, deep): per (image,
     group), the whole im2col matrix built by all threads (each a range of input
@@ -519,13 +511,14 @@ def _gemm_staged(xq, pointwise, wm, out_m, ksize, stride, dilation, oh, ow, thre
                 run_chunks(lambda c: _im2col(xq, n, g * cg + c[0], c[1] - c[0], *ksize,
                                              *stride, *dilation, oh, ow, 0, rows,
                                              cols[c[0] * taps:c[1] * taps]),
-                           _split(cg, threads, 1), threads)
+                           split_range(cg, threads, 1), threads)
             a, y = wm[g], out_m[n, g]
             if o_g >= 32 * threads:
-                parts = [(a[o0:o1], cols, y[o0:o1]) for o0, o1 in _split(o_g, threads, 32)]
+                parts = [(a[o0:o1], cols, y[o0:o1])
+                         for o0, o1 in split_range(o_g, threads, 32)]
             else:
                 parts = [(a, cols[:, p0:p1], y[:, p0:p1])
-                         for p0, p1 in _split(cols_n, threads, 256)]
+                         for p0, p1 in split_range(cols_n, threads, 256)]
             run_chunks(lambda p: np.matmul(p[0], p[1], out=p[2]), parts, threads)
 
 
@@ -587,19 +580,19 @@ def gemm(x, w, out, stride, dilation, groups, pads=None):
                  -(-_balance_chunks(threads) // (n_img * groups)))
     pieces = max(1, min(pieces, rows, rows * ow // 256))
     chunk = -(-rows // pieces)
+    n_parts = n_img * groups * -(-rows // chunk)
     # Fewer (image, group, rows) chunks than the threads want (one long 1-D row, a
     # small deep layer of one image): build each image's columns once, split over the
     # threads by channels, then split its GEMM over the threads (_gemm_staged). Splitting
     # rows further would shrink every GEMM below what BLAS runs at full speed, and
     # splitting output channels per chunk would build the same columns twice.
-    if (threads > 1 and n_img * groups * -(-rows // chunk) < 2 * threads
+    if (threads > 1 and n_parts < 2 * threads
             and k * rows * ow * x.itemsize <= WORKSPACE_BYTES // 2):
         _gemm_staged(xq, pointwise, wm, out_m, (kd, kh, kw), stride, dilation, oh, ow,
                      threads)
         return out
     # Too few chunks, and columns too large to build whole: split the output channels
     # too, each part building its own columns.
-    n_parts = n_img * groups * -(-rows // chunk)
     osplit = 1
     if n_parts < 2 * threads and o_g >= 64:
         osplit = min(o_g // 32, -(-2 * threads // n_parts))
@@ -667,12 +660,9 @@ def col2im(y, out, stride, padding, dilation):
     over Python threads, not a numba parallel region: the GEMM before it (and the next
     layer's) runs on those threads, which numba's spinning OpenMP workers would slow."""
     y = np.ascontiguousarray(y)
-    planes = out.shape[0] * out.shape[1]
     threads = get_num_threads() if y.size >= 1 << 16 else 1
-    step = max(1, -(-planes // (CHUNKS_PER_THREAD * threads)))
-    run_chunks(lambda j0: _col2im(y, out, *stride, *padding, *dilation, j0,
-                                  min(planes, j0 + step)),
-               range(0, planes, step), threads)
+    run_ranges(lambda j0, j1: _col2im(y, out, *stride, *padding, *dilation, j0, j1),
+               out.shape[0] * out.shape[1], threads, CHUNKS_PER_THREAD)
     return out
 
 
@@ -780,13 +770,11 @@ def transposed_direct(x, w, out, stride, padding, dilation, groups):
     output planes split over the Python threads."""
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
-    planes = out.shape[0] * out.shape[1]
     work = x.size * w.shape[1] * math.prod(w.shape[2:])
     threads = get_num_threads() if work >= 1 << 17 else 1
-    step = max(1, -(-planes // (CHUNKS_PER_THREAD * threads)))
-    run_chunks(lambda j0: _transposed_planes(x, w, out, *stride, *padding, *dilation,
-                                             groups, j0, min(planes, j0 + step)),
-               range(0, planes, step), threads)
+    run_ranges(lambda j0, j1: _transposed_planes(x, w, out, *stride, *padding, *dilation,
+                                                 groups, j0, j1),
+               out.shape[0] * out.shape[1], threads, CHUNKS_PER_THREAD)
     return out
 
 
@@ -998,10 +986,8 @@ def fft(x, w, out, stride, dilation, groups):
                 xf = _rfft_padded(xs[n0:n1, g * cg:(g + 1) * cg], shape, workers)
                 xf = xf.reshape(n1 - n0, cg, nf).view(xf.real.dtype)
                 yf = np.empty((n1 - n0, o1 - o0, 2 * nf), xf.dtype)
-                jobs = (n1 - n0) * (o1 - o0)
-                step = max(1, -(-jobs // (CHUNKS_PER_THREAD * threads)))
-                run_chunks(lambda j: _spectral_mac(xf, wf, yf, j, min(jobs, j + step)),
-                           range(0, jobs, step), threads)
+                run_ranges(lambda j0, j1: _spectral_mac(xf, wf, yf, j0, j1),
+                           (n1 - n0) * (o1 - o0), threads, CHUNKS_PER_THREAD)
                 del xf
                 yc = yf.view(np.complex64 if yf.dtype == np.float32 else np.complex128)
                 y = _irfft_rows(yc.reshape((n1 - n0, o1 - o0) + fdim), shape, sel, workers)
@@ -1205,7 +1191,7 @@ def winograd(x, w, out, stride, dilation, groups, pads=None):
     u_oc = np.empty((36, w9.shape[0]), x.dtype)
     threads = get_num_threads()
     run_chunks(lambda c: np.matmul(gg, w9[c[0]:c[1]].T, out=u_oc[:, c[0]:c[1]]),
-               _split(w9.shape[0], threads, 8192), threads)
+               split_range(w9.shape[0], threads, 8192), threads)
     u = u_oc.reshape(36, groups, o_g, cg).transpose(0, 1, 3, 2)
     # The 36 products: our register-tiled GEMM where a product's filter matrix (Cg x Og)
     # fits in L1 (1.35-1.6x one-thread BLAS there: no per-call overhead, no packing;
@@ -1248,7 +1234,7 @@ def winograd(x, w, out, stride, dilation, groups, pads=None):
         r = scratch("nn.wino.r", (4, 4, tw, n_out), x.dtype)
         _wino_input(x, vv, sz, u0, u1, th, tw, od, buf, t1)
         if inner > 1:
-            run_chunks(lambda c: products(vv, mm, c[0], c[1], nt), _split(36, inner, 1),
+            run_chunks(lambda c: products(vv, mm, c[0], c[1], nt), split_range(36, inner, 1),
                        inner)
         else:
             products(vv, mm, 0, 36, nt)
