@@ -177,14 +177,27 @@ def _canon(a, nd):
     return a.reshape(a.shape[:2] + (1,) * (3 - nd) + a.shape[2:])
 
 
+def _lead(values, nd, fill):
+    """Per-axis values of an nd-D layer for the canonical 3-D layout: ``fill`` for the
+    leading axes that _canon adds."""
+    return (fill,) * (3 - nd) + tuple(values)
+
+
+def _transposed_size(in_size, k, stride, padding, dilation, output_padding):
+    """Spatial output size of a transposed convolution (torch's formula, per axis)."""
+    return [(i - 1) * s - 2 * p + d * (kk - 1) + op + 1
+            for i, s, p, d, kk, op in zip(in_size, stride, padding, dilation, k,
+                                          output_padding)]
+
+
 def _run(x, w, stride, dilation, groups, method, out_spatial, pads=None):
     """Valid correlation of x (N, C, *s) zero-padded by ``pads`` ((lo, hi) >= 0 per axis;
     None: x is already padded) -> (N, O, *out_spatial), through the dispatcher."""
     nd = x.ndim - 2
     x3 = _canon(x, nd)
     w3 = _canon(w, nd)
-    st = (1,) * (3 - nd) + tuple(stride)
-    dl = (1,) * (3 - nd) + tuple(dilation)
+    st = _lead(stride, nd, 1)
+    dl = _lead(dilation, nd, 1)
     out = np.empty((x.shape[0], w.shape[0]) + tuple(out_spatial), x.dtype)
     if out.size == 0:
         return out
@@ -192,8 +205,8 @@ def _run(x, w, stride, dilation, groups, method, out_spatial, pads=None):
         out[...] = 0
         return out
     out3 = _canon(out, nd)
-    pads3 = None if pads is None else ((0, 0),) * (3 - nd) + tuple(
-        (int(lo), int(hi)) for lo, hi in pads)
+    pads3 = None if pads is None else _lead(((int(lo), int(hi)) for lo, hi in pads), nd,
+                                            (0, 0))
     x_shape = x3.shape if pads3 is None else x3.shape[:2] + tuple(
         s + lo + hi for s, (lo, hi) in zip(x3.shape[2:], pads3))
     spec = LayerSpec(x_shape=tuple(x_shape), w_shape=w3.shape, out_shape=out3.shape,
@@ -378,9 +391,7 @@ def _adjoint_phases(x, w, stride, padding, output_padding, dilation, groups, met
     strided slice of the output."""
     nd = x.ndim - 2
     k = w.shape[2:]
-    out_sp = [(i - 1) * s - 2 * p + d * (kk - 1) + op + 1
-              for i, s, p, d, kk, op in zip(x.shape[2:], stride, padding, dilation, k,
-                                            output_padding)]
+    out_sp = _transposed_size(x.shape[2:], k, stride, padding, dilation, output_padding)
     axes = [_phase_taps(i, o, kk, s, p, d) for i, o, kk, s, p, d
             in zip(x.shape[2:], out_sp, k, stride, padding, dilation)]
     out = np.empty((x.shape[0], w.shape[1] * groups) + tuple(out_sp), x.dtype)
@@ -462,24 +473,19 @@ def _adjoint_col2im(x, w, stride, padding, output_padding, dilation, method):
     k = w.shape[2:]
     cin, n_o = w.shape[:2]
     w1 = w.reshape(cin, -1).T.reshape((-1, cin) + (1,) * nd)
-    out_sp = [(i - 1) * s - 2 * p + d * (kk - 1) + op + 1
-              for i, s, p, d, kk, op in zip(x.shape[2:], stride, padding, dilation, k,
-                                            output_padding)]
+    out_sp = _transposed_size(x.shape[2:], k, stride, padding, dilation, output_padding)
     out = np.empty((x.shape[0], n_o) + tuple(out_sp), x.dtype)
-
-    def lead(v, fill):
-        return (fill,) * (3 - nd) + tuple(v)
 
     per_image = n_o * math.prod(k) * math.prod(x.shape[2:]) * x.itemsize
     step = max(1, COL2IM_BYTES // max(1, per_image))
     for n0 in range(0, x.shape[0], step):
         n1 = min(x.shape[0], n0 + step)
         y = _run(x[n0:n1], w1, (1,) * nd, (1,) * nd, 1, method, x.shape[2:])
-        y = y.reshape((n1 - n0, n_o) + lead(k, 1) + lead(x.shape[2:], 1))
+        y = y.reshape((n1 - n0, n_o) + _lead(k, nd, 1) + _lead(x.shape[2:], nd, 1))
         dst = _canon(out[n0:n1], nd)
-        spec = Col2imSpec(y_shape=y.shape, out_shape=dst.shape, stride=lead(stride, 1),
-                          padding=lead(padding, 0), dilation=lead(dilation, 1),
-                          dtype=x.dtype)
+        spec = Col2imSpec(y_shape=y.shape, out_shape=dst.shape,
+                          stride=_lead(stride, nd, 1), padding=_lead(padding, nd, 0),
+                          dilation=_lead(dilation, nd, 1), dtype=x.dtype)
         dispatch(spec, y, None, out=dst)
     return out
 
@@ -492,9 +498,7 @@ def _adjoint_direct(x, w, stride, padding, output_padding, dilation, groups):
     for a 96-channel depthwise 3x3 on 112x112, batch 1)."""
     nd = x.ndim - 2
     k = w.shape[2:]
-    out_sp = [(i - 1) * s - 2 * p + d * (kk - 1) + op + 1
-              for i, s, p, d, kk, op in zip(x.shape[2:], stride, padding, dilation, k,
-                                            output_padding)]
+    out_sp = _transposed_size(x.shape[2:], k, stride, padding, dilation, output_padding)
     out = np.empty((x.shape[0], w.shape[1] * groups) + tuple(out_sp), x.dtype)
     if out.size == 0:
         return out
@@ -502,13 +506,10 @@ def _adjoint_direct(x, w, stride, padding, output_padding, dilation, groups):
         out[...] = 0
         return out
 
-    def lead(v, fill):
-        return (fill,) * (3 - nd) + tuple(v)
-
     x3, w3, out3 = _canon(x, nd), _canon(w, nd), _canon(out, nd)
     spec = TransposedSpec(x_shape=x3.shape, w_shape=w3.shape, out_shape=out3.shape,
-                          stride=lead(stride, 1), padding=lead(padding, 0),
-                          dilation=lead(dilation, 1), groups=groups, dtype=x.dtype)
+                          stride=_lead(stride, nd, 1), padding=_lead(padding, nd, 0),
+                          dilation=_lead(dilation, nd, 1), groups=groups, dtype=x.dtype)
     dispatch(spec, x3, w3, out=out3)
     return out
 
@@ -599,9 +600,7 @@ def _conv_transposend(nd, fname, input, weight, bias, stride, padding, output_pa
             f"dilation={list(dilation)}")
     b = _check_bias(b, og * groups, w)
     k = w.shape[2:]
-    out_sp = [(i - 1) * s - 2 * p + d * (kk - 1) + op + 1
-              for i, s, p, d, kk, op in zip(x.shape[2:], stride, padding, dilation, k,
-                                            output_padding)]
+    out_sp = _transposed_size(x.shape[2:], k, stride, padding, dilation, output_padding)
     if any(o <= 0 for o in out_sp):
         raise ConvShapeError(
             f"Given input size per channel: ({' x '.join(map(str, x.shape[2:]))}). "
@@ -713,12 +712,11 @@ def _grad_weight(nd, fname, input, weight_size, grad_output, stride, padding, di
         # The weight-gradient kind: one GEMM over images, groups and taps (or the
         # depthwise kernel), the padding folded into the launcher's copy.
         spec = LayerWeightSpec(
-            x_shape=tuple(_canon(x, nd).shape[:2]) + (1,) * (3 - nd) + tuple(
-                s + 2 * p for s, p in zip(x.shape[2:], padding)),
+            x_shape=x.shape[:2] + _lead((s + 2 * p for s, p in zip(x.shape[2:], padding)),
+                                        nd, 1),
             w_shape=tuple(_canon(grad, nd).shape), out_shape=tuple(_canon(go, nd).shape),
-            stride=(1,) * (3 - nd) + tuple(stride),
-            dilation=(1,) * (3 - nd) + tuple(dilation), groups=groups, dtype=x.dtype,
-            pads=((0, 0),) * (3 - nd) + tuple((p, p) for p in padding))
+            stride=_lead(stride, nd, 1), dilation=_lead(dilation, nd, 1), groups=groups,
+            dtype=x.dtype, pads=_lead(((p, p) for p in padding), nd, (0, 0)))
         dispatch(spec, _canon(x, nd), _canon(go, nd), method, out=_canon(grad, nd))
         return grad
     # grad_w[o, c, j] = sum_{n, i} go[n, o, i] * xpad[n, g*Cg + c, i*s + j*d]: a valid
