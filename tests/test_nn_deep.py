@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 import fastconv.nn as fnn
-from fastconv import _dispatch
 from fastconv.kernels.cpu import nn as knn
 
 torch = pytest.importorskip("torch")
-from test_nn_layers import F, G, N, _t, close  # noqa: E402  (torch checked first)
+from test_nn_layers import F, G, N, _dispatched, _t, close  # noqa: E402  (torch first)
 
 
 @pytest.fixture
@@ -146,14 +145,10 @@ def test_col2im_in_steps_of_images(monkeypatch):
     w = rng.standard_normal((64, 6, 3, 3)).astype(np.float32)
     want = F.conv_transpose2d(_t(x), _t(w), padding=1).numpy()
     monkeypatch.setattr(fnn, "COL2IM_BYTES", 2 * 6 * 9 * 9 * 4)
-    seen = []
-    real = _dispatch.execute
-
-    def spy(spec, *a, **k):
-        seen.append(spec.kind)
-        return real(spec, *a, **k)
-    monkeypatch.setattr(_dispatch, "execute", spy)
-    close(fnn.conv_transpose2d(x, w, padding=1), want, np.float32)
+    got = []
+    seen = [spec.kind for spec in _dispatched(
+        lambda: got.append(fnn.conv_transpose2d(x, w, padding=1)))]
+    close(got[0], want, np.float32)
     assert seen.count("col2im") == 3 and seen.count("layer") == 3
 
 
@@ -238,21 +233,12 @@ def test_strided_transposed_of_few_channels_per_group_vs_torch(seed):
         want = getattr(F, f"conv_transpose{N[nd]}")(_t(x), _t(w), **kw).numpy()
     except RuntimeError:
         pytest.skip("torch rejects this configuration (output size)")
-    seen = []
-    real = _dispatch.execute
-
-    def spy(spec, *a, **k):
-        seen.append(spec.kind)
-        return real(spec, *a, **k)
-    _dispatch.execute = spy
-    try:
-        for dtype in (np.float32, np.float64):
-            got = getattr(fnn, f"conv_transpose{N[nd]}")(x.astype(dtype), w.astype(dtype),
-                                                         **kw)
-            close(got, want, dtype)
-    finally:
-        _dispatch.execute = real
-    assert seen == ["layer_transposed"] * 2
+    for dtype in (np.float32, np.float64):
+        got = []
+        specs = _dispatched(lambda: got.append(getattr(fnn, f"conv_transpose{N[nd]}")(
+            x.astype(dtype), w.astype(dtype), **kw)))
+        close(got[0], want, dtype)
+        assert [spec.kind for spec in specs] == ["layer_transposed"]
 
 
 def test_depthwise_stride2_input_gradient_vs_torch():
