@@ -452,16 +452,17 @@ def _col2im_pays(x_shape, w_shape, stride):
     positions = x_shape[0] * math.prod(x_shape[2:])
     if 2 * n_o * taps <= cin or positions <= (8 if max(stride) > 1 else 1) * cin:
         return True
-    # A strided layer whose tap values are no more than the output (k <= s: each output
-    # takes one tap, col2im is a scatter): one GEMM and one parallel scatter instead of
-    # a GEMM and a strided copy of its result per phase (a U-Net's 2x2 stride-2
-    # up-convolution 128 -> 64 channels, batch 8, two threads: 13.7 against 22-25 ms).
-    # With few output channels, each phase's GEMM would be only n_o rows tall, against
-    # n_o x taps here; worth it while the tap values stay within ~2x the output (3x3
-    # stride 2 to 32 channels, batch 8: 10.4 against 12.3-17.4 ms, two threads; its 4x4
-    # kernel, 4x the output, lost: 14.8 against 11.9 ms, one thread).
+    # A strided layer: the other route is one GEMM of n_o rows per output phase, each
+    # with its own weight copy, its result copied into a strided slice of the output.
+    # Here the GEMM has n_o x taps rows and col2im gathers each output row once in
+    # cache, at the price of writing and reading the tap values, taps / phases times the
+    # output. Measured (one thread, CPU time, both routes' GEMMs in OpenBLAS), col2im
+    # time / the other route's best: 3x3 stride 2 (2.25 taps a phase) 0.47-0.96 from
+    # 16 to 256 channels, batch 1 and 8; 4x4 stride 2 (4 a phase) 0.70-0.98 from 64
+    # input channels, but 0.99-1.21 from 32; 5x5 stride 2 (6.25) 0.68 at batch 1,
+    # 1.52 at batch 8.
     phases = math.prod(stride)
-    return phases > 1 and (taps <= phases or (n_o <= 32 and taps <= 2.25 * phases))
+    return phases > 1 and (taps <= 2.25 * phases or (taps <= 4 * phases and cin >= 64))
 
 
 def _adjoint_col2im(x, w, stride, padding, output_padding, dilation, method):
@@ -478,9 +479,13 @@ def _adjoint_col2im(x, w, stride, padding, output_padding, dilation, method):
 
     per_image = n_o * math.prod(k) * math.prod(x.shape[2:]) * x.itemsize
     step = max(1, COL2IM_BYTES // max(1, per_image))
+    # The 1x1 layer is a plain GEMM of n_o x taps rows: from 16 input channels BLAS is the
+    # right tool, and tuning it among the other methods was a coin flip (3x3 stride 2 to
+    # 32 channels, batch 8: tuned to direct, 8.6 ms, against gemm's 7.1).
+    inner = "gemm" if method == "auto" and cin >= 16 else method
     for n0 in range(0, x.shape[0], step):
         n1 = min(x.shape[0], n0 + step)
-        y = _run(x[n0:n1], w1, (1,) * nd, (1,) * nd, 1, method, x.shape[2:])
+        y = _run(x[n0:n1], w1, (1,) * nd, (1,) * nd, 1, inner, x.shape[2:])
         y = y.reshape((n1 - n0, n_o) + _lead(k, nd, 1) + _lead(x.shape[2:], nd, 1))
         dst = _canon(out[n0:n1], nd)
         spec = Col2imSpec(y_shape=y.shape, out_shape=dst.shape,

@@ -110,6 +110,9 @@ COL2IM = [
     (2, 2, 4, 6, (9, 9), 3, 2, 1, 1, 1),        # strided, few output channels
     (2, 1, 2, 40, (6, 6), 2, 2, 0, 0, 1),       # kernel within the stride
     (1, 2, 3, 36, (11,), 2, 3, 0, 2, 1),
+    (2, 2, 64, 24, (9, 10), 4, 2, 1, 0, 1),     # 4 taps a phase from 64 channels
+    (2, 1, 20, 40, (8, 7), 3, 2, 1, 1, 1),      # 2.25 taps a phase, many outputs
+    (3, 1, 64, 3, (3, 4, 5), 4, 2, 1, 1, 1),
 ]
 
 
@@ -150,6 +153,39 @@ def test_col2im_in_steps_of_images(monkeypatch):
         lambda: got.append(fnn.conv_transpose2d(x, w, padding=1)))]
     close(got[0], want, np.float32)
     assert seen.count("col2im") == 3 and seen.count("layer") == 3
+
+
+def _col2im_naive(y, out_shape, stride, padding, dilation):
+    out = np.zeros(out_shape)
+    n_img, n_o, kd, kh, kw, di, hi, wi = y.shape
+    for idx in np.ndindex(kd, kh, kw, di, hi, wi):
+        a, b, e, z, i, j = idx
+        pos = [v * s - p + t * d for v, s, p, t, d
+               in zip((z, i, j), stride, padding, (a, b, e), dilation)]
+        if all(0 <= q < m for q, m in zip(pos, out_shape[2:])):
+            out[:, :, pos[0], pos[1], pos[2]] += y[:, :, a, b, e, z, i, j]
+    return out
+
+
+def test_col2im_kernel_vs_naive_loop():
+    # The kernel alone on random shapes: strides 1-3 (phases of unequal length when the
+    # output width is odd), dilation, padding beyond the kernel, taps that reach no
+    # output, 1-3 spatial axes; every output overwritten.
+    rng = np.random.default_rng(11)
+    for _ in range(80):
+        k = tuple(int(v) for v in rng.integers(1, 4, 3))
+        sp = tuple(int(v) for v in rng.integers(1, 6, 3))
+        stride = tuple(int(v) for v in rng.integers(1, 4, 3))
+        dil = tuple(int(v) for v in rng.integers(1, 3, 3))
+        pad = tuple(int(rng.integers(0, d * (kk - 1) + 2)) for d, kk in zip(dil, k))
+        out_sp = tuple(max(1, (i - 1) * s - 2 * p + d * (kk - 1) + 1 + int(rng.integers(0, 2)))
+                       for i, s, p, d, kk in zip(sp, stride, pad, dil, k))
+        n, o = int(rng.integers(1, 3)), int(rng.integers(1, 4))
+        y = rng.standard_normal((n, o) + k + sp).astype(np.float32)
+        out = np.full((n, o) + out_sp, np.nan, np.float32)
+        knn.col2im(y, out, stride, pad, dil)
+        want = _col2im_naive(y.astype(np.float64), out.shape, stride, pad, dil)
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
 
 
 def test_col2im_nan_stays_local():

@@ -620,39 +620,66 @@ def gemm(x, w, out, stride, dilation, groups, pads=None):
 @jit()
 def _col2im(y, out, sz, sy, sx, pz, py, px, dz, dy, dx, j0, j1):
     # out[n, o, z*sz - pz + a*dz, i*sy - py + b*dy, j*sx - px + e*dx] += y[n, o, a, b, e,
-    # z, i, j] for the output planes (n, o) numbered j0 <= n*O + o < j1: each plane
-    # stays in cache while every tap adds into it; each tap's input row adds into one
-    # output row, contiguous when sx == 1.
+    # z, i, j] for the output planes (n, o) numbered j0 <= n*O + o < j1, gathered one
+    # output row at a time: the input rows (z, i) and taps (a, b) that reach the row are
+    # summed into a row buffer held in L1, then stored once. Along the row, output
+    # column j*sx + off_e is phase off_e mod sx, position j + off_e div sx within it:
+    # each tap adds one contiguous, vectorised run into its phase's part of the buffer,
+    # and the phases are interleaved on the store. (Adding each tap straight into the
+    # output with stride sx, after zeroing it, took 0.93 ms for a 3x3 stride-2 layer to
+    # 32 channels of 112x112, batch 1, one thread; this takes ~0.2.)
     n_img, n_o, kd, kh, kw, di, hi, wi = y.shape
     do, ho, wo = out.shape[2], out.shape[3], out.shape[4]
+    wq = (wo + sx - 1) // sx
+    acc = np.empty(sx * wq, y.dtype)            # phase r's positions at [r*wq, (r+1)*wq)
+    er = np.empty(kw, np.int64)
+    eq = np.empty(kw, np.int64)
+    for e in range(kw):
+        off = e * dx - px
+        er[e] = off % sx
+        eq[e] = (off - er[e]) // sx
     for job in range(j0, j1):
         n = job // n_o
         o = job - n * n_o
-        out[n, o] = 0
-        for a in range(kd):
-            for z in range(di):
-                oz = z * sz - pz + a * dz
-                if oz < 0 or oz >= do:
-                    continue
-                for b in range(kh):
-                    for i in range(hi):
-                        oy = i * sy - py + b * dy
-                        if oy < 0 or oy >= ho:
+        for oz in range(do):
+            for oy in range(ho):
+                acc[:] = 0
+                for a in range(kd):
+                    tz = oz + pz - a * dz
+                    if tz % sz != 0 or tz < 0 or tz // sz >= di:
+                        continue
+                    z = tz // sz
+                    for b in range(kh):
+                        ti = oy + py - b * dy
+                        if ti % sy != 0 or ti < 0 or ti // sy >= hi:
                             continue
-                        dst = out[n, o, oz, oy]
+                        i = ti // sy
                         for e in range(kw):
-                            off = e * dx - px
-                            j0 = max(0, -(off // sx))                  # first j*sx + off >= 0
-                            j1 = min(wi, max(0, (wo - 1 - off) // sx + 1))
+                            r = er[e]
+                            q = eq[e]
+                            u0 = max(0, q)
+                            u1 = min((wo - r + sx - 1) // sx, wi + q)
+                            if u1 <= u0:
+                                continue
                             src = y[n, o, a, b, e, z, i]
-                            if sx == 1:
-                                d = dst[j0 + off:j1 + off]
-                                sv = src[j0:j1]
-                                for j in range(j1 - j0):
-                                    d[j] += sv[j]
-                            else:
-                                for j in range(j0, j1):
-                                    dst[j * sx + off] += src[j]
+                            base = U(r * wq)
+                            s0 = U(u0 - q)
+                            for t in range(U(u1 - u0)):
+                                acc[base + U(u0) + t] += src[s0 + t]
+                dst = out[n, o, oz, oy]
+                if sx == 1:
+                    for t in range(U(wo)):
+                        dst[t] = acc[t]
+                elif sx == 2:
+                    for u in range(U(wo // 2)):
+                        dst[2 * u] = acc[u]
+                        dst[2 * u + 1] = acc[U(wq) + u]
+                    if wo % 2:
+                        dst[wo - 1] = acc[wq - 1]
+                else:
+                    for r in range(sx):
+                        for u in range((wo - r + sx - 1) // sx):
+                            dst[u * sx + r] = acc[r * wq + u]
 
 
 def col2im(y, out, stride, padding, dilation):
