@@ -246,6 +246,15 @@ def test_model_weighs_the_winograd_filter_transform(n, c, h, want):
     assert min(costs, key=costs.get) == want
 
 
+@pytest.mark.parametrize("n, length, k", [(1, 3199, 3), (8, 3199, 3), (1, 99, 2), (8, 99, 2)])
+def test_model_runs_strided_deep_1d_layers_as_gemm(n, length, k):
+    # FASTCONV_TUNE=off: wav2vec's stride-2 512-channel layers. The register-tiled direct
+    # kernel took 1.2-1.6x BLAS's time on them (one thread); the model had it 0.8-1.1x.
+    costs = knn.layer_costs((n, 512, 1, 1, length), (512, 512, 1, 1, k), (1, 1, 2),
+                            (1, 1, 1), 1)
+    assert min(costs, key=costs.get) == "gemm"
+
+
 @pytest.mark.parametrize("seed", range(24))
 def test_strided_transposed_of_few_channels_per_group_vs_torch(seed):
     # groups > 1 with Cin/groups x O/groups <= 4 (a depthwise layer's input gradient):

@@ -1331,6 +1331,9 @@ def _costs(x_shape, w_shape, stride, dilation, groups, itemsize):
                       * o_g / (q * -(-o_g // q)))
         if taps == 1:        # one tap per channel: the tile's loop overhead shows (1x1
             eff_direct *= 0.7  # layers ran 1.4x BLAS's time at 256 -> 64 channels)
+        if stride[2] > 1:    # a strided row reads its taps from several phase planes:
+            eff_direct *= 0.6  # wav2vec's k3 / k2 stride-2 512-channel layers ran at
+            #                    1.2-1.6x BLAS's time, one thread (modelled 0.8-1.1x)
     costs = {"direct": 2 * macs / eff_direct}
     if cg == 1 and not tiled:
         # The depthwise kernel (_nn_depthwise): memory-bound passes over a flat run of
