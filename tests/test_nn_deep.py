@@ -4,6 +4,8 @@ threads when an image is one chunk, the transposed convolution (and input gradie
 a GEMM then col2im when the weight outweighs the tap values, and the threaded
 polyphase copy. Each test also checks that the path it is about was taken.
 """
+import math
+
 import numba
 import numpy as np
 import pytest
@@ -341,4 +343,31 @@ def test_winograd_2x2_taken_for_deep_layers_on_small_maps(monkeypatch):
     monkeypatch.setattr(knn, "_wino_costs", lambda *a: {2: 0.0, 4: 1.0})
     close(fnn.conv2d(x, w, padding=1, method="winograd"),
           F.conv2d(_t(x), _t(w), padding=1).numpy(), np.float32)
+    assert calls
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_weight_gradient_of_small_maps_images_side_by_side_vs_torch(seed, monkeypatch):
+    # Maps under 256 output positions, several images, groups 1: one GEMM over the
+    # positions of a block of images, the threads splitting the input channels; a small
+    # workspace forces several blocks (the later ones added into the result).
+    rng = np.random.default_rng(900 + seed)
+    nd = 1 + seed % 3
+    n = int(rng.integers(2, 6))
+    c, o = int(rng.integers(1, 20)), int(rng.integers(1, 12))
+    k = tuple(int(v) for v in rng.integers(1, 4, nd))
+    s = int(rng.integers(1, 3))
+    d = int(rng.integers(1, 3))
+    sp = tuple(d * (kk - 1) + 1 + int(rng.integers(0, 8 if nd < 3 else 4)) for kk in k)
+    p = int(rng.integers(0, 2))
+    x = rng.standard_normal((n, c) + sp).astype(np.float32)
+    kw = dict(stride=s, padding=p, dilation=d)
+    out = getattr(F, f"conv{N[nd]}")(_t(x), _t(np.ones((o, c) + k, np.float32)), **kw)
+    go = rng.standard_normal(out.shape).astype(np.float32)
+    want = getattr(G, f"conv{N[nd]}_weight")(_t(x), (o, c) + k, _t(go), **kw).numpy()
+    calls = _count(monkeypatch, knn, "_weight_gemm_images")
+    if seed % 2:
+        monkeypatch.setattr(knn, "WORKSPACE_BYTES", 2 * c * math.prod(k) * go[0, 0].size * 4)
+    got = getattr(fnn, f"conv{N[nd]}_weight")(x, (o, c) + k, go, method="gemm", **kw)
+    close(got, want, np.float32)
     assert calls
