@@ -371,3 +371,24 @@ def test_weight_gradient_of_small_maps_images_side_by_side_vs_torch(seed, monkey
     got = getattr(fnn, f"conv{N[nd]}_weight")(x, (o, c) + k, go, method="gemm", **kw)
     close(got, want, np.float32)
     assert calls
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_winograd_with_depth_taps_vs_torch(seed):
+    # k x 3 x 3 kernels (a video layer's 3x3x3): one 2-D Winograd layer per depth tap,
+    # added up; depth stride, dilation and padding, groups, odd maps.
+    rng = np.random.default_rng(1000 + seed)
+    groups = int(rng.integers(1, 3))
+    c, o = groups * int(rng.integers(1, 5)), groups * int(rng.integers(1, 4))
+    kd = int(rng.integers(2, 4))
+    sz, dz, pz = int(rng.integers(1, 3)), int(rng.integers(1, 3)), int(rng.integers(0, 2))
+    d = dz * (kd - 1) + 1 + int(rng.integers(0, 4))
+    sp = (d, int(rng.integers(3, 12)), int(rng.integers(3, 12)))
+    p = (pz, int(rng.integers(0, 2)), int(rng.integers(0, 2)))
+    x = rng.standard_normal((int(rng.integers(1, 3)), c) + sp)
+    w = rng.standard_normal((o, c // groups, kd, 3, 3))
+    kw = dict(stride=(sz, 1, 1), dilation=(dz, 1, 1), padding=p, groups=groups)
+    want = F.conv3d(_t(x), _t(w), **kw).numpy()
+    for dtype in (np.float32, np.float64):
+        got = fnn.conv3d(x.astype(dtype), w.astype(dtype), method="winograd", **kw)
+        close(got, want, dtype)
