@@ -46,6 +46,7 @@ import dataclasses
 import functools
 import inspect
 import itertools
+import mmap
 import operator
 import os
 import threading
@@ -255,6 +256,38 @@ def _block_into_scratch(pieces):
     return out
 
 
+# Block outputs are fresh memory every time (Dask keeps them), and in a worker every large
+# np.empty is a fresh mapping (see above) which NumPy (arrays of 4 MiB and more) advises
+# the kernel to back with transparent huge pages. On the 2-core VM this was measured on, a
+# fresh huge page is often "cold" (the VM's balloon driver reports free 2 MiB blocks to
+# the host, which then faults each one back in): a 2064^2 float32 output (17 MB) cost
+# 30-44 ms of system time cold, 2-12 ms warm, against a 17 ms filter. In the cluster
+# (gaussian_filter sigma 2, 16384^2 in 2048^2 chunks, 2 workers x 1 thread, 4 interleaved
+# calls each) the fastconv block task took 54-64 ms of CPU in cold calls (3 of 4: 5.13,
+# 3.95, 2.05 s) and 21 ms in the warm one (1.85 s). The same bytes mapped with
+# MAP_POPULATE (small pages, filled in the mmap call itself) cost 5-10 ms of system time
+# every time: block tasks 24.2-28.4 ms of CPU, calls 1.31-1.35 s (3.36 s for the first). So, in a worker, an output of _POPULATE_MIN bytes or more is such a
+# mapping, owned by the array (freed with it; pickled, sized and spilled by Dask as any
+# array). The price where huge pages are never cold: about 4 ms a 17 MB block here
+# (populated small pages against warm huge pages). Elsewhere (outside a worker, off Linux),
+# np.empty: a plain process's malloc reuses freed memory for large arrays.
+_POPULATE_MIN = 1 << 22
+
+
+def _fresh(shape, dtype):
+    """An uninitialised output array for a block: a populated mapping in a worker for
+    _POPULATE_MIN bytes or more (see above), else np.empty."""
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    nbytes = count * dtype.itemsize
+    if (nbytes < _POPULATE_MIN or not hasattr(mmap, "MAP_POPULATE") or dtype.hasobject
+            or not _in_worker()):
+        return np.empty(shape, dtype)
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+                    | mmap.MAP_POPULATE)
+    return np.frombuffer(buf, dtype, count).reshape(shape)
+
+
 def _own(result, piece, scratch):
     """``result``, copied if it shares the scratch buffer the piece lives in."""
     return result.copy() if scratch and np.may_share_memory(result, piece) else result
@@ -262,70 +295,15 @@ def _own(result, piece, scratch):
 
 def _graph_array(kind, token, x, tasks, out_chunks, dtype, extra=None):
     """A dask array from ``tasks`` {block index: task tuple} reading chunks of ``x``;
-    ``token``: everything the result depends on besides x (its name). Block tasks whose
-    chunks a distributed cluster already holds are annotated to run where they are
-    (``_placement``)."""
+    ``token``: everything the result depends on besides x (its name)."""
     from dask.highlevelgraph import HighLevelGraph
     name = f"fastconv-{kind}-" + dask.base.tokenize(x.name, out_chunks, str(dtype), token)
     dsk = {(name,) + idx: task for idx, task in tasks.items()}
     if extra:
         dsk.update(extra)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])
-    workers = _placement(x, {(name,) + idx: task for idx, task in tasks.items()})
-    if workers:
-        graph.layers[name].annotations = {"workers": workers.get,
-                                          "allow_other_workers": True}
     return da.Array(graph, name, out_chunks, dtype=dtype,
                     meta=np.empty((0,) * len(out_chunks), dtype))
-
-
-# Where a block runs. A block task reads its whole centre chunk (by its key) and thin halo
-# strips. Left to itself, a distributed scheduler balances its workers' queues and may run
-# a block on a worker that does not hold the centre chunk, which then travels whole to
-# cut a few halo rows: measured on 2 workers x 1 thread (gaussian_filter sigma 2, 8192^2
-# and 16384^2 in 2048^2 chunks, a persisted input), 2-4 chunks of 16 MiB received per
-# worker per call, which is the bulk of the "received from other workers" memory (4.4x
-# chunk + halo) and of a worker's peak. So when the input's chunks are already in the
-# cluster's memory (a persisted array: its futures), each block task carries the
-# annotation workers=[the worker holding its centre chunk] with allow_other_workers=True:
-# a loose restriction, which the scheduler follows while that worker runs and drops when
-# it is gone (work stealing may still move a block to an idle worker at the end of a
-# call). Chunks computed inside the same graph (from_zarr, a random array not persisted)
-# have no holder yet: no annotation, the scheduler's own placement. The cluster's
-# configuration is not touched.
-
-def _placement(x, tasks):
-    """{block key: [worker address]} for the tasks ``{key: task}`` whose centre chunk (a
-    chunk of ``x`` read whole, the first such) is held by a worker of the current
-    distributed client; {} without one, or when x's chunks are not in its memory."""
-    try:
-        from distributed import futures_of, get_client
-        client = get_client()
-    except (ImportError, ValueError):
-        return {}
-    futures = [f for f in futures_of(x) if f.key[0] == x.name] if x.ndim else []
-    if not futures:
-        return {}
-    holders = {k: sorted(v)[0] for k, v in client.who_has(futures).items() if v}
-    out = {}
-    for key, task in tasks.items():
-        chunk = _whole_chunk(task[1], x.name)
-        if chunk in holders:
-            out[key] = [holders[chunk]]
-    return out
-
-
-def _whole_chunk(pieces, name):
-    """The first key of a chunk of array ``name`` read whole in a block's pieces."""
-    if isinstance(pieces, list):
-        for p in pieces:
-            found = _whole_chunk(p, name)
-            if found is not None:
-                return found
-        return None
-    if type(pieces) is tuple and pieces and pieces[0] == name:
-        return pieces
-    return None
 
 
 def _bounds(chunks):
@@ -487,8 +465,13 @@ def _conv_block(pieces, wk, job):
     p = job.params
     wk = wk[p["wslice"]] if p["wslice"] is not None else wk
     piece, scratch = _assemble(pieces)
+    spec = p["spec"]
+    # execute computes into a C-contiguous array of the compute dtype, the block's result
+    # when no cast or reversal follows (_dispatch._finish): then into a fresh block.
+    out = (_fresh(spec.out_shape, spec.compute_dtype)
+           if spec.result_dtype == spec.compute_dtype and not spec.reverse_out else None)
     with _config.threads(p["nthreads"]), _compiled():
-        return _own(execute(p["spec"], piece, None, p["decision"], wk=wk), piece, scratch)
+        return _own(execute(spec, piece, None, p["decision"], wk=wk, out=out), piece, scratch)
 
 
 @_in_compile_mode
@@ -651,6 +634,13 @@ def _filter_block(pieces, job):
         p["name"], p["args"], p["kwargs"], p["crop"], p["methods"], p["nthreads"])
     piece, scratch = _assemble(pieces)
     func = getattr(ndimage, name).__wrapped__
+    # The output array is the engine's (_fresh), of the dtype the NumPy call returns: the
+    # output argument (``p["at"]``: its position in args, or None for a keyword).
+    out = _fresh(piece.shape, p["dtype"])
+    if p["at"] is not None:
+        args = args[:p["at"]] + (out,) + args[p["at"] + 1:]
+    else:
+        kwargs = dict(kwargs, output=out)
     token = ndimage._METHODS.set(ndimage._MethodPlan(list(methods), record=False))
     try:
         with _config.threads(nthreads), _compiled():
@@ -677,6 +667,8 @@ def filter_call(func, input, args, kwargs):
     if out is not None and not isinstance(out, (type, np.dtype, str)):
         raise TypeError("output must be None or a dtype when input is a dask array "
                         "(the result is a new lazy dask array)")
+    names = list(inspect.signature(func).parameters)
+    at = names.index("output") - 1 if names.index("output") - 1 < len(args) else None
     tiny = np.zeros((1,) * x.ndim, x.dtype)
     dtype = func(tiny, *args, **kwargs).dtype       # validates and gives scipy's dtype
     halo, modes = _filter_halo(name, x.ndim, a)
@@ -709,7 +701,7 @@ def filter_call(func, input, args, kwargs):
         pieces = _pieces(x, runs, in_bounds, edges, edges_name)
         window = _window(calls[piece_shape], crop, x.dtype, dtype)
         if window is None:
-            job = _Job(name=name, args=args, kwargs=kwargs, crop=crop,
+            job = _Job(name=name, args=args, kwargs=kwargs, crop=crop, dtype=dtype, at=at,
                        methods=methods[piece_shape], nthreads=nthreads)
             tasks[index] = (_filter_block, pieces, job)
             _largest(warm, ("filter", name, x.dtype.str, x.ndim, repr(modes), nthreads,
