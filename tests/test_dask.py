@@ -488,7 +488,9 @@ def test_worker_block_outputs_are_prefaulted_mappings(client):
     import mmap
     if not hasattr(mmap, "MAP_POPULATE"):
         pytest.skip("no MAP_POPULATE on this platform")
-    x = RNG.standard_normal((2200, 1024)).astype(np.float32)
+    # Made in the workers (a NumPy array this large would travel inside the graph).
+    x = da.random.default_rng(3).standard_normal((2200, 1024), chunks=(1100, 1024),
+                                                 dtype=np.float32)
     xi = (x * 100).astype(np.int16)
     w = RNG.standard_normal((3, 3)).astype(np.float32)
     cases = [
@@ -501,14 +503,14 @@ def test_worker_block_outputs_are_prefaulted_mappings(client):
          x.astype(np.float64)),
     ]
     for call, a in cases:
-        y = call(da.from_array(a, chunks=(1100, 1024)))
+        y = call(a)
         kinds = y.map_blocks(lambda b: np.array([[_backing(b)]], object), dtype=object,
                              chunks=(1, 1)).compute()
         assert set(kinds.ravel()) == {"mmap"}
-        got, want = y.compute(), call(a)
+        got, want = y.compute(), call(a.compute())
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
-    small = fnd.gaussian_filter(da.from_array(x[:64], chunks=(32, 1024)), 1.5)
+    small = fnd.gaussian_filter(x[:64].rechunk((32, 1024)), 1.5)
     kinds = small.map_blocks(lambda b: np.array([[_backing(b)]], object), dtype=object,
                              chunks=(1, 1)).compute()
     assert "mmap" not in set(kinds.ravel())                 # below 4 MiB: np.empty
