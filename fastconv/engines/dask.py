@@ -471,10 +471,12 @@ def _conv_block(pieces, wk, job):
     wk = wk[p["wslice"]] if p["wslice"] is not None else wk
     piece, scratch = _assemble(pieces)
     spec = p["spec"]
-    # execute computes into a C-contiguous array of the compute dtype, the block's result
-    # when no cast or reversal follows (_dispatch._finish): then into a fresh block.
+    # execute computes a CPU spec into a C-contiguous array of the compute dtype, the
+    # block's result when no cast or reversal follows (_dispatch._finish): then into a
+    # fresh block.
     out = (_fresh(spec.out_shape, spec.compute_dtype)
-           if spec.result_dtype == spec.compute_dtype and not spec.reverse_out else None)
+           if spec.device == "cpu" and spec.result_dtype == spec.compute_dtype
+           and not spec.reverse_out else None)
     with _config.threads(p["nthreads"]), _compiled():
         return _own(execute(spec, piece, None, p["decision"], wk=wk, out=out), piece, scratch)
 
