@@ -642,12 +642,14 @@ def _filter_block(pieces, job):
     piece, scratch = _assemble(pieces)
     func = getattr(ndimage, name).__wrapped__
     # The output array is the engine's (_fresh), of the dtype the NumPy call returns: the
-    # output argument (``p["at"]``: its position in args, or None for a keyword).
-    out = _fresh(piece.shape, p["dtype"])
-    if p["at"] is not None:
-        args = args[:p["at"]] + (out,) + args[p["at"] + 1:]
-    else:
-        kwargs = dict(kwargs, output=out)
+    # output argument (``p["at"]``: its position in args, or None for a keyword; dtype
+    # None: the filter takes no output argument).
+    if p["dtype"] is not None:
+        out = _fresh(piece.shape, p["dtype"])
+        if p["at"] is not None:
+            args = args[:p["at"]] + (out,) + args[p["at"] + 1:]
+        else:
+            kwargs = dict(kwargs, output=out)
     token = ndimage._METHODS.set(ndimage._MethodPlan(list(methods), record=False))
     try:
         with _config.threads(nthreads), _compiled():
@@ -675,7 +677,8 @@ def filter_call(func, input, args, kwargs):
         raise TypeError("output must be None or a dtype when input is a dask array "
                         "(the result is a new lazy dask array)")
     names = list(inspect.signature(func).parameters)
-    at = names.index("output") - 1 if names.index("output") - 1 < len(args) else None
+    at = names.index("output") - 1 if "output" in names else None
+    at = at if at is not None and at < len(args) else None
     tiny = np.zeros((1,) * x.ndim, x.dtype)
     dtype = func(tiny, *args, **kwargs).dtype       # validates and gives scipy's dtype
     halo, modes = _filter_halo(name, x.ndim, a)
@@ -708,7 +711,8 @@ def filter_call(func, input, args, kwargs):
         pieces = _pieces(x, runs, in_bounds, edges, edges_name)
         window = _window(calls[piece_shape], crop, x.dtype, dtype)
         if window is None:
-            job = _Job(name=name, args=args, kwargs=kwargs, crop=crop, dtype=dtype, at=at,
+            job = _Job(name=name, args=args, kwargs=kwargs, crop=crop, at=at,
+                       dtype=dtype if "output" in names else None,
                        methods=methods[piece_shape], nthreads=nthreads)
             tasks[index] = (_filter_block, pieces, job)
             _largest(warm, ("filter", name, x.dtype.str, x.ndim, repr(modes), nthreads,
