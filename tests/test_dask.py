@@ -472,3 +472,47 @@ def test_bench_task_report_picks_the_block_tasks():
               + [task("getitem", i, 0.004) for i in range(20)])
     assert sorted(cases._block_tasks(stream)) == pytest.approx([0.02, 0.021, 0.022, 0.023])
     assert cases._block_tasks([]) == [0.0]
+
+
+def _backing(a):
+    """The type of the object that owns an array's memory."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return type(a.obj if isinstance(a, memoryview) else a).__name__
+
+
+def test_worker_block_outputs_are_prefaulted_mappings(client):
+    """In a worker, a block output of at least 4 MiB is one MAP_POPULATE mapping (no cold
+    transparent huge pages), of the NumPy call's dtype, wherever the output argument is
+    given; the values are the NumPy path's."""
+    import mmap
+    if not hasattr(mmap, "MAP_POPULATE"):
+        pytest.skip("no MAP_POPULATE on this platform")
+    # Made in the workers (a NumPy array this large would travel inside the graph).
+    x = da.random.default_rng(3).standard_normal((2200, 1024), chunks=(1100, 1024),
+                                                 dtype=np.float32)
+    xi = (x * 100).astype(np.int16)
+    w = RNG.standard_normal((3, 3)).astype(np.float32)
+    cases = [
+        (lambda a: fnd.gaussian_filter(a, 1.5), x),
+        (lambda a: fnd.gaussian_filter(a, 1.5, 0, np.float64), x),   # output positional
+        (lambda a: fnd.uniform_filter(a, 3, np.int32), xi),
+        (lambda a: fnd.sobel(a, output=np.float32), xi),
+        (lambda a: fnd.convolve(a, w), x),                          # the block-sized window
+        (lambda a: fastconv.convolve(a, w.astype(np.float64), "same", method="direct"),
+         x.astype(np.float64)),
+    ]
+    for call, a in cases:
+        y = call(a)
+        kinds = y.map_blocks(lambda b: np.array([[_backing(b)]], object), dtype=object,
+                             chunks=(1, 1)).compute()
+        assert set(kinds.ravel()) == {"mmap"}
+        got, want = y.compute(), call(a.compute())
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    small = fnd.gaussian_filter(x[:64].rechunk((32, 1024)), 1.5)
+    kinds = small.map_blocks(lambda b: np.array([[_backing(b)]], object), dtype=object,
+                             chunks=(1, 1)).compute()
+    assert "mmap" not in set(kinds.ravel())                 # below 4 MiB: np.empty
+    assert _backing(engine._fresh((1100, 1024), np.float32)) == "ndarray"  # not in a worker
+

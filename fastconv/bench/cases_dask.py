@@ -8,7 +8,7 @@ in the workers (nothing travels to the client), then releases it. dask-image run
 
     python -m fastconv.bench.cases_dask [--n N] [--chunk C] [--workers W] [--repeat R]
                                        [--memory] [--tasks] [--scaling]
-                                       [--out-of-core RxC]
+                                       [--out-of-core RxC] [--amm-interval TIME]
 
 ``--out-of-core 32768x65536 --chunk 2048 --memory-limit 1GiB`` writes an 8 GiB zarr
 array and filters it into another with workers limited to 1 GiB each.
@@ -17,7 +17,9 @@ workers (no output kept; Linux: peaks are reset through /proc/self/clear_refs), 
 worker's peak RSS minus its idle RSS, the largest per-task growth and the bytes received
 from other workers (see "peak memory per worker" below); ``--tasks`` splits a block
 task's time in the cluster (see "where a task's time goes"); ``--scaling`` times fastconv on
-1 and on ``WORKERS`` workers.
+1 and on ``WORKERS`` workers. ``--amm-interval 100ms`` starts the cluster with that active
+memory manager interval (the Scaling-out guide's advice when memory is tight): replicas of
+chunks the scheduler moved between workers are dropped sooner.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ except ImportError:
 N = 4096
 CHUNK = 1024
 WORKERS = 2
+AMM_INTERVAL = None       # the active memory manager's interval (None: Dask's default, 2s)
 
 _CLUSTERS = {}
 
@@ -43,10 +46,14 @@ _CLUSTERS = {}
 def client(workers=WORKERS):
     """The benchmark's client on a LocalCluster of ``workers`` processes x 1 thread."""
     if workers not in _CLUSTERS:
+        import dask
         import distributed
-        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
-                                           processes=True, dashboard_address=":0",
-                                           silence_logs=40)
+        amm = ({"distributed.scheduler.active-memory-manager.interval": AMM_INTERVAL}
+               if AMM_INTERVAL else {})
+        with dask.config.set(amm):      # read when the (in-process) scheduler starts
+            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                               processes=True, dashboard_address=":0",
+                                               silence_logs=40)
         c = distributed.Client(cluster)
         _CLUSTERS[workers] = (cluster, c)
         atexit.register(_close, workers)
@@ -236,12 +243,15 @@ def memory_report(c, x, whats, repeat=3):
 # the same filter on one piece-sized array alone in this process, one thread. Wall above
 # CPU is time a worker waited for a core (the machine's other processes, the scheduler,
 # the other worker); CPU above "alone" is what the worker adds (gathering the piece, fresh
-# memory, Dask's own work).
+# memory, Dask's own work). The system part of the CPU is quoted on its own: fresh memory
+# shows there (cold transparent huge pages cost 30-44 ms a 17 MB block on the dev VM; see
+# _fresh in fastconv/engines/dask.py).
 
 def _cpu_seconds():
+    """(user, system) CPU seconds of this process."""
     import resource
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    return r.ru_utime, r.ru_stime
 
 
 def task_report(c, x, whats, repeat=3):
@@ -270,7 +280,7 @@ def task_report(c, x, whats, repeat=3):
                            "convolve63": lambda: sndi.convolve(piece, w63)}[w]}
         for label, call in contenders(c, x, w).items():
             call()
-            walls, cpus, totals = [], [], []
+            walls, cpus, syss, totals = [], [], [], []
             for _ in range(repeat):
                 cpu0 = c.run(_cpu_seconds)
                 with distributed.get_task_stream(client=c) as ts:
@@ -280,7 +290,9 @@ def task_report(c, x, whats, repeat=3):
                 cpu1 = c.run(_cpu_seconds)
                 blocks = _block_tasks(ts.data)
                 walls.append(float(np.median(blocks)))
-                cpus.append(sum(cpu1[a] - cpu0[a] for a in cpu0) / max(len(blocks), 1))
+                n = max(len(blocks), 1)
+                cpus.append(sum(sum(cpu1[a]) - sum(cpu0[a]) for a in cpu0) / n)
+                syss.append(sum(cpu1[a][1] - cpu0[a][1] for a in cpu0) / n)
             with threads(1):
                 alone_fns[label]()
                 ts_alone = []
@@ -291,7 +303,8 @@ def task_report(c, x, whats, repeat=3):
             lines.append(
                 f"tasks {w} {label}: call {np.median(totals) * 1e3:.0f} ms; block task "
                 f"{np.median(walls) * 1e3:.1f} ms wall, worker CPU per block "
-                f"{np.median(cpus) * 1e3:.1f} ms; the same filter alone on a "
+                f"{np.median(cpus) * 1e3:.1f} ms (system {np.median(syss) * 1e3:.1f} ms); "
+                f"the same filter alone on a "
                 f"{piece.shape[0]}^{x.ndim} piece, 1 thread: "
                 f"{np.median(ts_alone) * 1e3:.1f} ms (medians of {repeat})")
     return lines
@@ -357,7 +370,7 @@ def out_of_core(rows, cols, chunk, memory_limit, workers=WORKERS, folder=None):
 
 
 def main(argv=None):
-    global N, CHUNK
+    global N, CHUNK, AMM_INTERVAL
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=N)
     parser.add_argument("--chunk", type=int, default=CHUNK)
@@ -371,8 +384,11 @@ def main(argv=None):
     parser.add_argument("--out-of-core", metavar="ROWSxCOLS",
                         help="only the zarr-to-zarr run (with --chunk, --memory-limit)")
     parser.add_argument("--memory-limit", default="1GiB")
+    parser.add_argument("--amm-interval", metavar="TIME",
+                        help="the cluster's active-memory-manager interval (Dask's default: "
+                             "2s); the same cluster runs both contenders")
     args = parser.parse_args(argv)
-    N, CHUNK = args.n, args.chunk
+    N, CHUNK, AMM_INTERVAL = args.n, args.chunk, args.amm_interval
     if args.out_of_core:
         rows, cols = (int(v) for v in args.out_of_core.lower().split("x"))
         out_of_core(rows, cols, args.chunk, args.memory_limit, args.workers)

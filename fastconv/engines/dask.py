@@ -37,6 +37,11 @@ becomes one task:
   ``n = cores per host // task threads per host`` (read from the distributed client's
   workers, or the local scheduler's pool), so tasks x threads never oversubscribe.
 
+* **Worker memory.** Inside a distributed worker a task gathers its piece into a buffer
+  kept per thread (``_scratch``), and writes a block output of 4 MiB or more into a
+  populated mapping (``_fresh``) instead of NumPy's huge-page allocation, whose cold
+  pages cost more than the filter on the VM this was measured on.
+
 Every task function is module-level (pickled by reference). A Dask *kernel* (``in2``,
 ``weights``) is computed on the client when the graph is built: kernels are small.
 """
@@ -46,6 +51,7 @@ import dataclasses
 import functools
 import inspect
 import itertools
+import mmap
 import operator
 import os
 import threading
@@ -255,6 +261,38 @@ def _block_into_scratch(pieces):
     return out
 
 
+# Block outputs are fresh memory every time (Dask keeps them), and in a worker every large
+# np.empty is a fresh mapping (see above) which NumPy (arrays of 4 MiB and more) advises
+# the kernel to back with transparent huge pages. On the 2-core VM this was measured on, a
+# fresh huge page is often "cold" (the VM's balloon driver reports free 2 MiB blocks to
+# the host, which then faults each one back in): a 2064^2 float32 output (17 MB) cost
+# 30-44 ms of system time cold, 2-12 ms warm, against a 17 ms filter. In the cluster
+# (gaussian_filter sigma 2, 16384^2 in 2048^2 chunks, 2 workers x 1 thread, 4 interleaved
+# calls each) the fastconv block task took 54-64 ms of CPU in cold calls (3 of 4: 5.13,
+# 3.95, 2.05 s) and 21 ms in the warm one (1.85 s). The same bytes mapped with
+# MAP_POPULATE (small pages, filled in the mmap call itself) cost 5-10 ms of system time
+# every time: block tasks 24.2-28.4 ms of CPU, calls 1.31-1.35 s (3.36 s for the first). So, in a worker, an output of _POPULATE_MIN bytes or more is such a
+# mapping, owned by the array (freed with it; pickled, sized and spilled by Dask as any
+# array). The price where huge pages are never cold: about 4 ms a 17 MB block here
+# (populated small pages against warm huge pages). Elsewhere (outside a worker, off Linux),
+# np.empty: a plain process's malloc reuses freed memory for large arrays.
+_POPULATE_MIN = 1 << 22
+
+
+def _fresh(shape, dtype):
+    """An uninitialised output array for a block: a populated mapping in a worker for
+    _POPULATE_MIN bytes or more (see above), else np.empty."""
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    nbytes = count * dtype.itemsize
+    if (nbytes < _POPULATE_MIN or not hasattr(mmap, "MAP_POPULATE") or dtype.hasobject
+            or not _in_worker()):
+        return np.empty(shape, dtype)
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+                    | mmap.MAP_POPULATE)
+    return np.frombuffer(buf, dtype, count).reshape(shape)
+
+
 def _own(result, piece, scratch):
     """``result``, copied if it shares the scratch buffer the piece lives in."""
     return result.copy() if scratch and np.may_share_memory(result, piece) else result
@@ -432,8 +470,15 @@ def _conv_block(pieces, wk, job):
     p = job.params
     wk = wk[p["wslice"]] if p["wslice"] is not None else wk
     piece, scratch = _assemble(pieces)
+    spec = p["spec"]
+    # execute computes a CPU spec into a C-contiguous array of the compute dtype, the
+    # block's result when no cast or reversal follows (_dispatch._finish): then into a
+    # fresh block.
+    out = (_fresh(spec.out_shape, spec.compute_dtype)
+           if spec.device == "cpu" and spec.result_dtype == spec.compute_dtype
+           and not spec.reverse_out else None)
     with _config.threads(p["nthreads"]), _compiled():
-        return _own(execute(p["spec"], piece, None, p["decision"], wk=wk), piece, scratch)
+        return _own(execute(spec, piece, None, p["decision"], wk=wk, out=out), piece, scratch)
 
 
 @_in_compile_mode
@@ -596,6 +641,15 @@ def _filter_block(pieces, job):
         p["name"], p["args"], p["kwargs"], p["crop"], p["methods"], p["nthreads"])
     piece, scratch = _assemble(pieces)
     func = getattr(ndimage, name).__wrapped__
+    # The output array is the engine's (_fresh), of the dtype the NumPy call returns: the
+    # output argument (``p["at"]``: its position in args, or None for a keyword; dtype
+    # None: the filter takes no output argument).
+    if p["dtype"] is not None:
+        out = _fresh(piece.shape, p["dtype"])
+        if p["at"] is not None:
+            args = args[:p["at"]] + (out,) + args[p["at"] + 1:]
+        else:
+            kwargs = dict(kwargs, output=out)
     token = ndimage._METHODS.set(ndimage._MethodPlan(list(methods), record=False))
     try:
         with _config.threads(nthreads), _compiled():
@@ -622,6 +676,9 @@ def filter_call(func, input, args, kwargs):
     if out is not None and not isinstance(out, (type, np.dtype, str)):
         raise TypeError("output must be None or a dtype when input is a dask array "
                         "(the result is a new lazy dask array)")
+    names = list(inspect.signature(func).parameters)
+    at = names.index("output") - 1 if "output" in names else None
+    at = at if at is not None and at < len(args) else None
     tiny = np.zeros((1,) * x.ndim, x.dtype)
     dtype = func(tiny, *args, **kwargs).dtype       # validates and gives scipy's dtype
     halo, modes = _filter_halo(name, x.ndim, a)
@@ -654,7 +711,8 @@ def filter_call(func, input, args, kwargs):
         pieces = _pieces(x, runs, in_bounds, edges, edges_name)
         window = _window(calls[piece_shape], crop, x.dtype, dtype)
         if window is None:
-            job = _Job(name=name, args=args, kwargs=kwargs, crop=crop,
+            job = _Job(name=name, args=args, kwargs=kwargs, crop=crop, at=at,
+                       dtype=dtype if "output" in names else None,
                        methods=methods[piece_shape], nthreads=nthreads)
             tasks[index] = (_filter_block, pieces, job)
             _largest(warm, ("filter", name, x.dtype.str, x.ndim, repr(modes), nthreads,
