@@ -94,12 +94,10 @@ def test_winograd_one_chunk_split_products_vs_torch(shape, dtype, two_threads,
         chunks.append(len(items))
         return real(fn, items, threads)
     monkeypatch.setattr(knn, "run_chunks", spy)
-    monkeypatch.setattr(knn, "_wino_costs", lambda *a: {4: 0.0})      # F(4x4)
     close(fnn.conv2d(x.astype(dtype), w.astype(dtype), padding=1, method="winograd"),
           want, dtype)
-    # ..., the tile chunks (one), then inside it the input transform, the 36 products
-    # and the output transform, each split in two
-    assert chunks[-4:] == [1, 2, 2, 2]
+    # ..., the tile chunks (one), then inside it the 36 products split in two
+    assert chunks[-2:] == [1, 2]
 
 
 # (nd, batch, Cin, O, spatial, k, stride, padding, output_padding, dilation)

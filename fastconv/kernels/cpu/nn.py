@@ -1108,8 +1108,8 @@ _WINO_GG = np.kron(_WINO_G, _WINO_G)          # (36, 9): the 2-D filter transfor
 
 
 @jit()
-def _wino_input(x, v, sz, z0, base, u0, u1, th, tw, od, buf, t1):
-    # v[a*6 + b, (u - base)*tw + tx, c] = (B^T d B)[a, b] for the 6x6 tile of
+def _wino_input(x, v, sz, z0, u0, u1, th, tw, od, buf, t1):
+    # v[a*6 + b, (u - u0)*tw + tx, c] = (B^T d B)[a, b] for the 6x6 tile of
     # x[n, c, z0 + oz*sz]
     # at rows 4*ty.., columns 4*tx..; u = (n*od + oz)*th + ty indexes tile rows.
     # A whole tile row at a time, channels innermost: buf[i, p, k, c] holds input row i
@@ -1167,7 +1167,7 @@ def _wino_input(x, v, sz, z0, base, u0, u1, th, tw, od, buf, t1):
         t = tf[5]
         for e in range(run):
             t[e] = 4 * r1[e] - 5 * r3[e] + r5[e]
-        t0 = (u - base) * tw
+        t0 = (u - u0) * tw
         for a in range(6):
             e0 = t1[a, 0].reshape(-1)
             e1 = t1[a, 1].reshape(-1)
@@ -1196,7 +1196,7 @@ def _wino_input(x, v, sz, z0, base, u0, u1, th, tw, od, buf, t1):
 
 
 @jit()
-def _wino_output(m, out, base, u0, u1, th, tw, od, q, r):
+def _wino_output(m, out, u0, u1, th, tw, od, q, r):
     # out tile (4x4) = A^T M A for every output channel, m (36, T, O) channels-last, a
     # whole tile row at a time as in _wino_input: q[a, j, tx, o] = (M A)[a, j] and
     # r[i, j, tx, o] = (A^T M A)[i, j], each a loop over the flat (tile, channel) run;
@@ -1210,7 +1210,7 @@ def _wino_output(m, out, base, u0, u1, th, tw, od, q, r):
         ty = u - b_ * th
         n = b_ // od
         oz = b_ - n * od
-        t0 = (u - base) * tw
+        t0 = (u - u0) * tw
         for a in range(6):
             m0 = m[6 * a, t0:t0 + tw].reshape(-1)
             m1 = m[6 * a + 1, t0:t0 + tw].reshape(-1)
@@ -1527,15 +1527,10 @@ def _winograd_4x4(x, w, out, sz, z0, groups, threads):
     pieces = max(-(-total // max(1, WINO_CHUNK_BYTES // per_u)),
                  min(_balance_chunks(threads), total * tw // 64))
     pieces = max(1, min(pieces, total))
-    # Fewer chunks than two per thread, all within twice the chunk budget (a small
-    # image, batch 1): one chunk whose steps are each split over the threads instead:
-    # the input and output transforms by tile rows, the 36 products by product. With
-    # the products alone split, the transforms stayed on one thread (C128 28x28, batch
-    # 1: 1.8 ms on one thread, 0.6 of it the transforms); with the chunks split, 3
-    # chunks went to 2 threads (C64 56x56).
-    if threads > 1 and pieces < 2 * threads and total * per_u <= 2 * WINO_CHUNK_BYTES:
-        pieces = 1
     chunk = -(-total // pieces)
+    # One chunk (a small image): its 36 products are split over the threads instead,
+    # the transforms staying on one (C128 28x28, batch 1: 1.8 ms on one thread, of
+    # which 0.9 the products).
     inner = threads if pieces == 1 else 1
 
     def products(v, m, r0, r1, nt):
@@ -1547,31 +1542,22 @@ def _winograd_4x4(x, w, out, sz, z0, groups, threads):
                       u[r0:r1],
                       out=m[r0:r1].reshape(r1 - r0, nt, groups, o_g).transpose(0, 2, 1, 3))
 
-    def transform_in(vv, base, a, b):
-        buf = scratch("nn.wino.buf", (6, 4, tw + 1, n_ch), x.dtype)
-        t1 = scratch("nn.wino.t1", (6, 4, tw + 1, n_ch), x.dtype)
-        _wino_input(x, vv, sz, z0, base, a, b, th, tw, od, buf, t1)
-
-    def transform_out(mm, base, a, b):
-        q = scratch("nn.wino.q", (6, 4, tw, n_out), x.dtype)
-        r = scratch("nn.wino.r", (4, 4, tw, n_out), x.dtype)
-        _wino_output(mm, out, base, a, b, th, tw, od, q, r)
-
     def run(u0):
         u1 = min(total, u0 + chunk)
         nt = (u1 - u0) * tw
         vv = scratch("nn.wino.v", (36, nt, n_ch), x.dtype)
         mm = scratch("nn.wino.m", (36, nt, n_out), x.dtype)
+        buf = scratch("nn.wino.buf", (6, 4, tw + 1, n_ch), x.dtype)
+        t1 = scratch("nn.wino.t1", (6, 4, tw + 1, n_ch), x.dtype)
+        q = scratch("nn.wino.q", (6, 4, tw, n_out), x.dtype)
+        r = scratch("nn.wino.r", (4, 4, tw, n_out), x.dtype)
+        _wino_input(x, vv, sz, z0, u0, u1, th, tw, od, buf, t1)
         if inner > 1:
-            rows = [(u0 + a, u0 + b) for a, b in split_range(u1 - u0, inner, 1)]
-            run_chunks(lambda c: transform_in(vv, u0, *c), rows, inner)
             run_chunks(lambda c: products(vv, mm, c[0], c[1], nt), split_range(36, inner, 1),
                        inner)
-            run_chunks(lambda c: transform_out(mm, u0, *c), rows, inner)
         else:
-            transform_in(vv, u0, u0, u1)
             products(vv, mm, 0, 36, nt)
-            transform_out(mm, u0, u0, u1)
+        _wino_output(mm, out, u0, u1, th, tw, od, q, r)
 
     run_chunks(run, range(0, total, chunk), threads)
     return out
