@@ -608,13 +608,6 @@ def _compile_layer(p):
         except ValueError:               # the method does not apply to this layer
             continue
         _dispatch.execute(spec, x, w, d, out=np.empty(spec.out_shape, dt))
-        if m == "winograd" and p["groups"] == 1 and ws[2] == 1:
-            # Both tile sizes: the replica's shape may get the other one from the model
-            # than the real call (F(2x2) for deep layers on small maps).
-            from .kernels.cpu import nn as _knn
-            for tile in (2, 4):
-                _knn.winograd(x, w, np.empty(spec.out_shape, dt), st, dl, 1, spec.pads,
-                              tile=tile)
 
 
 _COMPILERS = {"correlate": _compile_conv, "filter": _compile_filter,

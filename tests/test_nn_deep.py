@@ -301,51 +301,6 @@ def test_depthwise_stride2_input_gradient_vs_torch():
               np.float32)
 
 
-WINO2 = [  # (n, c, o, spatial, padding): odd and even maps, 3-D with a kernel depth of 1
-    (1, 5, 7, (7, 7), 1), (2, 3, 4, (8, 9), 1), (1, 2, 3, (5, 6), 0), (3, 8, 6, (14, 13), 1),
-    (1, 1, 1, (3, 3), 0), (2, 6, 5, (4, 11), (1, 0)), (1, 4, 4, (3, 6, 7), (0, 1, 1))]
-
-
-@pytest.mark.parametrize("case", WINO2)
-@pytest.mark.parametrize("tile", [2, 4])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_winograd_tile_sizes_vs_torch(case, tile, dtype, monkeypatch):
-    # Both Winograd variants, forced, against torch; F(2x2) in small chunks of tiles too
-    # (tile rows split across chunks).
-    n, c, o, sp, pad = case
-    nd = len(sp)
-    rng = np.random.default_rng(sum(sp) + c)
-    x = rng.standard_normal((n, c) + sp)
-    k = (1, 3, 3) if nd == 3 else (3, 3)
-    w = rng.standard_normal((o, c) + k)
-    want = getattr(F, f"conv{N[nd]}")(_t(x), _t(w), padding=pad).numpy()
-    monkeypatch.setattr(knn, "_wino_costs", lambda *a: {tile: 0.0})
-    for chunk_bytes in (knn.WINO_CHUNK_BYTES, 16 * (c + o) * np.dtype(dtype).itemsize * 3):
-        monkeypatch.setattr(knn, "WINO_CHUNK_BYTES", chunk_bytes)
-        got = getattr(fnn, f"conv{N[nd]}")(x.astype(dtype), w.astype(dtype), padding=pad,
-                                           method="winograd")
-        close(got, want, dtype)
-
-
-def test_winograd_2x2_taken_for_deep_layers_on_small_maps(monkeypatch):
-    # The model's choice inside the winograd method: F(2x2) for 512 channels on 7x7 at
-    # batch 8 (its filter transform writes 16 values per filter against F(4x4)'s 36, and
-    # its products are 4x taller), F(4x4) from 28x28.
-    costs = knn._wino_costs((8, 512, 1, 9, 9), (512, 512, 1, 3, 3), (1, 7, 7), 1, 4)
-    assert min(costs, key=costs.get) == 2
-    costs = knn._wino_costs((8, 128, 1, 30, 30), (128, 128, 1, 3, 3), (1, 28, 28), 1, 4)
-    assert min(costs, key=costs.get) == 4
-    assert set(knn._wino_costs((8, 8, 1, 9, 9), (8, 4, 1, 3, 3), (1, 7, 7), 2, 4)) == {4}
-    calls = _count(monkeypatch, knn, "_winograd_2x2")
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((2, 64, 5, 5)).astype(np.float32)
-    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
-    monkeypatch.setattr(knn, "_wino_costs", lambda *a: {2: 0.0, 4: 1.0})
-    close(fnn.conv2d(x, w, padding=1, method="winograd"),
-          F.conv2d(_t(x), _t(w), padding=1).numpy(), np.float32)
-    assert calls
-
-
 @pytest.mark.parametrize("seed", range(8))
 def test_weight_gradient_of_small_maps_images_side_by_side_vs_torch(seed, monkeypatch):
     # Maps under 256 output positions, several images, groups 1: one GEMM over the
@@ -391,4 +346,27 @@ def test_winograd_with_depth_taps_vs_torch(seed):
     want = F.conv3d(_t(x), _t(w), **kw).numpy()
     for dtype in (np.float32, np.float64):
         got = fnn.conv3d(x.astype(dtype), w.astype(dtype), method="winograd", **kw)
+        close(got, want, dtype)
+
+
+WINO_CASES = [  # (n, c, o, spatial, padding): odd and even maps, 3-D with a kernel depth 1
+    (1, 5, 7, (7, 7), 1), (2, 3, 4, (8, 9), 1), (1, 2, 3, (5, 6), 0), (3, 8, 6, (14, 13), 1),
+    (1, 1, 1, (3, 3), 0), (2, 6, 5, (4, 11), (1, 0)), (1, 4, 4, (3, 6, 7), (0, 1, 1))]
+
+
+@pytest.mark.parametrize("case", WINO_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd_in_chunks_of_tile_rows_vs_torch(case, dtype, monkeypatch):
+    # The whole map in one chunk, and chunks of a few tile rows.
+    n, c, o, sp, pad = case
+    nd = len(sp)
+    rng = np.random.default_rng(sum(sp) + c)
+    x = rng.standard_normal((n, c) + sp)
+    w = rng.standard_normal((o, c) + ((1, 3, 3) if nd == 3 else (3, 3)))
+    want = getattr(F, f"conv{N[nd]}")(_t(x), _t(w), padding=pad).numpy()
+    tw = -(-(sp[-1] + 2 * (pad if isinstance(pad, int) else pad[-1]) - 2) // 4)
+    for chunk_bytes in (knn.WINO_CHUNK_BYTES, 36 * (c + o) * tw * np.dtype(dtype).itemsize):
+        monkeypatch.setattr(knn, "WINO_CHUNK_BYTES", chunk_bytes)
+        got = getattr(fnn, f"conv{N[nd]}")(x.astype(dtype), w.astype(dtype), padding=pad,
+                                           method="winograd")
         close(got, want, dtype)

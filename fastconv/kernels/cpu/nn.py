@@ -33,8 +33,7 @@ Methods:
   output plane; strided layers subsample the stride-1 result.
 * ``winograd``: F(4x4, 3x3) for 3x3, stride-1, undilated layers (in H, W): input and
   output tile transforms in numba, the 36 elementwise products as 36 batched GEMMs;
-  F(2x2, 3x3) (16 products, a cheaper filter transform) where the cost model prefers it:
-  deep layers on small maps.
+  kernels with depth taps (3x3x3) as one such 2-D layer per depth tap, added up.
 """
 from __future__ import annotations
 
@@ -1259,210 +1258,30 @@ def _wino_output(m, out, u0, u1, th, tw, od, q, r):
                     dst[col] = r[i, col & 3, col >> 2, o]
 
 
-# -- Winograd F(2x2, 3x3) ---------------------------------------------------------------
-# For deep layers on small maps (ResNet's 512 channels on 7x7): F(4x4, 3x3)'s filter
-# transform writes 36 values per filter (6.6 ms for 512 x 512 channels, one thread) and
-# its products are GEMMs only as tall as the tiles (4 per 7x7 image). F(2x2, 3x3) writes
-# 16 per filter and has 4x the tiles, for 2.25x fewer multiplies than the GEMM method
-# (F(4x4)'s 4x). Lavin & Gray's correlation form:
-#   B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
-#   G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
-#   A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
-
-_WINO2_G = np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]])
-_WINO2_GG = np.kron(_WINO2_G, _WINO2_G)       # (16, 9): the 2-D filter transform
-
-@jit()
-def _wino2_input(x, v, sz, t0, t1, th, tw, od, c0, c1):
-    # v[a*4 + b, c, t - t0] = (B^T d B)[a, b] for channels c0 <= c < c1 and tiles
-    # t0 <= t < t1, numbered t = ((n*od + oz)*th + ty)*tw + tx: d is the 4x4 tile of
-    # x[n, c, oz*sz] at rows 2*ty.., columns 2*tx... Tiles innermost: each channel's plane
-    # stays in cache, and each of the 16 results is a contiguous run over the tiles, the
-    # products' GEMMs' right-hand operand as it is.
-    for c in range(c0, c1):
-        t = t0
-        while t < t1:
-            pl = t // (th * tw)
-            rem = t - pl * th * tw
-            ty = rem // tw
-            tx0 = rem - ty * tw
-            txe = min(tw, tx0 + t1 - t)      # this tile row's tiles in [t, t1)
-            n = pl // od
-            p = x[n, c, (pl - n * od) * sz]
-            r0 = p[2 * ty]
-            r1 = p[2 * ty + 1]
-            r2 = p[2 * ty + 2]
-            r3 = p[2 * ty + 3]
-            j0 = t - t0 - tx0
-            for tx in range(tx0, txe):
-                x0 = 2 * tx
-                j = j0 + tx
-                # B^T d, column k: (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
-                a00 = r0[x0] - r2[x0]
-                a01 = r0[x0 + 1] - r2[x0 + 1]
-                a02 = r0[x0 + 2] - r2[x0 + 2]
-                a03 = r0[x0 + 3] - r2[x0 + 3]
-                a10 = r1[x0] + r2[x0]
-                a11 = r1[x0 + 1] + r2[x0 + 1]
-                a12 = r1[x0 + 2] + r2[x0 + 2]
-                a13 = r1[x0 + 3] + r2[x0 + 3]
-                a20 = r2[x0] - r1[x0]
-                a21 = r2[x0 + 1] - r1[x0 + 1]
-                a22 = r2[x0 + 2] - r1[x0 + 2]
-                a23 = r2[x0 + 3] - r1[x0 + 3]
-                a30 = r1[x0] - r3[x0]
-                a31 = r1[x0 + 1] - r3[x0 + 1]
-                a32 = r1[x0 + 2] - r3[x0 + 2]
-                a33 = r1[x0 + 3] - r3[x0 + 3]
-                # times B, row by row
-                v[0, c, j] = a00 - a02
-                v[1, c, j] = a01 + a02
-                v[2, c, j] = a02 - a01
-                v[3, c, j] = a01 - a03
-                v[4, c, j] = a10 - a12
-                v[5, c, j] = a11 + a12
-                v[6, c, j] = a12 - a11
-                v[7, c, j] = a11 - a13
-                v[8, c, j] = a20 - a22
-                v[9, c, j] = a21 + a22
-                v[10, c, j] = a22 - a21
-                v[11, c, j] = a21 - a23
-                v[12, c, j] = a30 - a32
-                v[13, c, j] = a31 + a32
-                v[14, c, j] = a32 - a31
-                v[15, c, j] = a31 - a33
-            t += txe - tx0
-
-
-@jit()
-def _wino2_output(m, out, t0, t1, th, tw, od, o0, o1):
-    # The 2x2 output tiles A^T M A, clipped to the output's edge, of output channels
-    # o0 <= o < o1 and tiles t0 <= t < t1 from m (16, O, T): each channel's plane
-    # written in place, a tile row at a time.
-    oh = out.shape[3]
-    ow = out.shape[4]
-    for o in range(o0, o1):
-        t = t0
-        while t < t1:
-            pl = t // (th * tw)
-            rem = t - pl * th * tw
-            ty = rem // tw
-            tx0 = rem - ty * tw
-            txe = min(tw, tx0 + t1 - t)
-            n = pl // od
-            plane = out[n, o, pl - n * od]
-            y0 = 2 * ty
-            below = y0 + 1 < oh
-            j0 = t - t0 - tx0
-            for tx in range(tx0, txe):
-                j = j0 + tx
-                # A^T M, columns k: row 0 = M0 + M1 + M2, row 1 = M1 - M2 - M3
-                s00 = m[0, o, j] + m[4, o, j] + m[8, o, j]
-                s01 = m[1, o, j] + m[5, o, j] + m[9, o, j]
-                s02 = m[2, o, j] + m[6, o, j] + m[10, o, j]
-                s03 = m[3, o, j] + m[7, o, j] + m[11, o, j]
-                s10 = m[4, o, j] - m[8, o, j] - m[12, o, j]
-                s11 = m[5, o, j] - m[9, o, j] - m[13, o, j]
-                s12 = m[6, o, j] - m[10, o, j] - m[14, o, j]
-                s13 = m[7, o, j] - m[11, o, j] - m[15, o, j]
-                x0 = 2 * tx
-                plane[y0, x0] = s00 + s01 + s02
-                if x0 + 1 < ow:
-                    plane[y0, x0 + 1] = s01 - s02 - s03
-                if below:
-                    plane[y0 + 1, x0] = s10 + s11 + s12
-                    if x0 + 1 < ow:
-                        plane[y0 + 1, x0 + 1] = s11 - s12 - s13
-            t += txe - tx0
-
-
-def _wino_tiles(osz, tile):
-    return osz[0] * -(-osz[1] // tile) * -(-osz[2] // tile)
-
-
-def _wino_costs(x_shape, w_shape, osz, groups, itemsize):
-    """Model seconds of Winograd F(4x4, 3x3) and F(2x2, 3x3) (the latter groups 1 only):
-    products as GEMMs as tall as the tiles (BLAS is slow below ~64 rows), the tile
-    transforms, and the filter transform, which writes 36 (16) values per filter at
-    ~5.6 GB/s (0.42 ms for 128 x 128 channels, 6.6 ms for 512 x 512 in F(4x4): a small
-    map of many channels pays it for a few tiles)."""
+def _wino_cost(x_shape, w_shape, osz, groups, itemsize):
+    """Model seconds of Winograd F(4x4, 3x3): the 36 products as GEMMs as tall as the
+    tiles (BLAS is slow below ~64 rows: a 7x7 map has 4 tiles), the tile transforms, and
+    the filter transform, which writes 36 values per filter tap triple at ~5.6 GB/s
+    (0.42 ms for 128 x 128 channels, 6.6 ms for 512 x 512: a small map of many channels
+    pays it for a few tiles); each depth tap one such layer, added on."""
     n_img, n_ch = x_shape[:2]
     n_out, cg = w_shape[:2]
     o_g = n_out // groups
-    kd = w_shape[2]              # depth taps: one 2-D layer each, plus adding it on
-    res = {}
-    # (tile, products, tiles for full GEMM speed, filter transform bytes per second):
-    # F(2x2)'s products ran at 46 / 76 / 85 GF/s with 16 / 64 / 128 tiles (512 x 512
-    # channels, one thread), and its filter transform at ~4 GB/s.
-    for tile, terms, tall, rate in ((4, 36, 64, 5.6e9), (2, 16, 128, 4e9)):
-        if tile == 2 and (groups != 1 or kd > 1):
-            continue
-        tiles = n_img * _wino_tiles(osz, tile)
-        wmacs = terms * tiles * n_out * cg
-        res[tile] = kd * (2 * wmacs / (50e9 * min(1.0, cg / 32) * min(1.0, o_g / 32)
-                                       * min(1.0, tiles / tall))
-                          + terms * tiles * (n_ch + n_out) * itemsize * 2 / 4e9
-                          + terms * n_out * cg * itemsize / rate)
-        if kd > 1:
-            res[tile] += (kd - 1) * 3 * n_img * n_out * math.prod(osz) * itemsize / 10e9
-    return res
+    kd = w_shape[2]
+    tiles = n_img * osz[0] * -(-osz[1] // 4) * -(-osz[2] // 4)
+    wmacs = 36 * tiles * n_out * cg
+    return (kd * (2 * wmacs / (50e9 * min(1.0, cg / 32) * min(1.0, o_g / 32)
+                               * min(1.0, tiles / 64))
+                  + 36 * tiles * (n_ch + n_out) * itemsize * 2 / 4e9
+                  + 36 * n_out * cg * itemsize / 5.6e9)
+            + (kd - 1) * 3 * n_img * n_out * math.prod(osz) * itemsize / 10e9)
 
 
-def _winograd_2x2(x, w, out, stride, pads, threads):
-    """F(2x2, 3x3), groups 1 (see above), in chunks of tiles within WINO_CHUNK_BYTES. Per
-    chunk: the input transform split over the threads by channels, the 16 products
-    M[r] (O x T) = U[r] (O x C) @ V[r] (C x T) (one-thread BLAS each) by product, the
-    output transform by output channels. This orientation needs no transposed copy of
-    anything: U comes from the filter transform as it is, V and M are written and read
-    a channel's run of tiles at a time, and the output planes in place."""
-    n_img, n_out, od, oh, ow = out.shape
-    n_ch = x.shape[1]
-    th, tw = -(-oh // 2), -(-ow // 2)
-    (lz, hz), (ly, _), (lx, _) = pads if pads is not None else ((0, 0),) * 3
-    full = ((lz, hz), (ly, 2 * th + 2 - x.shape[3] - ly), (lx, 2 * tw + 2 - x.shape[4] - lx))
-    xq = _polyphase(x, (1, 1, 1), full, threaded=False)
-    xq = xq.reshape(xq.shape[:2] + xq.shape[5:])
-    # Filter transform u[r, o, c] = (G w[o, c] G^T)[a, b] with r = a*4 + b: a (16 x 9) @
-    # (9 x O*C) GEMM reading w in place as its transposed operand, split in column
-    # blocks over the threads. (Numba loops did no better: the transform is a transpose
-    # of w whichever way it is written, ~4 ms for 512 x 512 channels on one thread.)
-    w9 = w.reshape(-1, 9)
-    gg = _WINO2_GG.astype(x.dtype)
-    u = scratch("nn.wino2.u", (16, w9.shape[0]), x.dtype)
-    run_chunks(lambda c: np.matmul(gg, w9[c[0]:c[1]].T, out=u[:, c[0]:c[1]]),
-               split_range(w9.shape[0], threads, 8192), threads)
-    u = u.reshape(16, n_out, n_ch)
-    total = n_img * od * th * tw
-    chunk = max(1, min(total, WINO_CHUNK_BYTES // (16 * (n_ch + n_out) * x.itemsize)))
-    for t0 in range(0, total, chunk):
-        t1 = min(total, t0 + chunk)
-        v = scratch("nn.wino2.v", (16, n_ch, t1 - t0), x.dtype)
-        m = scratch("nn.wino2.m", (16, n_out, t1 - t0), x.dtype)
-        run_ranges(lambda c0, c1: _wino2_input(xq, v, stride[0], t0, t1, th, tw, od, c0,
-                                               c1), n_ch, threads, 2)
-        run_chunks(lambda r: np.matmul(u[r[0]:r[1]], v[r[0]:r[1]], out=m[r[0]:r[1]]),
-                   split_range(16, threads, 1), threads)
-        run_ranges(lambda o0, o1: _wino2_output(m, out, t0, t1, th, tw, od, o0, o1),
-                   n_out, threads, 2)
-    return out
-
-
-def winograd(x, w, out, stride, dilation, groups, pads=None, tile=None):
-    """Winograd method (see the module docstring); needs ``applicable``. ``tile``: 4 for
-    F(4x4, 3x3), 2 for F(2x2, 3x3) (groups 1), None for the one the model prefers."""
+def winograd(x, w, out, stride, dilation, groups, pads=None):
+    """Winograd F(4x4, 3x3) method (see the module docstring); needs ``applicable``."""
     if out.size == 0:
         return out
     n_img, n_out, od, oh, ow = out.shape
-    n_ch = x.shape[1]
-    o_g = n_out // groups
-    cg = w.shape[1]
-    if tile is None:
-        costs = _wino_costs(x.shape, w.shape, out.shape[2:], groups, x.itemsize)
-        tile = min(costs, key=costs.get)
-    if tile == 2:
-        if groups != 1 or w.shape[2] != 1:
-            raise ValueError("Winograd F(2x2, 3x3) runs groups 1 and 2-D kernels only")
-        return _winograd_2x2(x, w, out, stride, pads, get_num_threads())
     th, tw = -(-oh // 4), -(-ow // 4)
     need_h, need_w = 4 * th + 2, 4 * tw + 2
     # The padding, and the zeros the ragged last tiles read past the input (their outputs
@@ -1665,8 +1484,7 @@ def _costs(x_shape, w_shape, stride, dilation, groups, itemsize):
                     + 8 * n_img * n_out * cg * size / 2 / 4e9)
     if _winograd_ok(x_shape, w_shape, stride, dilation, groups):
         # The tile size the method will run (winograd: the cheaper by this model).
-        costs["winograd"] = min(_wino_costs(x_shape, w_shape, osz, groups,
-                                            itemsize).values())
+        costs["winograd"] = _wino_cost(x_shape, w_shape, osz, groups, itemsize)
     return costs
 
 
