@@ -81,7 +81,11 @@ def median_time(fn, repeat: int = 5) -> float:
 
 def measure(fns: dict, repeat: int = 7, min_time: float = 0.02) -> tuple[dict, dict]:
     """Median seconds per call for each callable, timed interleaved in a shuffled order
-    each round (A B C, C A B, B C A, ...; seeded, so runs are repeatable)."""
+    each round (A B C, C A B, B C A, ...; seeded, so runs are repeatable). Each sample
+    starts with one untimed call: the first call after another library's pays for the
+    threads that library leaves spinning (torch's OpenMP workers: a 12 ms fastconv layer
+    took 19-23 ms right after a torch call, 12 from its second call on, two threads),
+    which a user timing one library in a loop never sees."""
     first = {}
     for label, fn in fns.items():
         t0 = time.perf_counter()
@@ -106,6 +110,7 @@ def measure(fns: dict, repeat: int = 7, min_time: float = 0.02) -> tuple[dict, d
         for label in labels:
             fn = fns[label]
             n = number[label]
+            fn()                                    # the lead-in (see above)
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
