@@ -1281,33 +1281,45 @@ def winograd(x, w, out, stride, dilation, groups, pads=None):
     """Winograd F(4x4, 3x3) method (see the module docstring); needs ``applicable``."""
     if out.size == 0:
         return out
-    n_img, n_out, od, oh, ow = out.shape
-    th, tw = -(-oh // 4), -(-ow // 4)
-    need_h, need_w = 4 * th + 2, 4 * tw + 2
-    # The padding, and the zeros the ragged last tiles read past the input (their outputs
-    # are clipped), in the one copy _polyphase makes (none when there is nothing to add);
-    # its numpy path: the rest runs on Python threads.
+    threads = get_num_threads()
+    if w.shape[2] == 1:
+        return _winograd_4x4(_winograd_input(x, out, pads), w, out, stride[0], 0, groups,
+                             threads)
+    # More than one tap in depth (a 3x3x3 video layer): the sum over the depth taps a of
+    # the 2-D layer of tap a on the planes a*dz + oz*sz, each a Winograd layer of its
+    # own, added into the output (one thread, C64 16x56x56 batch 1: 77 ms against the
+    # direct kernel's 128 and torch's 100). In blocks of images whose padded input and
+    # second output buffer stay within WORKSPACE_BYTES: whole, they came to 2.3x the
+    # output at batch 8 (234 MiB).
+    n_img = out.shape[0]
+    per_img = out[0].nbytes + x[0].nbytes * 2
+    nb = max(1, min(n_img, WORKSPACE_BYTES // per_img))
+    for n0 in range(0, n_img, nb):
+        n1 = min(n_img, n0 + nb)
+        xq, ob = _winograd_input(x[n0:n1], out[n0:n1], pads), out[n0:n1]
+        tmp = scratch("nn.wino.depth", ob.shape, out.dtype)
+        flat_out, flat_tmp = ob.reshape(-1), tmp.reshape(-1)
+        for a in range(w.shape[2]):
+            _winograd_4x4(xq, w[:, :, a:a + 1], ob if a == 0 else tmp, stride[0],
+                          a * dilation[0], groups, threads)
+            if a:
+                run_ranges(lambda i0, i1: np.add(flat_out[i0:i1], flat_tmp[i0:i1],
+                                                 out=flat_out[i0:i1]),
+                           flat_out.size, threads, 2)
+    return out
+
+
+def _winograd_input(x, out, pads):
+    """x padded for F(4x4) tiles over out's (H, W): the layer's padding and the zeros the
+    ragged last tiles read past the input (their outputs are clipped), in the one copy
+    _polyphase makes (none when there is nothing to add); its numpy path: the rest runs
+    on Python threads. Returns (N, C, D, H, W)."""
+    oh, ow = out.shape[3], out.shape[4]
+    need_h, need_w = 4 * -(-oh // 4) + 2, 4 * -(-ow // 4) + 2
     (lz, hz), (ly, _), (lx, _) = pads if pads is not None else ((0, 0),) * 3
     full = ((lz, hz), (ly, need_h - x.shape[3] - ly), (lx, need_w - x.shape[4] - lx))
     xq = _polyphase(x, (1, 1, 1), full, threaded=False)
-    x = xq.reshape(xq.shape[:2] + xq.shape[5:])
-    threads = get_num_threads()
-    if w.shape[2] == 1:
-        return _winograd_4x4(x, w, out, stride[0], 0, groups, threads)
-    # More than one tap in depth (a 3x3x3 video layer): the sum over the depth taps a of
-    # the 2-D layer of tap a on the planes a*dz + oz*sz, each a Winograd layer of its
-    # own, added into the output (one thread, C64 16x56x56 batch 1: 94 ms against the
-    # direct kernel's 154 and torch's 105).
-    tmp = np.empty(out.shape, out.dtype)
-    flat_out, flat_tmp = out.reshape(-1), tmp.reshape(-1)
-    for a in range(w.shape[2]):
-        _winograd_4x4(x, w[:, :, a:a + 1], out if a == 0 else tmp, stride[0],
-                      a * dilation[0], groups, threads)
-        if a:
-            run_ranges(lambda i0, i1: np.add(flat_out[i0:i1], flat_tmp[i0:i1],
-                                             out=flat_out[i0:i1]),
-                       flat_out.size, threads, 2)
-    return out
+    return xq.reshape(xq.shape[:2] + xq.shape[5:])
 
 
 def _winograd_4x4(x, w, out, sz, z0, groups, threads):
