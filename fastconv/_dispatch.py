@@ -148,7 +148,8 @@ def _decide_layer(spec, x, w, method, wk, force_measure):
     if method != "auto":
         if not _k.applicable(method, spec.x_shape, spec.w_shape, st, dl, g):
             raise ValueError(f"method={method!r} does not apply to this layer (winograd "
-                             f"needs 3x3 kernels with stride 1 and dilation 1)")
+                             f"needs 3x3 kernels with stride 1 and dilation 1 in height "
+                             f"and width)")
         return Decision(method, {}, "explicit", device=spec.device)
     costs, key = _layer_model(spec.x_shape, spec.w_shape, st, dl, g, spec.dtype)
 

@@ -271,7 +271,8 @@ def _block_into_scratch(pieces):
 # calls each) the fastconv block task took 54-64 ms of CPU in cold calls (3 of 4: 5.13,
 # 3.95, 2.05 s) and 21 ms in the warm one (1.85 s). The same bytes mapped with
 # MAP_POPULATE (small pages, filled in the mmap call itself) cost 5-10 ms of system time
-# every time: block tasks 24.2-28.4 ms of CPU, calls 1.31-1.35 s (3.36 s for the first). So, in a worker, an output of _POPULATE_MIN bytes or more is such a
+# every time: block tasks 24.2-28.4 ms of CPU, calls 1.31-1.35 s (3.36 s for the
+# first). So, in a worker, an output of _POPULATE_MIN bytes or more is such a
 # mapping, owned by the array (freed with it; pickled, sized and spilled by Dask as any
 # array). The price where huge pages are never cold: about 4 ms a 17 MB block here
 # (populated small pages against warm huge pages). Elsewhere (outside a worker, off Linux),
@@ -478,7 +479,8 @@ def _conv_block(pieces, wk, job):
            if spec.device == "cpu" and spec.result_dtype == spec.compute_dtype
            and not spec.reverse_out else None)
     with _config.threads(p["nthreads"]), _compiled():
-        return _own(execute(spec, piece, None, p["decision"], wk=wk, out=out), piece, scratch)
+        return _own(execute(spec, piece, None, p["decision"], wk=wk, out=out), piece,
+                    scratch)
 
 
 @_in_compile_mode

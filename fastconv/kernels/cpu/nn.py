@@ -838,11 +838,11 @@ def choose_weight_method(w_shape, groups):
 def _weight_gemm_images(xq, pointwise, gom, gview, ksize, stride, dilation, oh, ow,
                         threads):
     """weight_gemm for small maps (fewer than 256 output positions: 7x7, 14x14), groups
-    1: the positions of a block of images side by side, so each GEMM sums over all of
-    them (as many images as the workspace holds) instead of one image's 49-196 (a 512 x 49 x 4608 GEMM per 7x7 image,
-    its 9.4 MB result added into an accumulator each time, took 32 ms at batch 8 where
-    one 512 x 392 x 4608 GEMM takes 18, one thread). The threads split the input
-    channels, each writing its own columns of the result in place."""
+    1: the positions of a block of images (as many as the workspace holds) side by side,
+    so each GEMM sums over all of them instead of one image's 49-196. A 512 x 49 x 4608
+    GEMM per 7x7 image, its 9.4 MB result added into an accumulator each time, took
+    32 ms at batch 8, where one 512 x 392 x 4608 GEMM takes 18 (one thread). The threads
+    split the input channels, each writing its own columns of the result in place."""
     n_img, n_out, npos = gom.shape[0], gom.shape[2], gom.shape[3]
     k = gview.shape[2]
     taps = ksize[0] * ksize[1] * ksize[2]
@@ -1109,8 +1109,8 @@ _WINO_GG = np.kron(_WINO_G, _WINO_G)          # (36, 9): the 2-D filter transfor
 @jit()
 def _wino_input(x, v, sz, z0, u0, u1, th, tw, od, buf, t1):
     # v[a*6 + b, (u - u0)*tw + tx, c] = (B^T d B)[a, b] for the 6x6 tile of
-    # x[n, c, z0 + oz*sz]
-    # at rows 4*ty.., columns 4*tx..; u = (n*od + oz)*th + ty indexes tile rows.
+    # x[n, c, z0 + oz*sz] at rows 4*ty.., columns 4*tx..; u = (n*od + oz)*th + ty
+    # indexes tile rows.
     # A whole tile row at a time, channels innermost: buf[i, p, k, c] holds input row i
     # of the tile row at column 4*k + p (columns split by phase mod 4), so that both
     # transform steps are loops over long contiguous runs of (tile, channel) values:
@@ -1495,7 +1495,6 @@ def _costs(x_shape, w_shape, stride, dilation, groups, itemsize):
     costs["fft"] = (planes * 2.5 * size * max(1.0, math.log2(size)) / 7.5e9
                     + 8 * n_img * n_out * cg * size / 2 / 4e9)
     if _winograd_ok(x_shape, w_shape, stride, dilation, groups):
-        # The tile size the method will run (winograd: the cheaper by this model).
         costs["winograd"] = _wino_cost(x_shape, w_shape, osz, groups, itemsize)
     return costs
 
