@@ -375,3 +375,20 @@ def test_winograd_in_chunks_of_tile_rows_vs_torch(case, dtype, monkeypatch):
         got = getattr(fnn, f"conv{N[nd]}")(x.astype(dtype), w.astype(dtype), padding=pad,
                                            method="winograd")
         close(got, want, dtype)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_images_side_by_side_of_a_1x1_layer_vs_torch(stride, monkeypatch):
+    # A 1x1 layer's columns are its (subsampled) input planes: forward and weight
+    # gradient of small maps of several images, both through the side-by-side GEMMs.
+    rng = np.random.default_rng(40 + stride)
+    x = rng.standard_normal((3, 20, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((12, 20, 1, 1)).astype(np.float32)
+    fwd = _count(monkeypatch, knn, "_gemm_images")
+    wgt = _count(monkeypatch, knn, "_weight_gemm_images")
+    want = F.conv2d(_t(x), _t(w), stride=stride).numpy()
+    close(fnn.conv2d(x, w, stride=stride, method="gemm"), want, np.float32)
+    go = rng.standard_normal(want.shape).astype(np.float32)
+    close(fnn.conv2d_weight(x, w.shape, go, stride=stride, method="gemm"),
+          G.conv2d_weight(_t(x), w.shape, _t(go), stride=stride).numpy(), np.float32)
+    assert fwd and wgt

@@ -542,6 +542,23 @@ def _gemm_staged(xq, pointwise, wm, out_m, ksize, stride, dilation, oh, ow, thre
             run_chunks(lambda p: np.matmul(p[0], p[1], out=p[2]), parts, threads)
 
 
+def _image_columns(xq, pointwise, n0, m, c0, c1, ksize, stride, dilation, oh, ow, cols):
+    """The im2col columns of images n0..n0+m, input channels c0..c1, side by side in
+    cols (taps x (c1 - c0), m x positions), for the images-side-by-side GEMMs (forward
+    and weight gradient). A 1x1 layer's columns are its (subsampled) input planes. Each
+    image's columns go straight into their strided place: a copy through a contiguous
+    buffer moved one short row per numpy call (3-4 ms of a 512-channel 7x7 layer's 23 ms
+    at batch 8, one thread)."""
+    c3 = cols.reshape(cols.shape[0], m, -1)
+    if pointwise:
+        c3[...] = xq[n0:n0 + m, c0:c1].transpose(1, 0, 2)
+        return
+    rows = c3.shape[2] // ow
+    for j in range(m):
+        _im2col(xq, n0 + j, c0, c1 - c0, *ksize, *stride, *dilation, oh, ow, 0, rows,
+                c3[:, j])
+
+
 def _gemm_images(xq, pointwise, wm, out3, ksize, stride, dilation, oh, ow, threads):
     """gemm for small maps (fewer than 256 output positions: 7x7, 14x14) of several
     images, groups 1: the columns of a block of images side by side in one GEMM, its
@@ -550,23 +567,14 @@ def _gemm_images(xq, pointwise, wm, out3, ksize, stride, dilation, oh, ow, threa
     n_img, n_out, npos = out3.shape
     k = wm.shape[1]
     taps = ksize[0] * ksize[1] * ksize[2]
-    rows = npos // ow
     nb = max(1, min(1024 // npos, -(-n_img // threads)))
 
     def run(n0):
         n1 = min(n_img, n0 + nb)
         m = n1 - n0
         cols = scratch("nn.gemm.imgs", (k, m * npos), wm.dtype)
-        c3 = cols.reshape(k, m, npos)
-        if pointwise:
-            c3[...] = xq[n0:n1].transpose(1, 0, 2)
-        else:
-            # Each image's columns straight into its strided place: a copy through a
-            # contiguous buffer moved k short rows one numpy call each (3-4 ms of a
-            # 512-channel 7x7 layer's 23 ms at batch 8, one thread).
-            for j in range(m):
-                _im2col(xq, n0 + j, 0, k // taps, *ksize, *stride, *dilation, oh, ow, 0,
-                        rows, c3[:, j])
+        _image_columns(xq, pointwise, n0, m, 0, k // taps, ksize, stride, dilation, oh, ow,
+                       cols)
         y = scratch("nn.gemm.y", (n_out, m * npos), wm.dtype)
         np.matmul(wm, cols, out=y)
         out3[n0:n1] = y.reshape(n_out, m, npos).transpose(1, 0, 2)
@@ -854,7 +862,6 @@ def _weight_gemm_images(xq, pointwise, gom, gview, ksize, stride, dilation, oh, 
     k = gview.shape[2]
     taps = ksize[0] * ksize[1] * ksize[2]
     n_ch = k // taps
-    rows = npos // ow
     parts = split_range(n_ch, threads, max(1, 64 // taps))
     # Images per block: as many as a thread's columns hold within WORKSPACE_BYTES / 2.
     k_part = max(c1 - c0 for c0, c1 in parts) * taps
@@ -868,13 +875,8 @@ def _weight_gemm_images(xq, pointwise, gom, gview, ksize, stride, dilation, oh, 
             c0, c1 = c
             kk = (c1 - c0) * taps
             cols = scratch("nn.wgrad.imgs", (kk, m * npos), go_b.dtype)
-            c3 = cols.reshape(kk, m, npos)
-            for j in range(m):
-                if pointwise:
-                    c3[:, j] = xq[n0 + j, c0:c1]
-                else:
-                    _im2col(xq, n0 + j, c0, c1 - c0, *ksize, *stride, *dilation, oh, ow,
-                            0, rows, c3[:, j])
+            _image_columns(xq, pointwise, n0, m, c0, c1, ksize, stride, dilation, oh, ow,
+                           cols)
             dst = gview[0, :, c0 * taps:c1 * taps]
             if n0 == 0:
                 np.matmul(go_b, cols.T, out=dst)
